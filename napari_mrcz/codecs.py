@@ -1,0 +1,155 @@
+"""MRCZ codecs: the compressor table and the blosc chunk format.
+
+An MRCZ data section is one blosc chunk per z-slice, back to back. Each chunk begins
+with the 16-byte c-blosc header below, always little endian; walking those headers
+gives every slice's offset without decompressing anything.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from typing import NamedTuple
+
+import blosc
+import numpy as np
+
+#: MODE // 1000 -> codec name, as python-mrcz defines it. None is uncompressed.
+COMPRESSOR_ENUM: dict[int, str | None] = {
+    0: None,
+    1: "blosclz",
+    2: "lz4",
+    3: "lz4hc",
+    4: "snappy",
+    5: "zlib",
+    6: "zstd",
+}
+REVERSE_COMPRESSOR_ENUM: dict[str | None, int] = {
+    name: code for code, name in COMPRESSOR_ENUM.items()
+}
+MODE_CODEC_FACTOR = 1000
+
+#: Codecs the installed blosc can write (snappy is gone from recent c-blosc).
+AVAILABLE_CODECS: tuple[str, ...] = tuple(
+    name for name in COMPRESSOR_ENUM.values() if name and name in blosc.compressor_list()
+)
+
+CHUNK_HEADER = struct.Struct("<BBBBiii")
+CHUNK_HEADER_SIZE = CHUNK_HEADER.size
+#: Chunk format versions: 1 and 2 from c-blosc 1.x, 3-5 from c-blosc2.
+BLOSC1_FORMATS = frozenset({1, 2})
+BLOSC2_FORMATS = frozenset({3, 4, 5})
+
+# The blocksize is a global of c-blosc and changes the bytes written; holding this
+# lock around set-and-compress keeps concurrent writes byte-identical to serial ones.
+_COMPRESS_LOCK = threading.Lock()
+
+blosc.set_releasegil(True)
+
+
+class ChunkHeader(NamedTuple):
+    """The fields of a c-blosc chunk header."""
+
+    version: int
+    versionlz: int
+    flags: int
+    typesize: int
+    nbytes: int
+    blocksize: int
+    cbytes: int
+
+
+def parse_chunk_header(raw: bytes | memoryview) -> ChunkHeader:
+    """Unpack the first 16 bytes of a blosc chunk."""
+    return ChunkHeader(*CHUNK_HEADER.unpack_from(raw))
+
+
+def chunk_header_problem(header: ChunkHeader, expected_nbytes: int, room: int) -> str | None:
+    """Say what is wrong with a chunk header, or return None if it can be trusted.
+
+    Parameters
+    ----------
+    header : ChunkHeader
+        The parsed header.
+    expected_nbytes : int
+        The size one decompressed z-slice must have.
+    room : int
+        Bytes left in the file from the start of the chunk.
+    """
+    if header.version not in BLOSC1_FORMATS | BLOSC2_FORMATS:
+        return f"unknown blosc format version {header.version}"
+    if header.typesize < 1:
+        return "blosc typesize is 0"
+    if header.nbytes != expected_nbytes:
+        return (
+            f"chunk holds {header.nbytes} bytes uncompressed, a z-slice needs {expected_nbytes}"
+        )
+    if header.cbytes < CHUNK_HEADER_SIZE:
+        return f"chunk size {header.cbytes} is smaller than its own header"
+    if header.cbytes > room:
+        return f"chunk of {header.cbytes} bytes runs past the end of the file ({room} left)"
+    if header.blocksize <= 0 and header.nbytes > 0:
+        return f"blosc blocksize {header.blocksize} is not positive"
+    return None
+
+
+def set_threads(n_threads: int) -> None:
+    """Set the number of threads c-blosc uses."""
+    blosc.set_nthreads(max(1, int(n_threads)))
+
+
+def check_codec(compressor: str) -> str:
+    """Return ``compressor`` lower-cased if the installed blosc can write it.
+
+    Raises
+    ------
+    ValueError
+        For a codec MRCZ does not define or the installed blosc lacks.
+    """
+    name = compressor.lower()
+    if name not in REVERSE_COMPRESSOR_ENUM:
+        known = sorted(n for n in REVERSE_COMPRESSOR_ENUM if n)
+        raise ValueError(f"Unknown compressor {compressor!r}, expected one of {known}")
+    if name not in AVAILABLE_CODECS:
+        raise ValueError(
+            f"The installed blosc cannot write {name!r}; it offers {list(AVAILABLE_CODECS)}"
+        )
+    return name
+
+
+def compress_slice(frame: np.ndarray, compressor: str, clevel: int) -> bytes:
+    """Compress one C-contiguous z-slice into one blosc chunk, bit-shuffled.
+
+    The slice's buffer is handed to blosc as it is: no intermediate copy.
+    """
+    typesize = frame.dtype.itemsize
+    with _COMPRESS_LOCK:
+        blosc.set_blocksize(0)
+        return blosc.compress_ptr(
+            frame.ctypes.data,
+            frame.size,
+            typesize=typesize,
+            clevel=int(clevel),
+            shuffle=blosc.BITSHUFFLE,
+            cname=compressor,
+        )
+
+
+def decompress_into(chunk: bytes | memoryview, out: np.ndarray) -> None:
+    """Decompress one validated blosc chunk straight into the C-contiguous ``out``.
+
+    The caller has checked the chunk header against ``out.nbytes`` and the file size.
+    Chunks in the c-blosc2 format (python-mrcz's ``backend='blosc2'``) need the
+    optional ``blosc2`` package.
+    """
+    if chunk[0] in BLOSC1_FORMATS:
+        blosc.decompress_ptr(chunk, out.ctypes.data)
+        return
+    try:
+        import blosc2
+    except ImportError:
+        raise ImportError(
+            "This file holds c-blosc2 chunks (python-mrcz backend='blosc2'); "
+            "install the blosc2 package to read it"
+        ) from None
+    out.reshape(-1).view(np.uint8)[:] = np.frombuffer(blosc2.decompress(bytes(chunk)), np.uint8)

@@ -1,0 +1,114 @@
+"""The 1024-byte MRC2014 header, with python-mrcz's and IMOD's extra fields.
+
+The layout is defined once, as a numpy structured dtype (:data:`HEADER_DTYPE`), and
+both the reader and the writer go through it. Offsets count from byte 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+HEADER_SIZE = 1024
+
+#: Little- and big-endian machine stamps as MRC2014 writes them.
+MACHST_LITTLE = bytes((0x44, 0x44, 0x00, 0x00))
+MACHST_LITTLE_ALT = bytes((0x44, 0x41, 0x00, 0x00))
+MACHST_BIG = bytes((0x11, 0x11, 0x00, 0x00))
+
+#: IMOD writes this stamp at byte 152 and bit flags at byte 156.
+IMOD_STAMP = 1146047817
+IMOD_FLAG_SIGNED_BYTES = 1
+
+MRC2014_VERSION = 20141
+MAP_ID = b"MAP "
+LABEL_SIZE = 80
+N_LABELS = 10
+
+#: MRC2014 space groups: 0 for images and image stacks, 1 for volumes.
+ISPG_IMAGE_STACK = 0
+ISPG_VOLUME = 1
+
+HEADER_FIELDS: list[tuple] = [
+    ("nx", "i4"),  # 0: columns (fastest)
+    ("ny", "i4"),  # 4: rows
+    ("nz", "i4"),  # 8: sections
+    ("mode", "i4"),  # 12: MRC mode + 1000 x MRCZ compressor id
+    ("nxstart", "i4"),  # 16
+    ("nystart", "i4"),  # 20
+    ("nzstart", "i4"),  # 24
+    ("mx", "i4"),  # 28: sampling along x; python-mrcz writes 0
+    ("my", "i4"),  # 32
+    ("mz", "i4"),  # 36: python-mrcz: slices per frame for lists of 3D arrays
+    ("cella", "f4", (3,)),  # 40: cell size x, y, z in Angstrom
+    ("cellb", "f4", (3,)),  # 52: cell angles
+    ("mapc", "i4"),  # 64
+    ("mapr", "i4"),  # 68
+    ("maps", "i4"),  # 72
+    ("dmin", "f4"),  # 76
+    ("dmax", "f4"),  # 80
+    ("dmean", "f4"),  # 84
+    ("ispg", "i4"),  # 88
+    ("nsymbt", "i4"),  # 92: extended header length
+    ("extra1", "V8"),  # 96
+    ("exttyp", "S4"),  # 104: b'json' for MRCZ meta
+    ("nversion", "i4"),  # 108
+    ("extra2", "V20"),  # 112
+    ("voltage", "f4"),  # 132: python-mrcz, kV
+    ("cs", "f4"),  # 136: python-mrcz, spherical aberration in mm
+    ("gain", "f4"),  # 140: python-mrcz, counts per electron
+    ("packed_bytes", "i8"),  # 144: python-mrcz, size of all blosc chunks
+    ("imod_stamp", "i4"),  # 152: IMOD
+    ("imod_flags", "i4"),  # 156: IMOD, bit 0 = bytes are signed
+    ("extra3", "V36"),  # 160
+    ("origin", "f4", (3,)),  # 196: x, y, z in Angstrom
+    ("map", "S4"),  # 208: b'MAP '
+    ("machst", "u1", (4,)),  # 212
+    ("rms", "f4"),  # 216
+    ("nlabl", "i4"),  # 220
+    ("label", "S80", (N_LABELS,)),  # 224
+]
+
+#: The header in little-endian order; ``.newbyteorder('>')`` gives the big-endian one.
+HEADER_DTYPE = np.dtype(HEADER_FIELDS)
+assert HEADER_DTYPE.itemsize == HEADER_SIZE
+
+#: Byte offset of each field, for code that patches one field in place.
+FIELD_OFFSETS: dict[str, int] = {
+    name: HEADER_DTYPE.fields[name][1] for name in HEADER_DTYPE.names
+}
+
+
+def header_dtype(byteorder: str) -> np.dtype:
+    """Return the header dtype in ``byteorder`` (``'<'`` or ``'>'``)."""
+    return HEADER_DTYPE.newbyteorder(byteorder)
+
+
+def stamp_byteorder(machst: bytes) -> str | None:
+    """Return the byte order a machine stamp declares, or None if it declares none."""
+    if machst[:1] == b"\x44":
+        return "<"
+    if machst[:1] == b"\x11":
+        return ">"
+    return None
+
+
+def machine_stamp(byteorder: str) -> bytes:
+    """Return the machine stamp MRC2014 writes for ``byteorder``."""
+    return MACHST_LITTLE_ALT if byteorder == "<" else MACHST_BIG
+
+
+def new_header(byteorder: str = "<") -> np.ndarray:
+    """Return a blank MRC2014 header (a 0-d structured array) in ``byteorder``."""
+    header = np.zeros((), dtype=header_dtype(byteorder))
+    header["cellb"] = 90.0
+    header["mapc"], header["mapr"], header["maps"] = 1, 2, 3
+    header["nversion"] = MRC2014_VERSION
+    header["map"] = MAP_ID
+    header["machst"] = np.frombuffer(machine_stamp(byteorder), dtype="u1")
+    header["dmin"], header["dmax"], header["dmean"], header["rms"] = 0.0, -1.0, -2.0, -1.0
+    return header
+
+
+def decode_label(raw: bytes) -> str:
+    """Decode one 80-byte label; never fails on odd bytes."""
+    return raw.rstrip(b"\0 ").decode("latin-1")

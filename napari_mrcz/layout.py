@@ -1,0 +1,372 @@
+"""Where things are in an MRC or MRCZ file: the parsed header and the data layout.
+
+:func:`read_layout` reads and checks the header of a file without touching its data.
+The reader, the lazy array and the appending writer all start from its result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mmap
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .codecs import (
+    CHUNK_HEADER_SIZE,
+    COMPRESSOR_ENUM,
+    MODE_CODEC_FACTOR,
+    chunk_header_problem,
+    parse_chunk_header,
+)
+from .errors import MRCZFormatError
+from .header import (
+    HEADER_SIZE,
+    IMOD_FLAG_SIGNED_BYTES,
+    IMOD_STAMP,
+    decode_label,
+    header_dtype,
+    stamp_byteorder,
+)
+from .modes import EMAN2_MODE_DTYPES, MODE_DTYPES, UINT4_MODE, dtype_for_mode
+
+logger = logging.getLogger(__name__)
+
+#: No blosc1 codec expands data more than this from its compressed size; a chunk
+#: header claiming more is damaged (and would make us allocate for nothing).
+MAX_BLOSC_RATIO = 2**17
+
+_MRCZ_LABEL = re.compile(r"^MRCZ(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class MRCLayout:
+    """The parsed header of one MRC/MRCZ file and where its data lies.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    file_size : int
+        Its size in bytes when opened.
+    header : numpy.ndarray
+        The 1024-byte header as a 0-d structured array in the file's byte order.
+    byteorder : str
+        ``'<'`` or ``'>'``.
+    mode : int
+        MRC mode (without the MRCZ compressor part).
+    compressor : str or None
+        The MRCZ codec named by MODE, or None for plain MRC.
+    dtype : numpy.dtype
+        dtype of the pixels as stored (uint8 for the packed 4-bit mode 101).
+    shape : tuple of int
+        (nz, ny, nx) of the stored grid.
+    data_offset : int
+        Byte offset of the first z-slice (or blosc chunk).
+    slice_nbytes : int
+        Bytes of one stored z-slice (uncompressed).
+    slices : int
+        python-mrcz's slices per frame: 0 for one array, k for a list of k-slice frames.
+    pixelsize : numpy.ndarray
+        Pixel size in Angstrom in data order (z, y, x).
+    mapcrs : tuple of int
+        MAPC, MAPR, MAPS: which crystal axis (1=x, 2=y, 3=z) runs along columns,
+        rows and sections.
+    json_meta : dict or None
+        The JSON extended header, if the file has one.
+    labels : list of str
+        The text labels.
+    """
+
+    path: str
+    file_size: int
+    header: np.ndarray
+    byteorder: str
+    mode: int
+    compressor: str | None
+    dtype: np.dtype
+    shape: tuple[int, int, int]
+    data_offset: int
+    slice_nbytes: int
+    slices: int
+    pixelsize: np.ndarray
+    mapcrs: tuple[int, int, int]
+    json_meta: dict | None
+    labels: list[str] = field(default_factory=list)
+
+    @property
+    def nz(self) -> int:
+        """Number of stored z-slices."""
+        return self.shape[0]
+
+    @property
+    def is_uint4(self) -> bool:
+        """True for the packed 4-bit mode 101."""
+        return self.mode == UINT4_MODE
+
+    @property
+    def exttyp(self) -> str:
+        """EXTTYP as text."""
+        return bytes(self.header["exttyp"]).decode("latin-1").rstrip("\0 ")
+
+    @property
+    def nsymbt(self) -> int:
+        """Length of the extended header in bytes."""
+        return int(self.header["nsymbt"])
+
+    def field(self, name: str):
+        """Return one header field as a Python number, string or list."""
+        value = self.header[name]
+        if value.dtype.kind in "SV":
+            return bytes(value)
+        return value.tolist()
+
+    def read_extended_header(self) -> bytes:
+        """Return the raw extended header (between the header and the data)."""
+        with open(self.path, "rb") as handle:
+            handle.seek(HEADER_SIZE)
+            return handle.read(self.nsymbt)
+
+    def index_chunks(self, buffer: mmap.mmap | bytes) -> np.ndarray:
+        """Return the offsets of the nz blosc chunks and the end of the last one.
+
+        Walks the 16-byte chunk headers without decompressing anything, and checks
+        each against the slice size and the file size.
+
+        Raises
+        ------
+        MRCZFormatError
+            If a chunk header is damaged or a chunk runs past the end of the file.
+        """
+        end = len(buffer)
+        offsets = np.empty(self.nz + 1, dtype=np.int64)
+        position = self.data_offset
+        for index in range(self.nz):
+            offsets[index] = position
+            if position + CHUNK_HEADER_SIZE > end:
+                raise MRCZFormatError(
+                    self.path,
+                    f"truncated: blosc chunk {index} of {self.nz} starts at byte {position} "
+                    f"but the file ends at {end}",
+                )
+            chunk = parse_chunk_header(buffer[position : position + CHUNK_HEADER_SIZE])
+            problem = chunk_header_problem(chunk, self.slice_nbytes, end - position)
+            if problem is None and chunk.nbytes > chunk.cbytes * MAX_BLOSC_RATIO:
+                problem = f"chunk claims a compression ratio above {MAX_BLOSC_RATIO}"
+            if problem is not None:
+                raise MRCZFormatError(
+                    self.path, f"damaged blosc chunk {index} at byte {position}: {problem}"
+                )
+            position += chunk.cbytes
+        offsets[self.nz] = position
+        return offsets
+
+
+def _sane_header(header: np.ndarray, file_size: int) -> bool:
+    """True if a header read in some byte order looks like an MRC header."""
+    dims = [int(header[name]) for name in ("nx", "ny", "nz")]
+    mode = int(header["mode"])
+    nsymbt = int(header["nsymbt"])
+    return (
+        all(0 < d < 2**31 for d in dims)
+        and mode >= 0
+        and mode % MODE_CODEC_FACTOR in (*MODE_DTYPES, 3, 16)
+        and mode // MODE_CODEC_FACTOR in COMPRESSOR_ENUM
+        and 0 <= nsymbt <= file_size - HEADER_SIZE
+    )
+
+
+def _choose_byteorder(raw: bytes, file_size: int, hint: str) -> str:
+    """Decide the byte order: the machine stamp if the header agrees, else what is sane."""
+    declared = stamp_byteorder(raw[212:216])
+    first = declared or hint
+    candidates = (first, ">" if first == "<" else "<")
+    for order in candidates:
+        if _sane_header(np.frombuffer(raw, dtype=header_dtype(order))[0], file_size):
+            if declared is not None and order != declared:
+                warnings.warn(
+                    f"machine stamp says {'little' if declared == '<' else 'big'} endian but "
+                    "the header only makes sense the other way round; reading it that way",
+                    stacklevel=3,
+                )
+            return order
+    return first
+
+
+def _mrcz_version(label: str) -> tuple[int, int] | None:
+    match = _MRCZ_LABEL.match(label)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _decode_json(path: str, raw: bytes) -> dict:
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise MRCZFormatError(path, f"the JSON extended header is invalid: {error}") from None
+    if not isinstance(meta, dict):
+        raise MRCZFormatError(path, "the JSON extended header is not a JSON object")
+    return meta
+
+
+def _slices_per_frame(path: str, header: np.ndarray, nz: int, labels: list[str],
+                      json_meta: dict | None, requested: int | None) -> int:
+    """python-mrcz's slices-per-frame, or 0 for one monolithic array.
+
+    MZ means slices per frame only in files python-mrcz wrote (its MRCZ label with
+    MX = MY = 0) or files whose JSON meta has a ``slices`` key; everywhere else MZ is
+    the sampling along z, as MRC2014 defines it.
+    """
+    if requested is not None:
+        slices = int(requested)
+    elif json_meta is not None and isinstance(json_meta.get("slices"), int):
+        slices = json_meta["slices"]
+    else:
+        version = _mrcz_version(labels[0]) if labels else None
+        python_mrcz = version is not None and int(header["mx"]) == 0 and int(header["my"]) == 0
+        if not python_mrcz:
+            return 0
+        slices = 1 if version < (0, 5) else int(header["mz"])
+    if slices < 0 or (slices > 0 and nz % slices):
+        if requested is not None:
+            raise ValueError(f"slices={slices} does not divide the {nz} z-slices of {path}")
+        logger.warning("%s: ignoring slices=%d, which does not divide nz=%d", path, slices, nz)
+        return 0
+    return slices
+
+
+def _pixelsize(header: np.ndarray, shape: tuple[int, int, int], mapcrs: tuple[int, int, int],
+               slices: int) -> np.ndarray:
+    """Pixel size in Angstrom, in data order (z, y, x).
+
+    CELLA / M along each crystal axis, as MRC2014 and mrcfile define it, or CELLA / N
+    where M is 0 (python-mrcz) or where MZ counts slices per frame.
+    """
+    nz, ny, nx = shape
+    counts_by_axis = {mapcrs[0]: nx, mapcrs[1]: ny, mapcrs[2]: nz}
+    sampling = [int(header["mx"]), int(header["my"]), int(header["mz"])]
+    if slices:
+        sampling[mapcrs[2] - 1] = 0
+    cella = header["cella"].astype(np.float64)
+    voxel = [
+        cella[axis] / (sampling[axis] if sampling[axis] > 0 else counts_by_axis[axis + 1])
+        for axis in range(3)
+    ]
+    return np.array([voxel[mapcrs[2] - 1], voxel[mapcrs[1] - 1], voxel[mapcrs[0] - 1]])
+
+
+def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None = None,
+                file_convention: str = "ccpem") -> MRCLayout:
+    """Read and check the header of an MRC/MRCZ file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    endian : {'le', 'be'}
+        Byte order to assume when the machine stamp declares none and both orders
+        give a sane header.
+    slices : int, optional
+        Slices per frame, overriding what the file says (python-mrcz's ``slices``).
+    file_convention : {'ccpem', 'eman2'}
+        Mode numbering; EMAN2's old numbering is only partly supported, as in
+        python-mrcz.
+
+    Returns
+    -------
+    MRCLayout
+
+    Raises
+    ------
+    MRCZFormatError
+        If the file is too short, its header makes no sense or its data cannot fit.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as handle:
+        file_size = os.fstat(handle.fileno()).st_size
+        raw = handle.read(HEADER_SIZE)
+        if len(raw) < HEADER_SIZE:
+            raise MRCZFormatError(
+                path, f"too short for an MRC file: {len(raw)} bytes, the header alone is 1024"
+            )
+        byteorder = _choose_byteorder(raw, file_size, "<" if endian == "le" else ">")
+        header = np.frombuffer(raw, dtype=header_dtype(byteorder)).copy().reshape(())
+
+        nx, ny, nz = (int(header[name]) for name in ("nx", "ny", "nz"))
+        if min(nx, ny, nz) <= 0:
+            raise MRCZFormatError(path, f"dimensions must be positive, found nx={nx}, "
+                                        f"ny={ny}, nz={nz}")
+        raw_mode = int(header["mode"])
+        codec_id, mode = divmod(raw_mode, MODE_CODEC_FACTOR)
+        if raw_mode < 0 or codec_id not in COMPRESSOR_ENUM:
+            raise MRCZFormatError(path, f"unrecognized MRCZ compressor id = {codec_id} "
+                                        f"(MODE {raw_mode}); known ids: {sorted(COMPRESSOR_ENUM)}")
+        compressor = COMPRESSOR_ENUM[codec_id]
+        imod_unsigned = (int(header["imod_stamp"]) == IMOD_STAMP
+                         and not int(header["imod_flags"]) & IMOD_FLAG_SIGNED_BYTES)
+        try:
+            if file_convention.lower() == "eman2":
+                dtype = np.dtype(EMAN2_MODE_DTYPES[mode]).newbyteorder(byteorder)
+            elif file_convention.lower() == "ccpem":
+                dtype = dtype_for_mode(mode, byteorder, unsigned_bytes=imod_unsigned)
+            else:
+                raise ValueError(f"unrecognized MRC file convention: {file_convention}")
+        except KeyError:
+            raise MRCZFormatError(path, f"unsupported or unknown MRC mode {mode}") from None
+
+        nsymbt = int(header["nsymbt"])
+        if nsymbt < 0 or HEADER_SIZE + nsymbt > file_size:
+            raise MRCZFormatError(path, f"extended header length NSYMBT={nsymbt} runs past the "
+                                        f"end of the {file_size}-byte file")
+        data_offset = HEADER_SIZE + nsymbt
+        labels = [decode_label(bytes(label)) for label in header["label"]]
+        while labels and not labels[-1]:
+            labels.pop()
+
+        json_meta = None
+        if header["exttyp"] == b"json" and nsymbt > 0:
+            handle.seek(HEADER_SIZE)
+            json_meta = _decode_json(path, handle.read(nsymbt))
+
+    slice_nbytes = ny * ((nx + 1) // 2) if mode == UINT4_MODE else ny * nx * dtype.itemsize
+    data_room = file_size - data_offset
+    if compressor is None:
+        if nz * slice_nbytes > data_room:
+            raise MRCZFormatError(
+                path, f"truncated: {nz} z-slices of {slice_nbytes} bytes need "
+                      f"{nz * slice_nbytes} bytes of data but only {data_room} follow the header")
+    elif nz * CHUNK_HEADER_SIZE > data_room or (
+            nz * slice_nbytes > max(data_room, 1) * MAX_BLOSC_RATIO):
+        raise MRCZFormatError(
+            path, f"truncated: {nz} compressed z-slices cannot fit in the {data_room} bytes "
+                  "that follow the header")
+    if compressor is not None and mode == UINT4_MODE:
+        raise MRCZFormatError(path, "compressed 4-bit (mode 101) data is not defined by MRCZ")
+
+    mapcrs = (int(header["mapc"]), int(header["mapr"]), int(header["maps"]))
+    if sorted(mapcrs) != [1, 2, 3]:
+        warnings.warn(f"{path}: invalid axis order MAPC/MAPR/MAPS={mapcrs}, assuming 1, 2, 3",
+                      stacklevel=2)
+        mapcrs = (1, 2, 3)
+    shape = (nz, ny, nx)
+    slices = _slices_per_frame(path, header, nz, labels, json_meta, slices)
+    return MRCLayout(
+        path=path,
+        file_size=file_size,
+        header=header,
+        byteorder=byteorder,
+        mode=mode,
+        compressor=compressor,
+        dtype=dtype,
+        shape=shape,
+        data_offset=data_offset,
+        slice_nbytes=slice_nbytes,
+        slices=slices,
+        pixelsize=_pixelsize(header, shape, mapcrs, slices),
+        mapcrs=mapcrs,
+        json_meta=json_meta,
+        labels=labels,
+    )

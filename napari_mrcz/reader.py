@@ -1,0 +1,201 @@
+"""readMRC and readMRCHeader: python-mrcz's reading API on our engine."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .codecs import BLOSC1_FORMATS, set_threads
+from .layout import MRCLayout, read_layout
+from .slices import SliceReader
+from .threads import default_threads
+from .units import units_per_angstrom
+
+#: Header fields that go into ``meta['mrcHeader']`` as they are in the file.
+_RAW_FIELDS = (
+    "nx", "ny", "nz", "mode", "nxstart", "nystart", "nzstart", "mx", "my", "mz", "cella",
+    "cellb", "mapc", "mapr", "maps", "dmin", "dmax", "dmean", "ispg", "nsymbt", "exttyp",
+    "nversion", "voltage", "cs", "gain", "packed_bytes", "imod_stamp", "imod_flags",
+    "origin", "map", "machst", "rms", "nlabl",
+)
+
+
+def _raw_header(layout: MRCLayout) -> dict:
+    raw = {}
+    for name in _RAW_FIELDS:
+        value = layout.field(name)
+        if isinstance(value, bytes):
+            value = value.decode("latin-1").rstrip("\0")
+        raw[name] = value
+    raw["machst"] = bytes(layout.header["machst"]).hex(" ")
+    raw["label"] = list(layout.labels)
+    raw["byteorder"] = "little" if layout.byteorder == "<" else "big"
+    return raw
+
+
+def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA") -> dict:
+    """Return the meta dict python-mrcz's ``readMRC`` returns, plus our extras.
+
+    python-mrcz's keys: ``dimensions`` (z, y, x), ``MRCtype``, ``compressor``,
+    ``dtype``, ``pixelsize`` (z, y, x, in ``pixelunits``), ``pixelunits``,
+    ``minImage``, ``maxImage``, ``meanImage``, ``extendedBytes``, ``metaId``,
+    ``voltage``, ``C3``, ``gain``, ``packedBytes`` and, for MRCZ, ``bloscFormat`` and
+    ``backend``. Ours: ``rmsImage``, ``mapcrs`` and ``mrcHeader`` (every header field
+    as stored). JSON meta keys are added last and never replace these.
+    """
+    header = layout.header
+    meta: dict = {
+        "dimensions": np.array(layout.shape, dtype=int),
+        "MRCtype": layout.mode,
+        "compressor": layout.compressor,
+        "dtype": layout.dtype.str if layout.dtype.itemsize > 1 else "|" + layout.dtype.str[1:],
+        "pixelsize": layout.pixelsize * units_per_angstrom(pixelunits),
+        "pixelunits": pixelunits,
+        "minImage": float(header["dmin"]),
+        "maxImage": float(header["dmax"]),
+        "meanImage": float(header["dmean"]),
+        "rmsImage": float(header["rms"]),
+        "extendedBytes": layout.nsymbt,
+    }
+    if layout.nsymbt > 0:
+        meta["metaId"] = bytes(header["exttyp"])
+    if layout.compressor is not None:
+        with open(layout.path, "rb") as handle:
+            handle.seek(layout.data_offset)
+            version = handle.read(1)
+        blosc_format = None
+        if version:
+            blosc_format = 1 if version[0] in BLOSC1_FORMATS else 2
+        meta["bloscFormat"] = blosc_format
+        meta["backend"] = None if blosc_format is None else f"blosc{blosc_format}"
+    meta["voltage"] = float(header["voltage"])
+    meta["C3"] = float(header["cs"])
+    meta["gain"] = float(header["gain"])
+    meta["packedBytes"] = int(header["packed_bytes"])
+    meta["mapcrs"] = list(layout.mapcrs)
+    meta["mrcHeader"] = _raw_header(layout)
+    if layout.json_meta:
+        for key, value in layout.json_meta.items():
+            meta.setdefault(key, value)
+    return meta
+
+
+def readMRCHeader(MRCfilename: str | os.PathLike, slices: int | None = None,
+                  endian: str = "le", fileConvention: str = "ccpem",
+                  pixelunits: str = "\\AA") -> tuple[dict, int]:
+    """Read the header of an MRC/MRCZ file into python-mrcz's meta dict.
+
+    Parameters
+    ----------
+    MRCfilename : str or os.PathLike
+        The file.
+    slices : int, optional
+        Slices per frame, overriding the file.
+    endian : {'le', 'be'}
+        Byte order to assume if the file declares none; the header decides otherwise.
+    fileConvention : {'ccpem', 'eman2'}
+        Mode numbering.
+    pixelunits : str
+        Unit of the returned ``pixelsize``: ``'\\AA'``, ``'nm'``, ``'\\mum'`` or ``'pm'``.
+
+    Returns
+    -------
+    header : dict
+        As described in :func:`layout_meta`.
+    slices : int
+        Slices per frame (0 for one array).
+    """
+    layout = read_layout(MRCfilename, endian=endian, slices=slices,
+                         file_convention=fileConvention)
+    return layout_meta(layout, pixelunits), layout.slices
+
+
+def _frame_range(idx: int | tuple[int, int], nz: int) -> tuple[int, int]:
+    """Turn python-mrcz's ``idx`` (a frame, or an inclusive (first, last)) into a range."""
+    if np.ndim(idx) == 0:
+        first = last = int(idx)
+    else:
+        first, last = (int(value) for value in idx)
+    first = first + nz if first < 0 else first
+    last = last + nz if last < 0 else last
+    if not 0 <= first < nz or not 0 <= last < nz:
+        raise IndexError(f"image or slice index out of range: idx={idx}, z_dimension={nz}")
+    if last < first:
+        raise ValueError(f"idx={idx} selects no frames: the last frame comes before the first")
+    return first, last + 1
+
+
+def _as_frames(image: np.ndarray, slices: int) -> list[np.ndarray]:
+    """Split a (nz, ny, nx) array into python-mrcz's list of frames (views)."""
+    frames = image.reshape(-1, slices, *image.shape[1:])
+    return [frame[0] if slices == 1 else frame for frame in frames]
+
+
+def readMRC(MRCfilename: str | os.PathLike, idx: int | tuple[int, int] | None = None,
+            endian: str = "le", pixelunits: str = "\\AA", fileConvention: str = "ccpem",
+            useMemmap: bool = False, n_threads: int | None = None,
+            slices: int | None = None) -> tuple[np.ndarray | list[np.ndarray], dict]:
+    """Read an MRC or MRCZ file into a numpy array and a meta dict.
+
+    Parameters
+    ----------
+    MRCfilename : str or os.PathLike
+        The file.
+    idx : int or tuple of int, optional
+        Read only frame ``idx`` (returned without its z axis), or frames
+        ``first`` to ``last`` inclusive for a tuple (python-mrcz's behaviour).
+        Negative values count from the end. Works on compressed files too: only the
+        blosc chunks asked for are decompressed.
+    endian : {'le', 'be'}
+        Byte order to assume if the file declares none.
+    pixelunits : str
+        Unit of ``meta['pixelsize']``: ``'\\AA'`` (default), ``'nm'``, ``'\\mum'``, ``'pm'``.
+    fileConvention : {'ccpem', 'eman2'}
+        Mode numbering.
+    useMemmap : bool
+        Return a copy-on-write ``numpy.memmap`` of plain MRC data instead of reading
+        it. Ignored for compressed and 4-bit files, which are decoded into memory.
+    n_threads : int, optional
+        blosc threads for decompression; all cores by default.
+    slices : int, optional
+        Slices per frame. None reads it from the file: a ``slices`` key in the JSON
+        meta, or MZ in files python-mrcz wrote; 0 returns one array.
+
+    Returns
+    -------
+    image : numpy.ndarray or list of numpy.ndarray
+        The data in the file's byte order, (nz, ny, nx), or (ny, nx) for a single
+        image; a list of frames when ``slices`` > 0.
+    meta : dict
+        Header fields and JSON meta; see :func:`layout_meta`.
+
+    Raises
+    ------
+    MRCZFormatError
+        If the file is damaged or truncated.
+    """
+    layout = read_layout(MRCfilename, endian=endian, slices=slices,
+                         file_convention=fileConvention)
+    meta = layout_meta(layout, pixelunits)
+    nz = layout.nz
+    start, stop = (0, nz) if idx is None else _frame_range(idx, nz)
+    meta["dimensions"][0] = stop - start
+
+    if useMemmap and layout.compressor is None and not layout.is_uint4:
+        image = np.memmap(layout.path, dtype=layout.dtype, mode="c",
+                          offset=layout.data_offset + start * layout.slice_nbytes,
+                          shape=(stop - start, *layout.shape[1:]))
+    else:
+        set_threads(default_threads() if n_threads is None else n_threads)
+        with SliceReader(layout) as reader:
+            meta["packedBytes"] = meta["packedBytes"] or reader.packed_bytes
+            image = reader.read_into(start, stop, reader.new_array(stop - start),
+                                     sequential=True)
+
+    if layout.slices > 0 and idx is None:
+        return _as_frames(image, layout.slices), meta
+    if (idx is not None and np.ndim(idx) == 0) or image.shape[0] == 1:
+        image = image[0]
+    return image, meta
+

@@ -1,0 +1,136 @@
+"""Reading z-slices of an MRC/MRCZ file into arrays, without reading the rest."""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+
+from .codecs import decompress_into
+from .errors import MRCZFormatError
+from .layout import MRCLayout
+
+
+def unpack_uint4(packed: np.ndarray, nx: int, out: np.ndarray) -> None:
+    """Unpack mode-101 bytes (two pixels a byte, low nibble first) into ``out``.
+
+    ``packed`` has shape (..., ny, ceil(nx / 2)); ``out`` has shape (..., ny, nx).
+    """
+    np.bitwise_and(packed[..., : (nx + 1) // 2], 0x0F, out=out[..., 0::2])
+    np.right_shift(packed[..., : nx // 2], 4, out=out[..., 1::2])
+
+
+class SliceReader:
+    """Read any range of z-slices of one file into caller-supplied arrays.
+
+    Plain MRC is read with ``readinto`` straight into the destination. MRCZ is
+    memory-mapped; its blosc chunks are indexed once by walking their headers, and
+    each requested chunk is decompressed straight into the destination.
+
+    Parameters
+    ----------
+    layout : MRCLayout
+        The file's parsed header (from :func:`napari_mrcz.layout.read_layout`).
+    """
+
+    def __init__(self, layout: MRCLayout) -> None:
+        self.layout = layout
+        self._file = open(layout.path, "rb", buffering=0)  # noqa: SIM115 (closed in close())
+        self._mmap: mmap.mmap | None = None
+        self.chunk_offsets: np.ndarray | None = None
+        try:
+            if layout.compressor is not None:
+                self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+                self.chunk_offsets = layout.index_chunks(self._mmap)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def packed_bytes(self) -> int:
+        """Total size of the blosc chunks (0 for plain MRC)."""
+        if self.chunk_offsets is None:
+            return 0
+        return int(self.chunk_offsets[-1] - self.chunk_offsets[0])
+
+    def new_array(self, count: int) -> np.ndarray:
+        """Return an uninitialised (count, ny, nx) array of the file's pixel type."""
+        _, ny, nx = self.layout.shape
+        return np.empty((count, ny, nx), dtype=self.layout.dtype)
+
+    def read_into(self, start: int, stop: int, out: np.ndarray,
+                  sequential: bool = False) -> np.ndarray:
+        """Read z-slices ``start`` to ``stop`` (exclusive) into the C-contiguous ``out``.
+
+        Parameters
+        ----------
+        start, stop : int
+            Slice range, 0 <= start <= stop <= nz.
+        out : numpy.ndarray
+            Destination of shape (stop - start, ny, nx) and the file's dtype.
+        sequential : bool
+            Hint that the whole range is read front to back (enables read-ahead).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``out``.
+        """
+        layout = self.layout
+        if layout.compressor is not None:
+            self._decompress_range(start, stop, out, sequential)
+        elif layout.is_uint4:
+            _, ny, nx = layout.shape
+            packed = np.empty((stop - start, ny, (nx + 1) // 2), dtype=np.uint8)
+            self._read_raw(start, packed)
+            unpack_uint4(packed, nx, out)
+        else:
+            self._read_raw(start, out)
+        return out
+
+    def _read_raw(self, start: int, out: np.ndarray) -> None:
+        self._file.seek(self.layout.data_offset + start * self.layout.slice_nbytes)
+        view = memoryview(out).cast("B")
+        filled = 0
+        while filled < len(view):
+            count = self._file.readinto(view[filled:])
+            if not count:
+                raise MRCZFormatError(self.layout.path, "the file ended while reading data; "
+                                                        "was it truncated after opening?")
+            filled += count
+
+    def _decompress_range(self, start: int, stop: int, out: np.ndarray,
+                          sequential: bool) -> None:
+        assert self._mmap is not None
+        assert self.chunk_offsets is not None
+        if sequential and hasattr(self._mmap, "madvise"):
+            self._mmap.madvise(mmap.MADV_SEQUENTIAL)
+        offsets = self.chunk_offsets
+        with memoryview(self._mmap) as whole:
+            for position, index in enumerate(range(start, stop)):
+                with whole[offsets[index] : offsets[index + 1]] as chunk:
+                    try:
+                        decompress_into(chunk, out[position])
+                    except (RuntimeError, ValueError) as error:
+                        raise MRCZFormatError(
+                            self.layout.path,
+                            f"blosc chunk {index} is damaged and cannot be decompressed: {error}",
+                        ) from None
+
+    def close(self) -> None:
+        """Release the file and its memory map."""
+        if getattr(self, "_mmap", None) is not None:
+            self._mmap.close()
+            self._mmap = None
+        if hasattr(self, "_file") and not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> SliceReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+

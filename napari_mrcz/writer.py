@@ -1,0 +1,514 @@
+"""writeMRC and writeMRCHeader: python-mrcz's writing API on our engine.
+
+New files are written to a temporary file beside the target and renamed over it
+only once complete, so a failed save leaves the previous file as it was. Each z-slice
+is cast, compressed and folded into the header statistics in turn, while a
+background thread writes the previous one: compression and I/O overlap, and no
+whole-array copy is ever made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from . import __about__
+from .codecs import (
+    MODE_CODEC_FACTOR,
+    REVERSE_COMPRESSOR_ENUM,
+    check_codec,
+    compress_slice,
+    set_threads,
+)
+from .header import (
+    HEADER_SIZE,
+    ISPG_IMAGE_STACK,
+    ISPG_VOLUME,
+    LABEL_SIZE,
+    new_header,
+)
+from .jsonmeta import encode_meta
+from .layout import MRCLayout, read_layout
+from .modes import UINT4_MODE, mode_for_dtype, storage_dtype
+from .slices import SliceReader
+from .stats import SliceStats
+from .threads import default_threads
+from .units import units_per_angstrom
+
+logger = logging.getLogger(__name__)
+
+#: Slices queued for the writing thread at most; bounds memory to a few frames.
+MAX_PENDING_WRITES = 4
+
+#: Label 0 of every file we write. It starts like python-mrcz's ``MRCZ<version>``
+#: with a format version python-mrcz accepts, and says who wrote the file.
+WRITER_LABEL = f"MRCZ0.6.0 napari-mrcz {__about__.__version__}"
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@dataclass
+class _Frames:
+    """The data to write, seen as a sequence of 2D z-slices."""
+
+    source: Any
+    count: int
+    shape: tuple[int, int]
+    dtype: np.dtype
+    slices: int  # python-mrcz's slices per frame; 0 for one array
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if isinstance(self.source, list):
+            for frame in self.source:
+                if frame.ndim == 2:
+                    yield np.asarray(frame)
+                else:
+                    for index in range(frame.shape[0]):
+                        yield np.asarray(frame[index])
+        else:
+            for index in range(self.count):
+                yield np.asarray(self.source[index])
+
+
+def _as_frames(input_image: Any) -> _Frames:
+    """Describe ``input_image`` (an array-like of 1-3 dims, or a list of 2D/3D arrays)."""
+    if isinstance(input_image, (list, tuple)):
+        if not input_image:
+            raise ValueError("cannot write an empty list of frames")
+        frames = list(input_image)
+        first = frames[0]
+        if first.ndim not in (2, 3):
+            raise ValueError("For a sequence of arrays, only 2D or 3D arrays are handled.")
+        for number, frame in enumerate(frames):
+            if frame.shape != first.shape:
+                raise ValueError(f"Frame {number} has shape {frame.shape}, expected {first.shape}")
+            if frame.dtype != first.dtype:
+                raise TypeError(f"Frame {number} has dtype {frame.dtype}, expected {first.dtype}")
+        slices = 1 if first.ndim == 2 else first.shape[0]
+        return _Frames(frames, len(frames) * slices, tuple(first.shape[-2:]),
+                       np.dtype(first.dtype), slices)
+    data = input_image
+    if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+        data = np.asarray(data)
+    if data.ndim == 1:
+        data = data.reshape(1, 1, -1) if isinstance(data, np.ndarray) else np.asarray(
+            data).reshape(1, 1, -1)
+    if data.ndim == 2:
+        data = data[np.newaxis] if isinstance(data, np.ndarray) else np.asarray(data)[np.newaxis]
+    if data.ndim != 3:
+        raise ValueError(f"MRC holds 1 to 3 dimensions, got an array of shape {data.shape}")
+    return _Frames(data, int(data.shape[0]), tuple(int(n) for n in data.shape[1:]),
+                   np.dtype(data.dtype), 0)
+
+
+def _pixelsize_zyx(pixelsize: Any, pixelunits: str) -> np.ndarray:
+    """python-mrcz's ``pixelsize`` (one value, (y, x) or (z, y, x)) in Angstrom, as (z, y, x)."""
+    values = np.atleast_1d(np.asarray(pixelsize, dtype=np.float64)).ravel()
+    values = values / units_per_angstrom(pixelunits)
+    if values.size == 1:
+        return np.repeat(values, 3)
+    if values.size == 2:
+        return np.array([values[0], values[0], values[1]])
+    if values.size == 3:
+        return values
+    raise ValueError(f"pixelsize must have 1, 2 or 3 elements, got {values.size}")
+
+
+def _resolve_dtype(frames: _Frames, dtype: Any, path: str) -> tuple[np.dtype, bool]:
+    """Return (the dtype stored per pixel, whether it is packed 4-bit)."""
+    if dtype is not None and str(dtype).lstrip("<>|=") == "uint4":
+        return np.dtype(np.uint8), True
+    wanted = frames.dtype if dtype is None else np.dtype(dtype)
+    stored = storage_dtype(wanted)
+    if stored != wanted.newbyteorder("="):
+        logger.warning("Casting %s from %s to %s for MRC", path, wanted, stored)
+    return stored, False
+
+
+def _pack_uint4(frame: np.ndarray) -> np.ndarray:
+    """Pack a 2D array of values 0-15 two pixels a byte, low nibble first."""
+    if frame.size and (frame.min() < 0 or frame.max() > 15):
+        raise ValueError("uint4 (mode 101) holds values 0 to 15 only")
+    frame = frame.astype(np.uint8, copy=False)
+    ny, nx = frame.shape
+    packed = np.zeros((ny, (nx + 1) // 2), dtype=np.uint8)
+    packed[:, : (nx + 1) // 2] = frame[:, 0::2]
+    packed[:, : nx // 2] |= frame[:, 1::2] << 4
+    return packed
+
+
+def _make_header(byteorder: str, shape: tuple[int, int, int], mode: int, codec_id: int,
+                 pixelsize_zyx: np.ndarray, mz: int, slices: int, voltage: float, cs: float,
+                 gain: float) -> np.ndarray:
+    """Build the header of a new file (statistics and extended header are set later)."""
+    nz, ny, nx = shape
+    header = new_header(byteorder)
+    header["nx"], header["ny"], header["nz"] = nx, ny, nz
+    header["mode"] = mode + MODE_CODEC_FACTOR * codec_id
+    header["mx"], header["my"], header["mz"] = nx, ny, mz
+    header["cella"] = pixelsize_zyx[::-1] * np.array([nx, ny, nz])
+    header["ispg"] = ISPG_VOLUME if nz > 1 and not slices else ISPG_IMAGE_STACK
+    header["voltage"] = voltage or 0.0
+    header["cs"] = cs or 0.0
+    header["gain"] = gain or 1.0
+    header["nlabl"] = 1
+    header["label"][0] = WRITER_LABEL.encode("ascii")[:LABEL_SIZE]
+    return header
+
+
+def _set_stats(header: np.ndarray, stats: SliceStats) -> None:
+    header["dmin"], header["dmax"], header["dmean"], header["rms"] = stats.header_values()
+
+
+class _SliceWriter:
+    """Encodes z-slices and hands them to a background thread that writes them.
+
+    The thread writes in order, and at most :data:`MAX_PENDING_WRITES` slices wait
+    for it; its errors surface on the next call.
+    """
+
+    def __init__(self, handle: BinaryIO, file_dtype: np.dtype, compressor: str | None,
+                 clevel: int, uint4: bool, stats: SliceStats) -> None:
+        self.handle = handle
+        self.file_dtype = file_dtype
+        self.native_dtype = file_dtype.newbyteorder("=")
+        self.compressor = compressor
+        self.clevel = clevel
+        self.uint4 = uint4
+        self.stats = stats
+        self.packed_bytes = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-write")
+        self._pending: deque[Future] = deque()
+
+    def _sink(self, payload: Any, frame_for_stats: np.ndarray | None) -> None:
+        if frame_for_stats is not None:
+            self.stats.add(frame_for_stats)
+        self.handle.write(payload)
+
+    def add(self, frame: np.ndarray) -> None:
+        """Encode one 2D z-slice and queue it for writing."""
+        native = frame
+        if native.dtype != self.native_dtype and not self.uint4:
+            native = native.astype(self.native_dtype)
+        elif not native.dtype.isnative:
+            native = native.astype(native.dtype.newbyteorder("="))
+        if self.uint4:
+            payload = _pack_uint4(native)
+        elif self.file_dtype.isnative or self.file_dtype.itemsize == 1:
+            payload = np.ascontiguousarray(native)
+        else:
+            payload = native.astype(self.file_dtype)
+        if self.compressor is not None:
+            payload = compress_slice(payload, self.compressor, self.clevel)
+            self.packed_bytes += len(payload)
+            self._submit(payload, native)
+        else:
+            self.stats.add(native)
+            self._submit(memoryview(payload).cast("B"), None)
+
+    def _submit(self, payload: Any, frame_for_stats: np.ndarray | None) -> None:
+        self._pending.append(self._pool.submit(self._sink, payload, frame_for_stats))
+        while len(self._pending) > MAX_PENDING_WRITES:
+            self._pending.popleft().result()
+
+    def finish(self) -> None:
+        """Wait for every queued slice; raise the first error the writing thread met."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            for future in self._pending:
+                future.cancel()
+            self._pool.shutdown(wait=True)
+
+
+def _write_slices(handle: BinaryIO, frames: _Frames, file_dtype: np.dtype,
+                  compressor: str | None, clevel: int, uint4: bool) -> tuple[SliceStats, int]:
+    stats = SliceStats()
+    writer = _SliceWriter(handle, file_dtype, compressor, clevel, uint4, stats)
+    try:
+        for frame in frames:
+            writer.add(frame)
+    finally:
+        writer.finish()
+    return stats, writer.packed_bytes
+
+
+def _target_mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
+
+
+def _write_new_file(path: str, frames: _Frames, header: np.ndarray, json_meta: bytes | None,
+                    file_dtype: np.dtype, compressor: str | None, clevel: int,
+                    uint4: bool) -> None:
+    """Write a whole file to a temporary name and rename it over ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(
+        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".partial")
+    try:
+        with os.fdopen(descriptor, "wb", buffering=0) as handle:
+            handle.write(bytes(HEADER_SIZE))
+            if json_meta:
+                handle.write(json_meta)
+            stats, packed_bytes = _write_slices(handle, frames, file_dtype, compressor, clevel,
+                                                uint4)
+            _set_stats(header, stats)
+            header["packed_bytes"] = packed_bytes
+            handle.seek(0)
+            handle.write(header.tobytes())
+        os.chmod(temporary, _target_mode(path))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads: int) -> None:
+    """Write frames into an existing file from z-slice ``idx`` on.
+
+    Plain MRC: any ``idx`` from 0 to nz (nz appends). MRCZ: appending only. Only the
+    written slices and the header change; nothing else in the file is touched.
+    """
+    layout = read_layout(path)
+    nz = layout.nz
+    start = idx + nz if idx < 0 else idx
+    if not 0 <= start <= nz:
+        raise ValueError(f"Error: image or slice index out of range. idx = {idx}, "
+                         f"z_dimension = {nz}")
+    if frames.shape != layout.shape[1:]:
+        raise ValueError(f"Error: x,y dimensions of image {frames.shape} do not match that of "
+                         f"MRC file {path}: {layout.shape[1:]}")
+    if layout.is_uint4:
+        raise ValueError(f"{path}: writing into a 4-bit (mode 101) file is not supported")
+    if layout.compressor is not None and start != nz:
+        raise RuntimeError("Writing at arbitrary positions not supported for compressed files: "
+                           f"MRCZ frames can only be appended (idx={nz}). "
+                           f"Compressor = {layout.compressor}")
+    if layout.slices and frames.count % layout.slices:
+        raise ValueError(f"{path} holds frames of {layout.slices} slices; "
+                         f"{frames.count} slices do not make whole frames")
+    new_nz = max(nz, start + frames.count)
+    header = layout.header.copy()
+    old_stats = SliceStats.from_header(float(header["dmin"]), float(header["dmax"]),
+                                       float(header["dmean"]), float(header["rms"]),
+                                       nz * int(np.prod(layout.shape[1:])))
+    with open(path, "r+b", buffering=0) as handle:
+        if layout.compressor is not None:
+            set_threads(n_threads)
+            with SliceReader(layout) as reader:
+                handle.seek(int(reader.chunk_offsets[-1]))
+                packed_before = reader.packed_bytes
+        else:
+            handle.seek(layout.data_offset + start * layout.slice_nbytes)
+        stats, packed_bytes = _write_slices(handle, frames, layout.dtype, layout.compressor,
+                                            clevel, False)
+        if layout.compressor is not None:
+            header["packed_bytes"] = packed_before + packed_bytes
+        if start == nz and old_stats is not None:
+            stats.merge(old_stats)
+        elif start != nz:
+            stats = _file_stats(layout, new_nz, handle)
+        header["nz"] = new_nz
+        if int(header["mz"]) == nz and not layout.slices:
+            header["mz"] = new_nz
+        header["cella"][2] = layout.pixelsize[0] * new_nz
+        _set_stats(header, stats)
+        handle.seek(0)
+        handle.write(header.tobytes())
+
+
+def _file_stats(layout: MRCLayout, nz: int, handle: BinaryIO) -> SliceStats:
+    """Statistics of the first ``nz`` slices of a plain MRC file, read in blocks."""
+    handle.flush()
+    stats = SliceStats()
+    block = max(1, (64 * 2**20) // max(1, layout.slice_nbytes))
+    _, ny, nx = layout.shape
+    for first in range(0, nz, block):
+        count = min(block, nz - first)
+        data = np.fromfile(layout.path, dtype=layout.dtype, count=count * ny * nx,
+                           offset=layout.data_offset + first * layout.slice_nbytes)
+        stats.add(data.astype(layout.dtype.newbyteorder("="), copy=False))
+    return stats
+
+
+def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None = None,
+             endian: str = "le", dtype: Any = None,
+             pixelsize: Sequence[float] | float = (0.1, 0.1, 0.1), pixelunits: str = "\\AA",
+             shape: Any = None, voltage: float = 0.0, C3: float = 0.0, gain: float = 1.0,
+             compressor: str | None = None, clevel: int = 1, n_threads: int | None = None,
+             quickStats: bool = True, idx: int | None = None) -> None:
+    """Write an array (or a list of frames) as plain MRC or compressed MRCZ.
+
+    Parameters
+    ----------
+    input_image : array-like or list of numpy.ndarray
+        1 to 3 dimensions (z, y, x), a numpy array, memmap, dask array or anything
+        indexable slice by slice; or a list of equally shaped 2D or 3D arrays, which
+        python-mrcz and :func:`readMRC` give back as a list.
+    MRCfilename : str or os.PathLike
+        Target file. It is replaced only once the new file is complete.
+    meta : dict, optional
+        Written as JSON into the extended header (EXTTYP ``json``). numpy values and
+        Enums are converted as python-mrcz does.
+    endian : {'le', 'be'}
+        Byte order of the file.
+    dtype : str or numpy.dtype, optional
+        Cast to this type before writing; ``'uint4'`` packs values 0-15 two a byte
+        (plain MRC only). float64, complex128 and bool are cast to float32, complex64
+        and int8, uint8 is widened to uint16 (as mrcfile does).
+    pixelsize : float or sequence of float
+        One value, (y, x) or (z, y, x), in ``pixelunits``.
+    pixelunits : str
+        ``'\\AA'`` (default), ``'nm'``, ``'\\mum'`` or ``'pm'``.
+    shape : optional
+        Accepted for python-mrcz compatibility and ignored.
+    voltage, C3, gain : float
+        Accelerating voltage (kV), spherical aberration (mm) and detector gain, kept in
+        the header where python-mrcz keeps them.
+    compressor : str, optional
+        None for plain MRC, or a blosc codec: ``'zstd'``, ``'lz4'``, ``'lz4hc'``,
+        ``'blosclz'``, ``'zlib'`` (``'snappy'`` where the installed blosc has it).
+    clevel : int
+        Compression level 1 (fastest) to 9.
+    n_threads : int, optional
+        blosc threads; all cores by default (see :func:`setDefaultThreads`).
+    quickStats : bool
+        Accepted for python-mrcz compatibility: the header statistics are always exact,
+        gathered slice by slice while writing.
+    idx : int, optional
+        Write the frames into the existing file from z-slice ``idx`` on; ``idx`` equal
+        to the number of slices appends. Compressed files can only be appended to.
+        Without an existing file, ``idx`` must be 0.
+
+    Raises
+    ------
+    ValueError
+        For arguments that cannot be written (wrong pixelsize, unknown codec, ...).
+    TypeError
+        For data MRC cannot store, such as int64 (cast it first).
+    """
+    path = os.fspath(MRCfilename)
+    frames = _as_frames(input_image)
+    threads = default_threads() if n_threads is None else int(n_threads)
+    if idx is not None and os.path.isfile(path):
+        _write_at_index(path, frames, int(idx), clevel, threads)
+        return
+    if idx is not None and int(idx) != 0:
+        raise ValueError(f"{path} does not exist yet: only idx=0 can start it")
+
+    stored, uint4 = _resolve_dtype(frames, dtype, path)
+    codec = None if compressor is None else check_codec(compressor)
+    if uint4 and codec is not None:
+        raise TypeError("uint4 packing is not compatible with compression, use int8 datatype.")
+    if uint4 and frames.shape[1] % 2:
+        raise ValueError("uint4 (mode 101) needs an even number of columns")
+    byteorder = ">" if endian == "be" else "<"
+    mode = UINT4_MODE if uint4 else mode_for_dtype(stored)
+
+    json_meta = dict(meta) if isinstance(meta, dict) else None
+    if frames.slices:
+        json_meta = {**(json_meta or {}), "slices": frames.slices}
+    encoded_meta = encode_meta(json_meta) if json_meta is not None else None
+
+    nz = frames.count
+    if frames.slices:
+        mz = frames.slices
+    elif codec is not None:
+        mz = 0  # python-mrcz reads MZ as slices per frame; 0 is one array
+    else:
+        mz = nz
+    header = _make_header(byteorder, (nz, *frames.shape), mode,
+                          REVERSE_COMPRESSOR_ENUM[codec], _pixelsize_zyx(pixelsize, pixelunits),
+                          mz, frames.slices, voltage, C3, gain)
+    if encoded_meta is not None:
+        header["nsymbt"] = len(encoded_meta)
+        header["exttyp"] = b"json"
+    if codec is not None:
+        set_threads(threads)
+    file_dtype = stored.newbyteorder(byteorder)
+    _write_new_file(path, frames, header, encoded_meta, file_dtype, codec, clevel, uint4)
+
+
+def writeMRCHeader(f: BinaryIO, header: dict, slices: int, endchar: str = "<") -> int:
+    """Write python-mrcz's header dict as an MRC header (and JSON meta) at the start of ``f``.
+
+    Parameters
+    ----------
+    f : binary file
+        Open for writing; left positioned after the extended header.
+    header : dict
+        With python-mrcz's keys: ``dimensions`` (z, y, x), ``dtype``, and optionally
+        ``compressor``, ``pixelsize``, ``pixelunits``, ``minImage``, ``maxImage``,
+        ``meanImage``, ``voltage``, ``C3``, ``gain``, ``packedBytes`` and ``meta``.
+    slices : int
+        Slices per frame, stored in MZ as python-mrcz does (0 for one array).
+    endchar : {'<', '>'}
+        Byte order.
+
+    Returns
+    -------
+    int
+        Length of the JSON extended header (0 without one).
+    """
+    dims = [int(n) for n in header["dimensions"]]
+    if len(dims) == 2:
+        dims = [1, *dims]
+    dtype_name = str(header["dtype"]).lower().lstrip("<>|=")
+    mode = UINT4_MODE if dtype_name == "uint4" else mode_for_dtype(storage_dtype(dtype_name))
+    codec = header.get("compressor")
+    codec_id = REVERSE_COMPRESSOR_ENUM.get(codec, 0)
+    mrc_header = _make_header(endchar, (dims[0], dims[1], dims[2]), mode, codec_id,
+                              _pixelsize_zyx(header.get("pixelsize", 0.1),
+                                             header.get("pixelunits", "\\AA")),
+                              int(slices), int(slices), header.get("voltage", 0.0),
+                              header.get("C3", 0.0), header.get("gain", 1.0))
+    mrc_header["dmin"] = header.get("minImage", 0.0)
+    mrc_header["dmax"] = header.get("maxImage", 1.0)
+    mrc_header["dmean"] = header.get("meanImage", 0.0)
+    mrc_header["packed_bytes"] = int(header.get("packedBytes", 0) or 0)
+    encoded = encode_meta(header["meta"]) if isinstance(header.get("meta"), dict) else b""
+    if encoded:
+        mrc_header["nsymbt"] = len(encoded)
+        mrc_header["exttyp"] = b"json"
+    f.seek(0)
+    f.write(mrc_header.tobytes())
+    f.write(encoded)
+    return len(encoded)
+
+
+def defaultHeader() -> dict:
+    """Return python-mrcz's default header dict, for :func:`writeMRCHeader`."""
+    return {
+        "fileConvention": "ccpem",
+        "endian": "le",
+        "MRCtype": 0,
+        "dimensions": np.array([0, 0, 0], dtype=int),
+        "dtype": "u1",
+        "compressor": None,
+        "packedBytes": 0,
+        "clevel": 1,
+        "maxImage": 1.0,
+        "minImage": 0.0,
+        "meanImage": 0.0,
+        "pixelsize": 0.1,
+        "pixelunits": "nm",
+        "voltage": 300.0,
+        "C3": 2.7,
+        "gain": 1.0,
+        "n_threads": default_threads(),
+    }
+

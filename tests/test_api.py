@@ -1,0 +1,60 @@
+"""The public API: python-mrcz's names, importable without napari or Qt."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+import napari_mrcz
+
+PYTHON_MRCZ_NAMES = [
+    "readMRC", "writeMRC", "asyncReadMRC", "asyncWriteMRC", "readMRCHeader",
+    "writeMRCHeader", "defaultHeader", "setDefaultThreads", "__version__",
+    "REVERSE_CCPEM_ENUM", "CCPEM_ENUM", "COMPRESSOR_ENUM", "REVERSE_COMPRESSOR_ENUM",
+]
+SNAKE_ALIASES = {
+    "read_mrc": "readMRC", "write_mrc": "writeMRC", "async_read_mrc": "asyncReadMRC",
+    "async_write_mrc": "asyncWriteMRC", "read_mrc_header": "readMRCHeader",
+    "write_mrc_header": "writeMRCHeader", "default_header": "defaultHeader",
+    "set_default_threads": "setDefaultThreads",
+}
+
+
+def test_engine_import_pulls_in_no_gui():
+    code = (
+        "import sys, napari_mrcz\n"
+        "heavy = [m for m in ('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6', 'magicgui', 'npe2')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_python_mrcz_names_exist():
+    for name in PYTHON_MRCZ_NAMES:
+        assert hasattr(napari_mrcz, name), name
+
+
+def test_snake_case_aliases_are_the_same_objects():
+    for alias, name in SNAKE_ALIASES.items():
+        assert getattr(napari_mrcz, alias) is getattr(napari_mrcz, name)
+
+
+def test_mode_tables_match_python_mrcz():
+    import mrcz
+
+    for mode, code in mrcz.ioMRC.CCPEM_ENUM.items():
+        assert np.dtype(napari_mrcz.CCPEM_ENUM[mode]) == np.dtype(code)
+    for name, mode in mrcz.ioMRC.REVERSE_CCPEM_ENUM.items():
+        assert napari_mrcz.REVERSE_CCPEM_ENUM[name] == mode
+    for code, name in napari_mrcz.COMPRESSOR_ENUM.items():
+        assert mrcz.ioMRC.COMPRESSOR_ENUM[code] == name
+
+
+def test_default_header_has_python_mrcz_keys():
+    import mrcz
+
+    ours, theirs = napari_mrcz.defaultHeader(), mrcz.defaultHeader()
+    assert set(theirs) - {"backend"} <= set(ours)
