@@ -40,6 +40,9 @@ CHUNK_HEADER_SIZE = CHUNK_HEADER.size
 BLOSC1_FORMATS = frozenset({1, 2})
 BLOSC2_FORMATS = frozenset({3, 4, 5})
 
+MAX_BLOCK_SIZE = 2**19
+MIN_BLOCK_SIZE = 2**14
+
 # The blocksize is a global of c-blosc and changes the bytes written; holding this
 # lock around set-and-compress keeps concurrent writes byte-identical to serial ones.
 _COMPRESS_LOCK = threading.Lock()
@@ -117,6 +120,17 @@ def check_codec(compressor: str) -> str:
     return name
 
 
+def block_size(nbytes: int) -> int:
+    """The blosc block size for a z-slice of ``nbytes``.
+
+    Up to 512 KiB: larger blocks compress faster and smaller than c-blosc's default
+    (32 KiB for zstd) or python-mrcz's 64 KiB, while a slice still splits into at
+    least 8 blocks for the threads to share. It depends on the slice size only, so
+    the bytes written do not depend on the thread count.
+    """
+    return min(MAX_BLOCK_SIZE, max(nbytes // 8, MIN_BLOCK_SIZE))
+
+
 def compress_slice(frame: np.ndarray, compressor: str, clevel: int) -> bytes:
     """Compress one C-contiguous z-slice into one blosc chunk, bit-shuffled.
 
@@ -124,7 +138,7 @@ def compress_slice(frame: np.ndarray, compressor: str, clevel: int) -> bytes:
     """
     typesize = frame.dtype.itemsize
     with _COMPRESS_LOCK:
-        blosc.set_blocksize(0)
+        blosc.set_blocksize(block_size(frame.nbytes))
         return blosc.compress_ptr(
             frame.ctypes.data,
             frame.size,

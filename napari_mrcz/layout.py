@@ -114,6 +114,11 @@ class MRCLayout:
         return bytes(self.header["exttyp"]).decode("latin-1").rstrip("\0 ")
 
     @property
+    def written_by_python_mrcz(self) -> bool:
+        """True if the file carries python-mrcz's signature (see python_mrcz_signature)."""
+        return python_mrcz_signature(self.header, self.labels) is not None
+
+    @property
     def nsymbt(self) -> int:
         """Length of the extended header in bytes."""
         return int(self.header["nsymbt"])
@@ -202,6 +207,18 @@ def _mrcz_version(label: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+def python_mrcz_signature(header: np.ndarray, labels: list[str]) -> tuple[int, int] | None:
+    """python-mrcz's format version if the file carries its signature, else None.
+
+    The signature is its ``MRCZ<version>`` label with MX = MY = 0: every other
+    program, and we, write M = N.
+    """
+    version = _mrcz_version(labels[0]) if labels else None
+    if version is not None and int(header["mx"]) == 0 and int(header["my"]) == 0:
+        return version
+    return None
+
+
 def _decode_json(path: str, raw: bytes) -> dict:
     try:
         meta = json.loads(raw.decode("utf-8"))
@@ -225,9 +242,8 @@ def _slices_per_frame(path: str, header: np.ndarray, nz: int, labels: list[str],
     elif json_meta is not None and isinstance(json_meta.get("slices"), int):
         slices = json_meta["slices"]
     else:
-        version = _mrcz_version(labels[0]) if labels else None
-        python_mrcz = version is not None and int(header["mx"]) == 0 and int(header["my"]) == 0
-        if not python_mrcz:
+        version = python_mrcz_signature(header, labels)
+        if version is None:
             return 0
         slices = 1 if version < (0, 5) else int(header["mz"])
     if slices < 0 or (slices > 0 and nz % slices):

@@ -40,18 +40,23 @@ from .jsonmeta import encode_meta
 from .layout import MRCLayout, read_layout
 from .modes import UINT4_MODE, mode_for_dtype, storage_dtype
 from .slices import SliceReader
-from .stats import SliceStats
+from .stats import SliceStats, shift_for
 from .threads import default_threads
 from .units import units_per_angstrom
 
 logger = logging.getLogger(__name__)
 
-#: Slices queued for the writing thread at most; bounds memory to a few frames.
+#: Slices in flight at most; bounds memory to a few frames.
 MAX_PENDING_WRITES = 4
+#: Threads computing per-slice statistics while the next slice is encoded.
+STATS_WORKERS = 2
 
 #: Label 0 of every file we write. It starts like python-mrcz's ``MRCZ<version>``
 #: with a format version python-mrcz accepts, and says who wrote the file.
 WRITER_LABEL = f"MRCZ0.6.0 napari-mrcz {__about__.__version__}"
+
+#: z pixel size python-mrcz writes when given a (y, x) pixel size, in Angstrom.
+DEFAULT_Z_SPACING = 10.0
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -112,13 +117,16 @@ def _as_frames(input_image: Any) -> _Frames:
 
 
 def _pixelsize_zyx(pixelsize: Any, pixelunits: str) -> np.ndarray:
-    """python-mrcz's ``pixelsize`` (one value, (y, x) or (z, y, x)) in Angstrom, as (z, y, x)."""
+    """python-mrcz's ``pixelsize`` in Angstrom, as (z, y, x).
+
+    One value is cubic; (y, x) gets python-mrcz's z spacing of 10 Angstrom.
+    """
     values = np.atleast_1d(np.asarray(pixelsize, dtype=np.float64)).ravel()
     values = values / units_per_angstrom(pixelunits)
     if values.size == 1:
         return np.repeat(values, 3)
     if values.size == 2:
-        return np.array([values[0], values[0], values[1]])
+        return np.array([DEFAULT_Z_SPACING, values[0], values[1]])
     if values.size == 3:
         return values
     raise ValueError(f"pixelsize must have 1, 2 or 3 elements, got {values.size}")
@@ -170,15 +178,24 @@ def _set_stats(header: np.ndarray, stats: SliceStats) -> None:
     header["dmin"], header["dmax"], header["dmean"], header["rms"] = stats.header_values()
 
 
-class _SliceWriter:
-    """Encodes z-slices and hands them to a background thread that writes them.
+def _slice_stats(frame: np.ndarray, shift: float | int) -> SliceStats:
+    stats = SliceStats(shift)
+    stats.add(frame)
+    return stats
 
-    The thread writes in order, and at most :data:`MAX_PENDING_WRITES` slices wait
-    for it; its errors surface on the next call.
+
+class _SliceWriter:
+    """Encodes z-slices while background threads gather statistics and write.
+
+    Per slice: the calling thread casts and compresses, a pool of
+    :data:`STATS_WORKERS` threads computes its statistics and one thread writes it,
+    in order. At most :data:`MAX_PENDING_WRITES` slices are in flight, and the
+    per-slice statistics are merged in slice order, so the header is the same
+    whatever the timing. Errors of the background threads surface on the next call.
     """
 
     def __init__(self, handle: BinaryIO, file_dtype: np.dtype, compressor: str | None,
-                 clevel: int, uint4: bool, stats: SliceStats) -> None:
+                 clevel: int, uint4: bool, stats: SliceStats | None = None) -> None:
         self.handle = handle
         self.file_dtype = file_dtype
         self.native_dtype = file_dtype.newbyteorder("=")
@@ -187,21 +204,21 @@ class _SliceWriter:
         self.uint4 = uint4
         self.stats = stats
         self.packed_bytes = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-write")
-        self._pending: deque[Future] = deque()
-
-    def _sink(self, payload: Any, frame_for_stats: np.ndarray | None) -> None:
-        if frame_for_stats is not None:
-            self.stats.add(frame_for_stats)
-        self.handle.write(payload)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-write")
+        self._statisticians = ThreadPoolExecutor(max_workers=STATS_WORKERS,
+                                                 thread_name_prefix="napari-mrcz-stats")
+        self._pending: deque[tuple[Future, Future]] = deque()
 
     def add(self, frame: np.ndarray) -> None:
-        """Encode one 2D z-slice and queue it for writing."""
+        """Encode one 2D z-slice and queue it for statistics and writing."""
         native = frame
         if native.dtype != self.native_dtype and not self.uint4:
             native = native.astype(self.native_dtype)
         elif not native.dtype.isnative:
             native = native.astype(native.dtype.newbyteorder("="))
+        if self.stats is None:
+            self.stats = SliceStats(shift_for(native))
+        stats = self._statisticians.submit(_slice_stats, native, self.stats.shift)
         if self.uint4:
             payload = _pack_uint4(native)
         elif self.file_dtype.isnative or self.file_dtype.itemsize == 1:
@@ -211,37 +228,41 @@ class _SliceWriter:
         if self.compressor is not None:
             payload = compress_slice(payload, self.compressor, self.clevel)
             self.packed_bytes += len(payload)
-            self._submit(payload, native)
         else:
-            self.stats.add(native)
-            self._submit(memoryview(payload).cast("B"), None)
-
-    def _submit(self, payload: Any, frame_for_stats: np.ndarray | None) -> None:
-        self._pending.append(self._pool.submit(self._sink, payload, frame_for_stats))
+            payload = memoryview(payload).cast("B")
+        self._pending.append((self._writer.submit(self.handle.write, payload), stats))
         while len(self._pending) > MAX_PENDING_WRITES:
-            self._pending.popleft().result()
+            self._settle()
+
+    def _settle(self) -> None:
+        written, stats = self._pending.popleft()
+        written.result()
+        self.stats.merge(stats.result())
 
     def finish(self) -> None:
-        """Wait for every queued slice; raise the first error the writing thread met."""
+        """Wait for every queued slice; raise the first error a background thread met."""
         try:
             while self._pending:
-                self._pending.popleft().result()
+                self._settle()
         finally:
-            for future in self._pending:
-                future.cancel()
-            self._pool.shutdown(wait=True)
+            for written, stats in self._pending:
+                written.cancel()
+                stats.cancel()
+            self._writer.shutdown(wait=True)
+            self._statisticians.shutdown(wait=True)
 
 
 def _write_slices(handle: BinaryIO, frames: _Frames, file_dtype: np.dtype,
-                  compressor: str | None, clevel: int, uint4: bool) -> tuple[SliceStats, int]:
-    stats = SliceStats()
+                  compressor: str | None, clevel: int, uint4: bool,
+                  stats: SliceStats | None = None) -> tuple[SliceStats, int]:
+    """Write every slice of ``frames``; return their statistics (merged into ``stats``)."""
     writer = _SliceWriter(handle, file_dtype, compressor, clevel, uint4, stats)
     try:
         for frame in frames:
             writer.add(frame)
     finally:
         writer.finish()
-    return stats, writer.packed_bytes
+    return writer.stats if writer.stats is not None else SliceStats(), writer.packed_bytes
 
 
 def _target_mode(path: str) -> int:
@@ -303,46 +324,63 @@ def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads
                          f"{frames.count} slices do not make whole frames")
     new_nz = max(nz, start + frames.count)
     header = layout.header.copy()
-    old_stats = SliceStats.from_header(float(header["dmin"]), float(header["dmax"]),
-                                       float(header["dmean"]), float(header["rms"]),
-                                       nz * int(np.prod(layout.shape[1:])))
+    old_stats = _trusted_stats(layout) if start == nz else None
     with open(path, "r+b", buffering=0) as handle:
         if layout.compressor is not None:
             set_threads(n_threads)
             with SliceReader(layout) as reader:
                 handle.seek(int(reader.chunk_offsets[-1]))
                 packed_before = reader.packed_bytes
+            header["packed_bytes"] = packed_before
         else:
             handle.seek(layout.data_offset + start * layout.slice_nbytes)
         stats, packed_bytes = _write_slices(handle, frames, layout.dtype, layout.compressor,
-                                            clevel, False)
-        if layout.compressor is not None:
-            header["packed_bytes"] = packed_before + packed_bytes
-        if start == nz and old_stats is not None:
-            stats.merge(old_stats)
-        elif start != nz:
-            stats = _file_stats(layout, new_nz, handle)
+                                            clevel, False, stats=old_stats)
+        header["packed_bytes"] += packed_bytes
         header["nz"] = new_nz
         if int(header["mz"]) == nz and not layout.slices:
             header["mz"] = new_nz
         header["cella"][2] = layout.pixelsize[0] * new_nz
-        _set_stats(header, stats)
+        if old_stats is not None or start == nz == 0:
+            _set_stats(header, stats)
+        else:
+            handle.seek(0)
+            handle.write(header.tobytes())
+            _set_stats(header, _file_stats(path))
         handle.seek(0)
         handle.write(header.tobytes())
 
 
-def _file_stats(layout: MRCLayout, nz: int, handle: BinaryIO) -> SliceStats:
-    """Statistics of the first ``nz`` slices of a plain MRC file, read in blocks."""
-    handle.flush()
-    stats = SliceStats()
+def _trusted_stats(layout: MRCLayout) -> SliceStats | None:
+    """The header statistics of ``layout`` as an accumulator, if they can be believed.
+
+    python-mrcz estimates them from the first frame and writes RMS 0, so its files,
+    and headers whose statistics are marked unknown, are not trusted.
+    """
+    header = layout.header
+    dmin, dmax, rms = float(header["dmin"]), float(header["dmax"]), float(header["rms"])
+    if layout.written_by_python_mrcz or rms < 0 or dmin > dmax or (rms == 0 and dmin != dmax):
+        return None
+    dmean = float(header["dmean"])
+    shift = round(dmean) if layout.dtype.kind in "iub" else dmean
+    return SliceStats.from_header(dmin, dmax, dmean, rms, layout.nz * layout.shape[1]
+                                  * layout.shape[2], shift=shift)
+
+
+def _file_stats(path: str) -> SliceStats:
+    """Statistics of all the data of a file, read about 64 MB at a time."""
+    layout = read_layout(path)
+    stats: SliceStats | None = None
     block = max(1, (64 * 2**20) // max(1, layout.slice_nbytes))
-    _, ny, nx = layout.shape
-    for first in range(0, nz, block):
-        count = min(block, nz - first)
-        data = np.fromfile(layout.path, dtype=layout.dtype, count=count * ny * nx,
-                           offset=layout.data_offset + first * layout.slice_nbytes)
-        stats.add(data.astype(layout.dtype.newbyteorder("="), copy=False))
-    return stats
+    with SliceReader(layout) as reader:
+        for first in range(0, layout.nz, block):
+            count = min(block, layout.nz - first)
+            data = reader.read_into(first, first + count, reader.new_array(count))
+            data = data.astype(data.dtype.newbyteorder("="), copy=False)
+            if stats is None:
+                stats = SliceStats(shift_for(data))
+            stats.add(data)
+    return stats if stats is not None else SliceStats()
 
 
 def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None = None,
@@ -371,7 +409,8 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
         (plain MRC only). float64, complex128 and bool are cast to float32, complex64
         and int8, uint8 is widened to uint16 (as mrcfile does).
     pixelsize : float or sequence of float
-        One value, (y, x) or (z, y, x), in ``pixelunits``.
+        One value, (y, x) or (z, y, x), in ``pixelunits``; with (y, x) the z spacing
+        is 10 Angstrom, as in python-mrcz.
     pixelunits : str
         ``'\\AA'`` (default), ``'nm'``, ``'\\mum'`` or ``'pm'``.
     shape : optional
@@ -427,8 +466,10 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
     nz = frames.count
     if frames.slices:
         mz = frames.slices
-    elif codec is not None:
-        mz = 0  # python-mrcz reads MZ as slices per frame; 0 is one array
+    elif codec is not None or uint4:
+        # python-mrcz reads MZ as slices per frame (0 is one array), and it is the
+        # only reader of MRCZ and of the 4-bit mode besides us.
+        mz = 0
     else:
         mz = nz
     header = _make_header(byteorder, (nz, *frames.shape), mode,
