@@ -8,7 +8,6 @@ gives every slice's offset without decompressing anything.
 from __future__ import annotations
 
 import struct
-import threading
 from typing import NamedTuple
 
 import blosc
@@ -40,12 +39,9 @@ CHUNK_HEADER_SIZE = CHUNK_HEADER.size
 BLOSC1_FORMATS = frozenset({1, 2})
 BLOSC2_FORMATS = frozenset({3, 4, 5})
 
-MAX_BLOCK_SIZE = 2**19
-MIN_BLOCK_SIZE = 2**14
-
-# The blocksize is a global of c-blosc and changes the bytes written; holding this
-# lock around set-and-compress keeps concurrent writes byte-identical to serial ones.
-_COMPRESS_LOCK = threading.Lock()
+#: blosc block size: larger blocks compress faster and smaller than c-blosc's
+#: default (32 KiB for zstd) or python-mrcz's 64 KiB; blosc caps it at the slice size.
+BLOCK_SIZE = 2**19
 
 blosc.set_releasegil(True)
 
@@ -96,9 +92,22 @@ def chunk_header_problem(header: ChunkHeader, expected_nbytes: int, room: int) -
     return None
 
 
-def set_threads(n_threads: int) -> None:
-    """Set the number of threads c-blosc uses."""
-    blosc.set_nthreads(max(1, int(n_threads)))
+class ChunkDecodeError(ValueError):
+    """blosc could not decompress a chunk (its bytes are damaged)."""
+
+
+def _one_blosc_thread() -> None:
+    """Keep c-blosc single-threaded and our block size in force.
+
+    c-blosc 1.x lays out a chunk's blocks in the order its threads finish them, so
+    a chunk compressed with several threads differs from run to run. We compress and
+    decompress with one blosc thread per call and run slices in parallel instead;
+    the settings are globals of c-blosc, which another library may have changed.
+    """
+    if blosc.nthreads != 1:
+        blosc.set_nthreads(1)
+    if blosc.get_blocksize() != BLOCK_SIZE:
+        blosc.set_blocksize(BLOCK_SIZE)
 
 
 def check_codec(compressor: str) -> str:
@@ -120,33 +129,20 @@ def check_codec(compressor: str) -> str:
     return name
 
 
-def block_size(nbytes: int) -> int:
-    """The blosc block size for a z-slice of ``nbytes``.
-
-    Up to 512 KiB: larger blocks compress faster and smaller than c-blosc's default
-    (32 KiB for zstd) or python-mrcz's 64 KiB, while a slice still splits into at
-    least 8 blocks for the threads to share. It depends on the slice size only, so
-    the bytes written do not depend on the thread count.
-    """
-    return min(MAX_BLOCK_SIZE, max(nbytes // 8, MIN_BLOCK_SIZE))
-
-
 def compress_slice(frame: np.ndarray, compressor: str, clevel: int) -> bytes:
     """Compress one C-contiguous z-slice into one blosc chunk, bit-shuffled.
 
     The slice's buffer is handed to blosc as it is: no intermediate copy.
     """
-    typesize = frame.dtype.itemsize
-    with _COMPRESS_LOCK:
-        blosc.set_blocksize(block_size(frame.nbytes))
-        return blosc.compress_ptr(
-            frame.ctypes.data,
-            frame.size,
-            typesize=typesize,
-            clevel=int(clevel),
-            shuffle=blosc.BITSHUFFLE,
-            cname=compressor,
-        )
+    _one_blosc_thread()
+    return blosc.compress_ptr(
+        frame.ctypes.data,
+        frame.size,
+        typesize=frame.dtype.itemsize,
+        clevel=int(clevel),
+        shuffle=blosc.BITSHUFFLE,
+        cname=compressor,
+    )
 
 
 def decompress_into(chunk: bytes | memoryview, out: np.ndarray) -> None:
@@ -155,9 +151,18 @@ def decompress_into(chunk: bytes | memoryview, out: np.ndarray) -> None:
     The caller has checked the chunk header against ``out.nbytes`` and the file size.
     Chunks in the c-blosc2 format (python-mrcz's ``backend='blosc2'``) need the
     optional ``blosc2`` package.
+
+    Raises
+    ------
+    ChunkDecodeError
+        If blosc finds the compressed bytes damaged.
     """
     if chunk[0] in BLOSC1_FORMATS:
-        blosc.decompress_ptr(chunk, out.ctypes.data)
+        _one_blosc_thread()
+        try:
+            blosc.decompress_ptr(chunk, out.ctypes.data)
+        except Exception as error:  # python-blosc's own error class derives from Exception
+            raise ChunkDecodeError(str(error)) from None
         return
     try:
         import blosc2
@@ -166,4 +171,8 @@ def decompress_into(chunk: bytes | memoryview, out: np.ndarray) -> None:
             "This file holds c-blosc2 chunks (python-mrcz backend='blosc2'); "
             "install the blosc2 package to read it"
         ) from None
-    out.reshape(-1).view(np.uint8)[:] = np.frombuffer(blosc2.decompress(bytes(chunk)), np.uint8)
+    try:
+        decoded = blosc2.decompress(bytes(chunk))
+    except Exception as error:
+        raise ChunkDecodeError(str(error)) from None
+    out.reshape(-1).view(np.uint8)[:] = np.frombuffer(decoded, np.uint8)

@@ -162,6 +162,7 @@ class MRCLayout:
             problem = chunk_header_problem(chunk, self.slice_nbytes, end - position)
             if problem is None and chunk.nbytes > chunk.cbytes * MAX_BLOSC_RATIO:
                 problem = f"chunk claims a compression ratio above {MAX_BLOSC_RATIO}"
+
             if problem is not None:
                 raise MRCZFormatError(
                     self.path, f"damaged blosc chunk {index} at byte {position}: {problem}"

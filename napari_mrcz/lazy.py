@@ -20,9 +20,10 @@ class LazyMRC:
 
     Behaves like a read-only numpy array of shape (nz, ny, nx), or (ny, nx) for a
     single image: ``shape``, ``dtype``, ``ndim``, ``size`` and numpy-style indexing,
-    which reads only the z-slices asked for. Plain MRC is a memory map; MRCZ slices
-    are decompressed on demand from a memory-mapped file and the most recent ones are
-    kept in a small cache.
+    which reads only the z-slices asked for. Plain MRC slices are read with
+    ``pread``; MRCZ slices are decompressed on demand from a memory-mapped file. The
+    most recent slices are kept in a small cache. A file truncated while open gives
+    :class:`MRCZFormatError`, not a crash.
 
     Parameters
     ----------
@@ -44,10 +45,6 @@ class LazyMRC:
         self.layout: MRCLayout = read_layout(path, endian=endian)
         self._reader = SliceReader(self.layout)
         nz, ny, nx = self.layout.shape
-        self._memmap = None
-        if self.layout.compressor is None and not self.layout.is_uint4:
-            self._memmap = np.memmap(self.layout.path, dtype=self.layout.dtype, mode="r",
-                                     offset=self.layout.data_offset, shape=(nz, ny, nx))
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_slots = max(1, cache_bytes // max(1, ny * nx * self.dtype.itemsize))
         self._lock = threading.Lock()
@@ -96,8 +93,6 @@ class LazyMRC:
         if not -nz <= index < nz:
             raise IndexError(f"z-slice {index} is out of range for {nz} slices")
         index %= nz
-        if self._memmap is not None:
-            return self._memmap[index]
         with self._lock:
             frame = self._cache.get(index)
             if frame is not None:
@@ -112,43 +107,41 @@ class LazyMRC:
         return frame
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
         if self._drops_z:
-            key = (0, *key)
-        if any(part is None for part in key) or sum(part is Ellipsis for part in key) > 1:
-            return np.asarray(self)[key[1:] if self._drops_z else key]
-        if Ellipsis in key:
-            at = key.index(Ellipsis)
-            key = key[:at] + (slice(None),) * (4 - len(key)) + key[at + 1 :]
-        if len(key) > 3:
+            return self.read_slice(0)[key]
+        key = key if isinstance(key, tuple) else (key,)
+        ellipses = [at for at, part in enumerate(key) if part is Ellipsis]
+        if len(ellipses) > 1 or any(part is None for part in key):
+            return np.asarray(self)[key]
+        if ellipses:
+            at = ellipses[0]
+            key = key[:at] + (slice(None),) * (self.ndim + 1 - len(key)) + key[at + 1 :]
+        if len(key) > self.ndim:
             raise IndexError(f"too many indices for a {self.ndim}-dimensional array")
         z_key, rest = key[0], key[1:]
-        if isinstance(z_key, (int, np.integer)):
+        if isinstance(z_key, (int, np.integer)) or (
+                isinstance(z_key, np.ndarray) and z_key.ndim == 0 and z_key.dtype.kind in "iu"):
             return self.read_slice(int(z_key))[rest]
-        if self._memmap is not None:
-            return self._memmap[key]
-        indices = np.arange(self.layout.nz)[z_key]
-        first = self.read_slice(int(indices[0]))[rest] if indices.size else None
-        if first is None:
-            return np.empty((0, *self.layout.shape[1:]), dtype=self.dtype)[(slice(None), *rest)]
-        out = np.empty((indices.size, *first.shape), dtype=self.dtype)
-        out[0] = first
-        for position, index in enumerate(indices[1:], start=1):
-            out[position] = self.read_slice(int(index))[rest]
-        return out
+        wanted = np.arange(self.layout.nz)[z_key]
+        if isinstance(z_key, slice):
+            stack_key: Any = slice(None)
+            needed = wanted
+        else:
+            needed = np.unique(wanted)
+            stack_key = np.searchsorted(needed, wanted)
+        stack = np.empty((needed.size, *self.layout.shape[1:]), dtype=self.dtype)
+        for position, index in enumerate(needed):
+            stack[position] = self.read_slice(int(index))
+        return stack[(stack_key, *rest)]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        if self._memmap is not None:
-            data = np.array(self._memmap)
-        else:
-            nz = self.layout.nz
-            data = self._reader.read_into(0, nz, self._reader.new_array(nz), sequential=True)
+        nz = self.layout.nz
+        data = self._reader.read_into(0, nz, self._reader.new_array(nz), sequential=True)
         data = data.reshape(self.shape)
         return data if dtype is None else data.astype(dtype, copy=False)
 
     def close(self) -> None:
         """Release the file, its memory map and the cache."""
-        self._memmap = None
         self._cache.clear()
         self._reader.close()
 

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .codecs import BLOSC1_FORMATS, set_threads
+from .codecs import BLOSC1_FORMATS
 from .layout import MRCLayout, read_layout
 from .slices import SliceReader
 from .threads import default_threads
@@ -157,7 +157,7 @@ def readMRC(MRCfilename: str | os.PathLike, idx: int | tuple[int, int] | None = 
         Return a copy-on-write ``numpy.memmap`` of plain MRC data instead of reading
         it. Ignored for compressed and 4-bit files, which are decoded into memory.
     n_threads : int, optional
-        blosc threads for decompression; all cores by default.
+        Slices decompressed in parallel; all cores by default.
     slices : int, optional
         Slices per frame. None reads it from the file: a ``slices`` key in the JSON
         meta, or MZ in files python-mrcz wrote; 0 returns one array.
@@ -187,8 +187,8 @@ def readMRC(MRCfilename: str | os.PathLike, idx: int | tuple[int, int] | None = 
                           offset=layout.data_offset + start * layout.slice_nbytes,
                           shape=(stop - start, *layout.shape[1:]))
     else:
-        set_threads(default_threads() if n_threads is None else n_threads)
-        with SliceReader(layout) as reader:
+        threads = default_threads() if n_threads is None else n_threads
+        with SliceReader(layout, threads) as reader:
             meta["packedBytes"] = meta["packedBytes"] or reader.packed_bytes
             image = reader.read_into(start, stop, reader.new_array(stop - start),
                                      sequential=True)

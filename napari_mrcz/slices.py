@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import mmap
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .codecs import decompress_into
+from .codecs import BLOSC1_FORMATS, ChunkDecodeError, decompress_into
 from .errors import MRCZFormatError
 from .layout import MRCLayout
 
@@ -31,10 +33,13 @@ class SliceReader:
     ----------
     layout : MRCLayout
         The file's parsed header (from :func:`napari_mrcz.layout.read_layout`).
+    n_threads : int
+        Slices decompressed at the same time when a range is read.
     """
 
-    def __init__(self, layout: MRCLayout) -> None:
+    def __init__(self, layout: MRCLayout, n_threads: int = 1) -> None:
         self.layout = layout
+        self.n_threads = max(1, int(n_threads))
         self._file = open(layout.path, "rb", buffering=0)  # noqa: SIM115 (closed in close())
         self._mmap: mmap.mmap | None = None
         self.chunk_offsets: np.ndarray | None = None
@@ -89,33 +94,62 @@ class SliceReader:
         return out
 
     def _read_raw(self, start: int, out: np.ndarray) -> None:
-        self._file.seek(self.layout.data_offset + start * self.layout.slice_nbytes)
+        # pread: no shared file position, so threads may read at the same time.
+        offset = self.layout.data_offset + start * self.layout.slice_nbytes
         view = memoryview(out).cast("B")
-        filled = 0
-        while filled < len(view):
-            count = self._file.readinto(view[filled:])
+        while view:
+            count = os.preadv(self._file.fileno(), [view], offset)
             if not count:
                 raise MRCZFormatError(self.layout.path, "the file ended while reading data; "
                                                         "was it truncated after opening?")
-            filled += count
+            view = view[count:]
+            offset += count
+
+    def _check_still_holds(self, end: int) -> None:
+        """Raise if the file shrank below ``end`` since it was opened.
+
+        Touching a memory map past the end of a file kills the process (SIGBUS).
+        """
+        size = os.fstat(self._file.fileno()).st_size
+        if size < end:
+            raise MRCZFormatError(self.layout.path, f"the file shrank to {size} bytes since it "
+                                                    "was opened (truncated by another program?)")
 
     def _decompress_range(self, start: int, stop: int, out: np.ndarray,
                           sequential: bool) -> None:
-        assert self._mmap is not None
-        assert self.chunk_offsets is not None
+        if self._mmap is None or self.chunk_offsets is None:
+            raise ValueError(f"{self.layout.path} is closed")
         if sequential and hasattr(self._mmap, "madvise"):
             self._mmap.madvise(mmap.MADV_SEQUENTIAL)
         offsets = self.chunk_offsets
+        self._check_still_holds(int(offsets[stop]))
         with memoryview(self._mmap) as whole:
-            for position, index in enumerate(range(start, stop)):
+
+            blosc1_file = whole[offsets[0]] in BLOSC1_FORMATS
+
+            def decompress(index: int) -> None:
                 with whole[offsets[index] : offsets[index + 1]] as chunk:
+                    if (chunk[0] in BLOSC1_FORMATS) != blosc1_file:
+                        raise MRCZFormatError(
+                            self.layout.path,
+                            f"blosc chunk {index} is damaged: its format version {chunk[0]} "
+                            "does not match the file's first chunk",
+                        )
                     try:
-                        decompress_into(chunk, out[position])
-                    except (RuntimeError, ValueError) as error:
+                        decompress_into(chunk, out[index - start])
+                    except ChunkDecodeError as error:
                         raise MRCZFormatError(
                             self.layout.path,
                             f"blosc chunk {index} is damaged and cannot be decompressed: {error}",
                         ) from None
+
+            workers = min(self.n_threads, stop - start)
+            if workers <= 1:
+                for index in range(start, stop):
+                    decompress(index)
+            else:
+                with ThreadPoolExecutor(workers, thread_name_prefix="napari-mrcz-read") as pool:
+                    list(pool.map(decompress, range(start, stop)))
 
     def close(self) -> None:
         """Release the file and its memory map."""

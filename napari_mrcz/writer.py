@@ -27,7 +27,6 @@ from .codecs import (
     REVERSE_COMPRESSOR_ENUM,
     check_codec,
     compress_slice,
-    set_threads,
 )
 from .header import (
     HEADER_SIZE,
@@ -48,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 #: Slices in flight at most; bounds memory to a few frames.
 MAX_PENDING_WRITES = 4
-#: Threads computing per-slice statistics while the next slice is encoded.
-STATS_WORKERS = 2
 
 #: Label 0 of every file we write. It starts like python-mrcz's ``MRCZ<version>``
 #: with a format version python-mrcz accepts, and says who wrote the file.
@@ -178,47 +175,39 @@ def _set_stats(header: np.ndarray, stats: SliceStats) -> None:
     header["dmin"], header["dmax"], header["dmean"], header["rms"] = stats.header_values()
 
 
-def _slice_stats(frame: np.ndarray, shift: float | int) -> SliceStats:
-    stats = SliceStats(shift)
-    stats.add(frame)
-    return stats
+def write_fully(handle: BinaryIO, payload: Any) -> None:
+    """Write all of ``payload`` to the unbuffered ``handle``.
 
-
-class _SliceWriter:
-    """Encodes z-slices while background threads gather statistics and write.
-
-    Per slice: the calling thread casts and compresses, a pool of
-    :data:`STATS_WORKERS` threads computes its statistics and one thread writes it,
-    in order. At most :data:`MAX_PENDING_WRITES` slices are in flight, and the
-    per-slice statistics are merged in slice order, so the header is the same
-    whatever the timing. Errors of the background threads surface on the next call.
+    A raw file may write fewer bytes than asked (a disk filling up); the rest is
+    retried so that the failure, if any, is raised rather than lost.
     """
+    view = memoryview(payload).cast("B")
+    while view:
+        written = handle.write(view)
+        if not written:
+            raise OSError(f"could not write to {getattr(handle, 'name', 'the file')}")
+        view = view[written:]
 
-    def __init__(self, handle: BinaryIO, file_dtype: np.dtype, compressor: str | None,
-                 clevel: int, uint4: bool, stats: SliceStats | None = None) -> None:
-        self.handle = handle
+
+class _SliceEncoder:
+    """What happens to one z-slice before it is written: cast, statistics, compression."""
+
+    def __init__(self, file_dtype: np.dtype, compressor: str | None, clevel: int,
+                 uint4: bool) -> None:
         self.file_dtype = file_dtype
         self.native_dtype = file_dtype.newbyteorder("=")
         self.compressor = compressor
         self.clevel = clevel
         self.uint4 = uint4
-        self.stats = stats
-        self.packed_bytes = 0
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-write")
-        self._statisticians = ThreadPoolExecutor(max_workers=STATS_WORKERS,
-                                                 thread_name_prefix="napari-mrcz-stats")
-        self._pending: deque[tuple[Future, Future]] = deque()
 
-    def add(self, frame: np.ndarray) -> None:
-        """Encode one 2D z-slice and queue it for statistics and writing."""
+    def __call__(self, frame: np.ndarray, shift: float | int) -> tuple[Any, SliceStats]:
         native = frame
         if native.dtype != self.native_dtype and not self.uint4:
             native = native.astype(self.native_dtype)
         elif not native.dtype.isnative:
             native = native.astype(native.dtype.newbyteorder("="))
-        if self.stats is None:
-            self.stats = SliceStats(shift_for(native))
-        stats = self._statisticians.submit(_slice_stats, native, self.stats.shift)
+        stats = SliceStats(shift)
+        stats.add(native)
         if self.uint4:
             payload = _pack_uint4(native)
         elif self.file_dtype.isnative or self.file_dtype.itemsize == 1:
@@ -227,36 +216,70 @@ class _SliceWriter:
             payload = native.astype(self.file_dtype)
         if self.compressor is not None:
             payload = compress_slice(payload, self.compressor, self.clevel)
-            self.packed_bytes += len(payload)
-        else:
-            payload = memoryview(payload).cast("B")
-        self._pending.append((self._writer.submit(self.handle.write, payload), stats))
-        while len(self._pending) > MAX_PENDING_WRITES:
-            self._settle()
+        return payload, stats
 
-    def _settle(self) -> None:
-        written, stats = self._pending.popleft()
-        written.result()
-        self.stats.merge(stats.result())
+
+class _SliceWriter:
+    """Encodes z-slices on a pool of threads while one more thread writes them.
+
+    Slices are cast, measured and compressed ``n_threads`` at a time (blosc releases
+    the GIL and runs single-threaded per slice, see :mod:`napari_mrcz.codecs`), and
+    written strictly in order, so compression and I/O overlap. A few slices at most
+    are in flight, and their statistics are merged in slice order: the bytes
+    written are the same whatever the timing. Errors of the background threads
+    surface on the next call.
+    """
+
+    def __init__(self, handle: BinaryIO, encoder: _SliceEncoder, n_threads: int,
+                 stats: SliceStats | None = None) -> None:
+        self.handle = handle
+        self.encoder = encoder
+        self.stats = stats
+        self.packed_bytes = 0
+        self._max_in_flight = n_threads + MAX_PENDING_WRITES
+        self._encoders = ThreadPoolExecutor(max_workers=n_threads,
+                                            thread_name_prefix="napari-mrcz-encode")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-write")
+        self._encoding: deque[Future] = deque()
+        self._writing: deque[Future] = deque()
+
+    def add(self, frame: np.ndarray) -> None:
+        """Queue one 2D z-slice for encoding and writing."""
+        if self.stats is None:
+            self.stats = SliceStats(shift_for(frame))
+        self._encoding.append(self._encoders.submit(self.encoder, frame, self.stats.shift))
+        while len(self._encoding) + len(self._writing) > self._max_in_flight:
+            self._advance()
+
+    def _advance(self) -> None:
+        """Hand the oldest encoded slice to the writer, or wait for the oldest write."""
+        if self._encoding and (len(self._writing) < MAX_PENDING_WRITES or not self._writing):
+            payload, stats = self._encoding.popleft().result()
+            self.stats.merge(stats)
+            if self.encoder.compressor is not None:
+                self.packed_bytes += len(payload)
+            self._writing.append(self._writer.submit(write_fully, self.handle, payload))
+        else:
+            self._writing.popleft().result()
 
     def finish(self) -> None:
         """Wait for every queued slice; raise the first error a background thread met."""
         try:
-            while self._pending:
-                self._settle()
+            while self._encoding or self._writing:
+                self._advance()
         finally:
-            for written, stats in self._pending:
-                written.cancel()
-                stats.cancel()
+            for future in (*self._encoding, *self._writing):
+                future.cancel()
+            self._encoders.shutdown(wait=True)
             self._writer.shutdown(wait=True)
-            self._statisticians.shutdown(wait=True)
 
 
 def _write_slices(handle: BinaryIO, frames: _Frames, file_dtype: np.dtype,
-                  compressor: str | None, clevel: int, uint4: bool,
+                  compressor: str | None, clevel: int, uint4: bool, n_threads: int,
                   stats: SliceStats | None = None) -> tuple[SliceStats, int]:
     """Write every slice of ``frames``; return their statistics (merged into ``stats``)."""
-    writer = _SliceWriter(handle, file_dtype, compressor, clevel, uint4, stats)
+    writer = _SliceWriter(handle, _SliceEncoder(file_dtype, compressor, clevel, uint4),
+                          n_threads, stats)
     try:
         for frame in frames:
             writer.add(frame)
@@ -274,22 +297,22 @@ def _target_mode(path: str) -> int:
 
 def _write_new_file(path: str, frames: _Frames, header: np.ndarray, json_meta: bytes | None,
                     file_dtype: np.dtype, compressor: str | None, clevel: int,
-                    uint4: bool) -> None:
+                    uint4: bool, n_threads: int) -> None:
     """Write a whole file to a temporary name and rename it over ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     descriptor, temporary = tempfile.mkstemp(
         dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".partial")
     try:
         with os.fdopen(descriptor, "wb", buffering=0) as handle:
-            handle.write(bytes(HEADER_SIZE))
+            write_fully(handle, bytes(HEADER_SIZE))
             if json_meta:
-                handle.write(json_meta)
+                write_fully(handle, json_meta)
             stats, packed_bytes = _write_slices(handle, frames, file_dtype, compressor, clevel,
-                                                uint4)
+                                                uint4, n_threads)
             _set_stats(header, stats)
             header["packed_bytes"] = packed_bytes
             handle.seek(0)
-            handle.write(header.tobytes())
+            write_fully(handle, header.tobytes())
         os.chmod(temporary, _target_mode(path))
         os.replace(temporary, path)
     except BaseException:
@@ -327,7 +350,6 @@ def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads
     old_stats = _trusted_stats(layout) if start == nz else None
     with open(path, "r+b", buffering=0) as handle:
         if layout.compressor is not None:
-            set_threads(n_threads)
             with SliceReader(layout) as reader:
                 handle.seek(int(reader.chunk_offsets[-1]))
                 packed_before = reader.packed_bytes
@@ -335,7 +357,7 @@ def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads
         else:
             handle.seek(layout.data_offset + start * layout.slice_nbytes)
         stats, packed_bytes = _write_slices(handle, frames, layout.dtype, layout.compressor,
-                                            clevel, False, stats=old_stats)
+                                            clevel, False, n_threads, stats=old_stats)
         header["packed_bytes"] += packed_bytes
         header["nz"] = new_nz
         if int(header["mz"]) == nz and not layout.slices:
@@ -345,10 +367,10 @@ def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads
             _set_stats(header, stats)
         else:
             handle.seek(0)
-            handle.write(header.tobytes())
-            _set_stats(header, _file_stats(path))
+            write_fully(handle, header.tobytes())
+            _set_stats(header, _file_stats(path, n_threads))
         handle.seek(0)
-        handle.write(header.tobytes())
+        write_fully(handle, header.tobytes())
 
 
 def _trusted_stats(layout: MRCLayout) -> SliceStats | None:
@@ -367,12 +389,12 @@ def _trusted_stats(layout: MRCLayout) -> SliceStats | None:
                                   * layout.shape[2], shift=shift)
 
 
-def _file_stats(path: str) -> SliceStats:
+def _file_stats(path: str, n_threads: int) -> SliceStats:
     """Statistics of all the data of a file, read about 64 MB at a time."""
     layout = read_layout(path)
     stats: SliceStats | None = None
     block = max(1, (64 * 2**20) // max(1, layout.slice_nbytes))
-    with SliceReader(layout) as reader:
+    with SliceReader(layout, n_threads) as reader:
         for first in range(0, layout.nz, block):
             count = min(block, layout.nz - first)
             data = reader.read_into(first, first + count, reader.new_array(count))
@@ -424,7 +446,8 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
     clevel : int
         Compression level 1 (fastest) to 9.
     n_threads : int, optional
-        blosc threads; all cores by default (see :func:`setDefaultThreads`).
+        Slices encoded (cast, measured, compressed) in parallel; all cores by default
+        (see :func:`setDefaultThreads`).
     quickStats : bool
         Accepted for python-mrcz compatibility: the header statistics are always exact,
         gathered slice by slice while writing.
@@ -478,10 +501,9 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
     if encoded_meta is not None:
         header["nsymbt"] = len(encoded_meta)
         header["exttyp"] = b"json"
-    if codec is not None:
-        set_threads(threads)
     file_dtype = stored.newbyteorder(byteorder)
-    _write_new_file(path, frames, header, encoded_meta, file_dtype, codec, clevel, uint4)
+    _write_new_file(path, frames, header, encoded_meta, file_dtype, codec, clevel, uint4,
+                    threads)
 
 
 def writeMRCHeader(f: BinaryIO, header: dict, slices: int, endchar: str = "<") -> int:

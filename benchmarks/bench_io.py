@@ -1,0 +1,514 @@
+"""Write and read throughput of napari-mrcz against python-mrcz 0.6.0 and mrcfile.
+
+Run it standalone, from the repository root::
+
+    .venv/bin/python benchmarks/bench_io.py [--size-mb 100] [--repeat 3] [--threads 2]
+                                            [--out DIR] [--cold]
+
+What is measured, in one run and on the same seeded data:
+
+* Datasets (each about ``--size-mb`` MB, 1 MB = 10**6 bytes):
+
+  - ``int8-movie``: a counting-mode movie, int8 Poisson(1) counts in 4096 x 4096 frames;
+  - ``float32-gain``: gain-corrected frames, Poisson(1) counts times a fixed per-pixel
+    gain reference of values near 1 (normal, mean 1, sd 0.05), float32, 2048 x 2048.
+
+* Codecs: plain MRC (``none``), ``zstd`` clevel 1 and ``lz4`` clevel 9, all bit-shuffled
+  blosc chunks, one per z-slice. ``--threads`` blosc threads for both MRCZ libraries
+  (their ``n_threads`` keyword), for writing and for reading.
+
+* Libraries: napari-mrcz (``napari_mrcz.writeMRC`` / ``readMRC``), python-mrcz 0.6.0
+  (``mrcz.writeMRC`` / ``readMRC``, default keywords otherwise, so ``quickStats=True``:
+  it computes header statistics from the first frame only, where napari-mrcz and
+  mrcfile compute exact ones over all the data) and mrcfile (``mrcfile.write`` /
+  ``mrcfile.read``; plain MRC only).
+
+* Throughput is the uncompressed array size divided by the wall time of one call; the
+  best (shortest) of ``--repeat`` runs is kept. Repeats are interleaved across
+  libraries (run 1 of every library, then run 2, ...), so that drifting machine load
+  hits all of them alike. Every read is checked against the data, and each library
+  must read the other's MRCZ files (checked once, untimed).
+
+Page cache, identical for every library:
+
+* before each write the previous output file is deleted (untimed), so no write pays for
+  truncating or replacing an old file;
+* after each write the file is ``fsync``-ed (untimed), so no dirty pages from one run
+  are flushed during the next timed call; write times are therefore "into the page
+  cache", as a user sees them, without the disk flush;
+* each read comes right after its write: the file is in the page cache (warm read).
+  With ``--cold`` the file is instead evicted from the page cache with
+  ``posix_fadvise(POSIX_FADV_DONTNEED)`` after the fsync, so reads come from disk.
+
+Further sections:
+
+* lazy access: a >= 4 GB logical MRCZ (1000 mostly constant 2048 x 2048 float32 frames,
+  zstd clevel 1), written by ``napari_mrcz.writeMRC`` from an array-like that makes
+  each frame in ``__getitem__``; we time ``napari_mrcz.open_lazy`` (first open and best
+  of ``--repeat``), report the increase of peak RSS (VmHWM, reset through
+  ``/proc/self/clear_refs``) and the tracemalloc peak while opening, and the time to
+  fetch the last frame (uncached, then cached);
+* peak memory: tracemalloc peak of a zstd write and a zstd read of the int8 movie with
+  both MRCZ libraries, relative to the array size. tracemalloc sees numpy buffers and
+  Python objects (blosc's output ``bytes`` included), not memory maps or C-internal
+  scratch buffers. A read's peak includes the returned array, so 1.00 is a read with
+  no overhead; a write's peak excludes the caller's array, so 0.00 is a write with no
+  overhead.
+
+Files go to a fresh temporary folder inside ``--out`` (default: the system temporary
+folder), removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import blosc
+import mrcfile
+import mrcz
+import numpy as np
+
+try:
+    import napari_mrcz
+except ImportError:  # a checkout that is not installed: use the package beside us
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import napari_mrcz
+
+MB = 1e6
+SEED = 20261125
+OURS, THEIRS, MRCFILE = "napari-mrcz", "python-mrcz", "mrcfile"
+CODECS: list[tuple[str | None, int]] = [(None, 1), ("zstd", 1), ("lz4", 9)]
+LAZY_FRAMES, LAZY_SIDE = 1000, 2048
+
+
+# --------------------------------------------------------------------------- data
+
+
+def poisson1_frame(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """One frame of Poisson(1) counts as int8, by inversion of the CDF.
+
+    Much faster than ``Generator.poisson`` for a mean of 1: a float32 uniform is
+    compared with the cumulative probabilities of 0, 1, 2, ... counts (up to 15; the
+    tail beyond is below float32 resolution).
+    """
+    k = np.arange(16)
+    pmf = np.exp(-1.0) / np.array([math.factorial(int(n)) for n in k])
+    cdf = np.cumsum(pmf)[:-1].astype(np.float32)
+    uniform = rng.random(shape, dtype=np.float32)
+    counts = np.zeros(shape, dtype=np.int8)
+    for threshold in cdf:
+        np.add(counts, uniform >= threshold, out=counts, casting="unsafe")
+    return counts
+
+
+def make_datasets(size_mb: float, int8_side: int, float_side: int) -> dict[str, np.ndarray]:
+    """The two seeded datasets, each about ``size_mb`` MB."""
+    rng = np.random.default_rng(SEED)
+    nz_int8 = max(1, round(size_mb * MB / (int8_side * int8_side)))
+    movie = np.empty((nz_int8, int8_side, int8_side), dtype=np.int8)
+    for index in range(nz_int8):
+        movie[index] = poisson1_frame(rng, (int8_side, int8_side))
+
+    nz_float = max(1, round(size_mb * MB / (float_side * float_side * 4)))
+    gain = np.clip(rng.normal(1.0, 0.05, (float_side, float_side)), 0.8, 1.2).astype(np.float32)
+    gained = np.empty((nz_float, float_side, float_side), dtype=np.float32)
+    for index in range(nz_float):
+        np.multiply(poisson1_frame(rng, (float_side, float_side)), gain, out=gained[index])
+    return {"int8-movie": movie, "float32-gain": gained}
+
+
+class SyntheticFrames:
+    """A (nz, ny, nx) float32 array-like that makes each frame when indexed.
+
+    Frame k is 1.0 everywhere except its first row, which holds k: almost constant,
+    so it compresses to little, and each frame can still be told apart.
+    """
+
+    def __init__(self, nz: int, ny: int, nx: int) -> None:
+        self.shape = (nz, ny, nx)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 3
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = int(index)
+        if not 0 <= index < self.shape[0]:
+            raise IndexError(index)
+        frame = np.ones(self.shape[1:], dtype=self.dtype)
+        frame[0] = index
+        return frame
+
+
+# ---------------------------------------------------------------------- libraries
+
+
+def write_ours(data: np.ndarray, path: str, codec: str | None, clevel: int,
+               threads: int) -> None:
+    napari_mrcz.writeMRC(data, path, compressor=codec, clevel=clevel, n_threads=threads)
+
+
+def write_theirs(data: np.ndarray, path: str, codec: str | None, clevel: int,
+                 threads: int) -> None:
+    mrcz.writeMRC(data, path, compressor=codec, clevel=clevel, n_threads=threads)
+
+
+def write_mrcfile(data: np.ndarray, path: str, codec: str | None, clevel: int,
+                  threads: int) -> None:
+    assert codec is None
+    mrcfile.write(path, data, overwrite=True)
+
+
+def read_ours(path: str, threads: int) -> np.ndarray:
+    return napari_mrcz.readMRC(path, n_threads=threads)[0]
+
+
+def read_theirs(path: str, threads: int) -> np.ndarray:
+    return mrcz.readMRC(path, n_threads=threads)[0]
+
+
+def read_mrcfile(path: str, threads: int) -> np.ndarray:
+    return mrcfile.read(path)
+
+
+LIBRARIES: dict[str, tuple[Callable[..., None], Callable[..., np.ndarray]]] = {
+    OURS: (write_ours, read_ours),
+    THEIRS: (write_theirs, read_theirs),
+    MRCFILE: (write_mrcfile, read_mrcfile),
+}
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def codec_name(codec: str | None, clevel: int) -> str:
+    return "none" if codec is None else f"{codec}{clevel}"
+
+
+def timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    gc.collect()
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def settle(path: str, cold: bool) -> None:
+    """fsync ``path``; with ``cold``, also evict it from the page cache."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+        if cold:
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(descriptor)
+
+
+def same(image: np.ndarray, data: np.ndarray) -> bool:
+    """Equal data; readers drop the z axis of a single image, so compare sizes first."""
+    return image.size == data.size and np.array_equal(np.reshape(image, data.shape), data)
+
+
+def remove(path: str) -> None:
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+def proc_status_kb(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def traced_peak(function: Callable[[], Any]) -> int:
+    """tracemalloc peak (bytes) while running ``function``; its result is dropped after."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = function()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    del result
+    return peak
+
+
+def ratio(numerator: float | None, denominator: float | None) -> str:
+    if not numerator or not denominator:
+        return "-"
+    return f"{numerator / denominator:.2f}x"
+
+
+# ------------------------------------------------------------------ measurements
+
+
+@dataclass
+class Result:
+    dataset: str
+    codec: str
+    library: str
+    nbytes: int
+    write_s: list[float] = field(default_factory=list)
+    read_s: list[float] = field(default_factory=list)
+    file_size: int = 0
+
+    @property
+    def write_mbs(self) -> float:
+        return self.nbytes / MB / min(self.write_s)
+
+    @property
+    def read_mbs(self) -> float:
+        return self.nbytes / MB / min(self.read_s)
+
+
+def bench_throughput(datasets: dict[str, np.ndarray], folder: str, repeat: int, threads: int,
+                     cold: bool) -> list[Result]:
+    results: list[Result] = []
+    for dataset, data in datasets.items():
+        for codec, clevel in CODECS:
+            name = codec_name(codec, clevel)
+            libraries = [OURS, THEIRS] + ([MRCFILE] if codec is None else [])
+            rows = {lib: Result(dataset, name, lib, data.nbytes) for lib in libraries}
+            paths = {lib: os.path.join(folder, f"{dataset}-{name}-{lib}.mrc"
+                                       + ("z" if codec else "")) for lib in libraries}
+            for run in range(repeat):
+                for lib in libraries:
+                    write, read = LIBRARIES[lib]
+                    path = paths[lib]
+                    remove(path)
+                    seconds, _ = timed(partial(write, data, path, codec, clevel, threads))
+                    rows[lib].write_s.append(seconds)
+                    settle(path, cold)
+                    seconds, image = timed(partial(read, path, threads))
+                    rows[lib].read_s.append(seconds)
+                    if run == repeat - 1 and not same(image, data):
+                        raise AssertionError(f"{lib} read back different data ({dataset}, {name})")
+                    del image
+                    rows[lib].file_size = os.path.getsize(path)
+            if codec is not None:  # each MRCZ library reads the other's file
+                if not same(read_theirs(paths[OURS], threads), data):
+                    raise AssertionError(f"python-mrcz misreads napari-mrcz's {dataset} {name}")
+                if not same(read_ours(paths[THEIRS], threads), data):
+                    raise AssertionError(f"napari-mrcz misreads python-mrcz's {dataset} {name}")
+            for path in paths.values():
+                remove(path)
+            results.extend(rows.values())
+            print(f"  done: {dataset} {name}", flush=True)
+    return results
+
+
+def bench_lazy(folder: str, repeat: int, threads: int) -> dict[str, Any]:
+    frames = SyntheticFrames(LAZY_FRAMES, LAZY_SIDE, LAZY_SIDE)
+    path = os.path.join(folder, "lazy-large.mrcz")
+    write_s, _ = timed(lambda: napari_mrcz.writeMRC(frames, path, compressor="zstd", clevel=1,
+                                                    n_threads=threads))
+    settle(path, cold=False)
+    out: dict[str, Any] = {"logical": frames.nbytes, "file_size": os.path.getsize(path),
+                           "write_s": write_s}
+
+    gc.collect()
+    rss_before = proc_status_kb("VmRSS")
+    hwm_reset = reset_peak_rss()
+    hwm_before = proc_status_kb("VmHWM") if hwm_reset else rss_before
+    start = time.perf_counter()
+    lazy = napari_mrcz.open_lazy(path)
+    out["first_open_s"] = time.perf_counter() - start
+    after = proc_status_kb("VmHWM") if hwm_reset else proc_status_kb("VmRSS")
+    out["rss_kind"] = "peak RSS (VmHWM)" if hwm_reset else "RSS (VmRSS)"
+    out["rss_increase"] = None if after is None or hwm_before is None else (
+        (after - hwm_before) * 1024)
+    try:
+        if lazy.shape != frames.shape or lazy.dtype != np.float32:
+            raise AssertionError(f"open_lazy gives {lazy.shape} {lazy.dtype}")
+        out["last_s"], last = timed(lambda: lazy[-1])
+        if not (np.all(last[0] == LAZY_FRAMES - 1) and np.all(last[1:] == 1.0)):
+            raise AssertionError("the last frame of the large file reads back wrong")
+        out["last_cached_s"], _ = timed(lambda: lazy[-1])
+        out["mid_s"], _ = timed(lambda: lazy[LAZY_FRAMES // 2])
+    finally:
+        lazy.close()
+
+    opens = []
+    for _ in range(repeat):
+        seconds, lazy = timed(lambda: napari_mrcz.open_lazy(path))
+        lazy.close()
+        opens.append(seconds)
+    out["open_s"] = min(opens)
+
+    def open_and_close() -> None:
+        with napari_mrcz.open_lazy(path) as handle:
+            handle.shape  # noqa: B018 (touch it, as napari does)
+
+    out["open_traced_peak"] = traced_peak(open_and_close)
+    remove(path)
+    return out
+
+
+def bench_memory(data: np.ndarray, folder: str, threads: int) -> dict[str, dict[str, int]]:
+    path_ours = os.path.join(folder, "memory-ours.mrcz")
+    path_theirs = os.path.join(folder, "memory-theirs.mrcz")
+    peaks: dict[str, dict[str, int]] = {}
+    for lib, path in ((OURS, path_ours), (THEIRS, path_theirs)):
+        write, read = LIBRARIES[lib]
+        remove(path)
+        peaks[lib] = {
+            "write": traced_peak(lambda w=write, p=path: w(data, p, "zstd", 1, threads)),
+            "read": traced_peak(lambda r=read, p=path: r(p, threads)),
+        }
+        remove(path)
+    return peaks
+
+
+# ------------------------------------------------------------------------ output
+
+
+def print_table(results: list[Result]) -> None:
+    header = (f"{'dataset':<13} {'codec':<6} {'library':<12} {'write MB/s':>10} "
+              f"{'read MB/s':>10} {'file MB':>9} {'write':>7} {'read':>7} {'size':>7}")
+    print(header)
+    print(f"{'':<55}{'--- ours/python-mrcz ---':>33}")
+    print("-" * len(header))
+    by_key = {(r.dataset, r.codec, r.library): r for r in results}
+    for result in results:
+        theirs = by_key.get((result.dataset, result.codec, THEIRS))
+        ratios = ("-", "-", "-")
+        if result.library == OURS and theirs is not None:
+            ratios = (ratio(result.write_mbs, theirs.write_mbs),
+                      ratio(result.read_mbs, theirs.read_mbs),
+                      ratio(result.file_size, theirs.file_size))
+        print(f"{result.dataset:<13} {result.codec:<6} {result.library:<12} "
+              f"{result.write_mbs:>10.0f} {result.read_mbs:>10.0f} "
+              f"{result.file_size / MB:>9.2f} {ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>7}")
+
+
+def print_summary(results: list[Result]) -> None:
+    by_key = {(r.dataset, r.codec, r.library): r for r in results}
+    for (dataset, codec, library), ours in by_key.items():
+        if library != OURS:
+            continue
+        theirs = by_key[(dataset, codec, THEIRS)]
+        print(f"SUMMARY {dataset:<13} {codec:<6} napari-mrcz/python-mrcz: "
+              f"write {ratio(ours.write_mbs, theirs.write_mbs)}, "
+              f"read {ratio(ours.read_mbs, theirs.read_mbs)}, "
+              f"file size {ratio(ours.file_size, theirs.file_size)} "
+              f"(ours {ours.write_mbs:.0f}/{ours.read_mbs:.0f} MB/s, "
+              f"python-mrcz {theirs.write_mbs:.0f}/{theirs.read_mbs:.0f} MB/s write/read)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=float, default=100.0,
+                        help="size of each dataset in MB (default 100)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per measurement; the best is kept (default 3)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="blosc threads for both MRCZ libraries (default 2)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the temporary files (default: system temp folder)")
+    parser.add_argument("--cold", action="store_true",
+                        help="evict each file from the page cache before reading it")
+    parser.add_argument("--int8-side", type=int, default=4096,
+                        help="frame side of the int8 movie (default 4096)")
+    parser.add_argument("--float-side", type=int, default=2048,
+                        help="frame side of the float32 frames (default 2048)")
+    parser.add_argument("--skip-lazy", action="store_true", help="skip the large lazy file")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.threads < 1:
+        parser.error("--repeat and --threads must be at least 1")
+
+    started = time.perf_counter()
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="bench_io-", dir=args.out)
+    try:
+        print(f"napari-mrcz {napari_mrcz.__version__}, python-mrcz {mrcz.__version__}, "
+              f"mrcfile {mrcfile.__version__}, python-blosc {blosc.__version__} "
+              f"(c-blosc {blosc.blosclib_version.split()[0]}), numpy {np.__version__}, "
+              f"Python {platform.python_version()}")
+        print(f"{os.cpu_count()} CPUs, blosc threads={args.threads}, best of {args.repeat}, "
+              f"files in {folder}, reads {'cold (evicted)' if args.cold else 'warm (page cache)'}"
+              ", 1 MB = 10^6 bytes")
+        seconds, datasets = timed(lambda: make_datasets(args.size_mb, args.int8_side,
+                                                        args.float_side))
+        for name, data in datasets.items():
+            print(f"dataset {name}: {data.shape} {data.dtype}, {data.nbytes / MB:.1f} MB")
+        print(f"(data generated in {seconds:.1f} s)")
+
+        print("\n== Throughput (uncompressed MB per second of wall time) ==", flush=True)
+        results = bench_throughput(datasets, folder, args.repeat, args.threads, args.cold)
+        print()
+        print_table(results)
+
+        if not args.skip_lazy:
+            print("\n== Lazy open of a large MRCZ (napari_mrcz.open_lazy) ==", flush=True)
+            lazy = bench_lazy(folder, args.repeat, args.threads)
+            print(f"file: {LAZY_FRAMES} x {LAZY_SIDE} x {LAZY_SIDE} float32, logical "
+                  f"{lazy['logical'] / 1e9:.2f} GB, on disk {lazy['file_size'] / MB:.1f} MB "
+                  f"(zstd1), written in {lazy['write_s']:.1f} s")
+            print(f"open: first {lazy['first_open_s'] * 1e3:.2f} ms, best of {args.repeat} "
+                  f"{lazy['open_s'] * 1e3:.2f} ms")
+            increase = lazy["rss_increase"]
+            print(f"open: {lazy['rss_kind']} increase "
+                  f"{'n/a' if increase is None else f'{increase / MB:.2f} MB'}, "
+                  f"tracemalloc peak {lazy['open_traced_peak'] / 1e3:.1f} kB "
+                  f"({lazy['open_traced_peak'] / lazy['logical']:.2e} of the logical size)")
+            print(f"fetch last frame: {lazy['last_s'] * 1e3:.2f} ms uncached, "
+                  f"{lazy['last_cached_s'] * 1e3:.3f} ms cached; middle frame "
+                  f"{lazy['mid_s'] * 1e3:.2f} ms")
+
+        movie = datasets["int8-movie"]
+        print("\n== Peak memory, zstd1, int8 movie (tracemalloc peak / array size) ==",
+              flush=True)
+        peaks = bench_memory(movie, folder, args.threads)
+        for lib, peak in peaks.items():
+            print(f"{lib:<12} write {peak['write'] / MB:8.1f} MB = "
+                  f"{peak['write'] / movie.nbytes:.2f}x   "
+                  f"read {peak['read'] / MB:8.1f} MB = {peak['read'] / movie.nbytes:.2f}x")
+
+        print()
+        print_summary(results)
+        print(f"SUMMARY memory int8-movie zstd1 napari-mrcz/python-mrcz peak: write "
+              f"{ratio(peaks[OURS]['write'], peaks[THEIRS]['write'])}, "
+              f"read {ratio(peaks[OURS]['read'], peaks[THEIRS]['read'])}")
+        print(f"total time {time.perf_counter() - started:.1f} s")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
