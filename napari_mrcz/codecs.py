@@ -40,8 +40,9 @@ BLOSC1_FORMATS = frozenset({1, 2})
 BLOSC2_FORMATS = frozenset({3, 4, 5})
 
 #: blosc block size: larger blocks compress faster and smaller than c-blosc's
-#: default (32 KiB for zstd) or python-mrcz's 64 KiB; blosc caps it at the slice size.
-BLOCK_SIZE = 2**19
+#: default (32 KiB for zstd) or python-mrcz's 64 KiB (zstd: 4% smaller files, 30% faster);
+#: blosc caps it at the slice size.
+BLOCK_SIZE = 2**20
 
 blosc.set_releasegil(True)
 
