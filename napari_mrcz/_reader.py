@@ -1,0 +1,241 @@
+"""napari reader: MRC, MRCZ and DigitalMicrograph files as Image layers.
+
+Thin glue over the engine: no napari or Qt import at module level, so napari can
+import it cheaply on the first file drop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .layout import MRCLayout, read_layout
+from .lazy import LazyMRC
+from .reader import layout_meta, readMRC
+
+logger = logging.getLogger(__name__)
+
+#: Data larger than this (uncompressed) is opened lazily: slices read on demand.
+LAZY_THRESHOLD_BYTES = 512 * 2**20
+
+MRC_SUFFIXES = (".mrcz", ".mrc", ".mrcs", ".map", ".st", ".ali", ".rec", ".preali", ".ccp4")
+DM_SUFFIXES = (".dm4", ".dm3")
+
+#: Keys the reader puts into ``layer.metadata``; the writer leaves them out of the
+#: JSON meta it writes back (they describe the file read, not the data).
+READER_METADATA_KEYS = ("path", "format", "header", "json_meta", "dm_tags")
+
+LayerData = tuple[Any, dict, str]
+
+
+def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | None:
+    """Return :func:`read_layers` if ``path`` is a file we read, else None.
+
+    Cheap: only the suffix is looked at. A list of paths (File > Open Files as Stack)
+    is accepted when every path is ours.
+    """
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if paths and all(str(p).lower().endswith(MRC_SUFFIXES + DM_SUFFIXES) for p in paths):
+        return read_layers
+    return None
+
+
+def read_layers(path: str | Sequence[str]) -> list[LayerData]:
+    """Read one file or several into napari layer data.
+
+    Raises
+    ------
+    MRCZFormatError
+        If a file is damaged; napari shows its message.
+    """
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    _orient_current_viewer()
+    layers: list[LayerData] = []
+    for one in paths:
+        one = os.fspath(one)
+        if one.lower().endswith(DM_SUFFIXES):
+            layers.extend(_read_dm_layers(one))
+        else:
+            layers.extend(_read_mrc_layers(one))
+    return layers
+
+
+def _json_safe(value: Any) -> Any:
+    """Copy ``value`` into plain Python types (numpy arrays become lists)."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _header_contrast_limits(layout: MRCLayout) -> tuple[float, float] | None:
+    """DMIN, DMAX from the header when they are valid, else None."""
+    dmin, dmax = float(layout.header["dmin"]), float(layout.header["dmax"])
+    if math.isfinite(dmin) and math.isfinite(dmax) and dmin < dmax:
+        return dmin, dmax
+    return None
+
+
+def _usable_pixel_size(pixelsize: np.ndarray, path: str) -> list[float]:
+    """Pixel sizes usable as a napari scale: positive and finite, else 1 (with a warning)."""
+    sizes = [float(size) for size in pixelsize]
+    if all(math.isfinite(size) and size > 0 for size in sizes):
+        return sizes
+    logger.warning("%s: pixel size %s is not usable, showing 1 Angstrom per pixel", path, sizes)
+    return [size if math.isfinite(size) and size > 0 else 1.0 for size in sizes]
+
+
+def _translate(layout: MRCLayout, scale: list[float]) -> list[float]:
+    """Layer origin in Angstrom, (z, y, x): ORIGIN, or N*START x pixel size when it is 0."""
+    origin = [float(value) for value in layout.header["origin"]][::-1]
+    if any(origin) and all(math.isfinite(value) for value in origin):
+        return origin
+    starts = [int(layout.header[name]) for name in ("nzstart", "nystart", "nxstart")]
+    return [start * size for start, size in zip(starts, scale, strict=True)]
+
+
+def _orient_current_viewer() -> None:
+    """Show y up, as IMOD and most EM programs do (MRC's origin is bottom-left).
+
+    A camera setting: no data is copied or flipped. Only inside a running napari,
+    and only if the plugin setting ``reader.y_axis_up`` is on (the default).
+    """
+    if "napari" not in sys.modules:
+        return
+    try:
+        import napari
+        from napari.settings import get_plugin_settings
+
+        if not get_plugin_settings("napari-mrcz").reader.y_axis_up:
+            return
+        viewer = napari.current_viewer()
+    except Exception as error:  # no settings registered, or no viewer (scripts, tests)
+        logger.debug("not orienting the viewer: %s", error)
+        return
+    if viewer is not None:
+        scene = getattr(viewer, "scene", viewer)  # napari 0.9 moved the camera to the scene
+        scene.camera.orientation2d = ("up", "right")
+
+
+def _read_mrc_layers(path: str) -> list[LayerData]:
+    layout = read_layout(path)
+    meta = layout_meta(layout)
+    json_meta = layout.json_meta or {}
+    lazy = layout.nz * layout.slice_nbytes > LAZY_THRESHOLD_BYTES and layout.slices == 0
+    if lazy:
+        data: Any = LazyMRC(path)
+    else:
+        image, _ = readMRC(path, slices=0)
+        data = image
+    nz = layout.nz
+    scale = _usable_pixel_size(layout.pixelsize, path)
+    translate = _translate(layout, scale)
+    if nz == 1:
+        scale, translate = scale[1:], translate[1:]
+    name = os.path.basename(path)
+    metadata = {
+        "path": path,
+        "format": "MRCZ" if layout.compressor else "MRC",
+        "header": _json_safe({key: value for key, value in meta.items() if key not in json_meta}),
+        "json_meta": _json_safe(json_meta),
+    }
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "scale": scale,
+        "translate": translate,
+        "units": "angstrom",
+        "metadata": metadata,
+        "rgb": False,
+        "colormap": "gray",
+    }
+    limits = _header_contrast_limits(layout)
+    if layout.dtype.kind == "c":
+        return _complex_layers(data, kwargs)
+    if limits is not None:
+        kwargs["contrast_limits"] = limits
+    elif lazy:
+        middle = np.asarray(data[nz // 2] if nz > 1 else data[:])
+        low, high = float(np.nanmin(middle)), float(np.nanmax(middle))
+        kwargs["contrast_limits"] = (low, high if high > low else low + 1)
+    if layout.slices > 0:
+        frames = np.asarray(data).reshape(nz // layout.slices, layout.slices, *layout.shape[1:])
+        kwargs["channel_axis"] = 1
+        kwargs["name"] = [f"{name} [{channel}]" for channel in range(layout.slices)]
+        kwargs["scale"] = [scale[0] * layout.slices, *scale[1:]]
+        kwargs["translate"] = translate
+        return [(frames, kwargs, "image")]
+    return [(data, kwargs, "image")]
+
+
+class _ComplexPart:
+    """A read-only view of a complex array-like as amplitude or phase, slice by slice."""
+
+    def __init__(self, source: Any, part: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.source = source
+        self.part = part
+        self.shape = tuple(source.shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float32)
+        self.size = int(np.prod(self.shape))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self.part(np.asarray(self.source[key])).astype(np.float32, copy=False)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self[...]
+        return data if dtype is None else data.astype(dtype)
+
+
+def _complex_layers(data: Any, kwargs: dict) -> list[LayerData]:
+    """Complex data: an amplitude layer, shown, and a phase layer, hidden."""
+    amplitude = {**kwargs, "name": f"{kwargs['name']} amplitude"}
+    phase = {**kwargs, "name": f"{kwargs['name']} phase", "visible": False,
+             "colormap": "twilight", "contrast_limits": (-math.pi, math.pi)}
+    if isinstance(data, np.ndarray):
+        return [(np.abs(data), amplitude, "image"), (np.angle(data), phase, "image")]
+    return [(_ComplexPart(data, np.abs), amplitude, "image"),
+            (_ComplexPart(data, np.angle), phase, "image")]
+
+
+def _read_dm_layers(path: str) -> list[LayerData]:
+    from .dm import read_dm
+
+    layers: list[LayerData] = []
+    images = read_dm(path)
+    for number, (data, meta) in enumerate(images):
+        name = os.path.basename(path)
+        if len(images) > 1:
+            name = f"{name} [{number}]"
+        rgb = bool(meta.get("rgb", False))
+        spatial = data.ndim - (1 if rgb else 0)
+        scale = meta.get("scale_angstrom") or meta.get("scale") or [1.0] * spatial
+        units = meta.get("units_napari") or ["pixel"] * spatial
+        origin = meta.get("origin_angstrom") or [0.0] * spatial
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "scale": _usable_pixel_size(np.asarray(scale, dtype=float), path),
+            "translate": [float(value) for value in origin],
+            "units": units,
+            "rgb": rgb,
+            "metadata": {"path": path, "format": "DM", "header": _json_safe(
+                {key: value for key, value in meta.items() if key != "tags"}),
+                "dm_tags": _json_safe(meta.get("tags", {}))},
+        }
+        if not rgb:
+            kwargs["colormap"] = "gray"
+        if np.iscomplexobj(data):
+            layers.extend(_complex_layers(data, kwargs))
+        else:
+            layers.append((data, kwargs, "image"))
+    return layers

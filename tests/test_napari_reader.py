@@ -1,0 +1,160 @@
+"""The npe2 reader, without a viewer: layer data, scale, units, metadata, laziness."""
+
+import subprocess
+import sys
+
+import mrcfile
+import npe2
+import numpy as np
+import pytest
+
+import napari_mrcz
+from napari_mrcz import _reader
+from napari_mrcz.lazy import LazyMRC
+
+from conftest import real_files
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _discover_plugins():
+    npe2.PluginManager.instance().discover()
+
+
+def read(path):
+    return npe2.read([str(path)], stack=False, plugin_name="napari-mrcz")
+
+
+def test_reader_module_imports_no_qt():
+    code = ("import sys, napari_mrcz._reader, napari_mrcz._writer, napari_mrcz._sample_data\n"
+            "print([m for m in ('qtpy', 'PyQt6', 'PyQt5', 'PySide6', 'magicgui', 'napari')"
+            " if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["a.mrcz", "b.MRC", "c.mrcs", "d.map", "e.st", "f.ali",
+                                  "g.rec", "h.dm4", "i.DM3", "j.ccp4"])
+def test_get_reader_claims_our_suffixes(name):
+    assert _reader.get_reader(name) is _reader.read_layers
+
+
+@pytest.mark.parametrize("name", ["a.tif", "b.mrc.txt", "c"])
+def test_get_reader_declines_others(name):
+    assert _reader.get_reader(name) is None
+
+
+def test_mrcz_layer(tmp_path, rng):
+    data = rng.normal(10, 2, size=(5, 12, 16)).astype(np.float32)
+    path = tmp_path / "stack.mrcz"
+    napari_mrcz.writeMRC(data, path, pixelsize=[3.0, 2.0, 1.5], compressor="zstd",
+                         meta={"dose": 1.5})
+    [(layer_data, kwargs, layer_type)] = read(path)
+    assert layer_type == "image"
+    np.testing.assert_array_equal(np.asarray(layer_data), data)
+    assert kwargs["name"] == "stack.mrcz"
+    np.testing.assert_allclose(kwargs["scale"], [3.0, 2.0, 1.5])
+    assert kwargs["units"] == "angstrom"
+    assert kwargs["contrast_limits"] == pytest.approx((data.min(), data.max()))
+    metadata = kwargs["metadata"]
+    assert metadata["path"] == str(path)
+    assert metadata["format"] == "MRCZ"
+    assert metadata["json_meta"] == {"dose": 1.5}
+    assert metadata["header"]["compressor"] == "zstd"
+    assert metadata["header"]["mrcHeader"]["nz"] == 5
+
+
+def test_single_image_is_2d(tmp_path, rng):
+    data = rng.normal(size=(12, 16)).astype(np.float32)
+    path = tmp_path / "image.mrc"
+    napari_mrcz.writeMRC(data, path, pixelsize=0.8)
+    [(layer_data, kwargs, _)] = read(path)
+    assert np.asarray(layer_data).shape == (12, 16)
+    np.testing.assert_allclose(kwargs["scale"], [0.8, 0.8])
+
+
+def test_origin_gives_translate(tmp_path, rng):
+    data = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    path = tmp_path / "origin.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = 2.0
+        mrc.header.origin = (10.0, 20.0, 30.0)
+    [(_, kwargs, _)] = read(path)
+    np.testing.assert_allclose(kwargs["translate"], [30.0, 20.0, 10.0])
+
+
+def test_nstart_gives_translate_when_origin_is_zero(tmp_path, rng):
+    data = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    path = tmp_path / "nstart.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = 2.0
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = 1, 2, 3
+    [(_, kwargs, _)] = read(path)
+    np.testing.assert_allclose(kwargs["translate"], [6.0, 4.0, 2.0])
+
+
+def test_complex_gives_amplitude_and_hidden_phase(tmp_path, rng):
+    data = (rng.normal(size=(2, 6, 8)) + 1j * rng.normal(size=(2, 6, 8))).astype(np.complex64)
+    path = tmp_path / "fft.mrcz"
+    napari_mrcz.writeMRC(data, path, compressor="zstd")
+    (amplitude, amplitude_kwargs, _), (phase, phase_kwargs, _) = read(path)
+    np.testing.assert_allclose(np.asarray(amplitude), np.abs(data), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(phase), np.angle(data), rtol=1e-6)
+    assert amplitude_kwargs.get("visible", True)
+    assert phase_kwargs["visible"] is False
+
+
+def test_python_mrcz_list_file_is_one_layer_per_channel(tmp_path, rng):
+    import mrcz
+
+    frames = [rng.normal(size=(2, 6, 8)).astype(np.float32) for _ in range(3)]
+    path = tmp_path / "stem.mrcz"
+    mrcz.writeMRC(frames, str(path), compressor="zstd")
+    [(layer_data, kwargs, _)] = read(path)
+    assert kwargs["channel_axis"] == 1
+    np.testing.assert_array_equal(layer_data, np.stack(frames))
+
+
+def test_large_file_is_lazy_and_cheap(tmp_path, monkeypatch, rng):
+    """Above the threshold the layer data is a LazyMRC: nothing decompressed up front."""
+    data = rng.normal(size=(6, 32, 32)).astype(np.float32)
+    path = tmp_path / "big.mrcz"
+    napari_mrcz.writeMRC(data, path, compressor="zstd")
+    monkeypatch.setattr(_reader, "LAZY_THRESHOLD_BYTES", 1000)
+    [(layer_data, kwargs, _)] = read(path)
+    assert isinstance(layer_data, LazyMRC)
+    assert layer_data.shape == data.shape
+    np.testing.assert_array_equal(layer_data[5], data[5])
+    assert kwargs["contrast_limits"] == pytest.approx((data.min(), data.max()))
+    layer_data.close()
+
+
+def test_damaged_file_raises_a_clear_error(tmp_path):
+    path = tmp_path / "broken.mrc"
+    path.write_bytes(b"\0" * 100)
+    with pytest.raises(Exception, match=r"broken\.mrc") as info:
+        read(path)
+    assert "too short" in str(info.value)
+
+
+@pytest.mark.parametrize("path", real_files("mrc"), ids=lambda p: p.name)
+def test_real_files_open_at_mrcfile_voxel_size(path):
+    """Every real MRC file opens as a layer with mrcfile's data and voxel size."""
+    import warnings
+
+    layers = read(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with mrcfile.open(path, permissive=True) as mrc:
+            expected = np.asarray(mrc.data)
+            voxel = [float(mrc.voxel_size[axis]) for axis in ("z", "y", "x")]
+            mapcrs = [int(mrc.header.mapc), int(mrc.header.mapr), int(mrc.header.maps)]
+    layer_data, kwargs, _ = layers[0]
+    if np.iscomplexobj(expected):
+        expected = np.abs(expected)
+    np.testing.assert_array_equal(np.asarray(layer_data), expected)
+    if mapcrs == [1, 2, 3] and all(np.isfinite(voxel)) and min(voxel) > 0:
+        np.testing.assert_allclose(kwargs["scale"], voxel[-len(kwargs["scale"]):], rtol=1e-6)
+    assert all(size > 0 for size in kwargs["scale"])
