@@ -30,7 +30,6 @@ import textwrap
 import warnings
 
 import numpy as np
-from conftest import real_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +37,8 @@ import napari_mrcz
 from napari_mrcz import MRCZFormatError
 from napari_mrcz.header import HEADER_DTYPE, HEADER_SIZE, header_dtype, stamp_byteorder
 from napari_mrcz.layout import read_layout
+
+from conftest import real_files
 
 FUZZ_SETTINGS = settings(
     derandomize=True,

@@ -23,9 +23,10 @@ import mrcfile
 import mrcz
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, real_files
 
 import napari_mrcz
+
+from conftest import SHARED_DATA, real_files
 
 REAL_MRC = real_files("mrc")
 pytestmark = pytest.mark.skipif(not REAL_MRC, reason="the shared real-file folder is absent")
