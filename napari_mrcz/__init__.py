@@ -13,6 +13,7 @@ from typing import Any
 
 from .__about__ import __version__
 from .codecs import AVAILABLE_CODECS, COMPRESSOR_ENUM, REVERSE_COMPRESSOR_ENUM
+from .dm import async_read_dm4, asyncReadDM4, read_dm, read_dm4, readDM4
 from .errors import MRCZFormatError
 from .lazy import LazyMRC
 from .modes import CCPEM_ENUM, EMAN2_MODE_DTYPES, REVERSE_CCPEM_ENUM
@@ -92,15 +93,20 @@ __all__ = [
     "LazyMRC",
     "MRCZFormatError",
     "__version__",
+    "asyncReadDM4",
     "asyncReadMRC",
     "asyncWriteMRC",
+    "async_read_dm4",
     "async_read_mrc",
     "async_write_mrc",
     "defaultHeader",
     "default_header",
     "open_lazy",
+    "readDM4",
     "readMRC",
     "readMRCHeader",
+    "read_dm",
+    "read_dm4",
     "read_mrc",
     "read_mrc_header",
     "setDefaultThreads",

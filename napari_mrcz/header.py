@@ -10,10 +10,14 @@ import numpy as np
 
 HEADER_SIZE = 1024
 
-#: Little- and big-endian machine stamps as MRC2014 writes them.
-MACHST_LITTLE = bytes((0x44, 0x44, 0x00, 0x00))
-MACHST_LITTLE_ALT = bytes((0x44, 0x41, 0x00, 0x00))
+#: Little- and big-endian machine stamps as we write them (MRC2014 allows 44 44 or
+#: 44 41 for little endian; 44 41 is what python-mrcz, mrcfile and IMOD write).
+MACHST_LITTLE = bytes((0x44, 0x41, 0x00, 0x00))
 MACHST_BIG = bytes((0x11, 0x11, 0x00, 0x00))
+
+#: DMIN, DMAX, DMEAN, RMS when the statistics are unknown (MRC2014: DMAX < DMIN,
+#: DMEAN < min(DMIN, DMAX), RMS < 0).
+UNKNOWN_STATS = (0.0, -1.0, -2.0, -1.0)
 
 #: IMOD writes this stamp at byte 152 and bit flags at byte 156.
 IMOD_STAMP = 1146047817
@@ -93,8 +97,8 @@ def stamp_byteorder(machst: bytes) -> str | None:
 
 
 def machine_stamp(byteorder: str) -> bytes:
-    """Return the machine stamp MRC2014 writes for ``byteorder``."""
-    return MACHST_LITTLE_ALT if byteorder == "<" else MACHST_BIG
+    """Return the machine stamp we write for ``byteorder``."""
+    return MACHST_LITTLE if byteorder == "<" else MACHST_BIG
 
 
 def new_header(byteorder: str = "<") -> np.ndarray:
@@ -105,7 +109,7 @@ def new_header(byteorder: str = "<") -> np.ndarray:
     header["nversion"] = MRC2014_VERSION
     header["map"] = MAP_ID
     header["machst"] = np.frombuffer(machine_stamp(byteorder), dtype="u1")
-    header["dmin"], header["dmax"], header["dmean"], header["rms"] = 0.0, -1.0, -2.0, -1.0
+    header["dmin"], header["dmax"], header["dmean"], header["rms"] = UNKNOWN_STATS
     return header
 
 

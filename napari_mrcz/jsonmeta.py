@@ -6,6 +6,8 @@ import json
 from enum import Enum
 from typing import Any
 
+from .errors import MRCZFormatError
+
 
 def _serialize_default(value: Any) -> Any:
     """Turn what :mod:`json` cannot encode into what it can, as python-mrcz does.
@@ -31,3 +33,20 @@ def encode_meta(meta: dict) -> bytes:
         If a value cannot be expressed in JSON.
     """
     return json.dumps(meta, default=_serialize_default).encode("utf-8")
+
+
+def decode_meta(path: str, raw: bytes) -> dict:
+    """Decode the JSON extended header of ``path``.
+
+    Raises
+    ------
+    MRCZFormatError
+        If it is not UTF-8 JSON holding an object.
+    """
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise MRCZFormatError(path, f"the JSON extended header is invalid: {error}") from None
+    if not isinstance(meta, dict):
+        raise MRCZFormatError(path, "the JSON extended header is not a JSON object")
+    return meta

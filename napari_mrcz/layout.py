@@ -6,12 +6,12 @@ The reader, the lazy array and the appending writer all start from its result.
 
 from __future__ import annotations
 
-import json
 import logging
 import mmap
 import os
 import re
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +19,7 @@ import numpy as np
 from .codecs import (
     CHUNK_HEADER_SIZE,
     COMPRESSOR_ENUM,
+    MAX_EXPANSION_OTHER,
     MODE_CODEC_FACTOR,
     chunk_header_problem,
     parse_chunk_header,
@@ -32,13 +33,20 @@ from .header import (
     header_dtype,
     stamp_byteorder,
 )
-from .modes import EMAN2_MODE_DTYPES, MODE_DTYPES, UINT4_MODE, dtype_for_mode
+from .jsonmeta import decode_meta
+from .modes import (
+    EMAN2_MODE_DTYPES,
+    MODE_DTYPES,
+    UINT4_MODE,
+    UNSUPPORTED_MODES,
+    dtype_for_mode,
+    uint4_row_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
-#: No blosc1 codec expands data more than this from its compressed size; a chunk
-#: header claiming more is damaged (and would make us allocate for nothing).
-MAX_BLOSC_RATIO = 2**17
+#: MRC2014 modes, read or recognised.
+KNOWN_MODES = frozenset(MODE_DTYPES) | UNSUPPORTED_MODES
 
 _MRCZ_LABEL = re.compile(r"^MRCZ(\d+)\.(\d+)")
 
@@ -160,8 +168,6 @@ class MRCLayout:
                 )
             chunk = parse_chunk_header(buffer[position : position + CHUNK_HEADER_SIZE])
             problem = chunk_header_problem(chunk, self.slice_nbytes, end - position)
-            if problem is None and chunk.nbytes > chunk.cbytes * MAX_BLOSC_RATIO:
-                problem = f"chunk claims a compression ratio above {MAX_BLOSC_RATIO}"
 
             if problem is not None:
                 raise MRCZFormatError(
@@ -172,27 +178,39 @@ class MRCLayout:
         return offsets
 
 
-def _sane_header(header: np.ndarray, file_size: int) -> bool:
-    """True if a header read in some byte order looks like an MRC header."""
-    dims = [int(header[name]) for name in ("nx", "ny", "nz")]
-    mode = int(header["mode"])
+def header_problem(header: np.ndarray, file_size: int,
+                   modes: Collection[int] = frozenset()) -> str | None:
+    """Say what makes ``header`` (read in some byte order) not an MRC header, or None.
+
+    ``modes`` are the MRC modes recognised (the MRC2014 table by default).
+    """
+    modes = modes or KNOWN_MODES
+    dims = {name: int(header[name]) for name in ("nx", "ny", "nz")}
+    if min(dims.values()) <= 0:
+        return "dimensions must be positive, found " + ", ".join(
+            f"{name}={value}" for name, value in dims.items())
+    raw_mode = int(header["mode"])
+    codec_id, mode = divmod(raw_mode, MODE_CODEC_FACTOR)
+    if raw_mode < 0 or codec_id not in COMPRESSOR_ENUM:
+        return (f"unrecognized MRCZ compressor id = {codec_id} (MODE {raw_mode}); "
+                f"known ids: {sorted(COMPRESSOR_ENUM)}")
+    if mode not in modes:
+        return f"unknown MRC mode {mode}"
     nsymbt = int(header["nsymbt"])
-    return (
-        all(0 < d < 2**31 for d in dims)
-        and mode >= 0
-        and mode % MODE_CODEC_FACTOR in (*MODE_DTYPES, 3, 16)
-        and mode // MODE_CODEC_FACTOR in COMPRESSOR_ENUM
-        and 0 <= nsymbt <= file_size - HEADER_SIZE
-    )
+    if not 0 <= nsymbt <= file_size - HEADER_SIZE:
+        return (f"extended header length NSYMBT={nsymbt} runs past the end of the "
+                f"{file_size}-byte file")
+    return None
 
 
-def _choose_byteorder(raw: bytes, file_size: int, hint: str) -> str:
+def _choose_byteorder(raw: bytes, file_size: int, hint: str, modes: Collection[int]) -> str:
     """Decide the byte order: the machine stamp if the header agrees, else what is sane."""
     declared = stamp_byteorder(raw[212:216])
     first = declared or hint
     candidates = (first, ">" if first == "<" else "<")
     for order in candidates:
-        if _sane_header(np.frombuffer(raw, dtype=header_dtype(order))[0], file_size):
+        candidate = np.frombuffer(raw, dtype=header_dtype(order))[0]
+        if header_problem(candidate, file_size, modes) is None:
             if declared is not None and order != declared:
                 warnings.warn(
                     f"machine stamp says {'little' if declared == '<' else 'big'} endian but "
@@ -218,16 +236,6 @@ def python_mrcz_signature(header: np.ndarray, labels: list[str]) -> tuple[int, i
     if version is not None and int(header["mx"]) == 0 and int(header["my"]) == 0:
         return version
     return None
-
-
-def _decode_json(path: str, raw: bytes) -> dict:
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise MRCZFormatError(path, f"the JSON extended header is invalid: {error}") from None
-    if not isinstance(meta, dict):
-        raise MRCZFormatError(path, "the JSON extended header is not a JSON object")
-    return meta
 
 
 def _slices_per_frame(path: str, header: np.ndarray, nz: int, labels: list[str],
@@ -309,35 +317,27 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
             raise MRCZFormatError(
                 path, f"too short for an MRC file: {len(raw)} bytes, the header alone is 1024"
             )
-        byteorder = _choose_byteorder(raw, file_size, "<" if endian == "le" else ">")
+        convention = file_convention.lower()
+        if convention not in ("ccpem", "eman2"):
+            raise ValueError(f"unrecognized MRC file convention: {file_convention}")
+        modes = EMAN2_MODE_DTYPES.keys() if convention == "eman2" else KNOWN_MODES
+        byteorder = _choose_byteorder(raw, file_size, "<" if endian == "le" else ">", modes)
         header = np.frombuffer(raw, dtype=header_dtype(byteorder)).copy().reshape(())
-
+        problem = header_problem(header, file_size, modes)
+        if problem is not None:
+            raise MRCZFormatError(path, problem)
         nx, ny, nz = (int(header[name]) for name in ("nx", "ny", "nz"))
-        if min(nx, ny, nz) <= 0:
-            raise MRCZFormatError(path, f"dimensions must be positive, found nx={nx}, "
-                                        f"ny={ny}, nz={nz}")
-        raw_mode = int(header["mode"])
-        codec_id, mode = divmod(raw_mode, MODE_CODEC_FACTOR)
-        if raw_mode < 0 or codec_id not in COMPRESSOR_ENUM:
-            raise MRCZFormatError(path, f"unrecognized MRCZ compressor id = {codec_id} "
-                                        f"(MODE {raw_mode}); known ids: {sorted(COMPRESSOR_ENUM)}")
+        codec_id, mode = divmod(int(header["mode"]), MODE_CODEC_FACTOR)
         compressor = COMPRESSOR_ENUM[codec_id]
         imod_unsigned = (int(header["imod_stamp"]) == IMOD_STAMP
                          and not int(header["imod_flags"]) & IMOD_FLAG_SIGNED_BYTES)
-        try:
-            if file_convention.lower() == "eman2":
-                dtype = np.dtype(EMAN2_MODE_DTYPES[mode]).newbyteorder(byteorder)
-            elif file_convention.lower() == "ccpem":
-                dtype = dtype_for_mode(mode, byteorder, unsigned_bytes=imod_unsigned)
-            else:
-                raise ValueError(f"unrecognized MRC file convention: {file_convention}")
-        except KeyError:
-            raise MRCZFormatError(path, f"unsupported or unknown MRC mode {mode}") from None
-
+        if convention == "eman2":
+            dtype = np.dtype(EMAN2_MODE_DTYPES[mode]).newbyteorder(byteorder)
+        elif mode in UNSUPPORTED_MODES:
+            raise MRCZFormatError(path, f"MRC mode {mode} is not supported yet")
+        else:
+            dtype = dtype_for_mode(mode, byteorder, unsigned_bytes=imod_unsigned)
         nsymbt = int(header["nsymbt"])
-        if nsymbt < 0 or HEADER_SIZE + nsymbt > file_size:
-            raise MRCZFormatError(path, f"extended header length NSYMBT={nsymbt} runs past the "
-                                        f"end of the {file_size}-byte file")
         data_offset = HEADER_SIZE + nsymbt
         labels = [decode_label(bytes(label)) for label in header["label"]]
         while labels and not labels[-1]:
@@ -346,9 +346,9 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
         json_meta = None
         if header["exttyp"] == b"json" and nsymbt > 0:
             handle.seek(HEADER_SIZE)
-            json_meta = _decode_json(path, handle.read(nsymbt))
+            json_meta = decode_meta(path, handle.read(nsymbt))
 
-    slice_nbytes = ny * ((nx + 1) // 2) if mode == UINT4_MODE else ny * nx * dtype.itemsize
+    slice_nbytes = ny * uint4_row_bytes(nx) if mode == UINT4_MODE else ny * nx * dtype.itemsize
     data_room = file_size - data_offset
     if compressor is None:
         if nz * slice_nbytes > data_room:
@@ -356,10 +356,10 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
                 path, f"truncated: {nz} z-slices of {slice_nbytes} bytes need "
                       f"{nz * slice_nbytes} bytes of data but only {data_room} follow the header")
     elif nz * CHUNK_HEADER_SIZE > data_room or (
-            nz * slice_nbytes > max(data_room, 1) * MAX_BLOSC_RATIO):
+            nz * slice_nbytes > max(data_room, 1) * MAX_EXPANSION_OTHER):
         raise MRCZFormatError(
-            path, f"truncated: {nz} compressed z-slices cannot fit in the {data_room} bytes "
-                  "that follow the header")
+            path, f"{nz} compressed z-slices of {slice_nbytes} bytes cannot fit in the "
+                  f"{data_room} bytes that follow the header (truncated or damaged)")
     if compressor is not None and mode == UINT4_MODE:
         raise MRCZFormatError(path, "compressed 4-bit (mode 101) data is not defined by MRCZ")
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .layout import MRCLayout, read_layout
 from .slices import SliceReader
+from .threads import default_threads
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 
@@ -43,7 +44,7 @@ class LazyMRC:
     def __init__(self, path: str | os.PathLike, endian: str = "le",
                  cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.layout: MRCLayout = read_layout(path, endian=endian)
-        self._reader = SliceReader(self.layout)
+        self._reader = SliceReader(self.layout, default_threads())
         nz, ny, nx = self.layout.shape
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_slots = max(1, cache_bytes // max(1, ny * nx * self.dtype.itemsize))
@@ -123,6 +124,11 @@ class LazyMRC:
                 isinstance(z_key, np.ndarray) and z_key.ndim == 0 and z_key.dtype.kind in "iu"):
             return self.read_slice(int(z_key))[rest]
         wanted = np.arange(self.layout.nz)[z_key]
+        if isinstance(z_key, slice) and wanted.size > 1 and z_key.step in (None, 1):
+            # A run of slices: read it in one go, in parallel, past the cache.
+            start, stop = int(wanted[0]), int(wanted[-1]) + 1
+            run = self._reader.read_into(start, stop, self._reader.new_array(stop - start))
+            return run[(slice(None), *rest)]
         if isinstance(z_key, slice):
             stack_key: Any = slice(None)
             needed = wanted

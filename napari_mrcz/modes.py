@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Packed 4-bit mode: two pixels a byte, low nibble first, read back as uint8.
+UINT4_MODE = 101
+
 #: MRC mode -> numpy dtype character code (byte order added by the caller).
 MODE_DTYPES: dict[int, str] = {
     0: "i1",
@@ -19,27 +22,21 @@ MODE_DTYPES: dict[int, str] = {
     7: "i4",
     8: "u4",
     12: "f2",
-    101: "u1",  # uint4, two pixels a byte, unpacked to uint8
+    UINT4_MODE: "u1",
 }
 
-#: Packed 4-bit mode.
-UINT4_MODE = 101
+#: Modes MRC2014 defines that we recognise but do not read: 3 (complex int16) and
+#: 16 (RGB, read by a later version).
+UNSUPPORTED_MODES = frozenset({3, 16})
 
-#: dtype name -> MRC mode for writing. Types MRC cannot hold are cast first:
-#: float64 to float32, complex128 to complex64, uint8 is widened to uint16 (as
-#: mrcfile does) so that every MRC reader sees the same values, bool to int8.
+#: dtype name -> the MRC mode that stores it as it is (every mode but the 4-bit one).
 DTYPE_MODES: dict[str, int] = {
-    "int8": 0,
-    "int16": 1,
-    "float32": 2,
-    "complex64": 4,
-    "uint16": 6,
-    "int32": 7,
-    "uint32": 8,
-    "float16": 12,
+    np.dtype(code).name: mode for mode, code in MODE_DTYPES.items() if mode != UINT4_MODE
 }
 
-#: dtypes that are written through a wider or narrower type.
+#: dtypes that are written through a wider or narrower type: float64 to float32,
+#: complex128 to complex64, uint8 widened to uint16 (as mrcfile does, so that every
+#: MRC reader sees the same values) and bool to int8.
 CAST_ON_WRITE: dict[str, str] = {
     "float64": "float32",
     "complex128": "complex64",
@@ -50,15 +47,20 @@ CAST_ON_WRITE: dict[str, str] = {
 #: python-mrcz's tables, kept under its names for code that imports them.
 CCPEM_ENUM: dict[int, str] = dict(MODE_DTYPES)
 REVERSE_CCPEM_ENUM: dict[str, int] = {
+    **{name: DTYPE_MODES[stored] for name, stored in CAST_ON_WRITE.items()},
     **DTYPE_MODES,
-    **{np.dtype(code).str[1:]: mode for mode, code in MODE_DTYPES.items() if mode != UINT4_MODE},
-    "float64": 2,
-    "f8": 2,
-    "complex128": 4,
-    "c16": 4,
-    "uint8": 6,
+    **{np.dtype(name).str[1:]: mode for name, mode in DTYPE_MODES.items()},
+    **{np.dtype(name).str[1:]: DTYPE_MODES[stored] for name, stored in CAST_ON_WRITE.items()},
     "uint4": UINT4_MODE,
 }
+
+#: EMAN2's old mode numbering, read when asked with ``fileConvention='eman2'``.
+EMAN2_MODE_DTYPES: dict[int, str] = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4"}
+
+
+def uint4_row_bytes(nx: int) -> int:
+    """Bytes of one row of ``nx`` 4-bit pixels (MRC2014 pads odd rows to a byte)."""
+    return (nx + 1) // 2
 
 
 def dtype_for_mode(mode: int, byteorder: str, unsigned_bytes: bool = False) -> np.dtype:
@@ -84,15 +86,16 @@ def dtype_for_mode(mode: int, byteorder: str, unsigned_bytes: bool = False) -> n
 
 
 def mode_for_dtype(dtype: np.dtype | str) -> int:
-    """Return the MRC mode that stores ``dtype`` without loss.
+    """Return the MRC mode that stores ``dtype`` (or ``'uint4'``) as it is.
 
     Raises
     ------
     KeyError
-        For dtypes MRC cannot store (use :func:`storage_dtype` first).
+        For dtypes MRC cannot store as they are (see :func:`storage_dtype`).
     """
-    name = "uint4" if str(dtype) == "uint4" else np.dtype(dtype).name
-    return REVERSE_CCPEM_ENUM[name] if name == "uint4" else DTYPE_MODES[name]
+    if str(dtype) == "uint4":
+        return UINT4_MODE
+    return DTYPE_MODES[np.dtype(dtype).name]
 
 
 def storage_dtype(dtype: np.dtype | str) -> np.dtype:
@@ -111,6 +114,3 @@ def storage_dtype(dtype: np.dtype | str) -> np.dtype:
             f"to one of {sorted(DTYPE_MODES)}"
         )
     return np.dtype(name)
-
-#: EMAN2's old mode numbering, read when asked with ``fileConvention='eman2'``.
-EMAN2_MODE_DTYPES: dict[int, str] = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4"}

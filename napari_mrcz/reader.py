@@ -7,18 +7,16 @@ import os
 import numpy as np
 
 from .codecs import BLOSC1_FORMATS
+from .header import HEADER_DTYPE
 from .layout import MRCLayout, read_layout
 from .slices import SliceReader
 from .threads import default_threads
 from .units import units_per_angstrom
 
-#: Header fields that go into ``meta['mrcHeader']`` as they are in the file.
-_RAW_FIELDS = (
-    "nx", "ny", "nz", "mode", "nxstart", "nystart", "nzstart", "mx", "my", "mz", "cella",
-    "cellb", "mapc", "mapr", "maps", "dmin", "dmax", "dmean", "ispg", "nsymbt", "exttyp",
-    "nversion", "voltage", "cs", "gain", "packed_bytes", "imod_stamp", "imod_flags",
-    "origin", "map", "machst", "rms", "nlabl",
-)
+#: Header fields that go into ``meta['mrcHeader']`` as they are in the file: all of
+#: them but the unused bytes (and the labels, which are decoded).
+_RAW_FIELDS = tuple(name for name in HEADER_DTYPE.names
+                    if not name.startswith("extra") and name != "label")
 
 
 def _raw_header(layout: MRCLayout) -> dict:
@@ -49,7 +47,7 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA") -> dict:
         "dimensions": np.array(layout.shape, dtype=int),
         "MRCtype": layout.mode,
         "compressor": layout.compressor,
-        "dtype": layout.dtype.str if layout.dtype.itemsize > 1 else "|" + layout.dtype.str[1:],
+        "dtype": layout.byteorder + layout.dtype.str[1:],
         "pixelsize": layout.pixelsize * units_per_angstrom(pixelunits),
         "pixelunits": pixelunits,
         "minImage": float(header["dmin"]),
@@ -120,13 +118,13 @@ def _frame_range(idx: int | tuple[int, int], nz: int) -> tuple[int, int]:
     first = first + nz if first < 0 else first
     last = last + nz if last < 0 else last
     if not 0 <= first < nz or not 0 <= last < nz:
-        raise IndexError(f"image or slice index out of range: idx={idx}, z_dimension={nz}")
+        raise ValueError(f"image or slice index out of range: idx={idx}, z_dimension={nz}")
     if last < first:
         raise ValueError(f"idx={idx} selects no frames: the last frame comes before the first")
     return first, last + 1
 
 
-def _as_frames(image: np.ndarray, slices: int) -> list[np.ndarray]:
+def _split_into_frames(image: np.ndarray, slices: int) -> list[np.ndarray]:
     """Split a (nz, ny, nx) array into python-mrcz's list of frames (views)."""
     frames = image.reshape(-1, slices, *image.shape[1:])
     return [frame[0] if slices == 1 else frame for frame in frames]
@@ -190,11 +188,16 @@ def readMRC(MRCfilename: str | os.PathLike, idx: int | tuple[int, int] | None = 
         threads = default_threads() if n_threads is None else n_threads
         with SliceReader(layout, threads) as reader:
             meta["packedBytes"] = meta["packedBytes"] or reader.packed_bytes
-            image = reader.read_into(start, stop, reader.new_array(stop - start),
-                                     sequential=True)
+            try:
+                image = reader.new_array(stop - start)
+            except MemoryError:
+                raise MemoryError(
+                    f"{layout.path}: not enough memory to read {stop - start} slices of "
+                    f"{layout.slice_nbytes} bytes at once; use idx= or open_lazy()") from None
+            reader.read_into(start, stop, image, sequential=True)
 
     if layout.slices > 0 and idx is None:
-        return _as_frames(image, layout.slices), meta
+        return _split_into_frames(image, layout.slices), meta
     if (idx is not None and np.ndim(idx) == 0) or image.shape[0] == 1:
         image = image[0]
     return image, meta

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO
 
 import numpy as np
 
 from .codecs import BLOSC1_FORMATS, ChunkDecodeError, decompress_into
 from .errors import MRCZFormatError
 from .layout import MRCLayout
+from .modes import uint4_row_bytes
 
 
 def unpack_uint4(packed: np.ndarray, nx: int, out: np.ndarray) -> None:
@@ -18,16 +21,33 @@ def unpack_uint4(packed: np.ndarray, nx: int, out: np.ndarray) -> None:
 
     ``packed`` has shape (..., ny, ceil(nx / 2)); ``out`` has shape (..., ny, nx).
     """
-    np.bitwise_and(packed[..., : (nx + 1) // 2], 0x0F, out=out[..., 0::2])
+    np.bitwise_and(packed[..., : uint4_row_bytes(nx)], 0x0F, out=out[..., 0::2])
     np.right_shift(packed[..., : nx // 2], 4, out=out[..., 1::2])
+
+
+_SEEK_LOCK = threading.Lock()
+
+
+def _pread_into(handle: BinaryIO, view: memoryview, offset: int) -> int:
+    """Read into ``view`` from byte ``offset`` without moving a shared file position.
+
+    ``os.preadv`` where the platform has it; elsewhere (Windows) seek and read under
+    a lock.
+    """
+    if hasattr(os, "preadv"):
+        return os.preadv(handle.fileno(), [view], offset)
+    with _SEEK_LOCK:
+        handle.seek(offset)
+        return handle.readinto(view)
 
 
 class SliceReader:
     """Read any range of z-slices of one file into caller-supplied arrays.
 
-    Plain MRC is read with ``readinto`` straight into the destination. MRCZ is
+    Plain MRC is read with ``pread`` straight into the destination. MRCZ is
     memory-mapped; its blosc chunks are indexed once by walking their headers, and
-    each requested chunk is decompressed straight into the destination.
+    each requested chunk is decompressed straight into the destination. Several
+    threads may read at once; :meth:`close` waits for them.
 
     Parameters
     ----------
@@ -43,6 +63,8 @@ class SliceReader:
         self._file = open(layout.path, "rb", buffering=0)  # noqa: SIM115 (closed in close())
         self._mmap: mmap.mmap | None = None
         self.chunk_offsets: np.ndarray | None = None
+        self._readers = 0
+        self._idle = threading.Condition()
         try:
             if layout.compressor is not None:
                 self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
@@ -82,15 +104,24 @@ class SliceReader:
             ``out``.
         """
         layout = self.layout
-        if layout.compressor is not None:
-            self._decompress_range(start, stop, out, sequential)
-        elif layout.is_uint4:
-            _, ny, nx = layout.shape
-            packed = np.empty((stop - start, ny, (nx + 1) // 2), dtype=np.uint8)
-            self._read_raw(start, packed)
-            unpack_uint4(packed, nx, out)
-        else:
-            self._read_raw(start, out)
+        with self._idle:
+            if self._file.closed:
+                raise ValueError(f"{layout.path} is closed")
+            self._readers += 1
+        try:
+            if layout.compressor is not None:
+                self._decompress_range(start, stop, out, sequential)
+            elif layout.is_uint4:
+                _, ny, nx = layout.shape
+                packed = np.empty((stop - start, ny, uint4_row_bytes(nx)), dtype=np.uint8)
+                self._read_raw(start, packed)
+                unpack_uint4(packed, nx, out)
+            else:
+                self._read_raw(start, out)
+        finally:
+            with self._idle:
+                self._readers -= 1
+                self._idle.notify_all()
         return out
 
     def _read_raw(self, start: int, out: np.ndarray) -> None:
@@ -98,7 +129,7 @@ class SliceReader:
         offset = self.layout.data_offset + start * self.layout.slice_nbytes
         view = memoryview(out).cast("B")
         while view:
-            count = os.preadv(self._file.fileno(), [view], offset)
+            count = _pread_into(self._file, view, offset)
             if not count:
                 raise MRCZFormatError(self.layout.path, "the file ended while reading data; "
                                                         "was it truncated after opening?")
@@ -150,9 +181,15 @@ class SliceReader:
             else:
                 with ThreadPoolExecutor(workers, thread_name_prefix="napari-mrcz-read") as pool:
                     list(pool.map(decompress, range(start, stop)))
+        if sequential and hasattr(self._mmap, "madvise"):
+            self._mmap.madvise(mmap.MADV_NORMAL)
 
     def close(self) -> None:
-        """Release the file and its memory map."""
+        """Release the file and its memory map, once reads in progress are done."""
+        idle = getattr(self, "_idle", None)
+        if idle is not None:
+            with idle:
+                idle.wait_for(lambda: self._readers == 0)
         if getattr(self, "_mmap", None) is not None:
             self._mmap.close()
             self._mmap = None

@@ -7,6 +7,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .header import UNKNOWN_STATS
+
 #: Elements per block of the sums: small enough to stay in a CPU's L2 cache, large
 #: enough that threads computing statistics side by side rarely wait for the GIL.
 _BLOCK = 2**18
@@ -55,7 +57,7 @@ class SliceStats:
             return
         if kind == "b":
             values = values.view(np.uint8)
-        if kind in "iub":
+        if kind in "iub" and float(self.shift).is_integer():
             self._add_integers(values)
         else:
             self._add_floats(values)
@@ -91,14 +93,14 @@ class SliceStats:
                 squares[...] = block
                 total_sq += int(np.einsum("i,i->", squares, squares))
         self.minimum, self.maximum = float(minimum), float(maximum)
-        self.total += total - int(self.shift) * values.size
         shift = int(self.shift)
+        self.total += total - shift * values.size
         self.total_sq += total_sq - 2 * shift * total + shift**2 * values.size
 
     def _add_floats(self, values: np.ndarray) -> None:
         # Each block is read from memory once: the shifted copy, min, max and both sums
         # then come from cache. einsum rather than BLAS: no threads of its own.
-        work_type = np.float32 if values.dtype.itemsize == 4 else np.float64
+        work_type = np.float32 if values.dtype == np.float32 else np.float64
         buffer = np.empty(min(values.size, _BLOCK), dtype=work_type)
         minimum, maximum = self.minimum, self.maximum
         total = 0.0
@@ -148,7 +150,7 @@ class SliceStats:
         one reports only the RMS.
         """
         if self.count == 0:
-            return 0.0, -1.0, -2.0, -1.0
+            return UNKNOWN_STATS
         n = self.count
         if isinstance(self.total, int) and isinstance(self.total_sq, int):
             mean_offset = Fraction(self.total, n)
@@ -161,16 +163,17 @@ class SliceStats:
             mean = self.shift + mean_offset
         rms = math.sqrt(max(variance, 0.0))
         if self.is_complex:
-            return 0.0, -1.0, -2.0, rms
+            return (*UNKNOWN_STATS[:3], rms)
         return self.minimum, self.maximum, mean, rms
 
 
-def shift_for(frame: np.ndarray) -> float | int:
-    """A value to subtract before summing: the first element of float data.
+def shift_for(frame: np.ndarray, dtype: np.dtype) -> float | int:
+    """A value to subtract before summing data stored as ``dtype``.
 
-    Integer sums are exact, so integers (and complex data) need no shift: 0.
+    The first element of ``frame``, as ``dtype`` stores it, for float data; integer
+    sums are exact, so integers (and complex data) need no shift: 0.
     """
-    if frame.size == 0 or frame.dtype.kind != "f":
+    if frame.size == 0 or np.dtype(dtype).kind != "f":
         return 0
-    first = float(frame.reshape(-1)[0])
+    first = float(np.asarray(frame.reshape(-1)[:1]).astype(dtype)[0])
     return first if math.isfinite(first) else 0.0

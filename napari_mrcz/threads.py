@@ -7,19 +7,24 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-_default_threads = os.cpu_count() or 1
+#: The cores this process may run on (all virtual cores by default, as python-mrcz).
+_default_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+    os.cpu_count() or 1)
 
 #: One background worker, as python-mrcz has: async reads and writes queue up on it.
 _async_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-io")
 
 
 def default_threads() -> int:
-    """Return the number of blosc threads used when a call does not say."""
+    """Return how many slices are encoded or decoded at once when a call does not say."""
     return _default_threads
 
 
 def setDefaultThreads(n_threads: int) -> None:
-    """Set the number of blosc threads used when ``n_threads`` is not given.
+    """Set how many slices are compressed or decompressed at once by default.
+
+    Used when a call does not give ``n_threads``; blosc itself always runs one
+    thread per slice (see :mod:`napari_mrcz.codecs`).
 
     Parameters
     ----------

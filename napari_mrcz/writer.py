@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
+import secrets
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,7 +37,14 @@ from .header import (
 )
 from .jsonmeta import encode_meta
 from .layout import MRCLayout, read_layout
-from .modes import UINT4_MODE, mode_for_dtype, storage_dtype
+from .modes import (
+    MODE_DTYPES,
+    REVERSE_CCPEM_ENUM,
+    UINT4_MODE,
+    mode_for_dtype,
+    storage_dtype,
+    uint4_row_bytes,
+)
 from .slices import SliceReader
 from .stats import SliceStats, shift_for
 from .threads import default_threads
@@ -55,10 +62,6 @@ WRITER_LABEL = f"MRCZ0.6.0 napari-mrcz {__about__.__version__}"
 #: z pixel size python-mrcz writes when given a (y, x) pixel size, in Angstrom.
 DEFAULT_Z_SPACING = 10.0
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 @dataclass
 class _Frames:
     """The data to write, seen as a sequence of 2D z-slices."""
@@ -72,17 +75,23 @@ class _Frames:
     def __iter__(self) -> Iterator[np.ndarray]:
         if isinstance(self.source, list):
             for frame in self.source:
-                if frame.ndim == 2:
-                    yield np.asarray(frame)
-                else:
-                    for index in range(frame.shape[0]):
-                        yield np.asarray(frame[index])
-        else:
-            for index in range(self.count):
-                yield np.asarray(self.source[index])
+                yield from (np.asarray(frame),) if frame.ndim == 2 else (
+                    np.asarray(frame[index]) for index in range(frame.shape[0]))
+            return
+        z_chunks = getattr(self.source, "chunks", None)
+        if z_chunks is not None and not isinstance(self.source, np.ndarray):
+            # dask: compute each chunk along z once, not once per slice.
+            start = 0
+            for length in z_chunks[0]:
+                block = np.asarray(self.source[start : start + length])
+                yield from block
+                start += length
+            return
+        for index in range(self.count):
+            yield np.asarray(self.source[index])
 
 
-def _as_frames(input_image: Any) -> _Frames:
+def _describe_input(input_image: Any) -> _Frames:
     """Describe ``input_image`` (an array-like of 1-3 dims, or a list of 2D/3D arrays)."""
     if isinstance(input_image, (list, tuple)):
         if not input_image:
@@ -96,19 +105,20 @@ def _as_frames(input_image: Any) -> _Frames:
                 raise ValueError(f"Frame {number} has shape {frame.shape}, expected {first.shape}")
             if frame.dtype != first.dtype:
                 raise TypeError(f"Frame {number} has dtype {frame.dtype}, expected {first.dtype}")
+        if 0 in first.shape:
+            raise ValueError(f"cannot write frames of shape {first.shape}: MRC has no empty axes")
         slices = 1 if first.ndim == 2 else first.shape[0]
         return _Frames(frames, len(frames) * slices, tuple(first.shape[-2:]),
                        np.dtype(first.dtype), slices)
     data = input_image
-    if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+    if not hasattr(data, "shape") or not hasattr(data, "dtype") or data.ndim < 3:
         data = np.asarray(data)
-    if data.ndim == 1:
-        data = data.reshape(1, 1, -1) if isinstance(data, np.ndarray) else np.asarray(
-            data).reshape(1, 1, -1)
-    if data.ndim == 2:
-        data = data[np.newaxis] if isinstance(data, np.ndarray) else np.asarray(data)[np.newaxis]
+        if data.ndim < 3:
+            data = data.reshape((1,) * (3 - data.ndim) + data.shape)
     if data.ndim != 3:
         raise ValueError(f"MRC holds 1 to 3 dimensions, got an array of shape {data.shape}")
+    if 0 in data.shape:
+        raise ValueError(f"cannot write an array of shape {data.shape}: MRC has no empty axes")
     return _Frames(data, int(data.shape[0]), tuple(int(n) for n in data.shape[1:]),
                    np.dtype(data.dtype), 0)
 
@@ -146,8 +156,8 @@ def _pack_uint4(frame: np.ndarray) -> np.ndarray:
         raise ValueError("uint4 (mode 101) holds values 0 to 15 only")
     frame = frame.astype(np.uint8, copy=False)
     ny, nx = frame.shape
-    packed = np.zeros((ny, (nx + 1) // 2), dtype=np.uint8)
-    packed[:, : (nx + 1) // 2] = frame[:, 0::2]
+    packed = np.zeros((ny, uint4_row_bytes(nx)), dtype=np.uint8)
+    packed[:, : uint4_row_bytes(nx)] = frame[:, 0::2]
     packed[:, : nx // 2] |= frame[:, 1::2] << 4
     return packed
 
@@ -203,9 +213,9 @@ class _SliceEncoder:
     def __call__(self, frame: np.ndarray, shift: float | int) -> tuple[Any, SliceStats]:
         native = frame
         if native.dtype != self.native_dtype and not self.uint4:
-            native = native.astype(self.native_dtype)
+            native = native.astype(self.native_dtype, order="C")
         elif not native.dtype.isnative:
-            native = native.astype(native.dtype.newbyteorder("="))
+            native = native.astype(native.dtype.newbyteorder("="), order="C")
         stats = SliceStats(shift)
         stats.add(native)
         if self.uint4:
@@ -213,7 +223,7 @@ class _SliceEncoder:
         elif self.file_dtype.isnative or self.file_dtype.itemsize == 1:
             payload = np.ascontiguousarray(native)
         else:
-            payload = native.astype(self.file_dtype)
+            payload = native.astype(self.file_dtype, order="C")
         if self.compressor is not None:
             payload = compress_slice(payload, self.compressor, self.clevel)
         return payload, stats
@@ -246,14 +256,14 @@ class _SliceWriter:
     def add(self, frame: np.ndarray) -> None:
         """Queue one 2D z-slice for encoding and writing."""
         if self.stats is None:
-            self.stats = SliceStats(shift_for(frame))
+            self.stats = SliceStats(shift_for(frame, self.encoder.native_dtype))
         self._encoding.append(self._encoders.submit(self.encoder, frame, self.stats.shift))
         while len(self._encoding) + len(self._writing) > self._max_in_flight:
             self._advance()
 
     def _advance(self) -> None:
         """Hand the oldest encoded slice to the writer, or wait for the oldest write."""
-        if self._encoding and (len(self._writing) < MAX_PENDING_WRITES or not self._writing):
+        if self._encoding and len(self._writing) < MAX_PENDING_WRITES:
             payload, stats = self._encoding.popleft().result()
             self.stats.merge(stats)
             if self.encoder.compressor is not None:
@@ -288,20 +298,30 @@ def _write_slices(handle: BinaryIO, frames: _Frames, file_dtype: np.dtype,
     return writer.stats if writer.stats is not None else SliceStats(), writer.packed_bytes
 
 
-def _target_mode(path: str) -> int:
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        return 0o666 & ~_UMASK
+def _create_temporary(path: str) -> tuple[int, str]:
+    """Create a hidden, empty file beside ``path``; return its descriptor and name.
+
+    Created with mode 0o666 so that the umask applies, as for any new file; when
+    ``path`` exists, the new file takes its permission bits.
+    """
+    directory, name = os.path.split(path)
+    for _ in range(100):
+        temporary = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.partial")
+        try:
+            descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(temporary, os.stat(path).st_mode & 0o7777)
+        return descriptor, temporary
+    raise FileExistsError(f"could not create a temporary file beside {path}")
 
 
 def _write_new_file(path: str, frames: _Frames, header: np.ndarray, json_meta: bytes | None,
                     file_dtype: np.dtype, compressor: str | None, clevel: int,
                     uint4: bool, n_threads: int) -> None:
     """Write a whole file to a temporary name and rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".partial")
+    descriptor, temporary = _create_temporary(path)
     try:
         with os.fdopen(descriptor, "wb", buffering=0) as handle:
             write_fully(handle, bytes(HEADER_SIZE))
@@ -313,7 +333,6 @@ def _write_new_file(path: str, frames: _Frames, header: np.ndarray, json_meta: b
             header["packed_bytes"] = packed_bytes
             handle.seek(0)
             write_fully(handle, header.tobytes())
-        os.chmod(temporary, _target_mode(path))
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -360,10 +379,15 @@ def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads
                                             clevel, False, n_threads, stats=old_stats)
         header["packed_bytes"] += packed_bytes
         header["nz"] = new_nz
-        if int(header["mz"]) == nz and not layout.slices:
-            header["mz"] = new_nz
-        header["cella"][2] = layout.pixelsize[0] * new_nz
-        if old_stats is not None or start == nz == 0:
+        sections_axis = layout.mapcrs[2] - 1
+        mz = int(header["mz"])
+        if mz in (0, nz) or layout.slices:
+            # CELLA along z counts sections (CELLA / MZ or CELLA / NZ): it grows with
+            # them; an image stack (MZ = 1) keeps its cell, and so its voxel size.
+            if mz == nz and not layout.slices:
+                header["mz"] = new_nz
+            header["cella"][sections_axis] = layout.pixelsize[0] * new_nz
+        if old_stats is not None:
             _set_stats(header, stats)
         else:
             handle.seek(0)
@@ -376,12 +400,15 @@ def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads
 def _trusted_stats(layout: MRCLayout) -> SliceStats | None:
     """The header statistics of ``layout`` as an accumulator, if they can be believed.
 
-    python-mrcz estimates them from the first frame and writes RMS 0, so its files,
-    and headers whose statistics are marked unknown, are not trusted.
+    python-mrcz estimates them from the first frame and writes RMS 0, so an RMS of 0
+    in its files, and statistics marked unknown (RMS < 0, DMIN > DMAX, complex data),
+    are not trusted.
     """
     header = layout.header
     dmin, dmax, rms = float(header["dmin"]), float(header["dmax"]), float(header["rms"])
-    if layout.written_by_python_mrcz or rms < 0 or dmin > dmax or (rms == 0 and dmin != dmax):
+    if rms < 0 or dmin > dmax or layout.dtype.kind == "c":
+        return None
+    if rms == 0 and (dmin != dmax or layout.written_by_python_mrcz):
         return None
     dmean = float(header["dmean"])
     shift = round(dmean) if layout.dtype.kind in "iub" else dmean
@@ -400,7 +427,7 @@ def _file_stats(path: str, n_threads: int) -> SliceStats:
             data = reader.read_into(first, first + count, reader.new_array(count))
             data = data.astype(data.dtype.newbyteorder("="), copy=False)
             if stats is None:
-                stats = SliceStats(shift_for(data))
+                stats = SliceStats(shift_for(data, data.dtype))
             stats.add(data)
     return stats if stats is not None else SliceStats()
 
@@ -463,8 +490,8 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
     TypeError
         For data MRC cannot store, such as int64 (cast it first).
     """
-    path = os.fspath(MRCfilename)
-    frames = _as_frames(input_image)
+    path = os.path.realpath(os.fspath(MRCfilename))  # through symlinks, to their target
+    frames = _describe_input(input_image)
     threads = default_threads() if n_threads is None else int(n_threads)
     if idx is not None and os.path.isfile(path):
         _write_at_index(path, frames, int(idx), clevel, threads)
@@ -484,6 +511,9 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
     json_meta = dict(meta) if isinstance(meta, dict) else None
     if frames.slices:
         json_meta = {**(json_meta or {}), "slices": frames.slices}
+    elif json_meta is not None:
+        # The writer owns this key: in a single array it would turn it into a list.
+        json_meta.pop("slices", None)
     encoded_meta = encode_meta(json_meta) if json_meta is not None else None
 
     nz = frames.count
@@ -531,7 +561,14 @@ def writeMRCHeader(f: BinaryIO, header: dict, slices: int, endchar: str = "<") -
     if len(dims) == 2:
         dims = [1, *dims]
     dtype_name = str(header["dtype"]).lower().lstrip("<>|=")
-    mode = UINT4_MODE if dtype_name == "uint4" else mode_for_dtype(storage_dtype(dtype_name))
+    try:
+        mode = REVERSE_CCPEM_ENUM[dtype_name]
+    except KeyError:
+        raise ValueError(f"Unknown dtype for MRC encountered = {dtype_name}") from None
+    if np.dtype(MODE_DTYPES[mode]).itemsize != np.dtype(
+            "u1" if dtype_name == "uint4" else dtype_name).itemsize and mode != UINT4_MODE:
+        raise ValueError(f"{dtype_name} data is written as {MODE_DTYPES[mode]} (MRC mode "
+                         f"{mode}): cast it before writing it after this header")
     codec = header.get("compressor")
     codec_id = REVERSE_COMPRESSOR_ENUM.get(codec, 0)
     mrc_header = _make_header(endchar, (dims[0], dims[1], dims[2]), mode, codec_id,
@@ -539,6 +576,9 @@ def writeMRCHeader(f: BinaryIO, header: dict, slices: int, endchar: str = "<") -
                                              header.get("pixelunits", "\\AA")),
                               int(slices), int(slices), header.get("voltage", 0.0),
                               header.get("C3", 0.0), header.get("gain", 1.0))
+    if slices:
+        # python-mrcz's signature (MX = MY = 0): MZ then counts slices per frame.
+        mrc_header["mx"] = mrc_header["my"] = 0
     mrc_header["dmin"] = header.get("minImage", 0.0)
     mrc_header["dmax"] = header.get("maxImage", 1.0)
     mrc_header["dmean"] = header.get("meanImage", 0.0)
@@ -562,6 +602,7 @@ def defaultHeader() -> dict:
         "dimensions": np.array([0, 0, 0], dtype=int),
         "dtype": "u1",
         "compressor": None,
+        "backend": None,
         "packedBytes": 0,
         "clevel": 1,
         "maxImage": 1.0,
