@@ -75,7 +75,7 @@ def pixel_size_angstrom(scale: Any, units: Any) -> list[float]:
     return converted
 
 
-def _mrc_dtype(data: Any) -> np.dtype | None:
+def mrc_dtype(data: Any, warn: bool = True) -> np.dtype | None:
     """The dtype to cast to for MRC, or None to keep the data's own; warns on a cast."""
     dtype = np.dtype(data.dtype)
     if dtype == np.float64:
@@ -89,7 +89,8 @@ def _mrc_dtype(data: Any) -> np.dtype | None:
             return None
     else:
         return None
-    warnings.warn(f"MRC cannot store {dtype}: writing {target}", stacklevel=3)
+    if warn:
+        warnings.warn(f"MRC cannot store {dtype}: writing {target}", stacklevel=3)
     return target
 
 
@@ -103,7 +104,7 @@ def _value_range(data: Any) -> tuple[int, int]:
     return min(lows), max(highs)
 
 
-def json_meta(metadata: dict | None) -> dict:
+def json_meta(metadata: dict | None, warn: bool = True) -> dict:
     """The layer metadata that goes into the MRCZ JSON header.
 
     The JSON meta of the file the layer was read from, DM tags, and any other key a
@@ -121,8 +122,9 @@ def json_meta(metadata: dict | None) -> dict:
         try:
             json.dumps(value, default=lambda item: item.tolist())
         except (TypeError, ValueError, AttributeError):
-            warnings.warn(f"layer metadata {key!r} cannot be saved as JSON; skipped",
-                          stacklevel=3)
+            if warn:
+                warnings.warn(f"layer metadata {key!r} cannot be saved as JSON; skipped",
+                              stacklevel=3)
             continue
         kept[key] = value
     return kept
@@ -149,7 +151,7 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
         raise ValueError(f"MRC holds 2D images and 3D stacks; this layer has {data.ndim} "
                          "dimensions")
     writeMRC(data, path, meta=json_meta(meta.get("metadata")) or None,
-             dtype=_mrc_dtype(data), pixelsize=pixelsize, pixelunits="\\AA",
+             dtype=mrc_dtype(data), pixelsize=pixelsize, pixelunits="\\AA",
              compressor=codec, clevel=int(settings["level"]), n_threads=threads)
     return path
 

@@ -72,6 +72,45 @@ HEADER_FIELDS: list[tuple] = [
     ("label", "S80", (N_LABELS,)),  # 224
 ]
 
+#: What each field means, for people reading a header.
+FIELD_MEANINGS: dict[str, str] = {
+    "nx": "columns (fastest axis, x)",
+    "ny": "rows (y)",
+    "nz": "sections (z)",
+    "mode": "pixel type (MRC mode) + 1000 x MRCZ compressor id",
+    "nxstart": "index of the first column",
+    "nystart": "index of the first row",
+    "nzstart": "index of the first section",
+    "mx": "sampling intervals along x (pixel size = CELLA.x / MX)",
+    "my": "sampling intervals along y",
+    "mz": "sampling intervals along z (python-mrcz: slices per frame)",
+    "cella": "cell size x, y, z in Angstrom",
+    "cellb": "cell angles in degrees",
+    "mapc": "crystal axis along columns (1=x, 2=y, 3=z)",
+    "mapr": "crystal axis along rows",
+    "maps": "crystal axis along sections",
+    "dmin": "minimum pixel value",
+    "dmax": "maximum pixel value",
+    "dmean": "mean pixel value",
+    "ispg": "space group (0 image stack, 1 volume, 401 volume stack)",
+    "nsymbt": "extended header length in bytes",
+    "exttyp": "extended header type (json for MRCZ meta; FEI1, SERI, CCP4, ...)",
+    "nversion": "MRC format version (20140 or 20141)",
+    "voltage": "accelerating voltage in kV (python-mrcz)",
+    "cs": "spherical aberration in mm (python-mrcz)",
+    "gain": "detector gain (python-mrcz)",
+    "packed_bytes": "compressed size of all blosc chunks (python-mrcz)",
+    "imod_stamp": "IMOD stamp (1146047817 when IMOD wrote the file)",
+    "imod_flags": "IMOD flags (bit 0: bytes are signed)",
+    "origin": "origin x, y, z in Angstrom",
+    "map": "file type identifier, 'MAP '",
+    "machst": "machine stamp: byte order",
+    "rms": "RMS deviation from the mean",
+    "nlabl": "number of text labels",
+    "label": "text labels",
+    "byteorder": "byte order the file was read in",
+}
+
 #: The header in little-endian order; ``.newbyteorder('>')`` gives the big-endian one.
 HEADER_DTYPE = np.dtype(HEADER_FIELDS)
 assert HEADER_DTYPE.itemsize == HEADER_SIZE
@@ -113,6 +152,32 @@ def new_header(byteorder: str = "<") -> np.ndarray:
     return header
 
 
-def decode_label(raw: bytes) -> str:
-    """Decode one 80-byte label; never fails on odd bytes."""
-    return raw.rstrip(b"\0 ").decode("latin-1")
+def decode_labels(header: np.ndarray) -> list[str]:
+    """The text labels, up to the last non-empty one; never fails on odd bytes."""
+    labels = [bytes(label).rstrip(b"\0 ").decode("latin-1") for label in header["label"]]
+    while labels and not labels[-1]:
+        labels.pop()
+    return labels
+
+
+def header_fields(header: np.ndarray, byteorder: str) -> dict:
+    """Every field of ``header`` as plain Python values, for people and for JSON.
+
+    The unused bytes are left out, text is decoded, the machine stamp is shown as
+    hex bytes and ``byteorder`` is added.
+    """
+    fields: dict = {}
+    for name in HEADER_DTYPE.names:
+        if name.startswith("extra"):
+            continue
+        value = header[name]
+        if name == "label":
+            fields[name] = decode_labels(header)
+        elif name == "machst":
+            fields[name] = bytes(value).hex(" ")
+        elif value.dtype.kind == "S":
+            fields[name] = bytes(value).decode("latin-1").rstrip("\0")
+        else:
+            fields[name] = value.tolist()
+    fields["byteorder"] = "little" if byteorder == "<" else "big"
+    return fields

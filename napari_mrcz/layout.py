@@ -29,7 +29,7 @@ from .header import (
     HEADER_SIZE,
     IMOD_FLAG_SIGNED_BYTES,
     IMOD_STAMP,
-    decode_label,
+    decode_labels,
     header_dtype,
     stamp_byteorder,
 )
@@ -339,9 +339,7 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
             dtype = dtype_for_mode(mode, byteorder, unsigned_bytes=imod_unsigned)
         nsymbt = int(header["nsymbt"])
         data_offset = HEADER_SIZE + nsymbt
-        labels = [decode_label(bytes(label)) for label in header["label"]]
-        while labels and not labels[-1]:
-            labels.pop()
+        labels = decode_labels(header)
 
         json_meta = None
         if header["exttyp"] == b"json" and nsymbt > 0:

@@ -7,29 +7,11 @@ import os
 import numpy as np
 
 from .codecs import BLOSC1_FORMATS
-from .header import HEADER_DTYPE
+from .header import header_fields
 from .layout import MRCLayout, read_layout
 from .slices import SliceReader
 from .threads import default_threads
 from .units import units_per_angstrom
-
-#: Header fields that go into ``meta['mrcHeader']`` as they are in the file: all of
-#: them but the unused bytes (and the labels, which are decoded).
-_RAW_FIELDS = tuple(name for name in HEADER_DTYPE.names
-                    if not name.startswith("extra") and name != "label")
-
-
-def _raw_header(layout: MRCLayout) -> dict:
-    raw = {}
-    for name in _RAW_FIELDS:
-        value = layout.field(name)
-        if isinstance(value, bytes):
-            value = value.decode("latin-1").rstrip("\0")
-        raw[name] = value
-    raw["machst"] = bytes(layout.header["machst"]).hex(" ")
-    raw["label"] = list(layout.labels)
-    raw["byteorder"] = "little" if layout.byteorder == "<" else "big"
-    return raw
 
 
 def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA") -> dict:
@@ -72,7 +54,7 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA") -> dict:
     meta["gain"] = float(header["gain"])
     meta["packedBytes"] = int(header["packed_bytes"])
     meta["mapcrs"] = list(layout.mapcrs)
-    meta["mrcHeader"] = _raw_header(layout)
+    meta["mrcHeader"] = header_fields(layout.header, layout.byteorder)
     if layout.json_meta:
         for key, value in layout.json_meta.items():
             meta.setdefault(key, value)

@@ -14,9 +14,10 @@ import logging
 import os
 import secrets
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -181,6 +182,31 @@ def _make_header(byteorder: str, shape: tuple[int, int, int], mode: int, codec_i
     return header
 
 
+def new_file_header(shape: Sequence[int], dtype: Any, pixelsize_zyx: Sequence[float],
+                    compressor: str | None = None, byteorder: str = "<") -> np.ndarray:
+    """The header :func:`writeMRC` would start a file with (statistics still unknown).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        (ny, nx) or (nz, ny, nx).
+    dtype : numpy dtype
+        The data's dtype (cast as :func:`writeMRC` would cast it).
+    pixelsize_zyx : sequence of float
+        Pixel size in Angstrom, (z, y, x).
+    compressor : str, optional
+        MRCZ codec, or None for plain MRC.
+    byteorder : {'<', '>'}
+        Byte order of the file.
+    """
+    nz, ny, nx = (1, *shape) if len(shape) == 2 else tuple(shape)
+    mode = mode_for_dtype(storage_dtype(dtype))
+    codec = None if compressor is None else check_codec(compressor)
+    return _make_header(byteorder, (nz, ny, nx), mode, REVERSE_COMPRESSOR_ENUM[codec],
+                        np.asarray(pixelsize_zyx, dtype=np.float64),
+                        0 if codec is not None else nz, 0, 0.0, 0.0, 1.0)
+
+
 def _set_stats(header: np.ndarray, stats: SliceStats) -> None:
     header["dmin"], header["dmax"], header["dmean"], header["rms"] = stats.header_values()
 
@@ -241,11 +267,14 @@ class _SliceWriter:
     """
 
     def __init__(self, handle: BinaryIO, encoder: _SliceEncoder, n_threads: int,
-                 stats: SliceStats | None = None) -> None:
+                 stats: SliceStats | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
         self.handle = handle
         self.encoder = encoder
         self.stats = stats
+        self.progress = progress
         self.packed_bytes = 0
+        self.written = 0
         self._max_in_flight = n_threads + MAX_PENDING_WRITES
         self._encoders = ThreadPoolExecutor(max_workers=n_threads,
                                             thread_name_prefix="napari-mrcz-encode")
@@ -271,6 +300,9 @@ class _SliceWriter:
             self._writing.append(self._writer.submit(write_fully, self.handle, payload))
         else:
             self._writing.popleft().result()
+            self.written += 1
+            if self.progress is not None:
+                self.progress(self.written)
 
     def finish(self) -> None:
         """Wait for every queued slice; raise the first error a background thread met."""
@@ -278,23 +310,34 @@ class _SliceWriter:
             while self._encoding or self._writing:
                 self._advance()
         finally:
-            for future in (*self._encoding, *self._writing):
-                future.cancel()
-            self._encoders.shutdown(wait=True)
-            self._writer.shutdown(wait=True)
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the slices not yet written and stop the threads."""
+        for future in (*self._encoding, *self._writing):
+            future.cancel()
+        self._encoders.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
 
 
 def _write_slices(handle: BinaryIO, frames: _Frames, file_dtype: np.dtype,
                   compressor: str | None, clevel: int, uint4: bool, n_threads: int,
-                  stats: SliceStats | None = None) -> tuple[SliceStats, int]:
-    """Write every slice of ``frames``; return their statistics (merged into ``stats``)."""
+                  stats: SliceStats | None = None,
+                  progress: Callable[[int], None] | None = None) -> tuple[SliceStats, int]:
+    """Write every slice of ``frames``; return their statistics (merged into ``stats``).
+
+    ``progress(k)`` is called once slice k (counting from 1) is written; whatever it
+    raises stops the write.
+    """
     writer = _SliceWriter(handle, _SliceEncoder(file_dtype, compressor, clevel, uint4),
-                          n_threads, stats)
+                          n_threads, stats, progress)
     try:
         for frame in frames:
             writer.add(frame)
-    finally:
-        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    writer.finish()
     return writer.stats if writer.stats is not None else SliceStats(), writer.packed_bytes
 
 
@@ -319,7 +362,8 @@ def _create_temporary(path: str) -> tuple[int, str]:
 
 def _write_new_file(path: str, frames: _Frames, header: np.ndarray, json_meta: bytes | None,
                     file_dtype: np.dtype, compressor: str | None, clevel: int,
-                    uint4: bool, n_threads: int) -> None:
+                    uint4: bool, n_threads: int,
+                    progress: Callable[[int], None] | None = None) -> None:
     """Write a whole file to a temporary name and rename it over ``path``."""
     descriptor, temporary = _create_temporary(path)
     try:
@@ -328,7 +372,7 @@ def _write_new_file(path: str, frames: _Frames, header: np.ndarray, json_meta: b
             if json_meta:
                 write_fully(handle, json_meta)
             stats, packed_bytes = _write_slices(handle, frames, file_dtype, compressor, clevel,
-                                                uint4, n_threads)
+                                                uint4, n_threads, progress=progress)
             _set_stats(header, stats)
             header["packed_bytes"] = packed_bytes
             handle.seek(0)
@@ -340,7 +384,8 @@ def _write_new_file(path: str, frames: _Frames, header: np.ndarray, json_meta: b
         raise
 
 
-def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads: int) -> None:
+def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads: int,
+                    progress: Callable[[int], None] | None = None) -> None:
     """Write frames into an existing file from z-slice ``idx`` on.
 
     Plain MRC: any ``idx`` from 0 to nz (nz appends). MRCZ: appending only. Only the
@@ -376,7 +421,8 @@ def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads
         else:
             handle.seek(layout.data_offset + start * layout.slice_nbytes)
         stats, packed_bytes = _write_slices(handle, frames, layout.dtype, layout.compressor,
-                                            clevel, False, n_threads, stats=old_stats)
+                                            clevel, False, n_threads, stats=old_stats,
+                                            progress=progress)
         header["packed_bytes"] += packed_bytes
         header["nz"] = new_nz
         sections_axis = layout.mapcrs[2] - 1
@@ -437,7 +483,8 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
              pixelsize: Sequence[float] | float = (0.1, 0.1, 0.1), pixelunits: str = "\\AA",
              shape: Any = None, voltage: float = 0.0, C3: float = 0.0, gain: float = 1.0,
              compressor: str | None = None, clevel: int = 1, n_threads: int | None = None,
-             quickStats: bool = True, idx: int | None = None) -> None:
+             quickStats: bool = True, idx: int | None = None,
+             progress: Callable[[int, int], None] | None = None) -> None:
     """Write an array (or a list of frames) as plain MRC or compressed MRCZ.
 
     Parameters
@@ -482,6 +529,10 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
         Write the frames into the existing file from z-slice ``idx`` on; ``idx`` equal
         to the number of slices appends. Compressed files can only be appended to.
         Without an existing file, ``idx`` must be 0.
+    progress : callable, optional
+        Not in python-mrcz. Called as ``progress(written, total)`` from the calling
+        thread each time a z-slice is on disk; an exception it raises stops the
+        write (a new file is then not created and the old one is left as it was).
 
     Raises
     ------
@@ -492,9 +543,10 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
     """
     path = os.path.realpath(os.fspath(MRCfilename))  # through symlinks, to their target
     frames = _describe_input(input_image)
+    report = None if progress is None else partial(_report, progress, frames.count)
     threads = default_threads() if n_threads is None else int(n_threads)
     if idx is not None and os.path.isfile(path):
-        _write_at_index(path, frames, int(idx), clevel, threads)
+        _write_at_index(path, frames, int(idx), clevel, threads, report)
         return
     if idx is not None and int(idx) != 0:
         raise ValueError(f"{path} does not exist yet: only idx=0 can start it")
@@ -533,7 +585,11 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
         header["exttyp"] = b"json"
     file_dtype = stored.newbyteorder(byteorder)
     _write_new_file(path, frames, header, encoded_meta, file_dtype, codec, clevel, uint4,
-                    threads)
+                    threads, report)
+
+
+def _report(progress: Callable[[int, int], None], total: int, written: int) -> None:
+    progress(written, total)
 
 
 def writeMRCHeader(f: BinaryIO, header: dict, slices: int, endchar: str = "<") -> int:
