@@ -57,6 +57,12 @@ Further sections:
   no overhead; a write's peak excludes the caller's array, so 0.00 is a write with no
   overhead.
 
+* DigitalMicrograph (skipped with ``--skip-dm``, printed last): open + read of the larger
+  real DM files in ``../shared/data`` (or ``$NAPARI_MRCZ_TEST_DATA``) with
+  ``napari_mrcz.read_dm``, ncempy (``ncempy.io.dm.dmReader``) and rosettasciio
+  (``rsciio.digitalmicrograph.file_reader``), best of ``max(--repeat, 20)``, each
+  checked against ours; and the lazy open (``read_dm``) of a 4.3 GB sparse DM3 movie.
+
 Files go to a fresh temporary folder inside ``--out`` (default: the system temporary
 folder), removed at the end.
 """
@@ -69,6 +75,7 @@ import math
 import os
 import platform
 import shutil
+import struct
 import sys
 import tempfile
 import time
@@ -442,6 +449,128 @@ def print_summary(results: list[Result]) -> None:
               f"python-mrcz {theirs.write_mbs:.0f}/{theirs.read_mbs:.0f} MB/s write/read)")
 
 
+# ------------------------------------------------------------- DigitalMicrograph
+
+#: Real DM files timed, under the shared data folder (the larger ones).
+DM_FILES = ("dm3/scifi_DMReader_SpectrumImage_SI-EELS.dm3",
+            "dm4/openncem_dmTest_3D_int16_64_65_66.dm4",
+            "dm4/rsciio_2D_test-MonarcCL_spectrum-SI.dm4")
+DM_MIN_REPEAT = 20
+#: The sparse movie for the lazy open: 1024 frames of 1024 x 1024 float32 (4.3 GB).
+DM_LAZY_FRAMES, DM_LAZY_SIDE = 1024, 1024
+
+
+def shared_data_folder() -> Path | None:
+    """The real-file folder: $NAPARI_MRCZ_TEST_DATA, ../shared/data or /work/shared/data."""
+    repo = Path(__file__).resolve().parents[1]
+    for candidate in (os.environ.get("NAPARI_MRCZ_TEST_DATA"), repo.parent / "shared" / "data",
+                      "/work/shared/data"):
+        if candidate and (Path(candidate) / "PROVENANCE.md").is_file():
+            return Path(candidate)
+    return None
+
+
+def _dm3_tag(kind: int, name: bytes, body: bytes) -> bytes:
+    return bytes([kind]) + struct.pack(">H", len(name)) + name + body
+
+
+def _dm3_group(name: bytes, children: list[bytes]) -> bytes:
+    return _dm3_tag(20, name, b"\0\0" + struct.pack(">I", len(children)) + b"".join(children))
+
+
+def _dm3_scalar(name: bytes, code: int, fmt: str, value: int) -> bytes:
+    info = struct.pack(">II", 1, code)
+    return _dm3_tag(21, name, b"%%%%" + info + struct.pack("<" + fmt, value))
+
+
+def write_sparse_dm3(path: str, frames: int, side: int) -> int:
+    """A DM3 movie of float32 zeros whose data is a hole in a sparse file; its size."""
+    count = frames * side * side
+    marker = b"\0data-goes-here\0"
+    data = _dm3_tag(21, b"Data", b"%%%%" + struct.pack(">IIII", 3, 20, 6, count) + marker)
+    dims = [_dm3_scalar(b"", 5, "I", n) for n in (side, side, frames)]
+    image = _dm3_group(b"", [_dm3_group(b"ImageData", [
+        data, _dm3_scalar(b"DataType", 3, "i", 2), _dm3_group(b"Dimensions", dims)])])
+    body = b"\1\0" + struct.pack(">I", 1) + _dm3_group(b"ImageList", [image])
+    raw = struct.pack(">iIi", 3, 0, 1) + body + bytes(8)
+    at = raw.index(marker)
+    with open(path, "wb") as handle:
+        handle.write(raw[:at])
+        handle.seek(at + 4 * count)
+        handle.write(raw[at + len(marker) :])
+    return os.path.getsize(path)
+
+
+def bench_dm(folder: str, repeat: int) -> dict[str, Any]:
+    """Time DM open + read with napari-mrcz, ncempy and rosettasciio; and the lazy open."""
+    from ncempy.io.dm import dmReader
+    from rsciio.digitalmicrograph import file_reader
+
+    def ours(path: str) -> np.ndarray:
+        return np.asarray(napari_mrcz.read_dm(path)[0][0])
+
+    def ncempy(path: str) -> np.ndarray:
+        return dmReader(path)["data"]
+
+    def rsciio(path: str) -> np.ndarray:
+        return file_reader(path)[0]["data"]
+
+    readers = {OURS: ours, "ncempy": ncempy, "rosettasciio": rsciio}
+    shared = shared_data_folder()
+    rows = []
+    runs = max(repeat, DM_MIN_REPEAT)
+    for name in DM_FILES if shared else ():
+        path = str(shared / name)
+        if not os.path.exists(path):
+            continue
+        reference = ours(path)
+        best: dict[str, float] = {}
+        for lib, read in readers.items():
+            if not np.array_equal(read(path), reference):
+                raise AssertionError(f"{lib} reads {name} differently from napari-mrcz")
+            best[lib] = min(timed(partial(read, path))[0] for _ in range(runs))
+        lazy_s = min(timed(partial(napari_mrcz.read_dm, path, lazy=True))[0]
+                     for _ in range(runs))
+        rows.append({"file": Path(name).name, "size": os.path.getsize(path), "best": best,
+                     "lazy_s": lazy_s})
+
+    movie = os.path.join(folder, "movie.dm3")
+    movie_size = write_sparse_dm3(movie, DM_LAZY_FRAMES, DM_LAZY_SIDE)
+    first_s, images = timed(lambda: napari_mrcz.read_dm(movie))
+    lazy = images[0][0]
+    if lazy.shape != (DM_LAZY_FRAMES, DM_LAZY_SIDE, DM_LAZY_SIDE):
+        raise AssertionError(f"the sparse DM3 movie reads as {lazy.shape}")
+    open_s = min(timed(partial(napari_mrcz.read_dm, movie))[0] for _ in range(runs))
+    frame_s, frame = timed(lambda: lazy[-1])
+    if frame.any():
+        raise AssertionError("the last frame of the sparse DM3 movie is not zeros")
+    remove(movie)
+    return {"rows": rows, "runs": runs, "movie_size": movie_size, "movie_first_s": first_s,
+            "movie_open_s": open_s, "movie_frame_s": frame_s, "movie_type": type(lazy).__name__}
+
+
+def print_dm(dm: dict[str, Any]) -> None:
+    print(f"{'file':<45} {'MB':>6} {'ours ms':>8} {'ncempy':>8} {'rsciio':>8} "
+          f"{'ncempy/ours':>11} {'rsciio/ours':>11} {'lazy ms':>8}")
+    for row in dm["rows"]:
+        best = row["best"]
+        print(f"{row['file']:<45} {row['size'] / MB:>6.2f} {best[OURS] * 1e3:>8.2f} "
+              f"{best['ncempy'] * 1e3:>8.2f} {best['rosettasciio'] * 1e3:>8.2f} "
+              f"{ratio(best['ncempy'], best[OURS]):>11} "
+              f"{ratio(best['rosettasciio'], best[OURS]):>11} {row['lazy_s'] * 1e3:>8.2f}")
+    if not dm["rows"]:
+        print("(no shared real DM files found: set NAPARI_MRCZ_TEST_DATA)")
+    print(f"lazy open of a {dm['movie_size'] / 1e9:.2f} GB sparse DM3 movie "
+          f"({DM_LAZY_FRAMES} x {DM_LAZY_SIDE} x {DM_LAZY_SIDE} float32, {dm['movie_type']}): "
+          f"first {dm['movie_first_s'] * 1e3:.2f} ms, best {dm['movie_open_s'] * 1e3:.2f} ms; "
+          f"last frame {dm['movie_frame_s'] * 1e3:.2f} ms")
+    for row in dm["rows"]:
+        best = row["best"]
+        print(f"SUMMARY dm {row['file']} open+read napari-mrcz/ncempy "
+              f"{ratio(best['ncempy'], best[OURS])} faster, napari-mrcz/rosettasciio "
+              f"{ratio(best['rosettasciio'], best[OURS])} faster")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=float, default=100.0,
@@ -459,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--float-side", type=int, default=2048,
                         help="frame side of the float32 frames (default 2048)")
     parser.add_argument("--skip-lazy", action="store_true", help="skip the large lazy file")
+    parser.add_argument("--skip-dm", action="store_true",
+                        help="skip the DigitalMicrograph section (needs ncempy, rosettasciio)")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.threads < 1:
         parser.error("--repeat and --threads must be at least 1")
@@ -517,6 +648,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SUMMARY memory int8-movie zstd1 napari-mrcz/python-mrcz peak: write "
               f"{ratio(peaks[OURS]['write'], peaks[THEIRS]['write'])}, "
               f"read {ratio(peaks[OURS]['read'], peaks[THEIRS]['read'])}")
+
+        if not args.skip_dm:
+            runs = max(args.repeat, DM_MIN_REPEAT)
+            print(f"\n== DigitalMicrograph: open + read, best of {runs} ==", flush=True)
+            print_dm(bench_dm(folder, args.repeat))
         print(f"total time {time.perf_counter() - started:.1f} s")
     finally:
         shutil.rmtree(folder, ignore_errors=True)

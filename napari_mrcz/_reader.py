@@ -209,6 +209,7 @@ def _complex_layers(data: Any, kwargs: dict) -> list[LayerData]:
 
 
 def _read_dm_layers(path: str) -> list[LayerData]:
+    """One layer per image of a DigitalMicrograph file (the thumbnail left out)."""
     from .dm import read_dm
 
     layers: list[LayerData] = []
@@ -216,16 +217,18 @@ def _read_dm_layers(path: str) -> list[LayerData]:
     for number, (data, meta) in enumerate(images):
         name = os.path.basename(path)
         if len(images) > 1:
-            name = f"{name} [{number}]"
+            name = f"{name} [{meta.get('name') or number}]"
         rgb = bool(meta.get("rgb", False))
-        spatial = data.ndim - (1 if rgb else 0)
-        scale = meta.get("scale_angstrom") or meta.get("scale") or [1.0] * spatial
-        units = meta.get("units_napari") or ["pixel"] * spatial
-        origin = meta.get("origin_angstrom") or [0.0] * spatial
+        scale = [float(value) for value in meta["scale_angstrom"]]
+        translate = [float(value) for value in meta["offset_angstrom"]]
+        units = list(meta["units_napari"])
+        if data.ndim - rgb == 1:  # a spectrum: napari shows images of 2 axes or more
+            data = data[np.newaxis]
+            scale, translate, units = [1.0, *scale], [0.0, *translate], ["pixel", *units]
         kwargs: dict[str, Any] = {
             "name": name,
             "scale": _usable_pixel_size(np.asarray(scale, dtype=float), path),
-            "translate": [float(value) for value in origin],
+            "translate": translate,
             "units": units,
             "rgb": rgb,
             "metadata": {"path": path, "format": "DM", "header": _json_safe(

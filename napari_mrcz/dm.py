@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 
 from .dmtags import ArrayRef, DMTagParser, plain_tree
 from .errors import MRCZFormatError
+from .lazy import ArrayLike
 from .threads import submit
 from .units import UNITS_PER_ANGSTROM
 
@@ -155,23 +155,28 @@ class DMImageLayout:
         MRCZFormatError
             If the file has become shorter than the data.
         """
-        first = self.stored_shape[0] if self.stored_shape else 1
-        stop = first if stop is None else stop
-        shape = (stop - start, *self.stored_shape[1:]) if self.stored_shape else ()
-        out = np.empty(shape, dtype=self.stored_dtype)
-        want = out.nbytes
+        stop = self.stored_shape[0] if stop is None else stop
+        out = np.empty((stop - start, *self.stored_shape[1:]), dtype=self.stored_dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        got = 0
         with open(self.path, "rb") as handle:
             handle.seek(self.offset + start * self.frame_bytes())
-            got = handle.readinto(memoryview(out).cast("B")) if want else 0
-        if got != want:
-            raise MRCZFormatError(self.path, f"image {self.index} ends at byte "
-                                  f"{self.offset + self.nbytes}, past the end of the file")
+            while got < out.nbytes:
+                count = handle.readinto(view[got:])
+                if not count:
+                    raise MRCZFormatError(self.path, f"image {self.index} ends at byte "
+                                          f"{self.offset + self.nbytes}, past the end of "
+                                          "the file")
+                got += count
         return self.decode(out)
 
     def decode(self, stored: np.ndarray) -> np.ndarray:
-        """Turn stored elements (shape ``stored_shape`` or a run of its frames) into data."""
+        """Turn stored elements (shape ``stored_shape`` or a run of its frames) into data.
+
+        ``stored`` is byte-swapped in place when the file's byte order is not native.
+        """
         if not stored.dtype.isnative:
-            stored = stored.byteswap().view(stored.dtype.newbyteorder("="))
+            stored = stored.byteswap(inplace=True).view(stored.dtype.newbyteorder("="))
         if self.kind == BOOL:
             return stored != 0
         if self.kind == RGB:
@@ -296,7 +301,7 @@ def unpack_complex_fft(packed: np.ndarray, nx: int) -> np.ndarray:
     return full
 
 
-class LazyDMArray:
+class LazyDMArray(ArrayLike):
     """One image of a DM file, read only when indexed.
 
     Behaves like a read-only numpy array: ``shape``, ``dtype``, ``ndim``, ``size``,
@@ -312,7 +317,6 @@ class LazyDMArray:
 
     def __init__(self, layout: DMImageLayout) -> None:
         self.layout = layout
-        self._lock = threading.Lock()
 
     @property
     def path(self) -> str:
@@ -328,24 +332,6 @@ class LazyDMArray:
     def dtype(self) -> np.dtype:
         """numpy type of the data."""
         return self.layout.dtype
-
-    @property
-    def ndim(self) -> int:
-        """Number of dimensions."""
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        """Number of elements."""
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        """Size of the data once read."""
-        return self.size * self.dtype.itemsize
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __repr__(self) -> str:
         return (f"<LazyDMArray {self.path!r} image {self.layout.index} shape={self.shape} "
@@ -424,9 +410,9 @@ def axes_meta(layout: DMImageLayout) -> list[dict[str, Any]]:
             "scale": scale,
             "origin": origin,
             "units": units,
-            "offset": -origin * scale,
+            "offset": 0.0 - origin * scale,
             "scale_angstrom": None if factor is None else scale * factor,
-            "offset_angstrom": None if factor is None else -origin * scale * factor,
+            "offset_angstrom": None if factor is None else 0.0 - origin * scale * factor,
         })
     return axes[::-1]
 

@@ -183,11 +183,9 @@ class DMTagParser:
         MRCZFormatError
             If the file is damaged, truncated or not DM3/DM4.
         """
-        try:
-            handle = open(self.filename, "rb")  # noqa: SIM115 (closed below, before mmap use ends)
-        except IsADirectoryError:
-            raise MRCZFormatError(self.filename, "is a directory, not a DM file") from None
-        with handle:
+        if os.path.isdir(self.filename):
+            raise MRCZFormatError(self.filename, "is a directory, not a DM file")
+        with open(self.filename, "rb") as handle:
             self.file_size = os.fstat(handle.fileno()).st_size
             if self.file_size < 16:
                 raise MRCZFormatError(self.filename, f"{self.file_size} bytes are too few for "
@@ -240,8 +238,13 @@ class DMTagParser:
     def _error(self, problem: str) -> MRCZFormatError:
         return MRCZFormatError(self.filename, problem)
 
-    def _check_room(self, pos: int, nbytes: int, what: str) -> None:
-        if nbytes < 0 or pos + nbytes > self.file_size:
+    def _check_room(self, pos: int | None, nbytes: int, what: str) -> None:
+        """Refuse ``nbytes`` starting at ``pos`` (or anywhere, for None) past the end."""
+        if pos is None:
+            if nbytes > self.file_size:
+                raise self._error(f"{what} declares {nbytes} bytes, past the end of the file "
+                                  f"({self.file_size} bytes)")
+        elif nbytes < 0 or pos + nbytes > self.file_size:
             raise self._error(f"{what} at byte {pos} declares {nbytes} bytes, past the end of "
                               f"the file ({self.file_size} bytes)")
 
@@ -363,7 +366,7 @@ class DMTagParser:
                 return self._dtypes[code], at + 1
             if code == STRING:
                 length = infos[at + 1]
-                self._check_room(0, length, f"string tag {name!r}")
+                self._check_room(None, length, f"string tag {name!r}")
                 return np.dtype(f"S{length}"), at + 2
             if code == STRUCT:
                 nfields = infos[at + 2]
@@ -380,7 +383,7 @@ class DMTagParser:
                 if depth == 0:
                     return element, at
                 count = infos[at]
-                self._check_room(0, count * element.itemsize, f"array in tag {name!r}")
+                self._check_room(None, count * element.itemsize, f"array in tag {name!r}")
                 return np.dtype((element, (count,))), at + 1
         except IndexError:
             raise self._error(f"data tag {name!r}: its info array ends too early") from None
@@ -511,13 +514,24 @@ def plain_tree(group: dict[str, Any], list_limit: int = 1024) -> dict[str, Any]:
             elif isinstance(value, ArrayRef):
                 target[key] = value.describe()
             elif isinstance(value, np.ndarray):
-                if value.size <= list_limit:
+                if value.size > list_limit:
+                    target[key] = describe_array(value.dtype, value.shape)
+                elif _holds_bytes(value.dtype):
                     target[key] = [_plain_item(item) for item in value.tolist()]
                 else:
-                    target[key] = describe_array(value.dtype, value.shape)
+                    target[key] = value.tolist()
             else:
                 target[key] = value
     return out
+
+
+def _holds_bytes(dtype: np.dtype) -> bool:
+    """True if ``dtype`` has a string part (whose values ``tolist`` gives as bytes)."""
+    if dtype.subdtype is not None:
+        return _holds_bytes(dtype.subdtype[0])
+    if dtype.names:
+        return any(_holds_bytes(dtype.fields[name][0]) for name in dtype.names)
+    return dtype.kind == "S"
 
 
 def _plain_item(item: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -16,7 +17,32 @@ from .threads import default_threads
 DEFAULT_CACHE_BYTES = 256 * 2**20
 
 
-class LazyMRC:
+class ArrayLike:
+    """The numpy-array attributes every lazy file array derives from ``shape``/``dtype``."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the data once read."""
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+class LazyMRC(ArrayLike):
     """An MRC or MRCZ file opened without reading its data.
 
     Behaves like a read-only numpy array of shape (nz, ny, nx), or (ny, nx) for a
@@ -65,24 +91,6 @@ class LazyMRC:
     def shape(self) -> tuple[int, ...]:
         """(nz, ny, nx), or (ny, nx) for a single image."""
         return self.layout.shape[1:] if self._drops_z else self.layout.shape
-
-    @property
-    def ndim(self) -> int:
-        """Number of dimensions."""
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        """Number of pixels."""
-        return int(np.prod(self.shape))
-
-    @property
-    def nbytes(self) -> int:
-        """Size of the data once read."""
-        return self.size * self.dtype.itemsize
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __repr__(self) -> str:
         codec = self.layout.compressor or "uncompressed"

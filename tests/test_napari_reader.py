@@ -158,3 +158,34 @@ def test_real_files_open_at_mrcfile_voxel_size(path):
     if mapcrs == [1, 2, 3] and all(np.isfinite(voxel)) and min(voxel) > 0:
         np.testing.assert_allclose(kwargs["scale"], voxel[-len(kwargs["scale"]):], rtol=1e-6)
     assert all(size > 0 for size in kwargs["scale"])
+
+
+@pytest.mark.parametrize("path", real_files("dm3") + real_files("dm4"), ids=lambda p: p.name)
+def test_real_dm_files_open_one_layer_per_image(path):
+    """Every image of a real DM file but the thumbnail becomes a layer, at its pixel size."""
+    images = napari_mrcz.read_dm(path)
+    layers = read(path)
+    complex_images = sum(np.iscomplexobj(data) for data, _ in images)
+    assert len(layers) == len(images) + complex_images
+    for (data, meta), (layer_data, kwargs, _) in zip(
+            [image for image in images for _ in range(1 + np.iscomplexobj(image[0]))],
+            layers, strict=True):
+        expected = np.asarray(data)
+        if np.iscomplexobj(expected):
+            continue
+        np.testing.assert_array_equal(np.asarray(layer_data).reshape(expected.shape), expected)
+        assert kwargs["rgb"] == meta["rgb"]
+        assert kwargs["metadata"]["format"] == "DM"
+        spatial = expected.ndim - meta["rgb"]
+        if spatial >= 2:
+            np.testing.assert_allclose(kwargs["scale"], meta["scale_angstrom"])
+
+
+def test_dm4_with_different_pixel_sizes_per_axis():
+    """2 A along y, 1 nm along x: the layer's scale is (2, 10) Angstrom."""
+    if not real_files("dm4"):
+        pytest.skip("the shared real-file folder is not available")
+    path = next(p for p in real_files("dm4") if "nonSquare_diffPixelSize" in p.name)
+    [(_, kwargs, _)] = read(path)
+    np.testing.assert_allclose(kwargs["scale"], [2.0, 10.0])
+    assert kwargs["units"] == ["angstrom", "angstrom"]

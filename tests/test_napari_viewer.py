@@ -119,3 +119,17 @@ def test_unreadable_file_gives_a_clear_error(make_napari_viewer, tmp_path):
     with pytest.raises(Exception, match="too short"):
         viewer.open(str(path), plugin="napari-mrcz")
     assert len(viewer.layers) == 0
+
+
+def test_open_dm4_in_viewer(make_napari_viewer):
+    if SHARED_DATA is None:
+        pytest.skip("the shared real-file folder is not available")
+    path = SHARED_DATA / "dm4" / "openncem_dmTest_3D_int16_64_65_66.dm4"
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="napari-mrcz")
+    np.testing.assert_array_equal(np.asarray(layer.data),
+                                  np.asarray(napari_mrcz.read_dm(path)[0][0]))
+    # 4 um, 3 nm and 2 pm per pixel along z, y, x
+    np.testing.assert_allclose(layer.scale, [40000.0, 30.0, 0.02])
+    assert [str(unit) for unit in layer.units] == ["angstrom"] * 3
+    assert layer.metadata["format"] == "DM"

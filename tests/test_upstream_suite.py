@@ -2,8 +2,7 @@
 
 The suite ships inside the installed ``mrcz`` package. We copy it, swap its
 ``import mrcz`` for ``import napari_mrcz as mrcz`` and run it. Left out: the tests of
-python-mrcz's private blosc1/blosc2 backend switch (``TestBloscBackendCompat``) and,
-until the DM reader lands, its DM4 tests.
+python-mrcz's private blosc1/blosc2 backend switch (``TestBloscBackendCompat``).
 """
 
 import pathlib
@@ -12,7 +11,7 @@ import sys
 
 import mrcz
 
-DESELECTED = "not TestBloscBackendCompat and not TestReadDM4 and not test_snake_case_aliases"
+DESELECTED = "not TestBloscBackendCompat"
 
 
 def test_python_mrcz_suite_passes_against_our_api(tmp_path):
