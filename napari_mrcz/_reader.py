@@ -55,7 +55,8 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
         If a file is damaged; napari shows its message.
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    _orient_current_viewer()
+    if any(not os.fspath(one).lower().endswith(DM_SUFFIXES) for one in paths):
+        _orient_current_viewer()  # MRC starts at the bottom-left; DM at the top-left
     layers: list[LayerData] = []
     for one in paths:
         one = os.fspath(one)
@@ -130,7 +131,7 @@ def _orient_current_viewer() -> None:
 
 def _read_mrc_layers(path: str) -> list[LayerData]:
     layout = read_layout(path)
-    meta = layout_meta(layout)
+    meta = layout_meta(layout, with_json=False)
     json_meta = layout.json_meta or {}
     lazy = layout.nz * layout.slice_nbytes > LAZY_THRESHOLD_BYTES and layout.slices == 0
     if lazy:
@@ -147,7 +148,7 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
     metadata = {
         "path": path,
         "format": "MRCZ" if layout.compressor else "MRC",
-        "header": _json_safe({key: value for key, value in meta.items() if key not in json_meta}),
+        "header": _json_safe(meta),
         "json_meta": _json_safe(json_meta),
     }
     kwargs: dict[str, Any] = {

@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 PLAIN_SUFFIXES = (".mrc", ".mrcs", ".map", ".st", ".ali", ".rec")
 COMPRESSED_SUFFIX = ".mrcz"
+#: Suffixes of files we read but do not write.
+READ_ONLY_SUFFIXES = (".ccp4", ".preali", ".dm4", ".dm3")
+#: The codec setting that means plain MRC.
+NO_COMPRESSION = "none"
 
 #: Plugin settings (napari Preferences > napari-mrcz) and their defaults.
 DEFAULT_SETTINGS = {"codec": "zstd", "level": 1, "threads": 0}
@@ -63,11 +67,10 @@ def pixel_size_angstrom(scale: Any, units: Any) -> list[float]:
     is, read as Angstrom.
     """
     sizes = [float(value) for value in scale]
-    unit_list = list(units) if units is not None and not isinstance(units, str) else [units]
-    unit_list = (unit_list * len(sizes))[: len(sizes)] if len(unit_list) == 1 else unit_list
+    if units is None or isinstance(units, str) or not hasattr(units, "__len__"):
+        units = [units] * len(sizes)
     converted = []
-    for size, unit in zip(sizes, unit_list + [None] * (len(sizes) - len(unit_list)),
-                          strict=False):
+    for size, unit in zip(sizes, units, strict=False):
         try:
             converted.append(float((size * unit).to("angstrom").magnitude))
         except Exception:  # pixel, None, or a unit that is not a length
@@ -75,17 +78,52 @@ def pixel_size_angstrom(scale: Any, units: Any) -> list[float]:
     return converted
 
 
-def mrc_dtype(data: Any, warn: bool = True) -> np.dtype | None:
-    """The dtype to cast to for MRC, or None to keep the data's own; warns on a cast."""
+def check_savable(data: Any, meta: dict) -> Any:
+    """The array to write for a layer (level 0 of a pyramid); raise if MRC cannot hold it.
+
+    Raises
+    ------
+    ValueError
+        For RGB layers and for layers of other than 2 or 3 dimensions.
+    """
+    if meta.get("multiscale"):
+        data = data[0]
+    if meta.get("rgb"):
+        raise ValueError("RGB layers cannot be saved as MRC: split the channels first")
+    if data.ndim not in (2, 3):
+        raise ValueError(f"MRC holds 2D images and 3D stacks; this layer has {data.ndim} "
+                         "dimensions")
+    return data
+
+
+def mrc_dtype(data: Any, plain: bool = False, warn: bool = True,
+              scan: bool = True) -> np.dtype | None:
+    """The dtype to cast a layer to for MRC, or None to keep its own; warns on a cast.
+
+    float64 becomes float32; integers of 32 bits or more (labels) become the smallest
+    MRC2014 integer type that holds their values. int32 (mode 7) is python-mrcz's and
+    only kept for MRCZ (``plain`` False); otherwise float32, exact below 2**24.
+    ``scan`` False decides without reading the data (for previews).
+
+    Raises
+    ------
+    ValueError
+        For labels that no MRC type holds exactly.
+    """
     dtype = np.dtype(data.dtype)
     if dtype == np.float64:
         target = np.dtype(np.float32)
     elif dtype.kind in "iu" and dtype.itemsize >= 4:
-        low, high = _value_range(data)
-        target = next((np.dtype(candidate) for candidate in (np.int16, np.uint16, np.int32)
+        low, high = _value_range(data) if scan else (0, 0 if plain else 2**31 - 1)
+        candidates = (np.int16, np.uint16) if plain else (np.int16, np.uint16, np.int32)
+        target = next((np.dtype(candidate) for candidate in candidates
                        if np.iinfo(candidate).min <= low and high <= np.iinfo(candidate).max),
-                      np.dtype(np.float32))
-        if dtype == np.int32 and target == np.int32:
+                      None)
+        if target is None:
+            if max(abs(low), abs(high)) >= 2**24:
+                raise ValueError(f"values from {low} to {high} fit no MRC pixel type exactly")
+            target = np.dtype(np.float32)
+        if dtype == target:
             return None
     else:
         return None
@@ -130,29 +168,33 @@ def json_meta(metadata: dict | None, warn: bool = True) -> dict:
     return kept
 
 
+def microscope_values(metadata: dict | None) -> dict[str, float]:
+    """voltage, C3 and gain of the file a layer was read from, for writeMRC."""
+    header = (metadata or {}).get("header") or {}
+    return {key: float(header[key]) for key in ("voltage", "C3", "gain")
+            if isinstance(header.get(key), (int, float))}
+
+
 def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
     """Write one layer's data and napari meta; return the path written."""
-    if meta.get("multiscale"):
-        data = data[0]
-    if meta.get("rgb"):
-        raise ValueError("RGB layers cannot be saved as MRC: split the channels first")
+    data = check_savable(data, meta)
     path = output_path(os.fspath(path), default_suffix)
     compressed = path.lower().endswith(COMPRESSED_SUFFIX)
     settings = writer_settings()
     codec = settings["codec"] if compressed else None
-    if codec in ("none", ""):
+    if codec in (NO_COMPRESSION, ""):
         codec = None
     threads = int(settings["threads"]) or default_threads()
-    scale = meta.get("scale") or [1.0] * data.ndim
-    pixelsize = pixel_size_angstrom(scale, meta.get("units"))
+    units = meta.get("units")
+    pixelsize = pixel_size_angstrom(meta.get("scale") or [1.0] * data.ndim, units)
+    origin = pixel_size_angstrom(meta.get("translate") or [0.0] * data.ndim, units)
     if data.ndim == 2:
         pixelsize = [pixelsize[0], *pixelsize]
-    elif data.ndim != 3:
-        raise ValueError(f"MRC holds 2D images and 3D stacks; this layer has {data.ndim} "
-                         "dimensions")
     writeMRC(data, path, meta=json_meta(meta.get("metadata")) or None,
-             dtype=mrc_dtype(data), pixelsize=pixelsize, pixelunits="\\AA",
-             compressor=codec, clevel=int(settings["level"]), n_threads=threads)
+             dtype=mrc_dtype(data, plain=codec is None), pixelsize=pixelsize,
+             pixelunits="\\AA", origin=origin, compressor=codec,
+             clevel=int(settings["level"]), n_threads=threads,
+             **microscope_values(meta.get("metadata")))
     return path
 
 
@@ -167,15 +209,27 @@ def write_mrc(path: str, data: Any, meta: dict) -> list[str]:
 
 
 def write_folder(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
-    """npe2 writer: several layers into the folder ``path``, one ``.mrcz`` file each."""
+    """npe2 writer: several layers into the folder ``path``, one ``.mrcz`` file each.
+
+    Files are named after the layers (path separators replaced, a number added to
+    names that repeat).
+    """
     os.makedirs(path, exist_ok=True)
-    written = []
+    written: list[str] = []
     for data, meta, _layer_type in layer_data:
-        name = str(meta.get("name") or "layer")
-        stem = name
-        for suffix in (*PLAIN_SUFFIXES, COMPRESSED_SUFFIX):
-            if stem.lower().endswith(suffix):
-                stem = stem[: -len(suffix)]
-        written.append(write_layer(os.path.join(path, stem + COMPRESSED_SUFFIX), data, meta,
-                                   COMPRESSED_SUFFIX))
+        stem = strip_suffix(str(meta.get("name") or "layer")).replace(os.sep, "_") or "layer"
+        target = os.path.join(path, stem + COMPRESSED_SUFFIX)
+        copy = 1
+        while target in written:
+            target = os.path.join(path, f"{stem}-{copy}{COMPRESSED_SUFFIX}")
+            copy += 1
+        written.append(write_layer(target, data, meta, COMPRESSED_SUFFIX))
     return written
+
+
+def strip_suffix(name: str) -> str:
+    """``name`` without one of the EM file suffixes we read or write."""
+    for suffix in (*PLAIN_SUFFIXES, COMPRESSED_SUFFIX, *READ_ONLY_SUFFIXES):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name

@@ -14,7 +14,7 @@ from .threads import default_threads
 from .units import units_per_angstrom
 
 
-def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA") -> dict:
+def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA", with_json: bool = True) -> dict:
     """Return the meta dict python-mrcz's ``readMRC`` returns, plus our extras.
 
     python-mrcz's keys: ``dimensions`` (z, y, x), ``MRCtype``, ``compressor``,
@@ -22,7 +22,8 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA") -> dict:
     ``minImage``, ``maxImage``, ``meanImage``, ``extendedBytes``, ``metaId``,
     ``voltage``, ``C3``, ``gain``, ``packedBytes`` and, for MRCZ, ``bloscFormat`` and
     ``backend``. Ours: ``rmsImage``, ``mapcrs`` and ``mrcHeader`` (every header field
-    as stored). JSON meta keys are added last and never replace these.
+    as stored). JSON meta keys are added last (unless ``with_json`` is False) and
+    never replace these.
     """
     header = layout.header
     meta: dict = {
@@ -55,7 +56,7 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA") -> dict:
     meta["packedBytes"] = int(header["packed_bytes"])
     meta["mapcrs"] = list(layout.mapcrs)
     meta["mrcHeader"] = header_fields(layout.header, layout.byteorder)
-    if layout.json_meta:
+    if layout.json_meta and with_json:
         for key, value in layout.json_meta.items():
             meta.setdefault(key, value)
     return meta

@@ -484,7 +484,8 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
              shape: Any = None, voltage: float = 0.0, C3: float = 0.0, gain: float = 1.0,
              compressor: str | None = None, clevel: int = 1, n_threads: int | None = None,
              quickStats: bool = True, idx: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> None:
+             progress: Callable[[int, int], None] | None = None,
+             origin: Sequence[float] | None = None) -> None:
     """Write an array (or a list of frames) as plain MRC or compressed MRCZ.
 
     Parameters
@@ -529,6 +530,9 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
         Write the frames into the existing file from z-slice ``idx`` on; ``idx`` equal
         to the number of slices appends. Compressed files can only be appended to.
         Without an existing file, ``idx`` must be 0.
+    origin : sequence of float, optional
+        Not in python-mrcz. ORIGIN of a new file, (z, y, x) in ``pixelunits`` like
+        ``pixelsize``; 0 by default.
     progress : callable, optional
         Not in python-mrcz. Called as ``progress(written, total)`` from the calling
         thread each time a z-slice is on disk; an exception it raises stops the
@@ -583,6 +587,10 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
     if encoded_meta is not None:
         header["nsymbt"] = len(encoded_meta)
         header["exttyp"] = b"json"
+    if origin is not None:
+        origin_zyx = np.atleast_1d(np.asarray(origin, dtype=np.float64))[-3:]
+        origin_zyx = np.concatenate([np.zeros(3 - origin_zyx.size), origin_zyx])
+        header["origin"] = origin_zyx[::-1] / units_per_angstrom(pixelunits)
     file_dtype = stored.newbyteorder(byteorder)
     _write_new_file(path, frames, header, encoded_meta, file_dtype, codec, clevel, uint4,
                     threads, report)

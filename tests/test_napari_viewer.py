@@ -133,3 +133,22 @@ def test_open_dm4_in_viewer(make_napari_viewer):
     np.testing.assert_allclose(layer.scale, [40000.0, 30.0, 0.02])
     assert [str(unit) for unit in layer.units] == ["angstrom"] * 3
     assert layer.metadata["format"] == "DM"
+    assert viewer.scene.camera.orientation2d != ("up", "right")  # DM starts top-left
+
+
+def test_open_save_open_keeps_origin_and_microscope(make_napari_viewer, tmp_path, rng):
+    data = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    path = tmp_path / "map.mrcz"
+    napari_mrcz.writeMRC(data, path, pixelsize=2.0, compressor="zstd", voltage=300.0,
+                         C3=2.7, origin=[30.0, 20.0, 10.0], meta={"sample": "apoferritin"})
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="napari-mrcz")
+    np.testing.assert_allclose(layer.translate, [30.0, 20.0, 10.0])
+    [saved] = viewer.layers.save(str(tmp_path / "again.mrcz"), plugin="napari-mrcz")
+    image, meta = napari_mrcz.readMRC(saved)
+    np.testing.assert_array_equal(image, data)
+    np.testing.assert_allclose(meta["mrcHeader"]["origin"], [10.0, 20.0, 30.0])
+    assert meta["voltage"] == 300.0
+    assert meta["C3"] == pytest.approx(2.7)
+    assert meta["sample"] == "apoferritin"
+    assert "mrcHeader" not in (meta.get("json") or {})

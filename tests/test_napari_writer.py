@@ -111,3 +111,38 @@ def test_pixel_units_keep_the_scale_as_angstrom():
     assert _writer.pixel_size_angstrom((2.0, 3.0), (UREG.pixel, UREG.pixel)) == [2.0, 3.0]
     assert _writer.pixel_size_angstrom((2.0, 3.0), (UREG.um, UREG.nm)) == pytest.approx(
         [20000.0, 30.0])
+
+
+def test_folder_names_are_unique_and_safe(tmp_path, rng):
+    layers = [(rng.normal(size=(4, 4)).astype(np.float32),
+               {"name": name, "scale": (1.0, 1.0), "metadata": {}}, "image")
+              for name in ("same", "same", "a/b")]
+    written = _writer.write_folder(str(tmp_path / "out"), layers)
+    assert [path.rsplit("/", 1)[1] for path in written] == ["same.mrcz", "same-1.mrcz",
+                                                             "a_b.mrcz"]
+    assert len(set(written)) == 3
+
+
+def test_plain_mrc_labels_stay_mrcfile_valid(tmp_path, rng):
+    """int32 is python-mrcz's mode 7: plain .mrc labels get an MRC2014 type instead."""
+    labels = rng.integers(0, 70000, size=(2, 8, 8)).astype(np.int32)
+    with pytest.warns(UserWarning, match="int32"):
+        [written] = _writer.write_mrc(str(tmp_path / "labels.mrc"), labels, image_meta())
+    report = io.StringIO()
+    assert mrcfile.validate(written, print_file=report) is True, report.getvalue()
+    np.testing.assert_array_equal(napari_mrcz.readMRC(written)[0], labels)
+    huge = np.array([[[0, 2**30]]], dtype=np.int64)
+    with pytest.raises(ValueError, match="fit no MRC pixel type"):
+        _writer.write_mrc(str(tmp_path / "huge.mrc"), huge, image_meta(scale=(1, 1, 1)))
+
+
+def test_json_meta_does_not_swallow_the_header(tmp_path, rng):
+    """A file written with python-mrcz's readMRC -> writeMRC(meta=meta) habit: the
+    reader's header still describes the file, not the stale copy in the JSON."""
+    data = rng.normal(size=(2, 4, 4)).astype(np.float32)
+    path = tmp_path / "habit.mrcz"
+    napari_mrcz.writeMRC(data, path, compressor="zstd",
+                         meta={"compressor": None, "pixelsize": [9, 9, 9]})
+    [(_, kwargs, _)] = npe2.read([str(path)], stack=False, plugin_name="napari-mrcz")
+    assert kwargs["metadata"]["header"]["compressor"] == "zstd"
+    assert kwargs["metadata"]["header"]["mrcHeader"]["nz"] == 2

@@ -37,13 +37,21 @@ def test_save_widget_is_prefilled_from_the_layer(make_napari_viewer, tmp_path, r
     assert save.layer.value is viewer.layers[0]
     assert (save.size_z.value, save.size_y.value, save.size_x.value) == pytest.approx(
         (3.0, 1.5, 1.25))
-    assert pathlib.Path(save.output.value) == tmp_path / "tilt.mrcz"
+    assert pathlib.Path(save.output.value) == tmp_path / "tilt-saved.mrcz"  # not the source
     save.unit.value = "nm"
     assert save.size_x.value == pytest.approx(0.125)
     assert save.options().pixelsize_zyx == pytest.approx((3.0, 1.5, 1.25))
+    save.size_x.value = 0.12345  # nm, typed by the user
+    save.unit.value = "µm"
+    save.unit.value = "Å"
+    assert save.options().pixelsize_zyx[2] == pytest.approx(1.2345, rel=1e-9)
+    save.output.value = tmp_path / "mine.mrcz"
+    viewer.add_points([[0, 0, 0]])  # another layer: the user's fields stay
+    assert pathlib.Path(save.output.value) == tmp_path / "mine.mrcz"
+    assert save.options().pixelsize_zyx[2] == pytest.approx(1.2345, rel=1e-9)
     viewer.add_image(np.zeros((8, 8), np.float32), scale=(0.2, 0.2), units="nm", name="other")
     assert save.layer.value.name == "other"
-    assert save.size_x.value == pytest.approx(0.2)
+    assert save.size_x.value == pytest.approx(2.0)  # 0.2 nm, shown in Angstrom
     save.codec.value = "none"
     assert str(save.output.value).endswith("other.mrc")
     assert not save.level.enabled
@@ -58,15 +66,17 @@ def test_background_save_completes(make_napari_viewer, qtbot, tmp_path, rng):
                      metadata={"dose": 0.8})
     save, _ = _docks(viewer)
     save.output.value = tmp_path / "movie.mrcz"
+    steps = []
+    save._advanced = steps.append  # connected when the save starts
     save.start_save()
     assert save.busy
     qtbot.waitUntil(lambda: not save.busy, timeout=30000)
+    assert [written for written, _ in steps] == list(range(1, 13))
     image, meta = mrcz.readMRC(str(tmp_path / "movie.mrcz"))
     np.testing.assert_array_equal(image, data)
     np.testing.assert_allclose(meta["pixelsize"], [2.0, 1.0, 1.0])
     assert meta["dose"] == 0.8
     assert "compression ratio" in save.status.value
-    assert save.progress.value == 12 or not save.progress.visible
     assert not _debris(tmp_path)
 
 
@@ -108,6 +118,13 @@ def test_failed_save_is_a_notification_not_a_crash(make_napari_viewer, qtbot, tm
     qtbot.waitUntil(lambda: not save.busy, timeout=30000)
     assert save.status.value.startswith("Could not save img.mrcz")
     assert not (tmp_path / "no such folder").exists()
+    viewer.add_image(rng.normal(size=(4, 8, 8, 3)).astype(np.float32), name="rgb", rgb=True)
+    assert "rgb" not in [name for name, _ in save._layer_choices()]
+    viewer.add_image(np.zeros((2, 2, 4, 4), np.float32), name="4d")
+    save.layer.value = viewer.layers["4d"]
+    save.start_save()
+    assert not save.busy
+    assert "2D images and 3D stacks" in save.status.value
 
 
 def test_inspector_follows_the_selection(make_napari_viewer, tmp_path, rng):

@@ -18,13 +18,16 @@ import numpy as np
 
 from .. import _writer
 from ..header import FIELD_MEANINGS, header_fields
+from ..layout import read_layout
 from ..units import units_per_angstrom
 from ..writer import new_file_header, writeMRC
 
 #: Units offered for the pixel size, as shown -> as pint/napari spell them.
 PIXEL_UNITS: dict[str, str] = {"Å": "angstrom", "nm": "nanometer", "pm": "picometer",
                                "µm": "micrometer"}
-NO_COMPRESSION = "none"
+NO_COMPRESSION = _writer.NO_COMPRESSION
+#: Lists longer than this are summarised in the inspector, not listed.
+MAX_LISTED = 32
 
 
 class SaveCancelledError(Exception):
@@ -40,7 +43,10 @@ class SaveOptions:
     level: int = 1
     threads: int = 1
     pixelsize_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0)  # Angstrom
+    origin_zyx: tuple[float, ...] = (0.0, 0.0, 0.0)  # Angstrom
+    dtype: Any = None  # cast to this first (see _writer.mrc_dtype), None to keep
     meta: dict = field(default_factory=dict)
+    microscope: dict = field(default_factory=dict)  # voltage, C3, gain
 
 
 @dataclass
@@ -80,14 +86,18 @@ def layer_pixel_size(layer: Any) -> tuple[float, float, float]:
 
 
 def default_output_path(layer: Any) -> str:
-    """Beside the file the layer came from (or in the working folder), named after it."""
+    """Beside the file the layer came from (or in the working folder), named after it.
+
+    Never the file the layer came from: saving must not replace the original
+    unless the user picks it.
+    """
     source = getattr(getattr(layer, "source", None), "path", None) or layer.metadata.get("path")
     folder = os.path.dirname(os.fspath(source)) if source else os.getcwd()
-    stem = layer.name
-    for suffix in (*_writer.PLAIN_SUFFIXES, _writer.COMPRESSED_SUFFIX, ".dm4", ".dm3"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-    return os.path.join(folder, stem + _writer.COMPRESSED_SUFFIX)
+    stem = _writer.strip_suffix(layer.name)
+    path = os.path.join(folder, stem + _writer.COMPRESSED_SUFFIX)
+    if source and os.path.abspath(path) == os.path.abspath(os.fspath(source)):
+        path = os.path.join(folder, f"{stem}-saved{_writer.COMPRESSED_SUFFIX}")
+    return path
 
 
 class SaveJob:
@@ -128,11 +138,12 @@ class SaveJob:
         options = self.options
         codec = None if options.codec == NO_COMPRESSION else options.codec
         try:
-            writeMRC(self.data, options.path, meta=options.meta or None,
-                     dtype=_writer.mrc_dtype(self.data), pixelsize=list(options.pixelsize_zyx),
+            writeMRC(self.data, options.path, meta=options.meta or None, dtype=options.dtype,
+                     pixelsize=list(options.pixelsize_zyx), origin=list(options.origin_zyx),
                      pixelunits="\\AA", compressor=codec, clevel=options.level,
                      n_threads=options.threads,
-                     progress=lambda written, total: self._progress(written, total, events))
+                     progress=lambda written, total: self._progress(written, total, events),
+                     **options.microscope)
         except BaseException as error:  # handed to the generator, which re-raises it
             events.put(error)
         else:
@@ -154,13 +165,13 @@ class SaveJob:
                     raise event
                 yield event
         finally:
-            if writer.is_alive():  # the consumer stopped early (napari's worker quit)
+            if writer.is_alive():  # the generator was closed before the end
                 self.cancel()
             writer.join()
         seconds = time.perf_counter() - started
-        data_bytes = int(np.prod(self.data.shape)) * np.dtype(self.data.dtype).itemsize
-        return SaveResult(self.options.path, data_bytes, os.path.getsize(self.options.path),
-                          seconds)
+        layout = read_layout(self.options.path)
+        return SaveResult(self.options.path, layout.nz * layout.slice_nbytes,
+                          os.path.getsize(self.options.path), seconds)
 
 
 @dataclass
@@ -181,6 +192,8 @@ class LayerReport:
 
 
 def _format_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)) and len(value) > MAX_LISTED:
+        return f"<{len(value)} values>"
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (list, tuple)) and all(isinstance(item, float) for item in value):
@@ -227,9 +240,12 @@ def layer_report(layer: Any) -> LayerReport:
                 (header or {}).items() if not isinstance(value, dict)]
         return LayerReport(layer.name, f"read from {metadata.get('path', '')}", facts, rows,
                            {"DM tags": metadata.get("dm_tags") or {}})
+    codec = _writer.writer_settings()["codec"]
+    codec = None if codec == NO_COMPRESSION else codec
     preview = new_file_header(data.shape[-3:] if data.ndim >= 3 else data.shape,
-                              _writer.mrc_dtype(data, warn=False) or data.dtype,
-                              layer_pixel_size(layer), "zstd")
+                              _writer.mrc_dtype(data, plain=codec is None, warn=False,
+                                                scan=False) or data.dtype,
+                              layer_pixel_size(layer), codec)
     rows = _header_rows(header_fields(preview, "<"))
     tree = {"JSON meta to write": _writer.json_meta(metadata, warn=False)}
     return LayerReport(layer.name, "not from a file: the header napari-mrcz would write "

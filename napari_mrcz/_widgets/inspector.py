@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -22,16 +23,26 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._model import LayerReport, layer_report
+from ._model import MAX_LISTED, LayerReport, layer_report
 
 if TYPE_CHECKING:
     import napari
 
 #: Tree rows shown at most under one node; the rest is summarised.
 MAX_CHILDREN = 500
+#: Characters shown at most in one tree cell.
+MAX_TEXT = 300
 #: Enough for several header rows, and for a few tree rows.
 TABLE_MIN_HEIGHT = 200
 TREE_MIN_HEIGHT = 100
+
+
+def _leaf_text(value: Any) -> str:
+    """A tree cell's text: JSON, summarised when long (huge arrays stay cheap)."""
+    if isinstance(value, (list, tuple)) and len(value) > MAX_LISTED:
+        return f"<{len(value)} values>"
+    text = json.dumps(value, default=str)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "..."
 
 
 class MetadataInspector(QWidget):
@@ -105,7 +116,7 @@ class MetadataInspector(QWidget):
             self.title.setText("<b>no layer selected</b>")
             self.origin.setText("")
             return
-        self.title.setText(f"<b>{self.report.title}</b>")
+        self.title.setText(f"<b>{html.escape(self.report.title)}</b>")
         self.origin.setText(self.report.origin)
         for name, value in self.report.facts:
             label = QLabel(value)
@@ -130,7 +141,7 @@ class MetadataInspector(QWidget):
             item = QTreeWidgetItem(parent, [str(key), f"{len(value)} items"])
             children = list(enumerate(value))
         else:
-            QTreeWidgetItem(parent, [str(key), json.dumps(value, default=str)])
+            QTreeWidgetItem(parent, [str(key), _leaf_text(value)])
             return
         for child_key, child in children[:MAX_CHILDREN]:
             self._add_tree_node(item, str(child_key), child)

@@ -16,12 +16,20 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from .._writer import json_meta, writer_settings
+from .._writer import (
+    check_savable,
+    json_meta,
+    microscope_values,
+    mrc_dtype,
+    pixel_size_angstrom,
+    writer_settings,
+)
 from ..codecs import AVAILABLE_CODECS
 from ..threads import default_threads
 from ._model import (
     NO_COMPRESSION,
     PIXEL_UNITS,
+    SaveCancelledError,
     SaveJob,
     SaveOptions,
     SaveResult,
@@ -34,7 +42,6 @@ from ._model import (
 if TYPE_CHECKING:
     import napari
 
-SAVABLE_LAYER_TYPES = ("image", "labels")
 #: Enough for 0.8 Angstrom shown in micrometres.
 PIXEL_SIZE_DECIMALS = 6
 
@@ -78,7 +85,12 @@ class SaveWidget(Container):
             self.progress, self.status])
         self._job: SaveJob | None = None
         self._worker: Any = None
-        self._unit_shown = "Å"
+        self._prefilled_for: Any = None
+        self._showing = False
+        self._pixel_boxes = (self.size_z, self.size_y, self.size_x)
+        self._pixel_zyx = [1.0, 1.0, 1.0]  # Angstrom, what options() uses
+        for box in self._pixel_boxes:
+            box.changed.connect(self._pixel_edited)
         self.layer.changed.connect(self._layer_changed)
         self.unit.changed.connect(self._unit_changed)
         self.codec.changed.connect(self._codec_changed)
@@ -92,12 +104,16 @@ class SaveWidget(Container):
 
     # ------------------------------------------------------------------ layers
     def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        from napari.layers import Image, Labels
+
         return [(layer.name, layer) for layer in self.viewer.layers
-                if layer._type_string in SAVABLE_LAYER_TYPES]
+                if isinstance(layer, (Image, Labels)) and not getattr(layer, "rgb", False)]
 
     def _refresh_layers(self, _event: Any = None) -> None:
+        """Offer the current layers; the fields change only if the chosen layer did."""
         self.layer.reset_choices()
-        self._layer_changed(self.layer.value)
+        if self.layer.value is not self._prefilled_for:
+            self._layer_changed(self.layer.value)
 
     def _follow_selection(self, event: Any) -> None:
         active = event.value
@@ -106,23 +122,34 @@ class SaveWidget(Container):
 
     def _layer_changed(self, layer: Any) -> None:
         """Pre-fill the file name and pixel size from the chosen layer."""
+        self._prefilled_for = layer
         if layer is None:
             return
         path = default_output_path(layer)
         if self.codec.value == NO_COMPRESSION:
             path = os.path.splitext(path)[0] + ".mrc"
         self.output.value = path
-        factor = unit_factor(self.unit.value)
-        size_z, size_y, size_x = layer_pixel_size(layer)
-        self.size_x.value, self.size_y.value, self.size_z.value = (
-            size_x * factor, size_y * factor, size_z * factor)
+        self._pixel_zyx = list(layer_pixel_size(layer))
+        self._show_pixel_size()
 
-    def _unit_changed(self, unit: str) -> None:
-        """Show the same pixel size in the new unit."""
-        ratio = unit_factor(unit) / unit_factor(self._unit_shown)
-        for box in (self.size_x, self.size_y, self.size_z):
-            box.value = box.value * ratio
-        self._unit_shown = unit
+    def _show_pixel_size(self) -> None:
+        """Show the pixel size (kept in Angstrom) in the chosen unit."""
+        factor = unit_factor(self.unit.value)
+        self._showing = True
+        try:
+            for box, size in zip(self._pixel_boxes, self._pixel_zyx, strict=True):
+                box.value = size * factor
+        finally:
+            self._showing = False
+
+    def _pixel_edited(self, _value: Any = None) -> None:
+        """The user typed a pixel size: keep it, in Angstrom, at full precision."""
+        if not self._showing:
+            factor = unit_factor(self.unit.value)
+            self._pixel_zyx = [box.value / factor for box in self._pixel_boxes]
+
+    def _unit_changed(self, _unit: str) -> None:
+        self._show_pixel_size()
 
     def _codec_changed(self, codec: str) -> None:
         """Keep the file's extension in step with compression (.mrcz or .mrc)."""
@@ -134,27 +161,42 @@ class SaveWidget(Container):
     # -------------------------------------------------------------------- save
     def options(self) -> SaveOptions:
         """The save options as the controls show them (pixel size in Angstrom)."""
-        factor = unit_factor(self.unit.value)
         layer = self.layer.value
+        metadata = layer.metadata if layer is not None else {}
+        translate = layer.translate if layer is not None else (0.0,)
+        units = getattr(layer, "units", None)
         return SaveOptions(
             path=os.fspath(self.output.value),
             codec=self.codec.value,
             level=int(self.level.value),
             threads=int(self.threads.value),
-            pixelsize_zyx=(self.size_z.value / factor, self.size_y.value / factor,
-                           self.size_x.value / factor),
-            meta=json_meta(layer.metadata if layer is not None else {}),
+            pixelsize_zyx=tuple(self._pixel_zyx),
+            origin_zyx=tuple(pixel_size_angstrom(translate, units)),
+            meta=json_meta(metadata),
+            microscope=microscope_values(metadata),
         )
 
     def start_save(self, _value: Any = None) -> None:
         """Snapshot the layer and write it on a napari thread worker."""
         from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error, show_warning
 
         layer = self.layer.value
         if layer is None or self._worker is not None:
             return
-        data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-        self._job = SaveJob(snapshot(data), self.options())
+        options = self.options()
+        try:
+            data = check_savable(layer.data, {"multiscale": layer.multiscale,
+                                              "rgb": getattr(layer, "rgb", False)})
+            options.dtype = mrc_dtype(data, plain=options.codec == NO_COMPRESSION, warn=False)
+        except ValueError as error:
+            self.status.value = f"Cannot save {layer.name}: {error}"
+            show_error(self.status.value)
+            return
+        if options.dtype is not None:
+            show_warning(f"MRC cannot store {data.dtype}: {layer.name} is written as "
+                         f"{options.dtype}")
+        self._job = SaveJob(snapshot(data), options)
         self.progress.max = self._job.total
         self.progress.value = 0
         self.progress.visible = True
@@ -165,16 +207,17 @@ class SaveWidget(Container):
             self._job.steps,
             _progress={"total": self._job.total, "desc": "Saving MRCZ"},
             _connect={"yielded": self._advanced, "returned": self._finished,
-                      "errored": self._failed, "aborted": self._aborted,
-                      "finished": self._stopped},
+                      "errored": self._failed, "finished": self._stopped},
         )
 
     def cancel_save(self, _value: Any = None) -> None:
-        """Stop the save in progress: no file is left, an old one is kept."""
+        """Stop the save in progress: no file is left, an old one is kept.
+
+        The writing thread stops at its next slice and the worker reports it as an
+        error (SaveCancelledError); a save already past its last slice completes.
+        """
         if self._job is not None:
             self._job.cancel()
-        if self._worker is not None:
-            self._worker.quit()
 
     def _advanced(self, progress: tuple[int, int]) -> None:
         self.progress.value = progress[0]
@@ -189,16 +232,14 @@ class SaveWidget(Container):
     def _failed(self, error: BaseException) -> None:
         from napari.utils.notifications import show_error
 
-        from ._model import SaveCancelledError
-
         if isinstance(error, SaveCancelledError):
-            self._aborted()
+            self._cancelled()
             return
         message = f"Could not save {os.path.basename(self._job.options.path)}: {error}"
         self.status.value = message
         show_error(message)
 
-    def _aborted(self) -> None:
+    def _cancelled(self) -> None:
         from napari.utils.notifications import show_info
 
         if self._job is not None:
@@ -207,6 +248,8 @@ class SaveWidget(Container):
         show_info(self.status.value)
 
     def _stopped(self) -> None:
+        if self.status.value.startswith("saving "):
+            self.status.value = "save stopped"
         self._worker = None
         self.progress.visible = False
         self.save_button.enabled = True
