@@ -98,12 +98,33 @@ def _usable_pixel_size(pixelsize: np.ndarray, path: str) -> list[float]:
 
 
 def _translate(layout: MRCLayout, scale: list[float]) -> list[float]:
-    """Layer origin in Angstrom, (z, y, x): ORIGIN, or N*START x pixel size when it is 0."""
-    origin = [float(value) for value in layout.header["origin"]][::-1]
+    """Layer origin in Angstrom, in data order (sections, rows, columns).
+
+    ORIGIN (given per crystal axis x, y, z), or N*START x pixel size when it is 0.
+    """
+    origin_xyz = [float(value) for value in layout.header["origin"]]
+    mapc, mapr, maps = layout.mapcrs
+    origin = [origin_xyz[maps - 1], origin_xyz[mapr - 1], origin_xyz[mapc - 1]]
     if any(origin) and all(math.isfinite(value) for value in origin):
         return origin
     starts = [int(layout.header[name]) for name in ("nzstart", "nystart", "nxstart")]
     return [start * size for start, size in zip(starts, scale, strict=True)]
+
+
+def crystal_order(mapcrs: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The transpose that puts data stored as MAPC/MAPR/MAPS in (z, y, x) order."""
+    crystal_axis_of = (mapcrs[2], mapcrs[1], mapcrs[0])  # sections, rows, columns
+    return tuple(crystal_axis_of.index(axis) for axis in (3, 2, 1))
+
+
+def _transposed(data: Any, order: tuple[int, ...]) -> Any:
+    """``data`` with its axes in ``order``, as a view: numpy, or dask over lazy data."""
+    if isinstance(data, np.ndarray):
+        return data.transpose(order)
+    import dask.array
+
+    return dask.array.from_array(data, chunks=(1, *data.shape[1:]), asarray=False,
+                                 meta=np.empty((0, 0, 0), dtype=data.dtype)).transpose(order)
 
 
 def _orient_current_viewer() -> None:
@@ -142,6 +163,14 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
     nz = layout.nz
     scale = _usable_pixel_size(layout.pixelsize, path)
     translate = _translate(layout, scale)
+    order = crystal_order(layout.mapcrs)
+    if order != (0, 1, 2) and nz > 1:
+        # EMDB maps with MAPC/MAPR/MAPS other than 1, 2, 3: show (z, y, x), no copy.
+        data = _transposed(data, order)
+        scale, translate = [scale[a] for a in order], [translate[a] for a in order]
+    elif order == (0, 2, 1) and nz == 1:
+        data = data.T
+        scale, translate = [scale[a] for a in order], [translate[a] for a in order]
     if nz == 1:
         scale, translate = scale[1:], translate[1:]
     name = os.path.basename(path)

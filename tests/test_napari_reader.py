@@ -141,7 +141,9 @@ def test_damaged_file_raises_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("path", real_files("mrc"), ids=lambda p: p.name)
 def test_real_files_open_at_mrcfile_voxel_size(path):
-    """Every real MRC file opens as a layer with mrcfile's data and voxel size."""
+    """Every real MRC file opens with mrcfile's data, shown in (z, y, x) crystal order
+    (EMDB/CCP4 maps with MAPC/MAPR/MAPS = 2, 1, 3 are transposed as a view), at
+    mrcfile's voxel size."""
     import warnings
 
     layers = read(path)
@@ -150,14 +152,33 @@ def test_real_files_open_at_mrcfile_voxel_size(path):
         with mrcfile.open(path, permissive=True) as mrc:
             expected = np.asarray(mrc.data)
             voxel = [float(mrc.voxel_size[axis]) for axis in ("z", "y", "x")]
-            mapcrs = [int(mrc.header.mapc), int(mrc.header.mapr), int(mrc.header.maps)]
+            mapcrs = (int(mrc.header.mapc), int(mrc.header.mapr), int(mrc.header.maps))
+    if expected.ndim == 3:
+        expected = expected.transpose(_reader.crystal_order(mapcrs))
     layer_data, kwargs, _ = layers[0]
     if np.iscomplexobj(expected):
         expected = np.abs(expected)
     np.testing.assert_array_equal(np.asarray(layer_data), expected)
-    if mapcrs == [1, 2, 3] and all(np.isfinite(voxel)) and min(voxel) > 0:
+    if all(np.isfinite(voxel)) and min(voxel) > 0:
         np.testing.assert_allclose(kwargs["scale"], voxel[-len(kwargs["scale"]):], rtol=1e-6)
     assert all(size > 0 for size in kwargs["scale"])
+
+
+def test_permuted_map_is_a_view_with_permuted_origin(tmp_path, rng):
+    """MAPC/MAPR/MAPS = 2, 1, 3 and an ORIGIN: layer in (z, y, x), origin per axis."""
+    data = rng.normal(size=(4, 6, 8)).astype(np.float32)  # sections, rows (x), columns (y)
+    path = tmp_path / "permuted.map"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 2, 1, 3
+        mrc.header.mx, mrc.header.my, mrc.header.mz = 6, 8, 4
+        mrc.header.cella = (6 * 1.0, 8 * 2.0, 4 * 3.0)
+        mrc.header.origin = (10.0, 20.0, 30.0)
+    [(layer_data, kwargs, _)] = read(path)
+    np.testing.assert_array_equal(np.asarray(layer_data), data.transpose(0, 2, 1))
+    assert not layer_data.flags.owndata  # a transposed view, not a copy
+    np.testing.assert_allclose(kwargs["scale"], [3.0, 2.0, 1.0])
+    np.testing.assert_allclose(kwargs["translate"], [30.0, 20.0, 10.0])
 
 
 @pytest.mark.parametrize("path", real_files("dm3") + real_files("dm4"), ids=lambda p: p.name)
@@ -189,3 +210,28 @@ def test_dm4_with_different_pixel_sizes_per_axis():
     [(_, kwargs, _)] = read(path)
     np.testing.assert_allclose(kwargs["scale"], [2.0, 10.0])
     assert kwargs["units"] == ["angstrom", "angstrom"]
+
+
+@pytest.mark.parametrize("gib", [2.5, 4.5])
+def test_files_over_2_and_4_gib_open_lazily_and_their_last_frame_is_right(tmp_path, rng, gib):
+    """64-bit offsets everywhere: a sparse file (header, truncate, last frame) opens
+    lazily in napari, and its last frame is the one written."""
+    ny = nx = 1024
+    frame_bytes = ny * nx * 4
+    nz = int(gib * 2**30) // frame_bytes + 1
+    path = tmp_path / "huge.mrc"
+    napari_mrcz.writeMRC(np.zeros((ny, nx), np.float32), path)
+    last = rng.normal(size=(ny, nx)).astype(np.float32)
+    with open(path, "r+b") as handle:
+        handle.seek(8)
+        handle.write(np.array([nz], dtype="<i4").tobytes())
+        handle.truncate(1024 + nz * frame_bytes)
+        handle.seek(1024 + (nz - 1) * frame_bytes)
+        handle.write(last.tobytes())
+    assert path.stat().st_size > gib * 2**30
+    [(layer_data, _, _)] = read(path)
+    assert isinstance(layer_data, LazyMRC)
+    assert layer_data.shape == (nz, ny, nx)
+    np.testing.assert_array_equal(layer_data[-1], last)
+    np.testing.assert_array_equal(napari_mrcz.readMRC(path, idx=-1)[0], last)
+    layer_data.close()
