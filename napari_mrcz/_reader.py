@@ -10,14 +10,18 @@ import logging
 import math
 import os
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from .decompress import COMPRESSIONS, DecompressedFile, is_compressed
+from .errors import MRCZFormatError
 from .layout import MRCLayout, read_layout
 from .lazy import LazyMRC
 from .reader import layout_meta, readMRC
+from .stack import open_stack
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +30,10 @@ LAZY_THRESHOLD_BYTES = 512 * 2**20
 
 MRC_SUFFIXES = (".mrcz", ".mrc", ".mrcs", ".map", ".st", ".ali", ".rec", ".preali", ".ccp4")
 DM_SUFFIXES = (".dm4", ".dm3")
+#: Compressed downloads (the EMDB's ``emd_NNNN.map.gz``), read through a temporary copy.
+COMPRESSED_MRC_SUFFIXES = tuple(suffix + compression
+                                for suffix in (".mrc", ".mrcs", ".map", ".ccp4")
+                                for compression in COMPRESSIONS)
 
 #: Keys the reader puts into ``layer.metadata``; the writer leaves them out of the
 #: JSON meta it writes back (they describe the file read, not the data).
@@ -41,7 +49,8 @@ def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | 
     is accepted when every path is ours.
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if paths and all(str(p).lower().endswith(MRC_SUFFIXES + DM_SUFFIXES) for p in paths):
+    suffixes = MRC_SUFFIXES + COMPRESSED_MRC_SUFFIXES + DM_SUFFIXES
+    if paths and all(str(p).lower().endswith(suffixes) for p in paths):
         return read_layers
     return None
 
@@ -49,22 +58,108 @@ def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | 
 def read_layers(path: str | Sequence[str]) -> list[LayerData]:
     """Read one file or several into napari layer data.
 
+    A list of two or more MRC files (napari's File > Open Files as Stack) becomes
+    one layer with a leading axis of files; a list with DM files in it, one layer per
+    file (and image).
+
     Raises
     ------
     MRCZFormatError
-        If a file is damaged; napari shows its message.
+        If a file is damaged, or the files of a stack differ in shape or dtype;
+        napari shows its message.
     """
-    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if any(not os.fspath(one).lower().endswith(DM_SUFFIXES) for one in paths):
+    paths = [os.fspath(one) for one in
+             ([path] if isinstance(path, (str, os.PathLike)) else path)]
+    if any(not one.lower().endswith(DM_SUFFIXES) for one in paths):
         _orient_current_viewer()  # MRC starts at the bottom-left; DM at the top-left
+    if len(paths) > 1 and not any(one.lower().endswith(DM_SUFFIXES) for one in paths):
+        return _read_mrc_stack(paths)
     layers: list[LayerData] = []
     for one in paths:
-        one = os.fspath(one)
         if one.lower().endswith(DM_SUFFIXES):
             layers.extend(_read_dm_layers(one))
         else:
-            layers.extend(_read_mrc_layers(one))
+            layers.extend(_read_mrc_file(one))
     return layers
+
+
+def _read_mrc_file(path: str) -> list[LayerData]:
+    """The layers of one MRC file, decompressing a ``.gz``/``.bz2`` one first.
+
+    The temporary copy of a compressed file goes once its data is read, or, for
+    lazily read data, once napari lets go of the layer data.
+    """
+    if not is_compressed(path):
+        return _read_mrc_layers(path)
+    source = DecompressedFile(path)
+    try:
+        with source.original_in_errors():
+            layers = _read_mrc_layers(source.path)
+    except BaseException:
+        source.close()
+        raise
+    local_name = os.path.basename(source.path)
+    for _, kwargs, _ in layers:
+        names = kwargs["name"]
+        renamed = [os.path.basename(path) + name.removeprefix(local_name)
+                   for name in ([names] if isinstance(names, str) else names)]
+        kwargs["name"] = renamed[0] if isinstance(names, str) else renamed
+        kwargs["metadata"]["path"] = path
+    lazy = [data for data, _, _ in layers if not isinstance(data, np.ndarray)]
+    remaining = len(lazy)
+
+    def release() -> None:
+        """Delete the copy once napari has let go of every lazy layer data."""
+        nonlocal remaining
+        remaining -= 1
+        if remaining <= 0:
+            source.close()
+
+    for data in lazy:
+        weakref.finalize(data, release)
+    if not lazy:
+        source.close()
+    return layers
+
+
+def _read_mrc_stack(paths: list[str]) -> list[LayerData]:
+    """Files of one shape as one layer with a leading axis of files.
+
+    Stacked in memory when small, lazily (:class:`~napari_mrcz.stack.LazyStack`)
+    when together above :data:`LAZY_THRESHOLD_BYTES`. The first file gives the
+    layer's scale, translate, contrast and metadata. Files that are not one plain
+    image layer each (complex data, python-mrcz frame lists) are opened one layer
+    per file instead.
+    """
+    stack = open_stack(paths)
+    first_file = stack.members[0]
+    try:
+        first = _read_mrc_layers(first_file.layout.path)  # the temporary copy, if any
+    except MRCZFormatError as error:
+        stack.close()
+        raise MRCZFormatError(first_file.path, error.problem) from error
+    except BaseException:
+        stack.close()
+        raise
+    _, kwargs, _ = first[0]
+    if len(first) != 1 or "channel_axis" in kwargs or np.shape(first[0][0]) != stack.shape[1:]:
+        stack.close()
+        logger.warning("%s: not one plain image per file, opening one layer per file",
+                       paths[0])
+        return [layer for one in paths for layer in _read_mrc_file(one)]
+    data: Any = stack
+    if stack.nbytes <= LAZY_THRESHOLD_BYTES:
+        data = np.asarray(stack)
+        stack.close()
+    units = kwargs["units"]
+    kwargs.update(
+        name=f"{os.path.basename(paths[0])} (+{len(paths) - 1})",
+        scale=[1.0, *kwargs["scale"]],
+        translate=[0.0, *kwargs["translate"]],
+        units=units if isinstance(units, str) else ["pixel", *units],
+        metadata={**kwargs["metadata"], "path": paths[0], "paths": list(paths)},
+    )
+    return [(data, kwargs, "image")]
 
 
 def _json_safe(value: Any) -> Any:
@@ -161,10 +256,13 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
         image, _ = readMRC(path, slices=0)
         data = image
     nz = layout.nz
+    rgb = bool(meta.get("rgb", False))
     scale = _usable_pixel_size(layout.pixelsize, path)
     translate = _translate(layout, scale)
     order = crystal_order(layout.mapcrs)
-    if order != (0, 1, 2) and nz > 1:
+    if rgb:
+        pass  # IMOD's RGB files keep the standard axis order
+    elif order != (0, 1, 2) and nz > 1:
         # EMDB maps with MAPC/MAPR/MAPS other than 1, 2, 3: show (z, y, x), no copy.
         data = _transposed(data, order)
         scale, translate = [scale[a] for a in order], [translate[a] for a in order]
@@ -186,9 +284,11 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
         "translate": translate,
         "units": "angstrom",
         "metadata": metadata,
-        "rgb": False,
-        "colormap": "gray",
+        "rgb": rgb,
     }
+    if rgb:
+        return [(data, kwargs, "image")]
+    kwargs["colormap"] = "gray"
     limits = _header_contrast_limits(layout)
     if layout.dtype.kind == "c":
         return _complex_layers(data, kwargs)

@@ -29,6 +29,10 @@ from .header import (
     HEADER_SIZE,
     IMOD_FLAG_SIGNED_BYTES,
     IMOD_STAMP,
+    MACHST_BIG,
+    MACHST_LITTLE,
+    MAP_ID,
+    MRC2014_VERSION,
     decode_labels,
     header_dtype,
     stamp_byteorder,
@@ -36,7 +40,8 @@ from .header import (
 from .jsonmeta import decode_meta
 from .modes import (
     EMAN2_MODE_DTYPES,
-    MODE_DTYPES,
+    READABLE_MODES,
+    RGB_MODE,
     UINT4_MODE,
     UNSUPPORTED_MODES,
     dtype_for_mode,
@@ -46,7 +51,7 @@ from .modes import (
 logger = logging.getLogger(__name__)
 
 #: MRC2014 modes, read or recognised.
-KNOWN_MODES = frozenset(MODE_DTYPES) | UNSUPPORTED_MODES
+KNOWN_MODES = READABLE_MODES | UNSUPPORTED_MODES
 
 _MRCZ_LABEL = re.compile(r"^MRCZ(\d+)\.(\d+)")
 
@@ -70,7 +75,8 @@ class MRCLayout:
     compressor : str or None
         The MRCZ codec named by MODE, or None for plain MRC.
     dtype : numpy.dtype
-        dtype of the pixels as stored (uint8 for the packed 4-bit mode 101).
+        dtype of the pixels as stored (uint8 for the packed 4-bit mode 101; for RGB,
+        mode 16, a 3-byte subarray dtype whose arrays end in an axis of 3 uint8).
     shape : tuple of int
         (nz, ny, nx) of the stored grid.
     data_offset : int
@@ -215,10 +221,35 @@ def _choose_byteorder(raw: bytes, file_size: int, hint: str, modes: Collection[i
                 warnings.warn(
                     f"machine stamp says {'little' if declared == '<' else 'big'} endian but "
                     "the header only makes sense the other way round; reading it that way",
-                    stacklevel=3,
+                    stacklevel=4,
                 )
             return order
     return first
+
+
+def formalities_missed(header: np.ndarray, labels: list[str]) -> list[str]:
+    """What a header gets wrong that only matters as a formality (the data is read).
+
+    A machine stamp other than MRC2014's, no 'MAP ' word, an NVERSION other than
+    20140/20141 or MX/MY/MZ of 0 (pixel size then CELLA / N). python-mrcz's own
+    files write NVERSION 0 and M = 0, and MRCZ files MZ = 0, by design: not
+    reported for them.
+    """
+    missed = []
+    stamp = bytes(header["machst"])
+    if stamp[:2] not in (MACHST_LITTLE[:2], b"\x44\x44", MACHST_BIG[:2]):
+        missed.append(f"machine stamp {stamp.hex(' ')} is not MRC2014's")
+    if bytes(header["map"]) != MAP_ID:
+        missed.append(f"no 'MAP ' identifier (found {bytes(header['map'])!r})")
+    if python_mrcz_signature(header, labels) is None:
+        if int(header["nversion"]) not in (20140, MRC2014_VERSION):
+            missed.append(f"NVERSION {int(header['nversion'])} (MRC2014 says 20140 or 20141)")
+        # MRCZ files keep MZ = 0 for python-mrcz (it reads MZ as slices per frame).
+        sampled = ("mx", "my") if int(header["mode"]) >= MODE_CODEC_FACTOR else ("mx", "my", "mz")
+        zero = [name.upper() for name in sampled if int(header[name]) <= 0]
+        if zero:
+            missed.append(f"{'/'.join(zero)} not positive: pixel size taken as CELLA / N")
+    return missed
 
 
 def _mrcz_version(label: str) -> tuple[int, int] | None:
@@ -360,6 +391,8 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
                   f"{data_room} bytes that follow the header (truncated or damaged)")
     if compressor is not None and mode == UINT4_MODE:
         raise MRCZFormatError(path, "compressed 4-bit (mode 101) data is not defined by MRCZ")
+    if compressor is not None and mode == RGB_MODE:
+        raise MRCZFormatError(path, "compressed RGB (mode 16) data is not defined by MRCZ")
 
     mapcrs = (int(header["mapc"]), int(header["mapr"]), int(header["maps"]))
     if sorted(mapcrs) != [1, 2, 3]:
@@ -367,6 +400,9 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
                       stacklevel=2)
         mapcrs = (1, 2, 3)
     shape = (nz, ny, nx)
+    missed = formalities_missed(header, labels)
+    if missed:
+        warnings.warn(f"{path}: read despite " + "; ".join(missed), stacklevel=2)
     slices = _slices_per_frame(path, header, nz, labels, json_meta, slices)
     return MRCLayout(
         path=path,

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .decompress import DecompressedFile
 from .layout import MRCLayout, read_layout
 from .slices import SliceReader
 from .threads import default_threads
@@ -46,16 +47,17 @@ class LazyMRC(ArrayLike):
     """An MRC or MRCZ file opened without reading its data.
 
     Behaves like a read-only numpy array of shape (nz, ny, nx), or (ny, nx) for a
-    single image: ``shape``, ``dtype``, ``ndim``, ``size`` and numpy-style indexing,
-    which reads only the z-slices asked for. Plain MRC slices are read with
-    ``pread``; MRCZ slices are decompressed on demand from a memory-mapped file. The
-    most recent slices are kept in a small cache. A file truncated while open gives
-    :class:`MRCZFormatError`, not a crash.
+    single image, with a trailing axis of 3 for RGB (mode 16): ``shape``, ``dtype``,
+    ``ndim``, ``size`` and numpy-style indexing, which reads only the z-slices asked
+    for. Plain MRC slices are read with ``pread``; MRCZ slices are decompressed on
+    demand from a memory-mapped file. The most recent slices are kept in a small
+    cache. A file truncated while open gives :class:`MRCZFormatError`, not a crash.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The file.
+        The file. A ``.gz`` or ``.bz2`` file is decompressed into a temporary copy,
+        kept until :meth:`close`.
     endian : {'le', 'be'}
         Byte order to assume if the file does not declare one.
     cache_bytes : int
@@ -69,35 +71,41 @@ class LazyMRC(ArrayLike):
 
     def __init__(self, path: str | os.PathLike, endian: str = "le",
                  cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
-        self.layout: MRCLayout = read_layout(path, endian=endian)
-        self._reader = SliceReader(self.layout, default_threads())
-        nz, ny, nx = self.layout.shape
+        self._source = DecompressedFile(path)
+        try:
+            with self._source.original_in_errors():
+                self.layout: MRCLayout = read_layout(self._source.path, endian=endian)
+                self._reader = SliceReader(self.layout, default_threads())
+        except BaseException:
+            self._source.close()
+            raise
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_slots = max(1, cache_bytes // max(1, ny * nx * self.dtype.itemsize))
+        self._cache_slots = max(1, cache_bytes // max(1, self.layout.slice_nbytes))
         self._lock = threading.Lock()
-        self._drops_z = nz == 1
+        self._drops_z = self.layout.nz == 1
 
     @property
     def path(self) -> str:
-        """The file."""
-        return self.layout.path
+        """The file, as given (``layout.path`` is its temporary copy if compressed)."""
+        return self._source.original
 
     @property
     def dtype(self) -> np.dtype:
-        """Pixel dtype (uint8 for 4-bit files)."""
-        return self.layout.dtype
+        """Pixel dtype (uint8 for 4-bit and RGB files)."""
+        return self.layout.dtype.base
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """(nz, ny, nx), or (ny, nx) for a single image."""
-        return self.layout.shape[1:] if self._drops_z else self.layout.shape
+        """(nz, ny, nx), or (ny, nx) for a single image; RGB adds an axis of 3."""
+        shape = self.layout.shape + self.layout.dtype.shape
+        return shape[1:] if self._drops_z else shape
 
     def __repr__(self) -> str:
         codec = self.layout.compressor or "uncompressed"
         return f"<LazyMRC {self.path!r} shape={self.shape} dtype={self.dtype} {codec}>"
 
     def read_slice(self, index: int) -> np.ndarray:
-        """Return z-slice ``index`` (read-only, shape (ny, nx))."""
+        """Return z-slice ``index`` (read-only, shape (ny, nx), or (ny, nx, 3) for RGB)."""
         nz = self.layout.nz
         if not -nz <= index < nz:
             raise IndexError(f"z-slice {index} is out of range for {nz} slices")
@@ -143,7 +151,7 @@ class LazyMRC(ArrayLike):
         else:
             needed = np.unique(wanted)
             stack_key = np.searchsorted(needed, wanted)
-        stack = np.empty((needed.size, *self.layout.shape[1:]), dtype=self.dtype)
+        stack = self._reader.new_array(needed.size)
         for position, index in enumerate(needed):
             stack[position] = self.read_slice(int(index))
         return stack[(stack_key, *rest)]
@@ -155,9 +163,10 @@ class LazyMRC(ArrayLike):
         return data if dtype is None else data.astype(dtype, copy=False)
 
     def close(self) -> None:
-        """Release the file, its memory map and the cache."""
+        """Release the file, its memory map, the cache and any temporary copy."""
         self._cache.clear()
         self._reader.close()
+        self._source.close()
 
     def __enter__(self) -> LazyMRC:
         return self

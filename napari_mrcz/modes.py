@@ -25,9 +25,16 @@ MODE_DTYPES: dict[int, str] = {
     UINT4_MODE: "u1",
 }
 
-#: Modes MRC2014 defines that we recognise but do not read: 3 (complex int16) and
-#: 16 (RGB, read by a later version).
-UNSUPPORTED_MODES = frozenset({3, 16})
+#: RGB as IMOD writes it: three uint8 (red, green, blue) a pixel, read only. Its dtype
+#: is a 3-byte subarray dtype, so arrays of it get a trailing axis of 3 of uint8.
+RGB_MODE = 16
+RGB_DTYPE = np.dtype(("u1", 3))
+
+#: Modes MRC2014 defines that we recognise but do not read: 3 (complex int16).
+UNSUPPORTED_MODES = frozenset({3})
+
+#: Every MRC2014 mode we read.
+READABLE_MODES = frozenset(MODE_DTYPES) | {RGB_MODE}
 
 #: dtype name -> the MRC mode that stores it as it is (every mode but the 4-bit one).
 DTYPE_MODES: dict[str, int] = {
@@ -75,11 +82,18 @@ def dtype_for_mode(mode: int, byteorder: str, unsigned_bytes: bool = False) -> n
     unsigned_bytes : bool
         Read mode 0 as uint8 (IMOD files whose flags say the bytes are unsigned).
 
+    Returns
+    -------
+    numpy.dtype
+        The pixel dtype; for RGB (mode 16) the 3-byte :data:`RGB_DTYPE`.
+
     Raises
     ------
     KeyError
         For a mode nobody defines.
     """
+    if mode == RGB_MODE:
+        return RGB_DTYPE
     if mode == 0 and unsigned_bytes:
         return np.dtype("u1")
     return np.dtype(MODE_DTYPES[mode]).newbyteorder(byteorder)

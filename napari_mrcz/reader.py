@@ -7,8 +7,11 @@ import os
 import numpy as np
 
 from .codecs import BLOSC1_FORMATS
+from .decompress import DecompressedFile
+from .extheader import parse_extended_header
 from .header import header_fields
 from .layout import MRCLayout, read_layout
+from .modes import RGB_MODE
 from .slices import SliceReader
 from .threads import default_threads
 from .units import units_per_angstrom
@@ -21,16 +24,18 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA", with_json: bool = T
     ``dtype``, ``pixelsize`` (z, y, x, in ``pixelunits``), ``pixelunits``,
     ``minImage``, ``maxImage``, ``meanImage``, ``extendedBytes``, ``metaId``,
     ``voltage``, ``C3``, ``gain``, ``packedBytes`` and, for MRCZ, ``bloscFormat`` and
-    ``backend``. Ours: ``rmsImage``, ``mapcrs`` and ``mrcHeader`` (every header field
-    as stored). JSON meta keys are added last (unless ``with_json`` is False) and
-    never replace these.
+    ``backend``. Ours: ``rmsImage``, ``mapcrs``, ``mrcHeader`` (every header field
+    as stored), ``rgb`` (True, only for RGB files, mode 16, whose data ends in an
+    axis of 3) and ``extendedHeader`` (for a non-JSON extended header, the dict
+    :func:`napari_mrcz.extheader.parse_extended_header` returns). JSON meta keys
+    are added last (unless ``with_json`` is False) and never replace these.
     """
     header = layout.header
     meta: dict = {
         "dimensions": np.array(layout.shape, dtype=int),
         "MRCtype": layout.mode,
         "compressor": layout.compressor,
-        "dtype": layout.byteorder + layout.dtype.str[1:],
+        "dtype": layout.byteorder + layout.dtype.base.str[1:],
         "pixelsize": layout.pixelsize * units_per_angstrom(pixelunits),
         "pixelunits": pixelunits,
         "minImage": float(header["dmin"]),
@@ -41,6 +46,8 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA", with_json: bool = T
     }
     if layout.nsymbt > 0:
         meta["metaId"] = bytes(header["exttyp"])
+    if layout.mode == RGB_MODE:
+        meta["rgb"] = True
     if layout.compressor is not None:
         with open(layout.path, "rb") as handle:
             handle.seek(layout.data_offset)
@@ -56,6 +63,10 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA", with_json: bool = T
     meta["packedBytes"] = int(header["packed_bytes"])
     meta["mapcrs"] = list(layout.mapcrs)
     meta["mrcHeader"] = header_fields(layout.header, layout.byteorder)
+    if layout.nsymbt > 0 and layout.exttyp != "json":
+        meta["extendedHeader"] = parse_extended_header(
+            layout.exttyp, layout.read_extended_header(), layout.nz, layout.path,
+            byteorder=layout.byteorder)
     if layout.json_meta and with_json:
         for key, value in layout.json_meta.items():
             meta.setdefault(key, value)
@@ -70,7 +81,8 @@ def readMRCHeader(MRCfilename: str | os.PathLike, slices: int | None = None,
     Parameters
     ----------
     MRCfilename : str or os.PathLike
-        The file.
+        The file; ``.gz`` and ``.bz2`` files are decompressed into a temporary copy
+        first (all of it: the size of the data is checked against the header).
     slices : int, optional
         Slices per frame, overriding the file.
     endian : {'le', 'be'}
@@ -87,9 +99,10 @@ def readMRCHeader(MRCfilename: str | os.PathLike, slices: int | None = None,
     slices : int
         Slices per frame (0 for one array).
     """
-    layout = read_layout(MRCfilename, endian=endian, slices=slices,
-                         file_convention=fileConvention)
-    return layout_meta(layout, pixelunits), layout.slices
+    with DecompressedFile(MRCfilename) as source, source.original_in_errors():
+        layout = read_layout(source.path, endian=endian, slices=slices,
+                             file_convention=fileConvention)
+        return layout_meta(layout, pixelunits), layout.slices
 
 
 def _frame_range(idx: int | tuple[int, int], nz: int) -> tuple[int, int]:
@@ -122,7 +135,8 @@ def readMRC(MRCfilename: str | os.PathLike, idx: int | tuple[int, int] | None = 
     Parameters
     ----------
     MRCfilename : str or os.PathLike
-        The file.
+        The file; ``.gz`` and ``.bz2`` files are decompressed into a temporary copy
+        first, deleted once read.
     idx : int or tuple of int, optional
         Read only frame ``idx`` (returned without its z axis), or frames
         ``first`` to ``last`` inclusive for a tuple (python-mrcz's behaviour).
@@ -136,7 +150,8 @@ def readMRC(MRCfilename: str | os.PathLike, idx: int | tuple[int, int] | None = 
         Mode numbering.
     useMemmap : bool
         Return a copy-on-write ``numpy.memmap`` of plain MRC data instead of reading
-        it. Ignored for compressed and 4-bit files, which are decoded into memory.
+        it. Ignored for compressed (MRCZ, ``.gz``, ``.bz2``) and 4-bit files, which
+        are decoded into memory.
     n_threads : int, optional
         Slices decompressed in parallel; all cores by default.
     slices : int, optional
@@ -147,7 +162,8 @@ def readMRC(MRCfilename: str | os.PathLike, idx: int | tuple[int, int] | None = 
     -------
     image : numpy.ndarray or list of numpy.ndarray
         The data in the file's byte order, (nz, ny, nx), or (ny, nx) for a single
-        image; a list of frames when ``slices`` > 0.
+        image, with a trailing axis of 3 (uint8) for RGB files; a list of frames
+        when ``slices`` > 0.
     meta : dict
         Header fields and JSON meta; see :func:`layout_meta`.
 
@@ -156,14 +172,23 @@ def readMRC(MRCfilename: str | os.PathLike, idx: int | tuple[int, int] | None = 
     MRCZFormatError
         If the file is damaged or truncated.
     """
-    layout = read_layout(MRCfilename, endian=endian, slices=slices,
-                         file_convention=fileConvention)
+    with DecompressedFile(MRCfilename) as source, source.original_in_errors():
+        layout = read_layout(source.path, endian=endian, slices=slices,
+                             file_convention=fileConvention)
+        return _read_layout(layout, idx, pixelunits, useMemmap and not source.is_temporary,
+                            n_threads)
+
+
+def _read_layout(layout: MRCLayout, idx: int | tuple[int, int] | None, pixelunits: str,
+                 use_memmap: bool, n_threads: int | None
+                 ) -> tuple[np.ndarray | list[np.ndarray], dict]:
+    """:func:`readMRC` on a file whose header is read already."""
     meta = layout_meta(layout, pixelunits)
     nz = layout.nz
     start, stop = (0, nz) if idx is None else _frame_range(idx, nz)
     meta["dimensions"][0] = stop - start
 
-    if useMemmap and layout.compressor is None and not layout.is_uint4:
+    if use_memmap and layout.compressor is None and not layout.is_uint4:
         image = np.memmap(layout.path, dtype=layout.dtype, mode="c",
                           offset=layout.data_offset + start * layout.slice_nbytes,
                           shape=(stop - start, *layout.shape[1:]))

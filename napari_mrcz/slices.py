@@ -81,7 +81,10 @@ class SliceReader:
         return int(self.chunk_offsets[-1] - self.chunk_offsets[0])
 
     def new_array(self, count: int) -> np.ndarray:
-        """Return an uninitialised (count, ny, nx) array of the file's pixel type."""
+        """Return an uninitialised (count, ny, nx) array of the file's pixel type.
+
+        For RGB (mode 16) the 3-byte pixel dtype makes it (count, ny, nx, 3) uint8.
+        """
         _, ny, nx = self.layout.shape
         return np.empty((count, ny, nx), dtype=self.layout.dtype)
 
@@ -94,7 +97,8 @@ class SliceReader:
         start, stop : int
             Slice range, 0 <= start <= stop <= nz.
         out : numpy.ndarray
-            Destination of shape (stop - start, ny, nx) and the file's dtype.
+            Destination of shape (stop - start, ny, nx) and the file's dtype, as
+            :meth:`new_array` returns it.
         sequential : bool
             Hint that the whole range is read front to back (enables read-ahead).
 

@@ -235,3 +235,31 @@ def test_files_over_2_and_4_gib_open_lazily_and_their_last_frame_is_right(tmp_pa
     np.testing.assert_array_equal(layer_data[-1], last)
     np.testing.assert_array_equal(napari_mrcz.readMRC(path, idx=-1)[0], last)
     layer_data.close()
+
+
+def test_rgb_mode_16_is_an_rgb_layer(tmp_path, rng):
+    """IMOD's RGB files (mode 16) open as one RGB layer."""
+    import struct
+
+    rgb = rng.integers(0, 256, size=(2, 5, 4, 3), dtype=np.uint8)
+    path = tmp_path / "colour.mrc"
+    napari_mrcz.writeMRC(rgb.reshape(2, 5, 12).view(np.int8), path, pixelsize=2.0)
+    with open(path, "r+b") as handle:
+        handle.write(struct.pack("<i", 4))  # NX = 4 pixels of 3 bytes
+        handle.seek(12)
+        handle.write(struct.pack("<i", 16))
+        handle.seek(28)
+        handle.write(struct.pack("<i", 4))
+        handle.seek(40)
+        handle.write(struct.pack("<f", 8.0))
+    [(layer_data, kwargs, _)] = read(path)
+    assert kwargs["rgb"] is True
+    np.testing.assert_array_equal(np.asarray(layer_data), rgb)
+    np.testing.assert_allclose(kwargs["scale"], [2.0, 2.0, 2.0])
+
+
+def test_fei_extended_header_reaches_the_layer_metadata(shared_data):
+    [(_, kwargs, _)] = read(shared_data / "mrc" / "rsciio_HAADFscan.mrc")
+    extended = kwargs["metadata"]["header"]["extendedHeader"]
+    assert extended["type"] == "FEI2"
+    assert extended["records"][0]["Microscope type"] == "Spectra"

@@ -233,6 +233,8 @@ def layer_report(layer: Any) -> LayerReport:
                 facts.append(("compression ratio", f"{data_bytes / packed:.2f}x"))
         rows = _header_rows(header.get("mrcHeader", {}))
         tree = {"JSON meta": metadata.get("json_meta") or {}}
+        if header.get("extendedHeader"):
+            tree["extended header"] = header["extendedHeader"]
         return LayerReport(layer.name, f"read from {path}", facts, rows, tree)
     if metadata.get("format") == "DM":
         facts.insert(0, ("format", "DigitalMicrograph"))
