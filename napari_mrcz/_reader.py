@@ -128,8 +128,8 @@ def _read_mrc_stack(paths: list[str]) -> list[LayerData]:
     Stacked in memory when small, lazily (:class:`~napari_mrcz.stack.LazyStack`)
     when together above :data:`LAZY_THRESHOLD_BYTES`. The first file gives the
     layer's scale, translate, contrast and metadata. Files that are not one plain
-    image layer each (complex data, python-mrcz frame lists) are opened one layer
-    per file instead.
+    image layer each (complex data, python-mrcz frame lists, maps whose axes are
+    permuted for display) are opened one layer per file instead.
     """
     stack = open_stack(paths)
     first_file = stack.members[0]
@@ -142,7 +142,9 @@ def _read_mrc_stack(paths: list[str]) -> list[LayerData]:
         stack.close()
         raise
     _, kwargs, _ = first[0]
-    if len(first) != 1 or "channel_axis" in kwargs or np.shape(first[0][0]) != stack.shape[1:]:
+    permuted = crystal_order(first_file.layout.mapcrs) != (0, 1, 2)
+    if (len(first) != 1 or "channel_axis" in kwargs or permuted
+            or np.shape(first[0][0]) != stack.shape[1:]):
         stack.close()
         logger.warning("%s: not one plain image per file, opening one layer per file",
                        paths[0])
