@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import sys
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -252,11 +253,10 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
     meta = layout_meta(layout, with_json=False)
     json_meta = layout.json_meta or {}
     lazy = layout.nz * layout.slice_nbytes > LAZY_THRESHOLD_BYTES and layout.slices == 0
-    if lazy:
-        data: Any = LazyMRC(path)
-    else:
-        image, _ = readMRC(path, slices=0)
-        data = image
+    with warnings.catch_warnings():
+        # The header was read (and its oddities reported) just above: once is enough.
+        warnings.simplefilter("ignore")
+        data: Any = LazyMRC(path) if lazy else readMRC(path, slices=0)[0]
     nz = layout.nz
     rgb = bool(meta.get("rgb", False))
     scale = _usable_pixel_size(layout.pixelsize, path)

@@ -156,6 +156,8 @@ def test_inspector_follows_the_selection(make_napari_viewer, tmp_path, rng):
     assert "voltage" in visible
     viewer.layers.selection.active = plain
     assert inspector.report.title == "plain"
+    plain.scale = (4, 5, 6)
+    assert dict(inspector.report.facts)["pixel size (z, y, x)"] == "4, 5, 6 Å"
     assert "would write" in inspector.report.origin
     fields = {inspector.table.item(row, 0).text(): inspector.table.item(row, 1).text()
               for row in range(inspector.table.rowCount())}

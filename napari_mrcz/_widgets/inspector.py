@@ -105,8 +105,23 @@ class MetadataInspector(QWidget):
     def _selection_changed(self, event: Any) -> None:
         self.show_layer(event.value)
 
-    def show_layer(self, layer: Any) -> None:
-        """Fill the panel for ``layer`` (None clears it)."""
+    def _watch(self, layer: Any) -> None:
+        """Follow ``layer``'s scale and units (the pixel size shown), and only its."""
+        watched = getattr(self, "_watched", None)
+        for name in ("scale", "units"):
+            if watched is not None and hasattr(watched.events, name):
+                getattr(watched.events, name).disconnect(self._layer_changed)
+            if layer is not None and hasattr(layer.events, name):
+                getattr(layer.events, name).connect(self._layer_changed)
+        self._watched = layer
+
+    def _layer_changed(self, _event: Any = None) -> None:
+        self.show_layer(self._watched, watch=False)
+
+    def show_layer(self, layer: Any, watch: bool = True) -> None:
+        """Fill the panel for ``layer`` (None clears it); follow its scale from now on."""
+        if watch:
+            self._watch(layer)
         self.report = None if layer is None else layer_report(layer)
         while self.facts.rowCount():
             self.facts.removeRow(0)
