@@ -143,12 +143,15 @@ def _read_mrc_stack(paths: list[str]) -> list[LayerData]:
         stack.close()
         raise
     _, kwargs, _ = first[0]
-    permuted = crystal_order(first_file.layout.mapcrs) != (0, 1, 2)
-    if (len(first) != 1 or "channel_axis" in kwargs or permuted
+    layouts = [member.layout for member in stack.members]
+    permuted = any(crystal_order(layout.mapcrs) != (0, 1, 2) for layout in layouts)
+    same_pixels = all(np.allclose(layout.pixelsize, layouts[0].pixelsize, rtol=1e-4)
+                      for layout in layouts)
+    if (len(first) != 1 or "channel_axis" in kwargs or permuted or not same_pixels
             or np.shape(first[0][0]) != stack.shape[1:]):
         stack.close()
-        logger.warning("%s: not one plain image per file, opening one layer per file",
-                       paths[0])
+        warnings.warn(f"{paths[0]}: these files differ in pixel size or axis order, or are "
+                      "not one plain image each: opened as one layer per file", stacklevel=2)
         return [layer for one in paths for layer in _read_mrc_file(one)]
     data: Any = stack
     if stack.nbytes <= LAZY_THRESHOLD_BYTES:

@@ -13,6 +13,7 @@ import bz2
 import gzip
 import logging
 import os
+import shutil
 import tempfile
 import weakref
 import zlib
@@ -122,6 +123,11 @@ def _copy_decompressed(path: str, stream: BinaryIO, target: BinaryIO) -> None:
     if len(head) < HEADER_SIZE:
         return  # read_layout reports the file as too short
     limit = declared_size(path, head) + TRAILING_BYTES_ALLOWED
+    room = shutil.disk_usage(tempfile.gettempdir()).free
+    if limit - len(head) > room:
+        raise MRCZFormatError(
+            path, f"its MRC header declares {limit} bytes once decompressed, more than the "
+                  f"{room} bytes free for a temporary copy (damaged or hostile header?)")
     written = len(head)
     while piece := _read(path, stream, min(CHUNK_BYTES, limit - written + 1)):
         written += len(piece)

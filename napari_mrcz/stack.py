@@ -68,7 +68,9 @@ class LazyStack(ArrayLike):
             key = key[:at] + (slice(None),) * (self.ndim + 1 - len(key)) + key[at + 1 :]
         if len(key) > self.ndim:
             raise IndexError(f"too many indices for a {self.ndim}-dimensional array")
-        file_key, rest = key[0], key[1:] or (Ellipsis,)
+        file_key, rest = key[0], key[1:] or (slice(None),)
+        if isinstance(file_key, np.ndarray) and file_key.ndim == 0 and file_key.dtype.kind in "iu":
+            file_key = int(file_key)
         if isinstance(file_key, (int, np.integer)):
             count = len(self.members)
             if not -count <= file_key < count:

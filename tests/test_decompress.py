@@ -253,3 +253,17 @@ def test_napari_reader_damaged_download(volume, temp_dir):
     with pytest.raises(MRCZFormatError) as info:
         read(packed)
     assert info.value.path == str(packed)
+
+
+def test_bomb_with_a_lying_header_is_refused_before_writing(tmp_path):
+    """A header declaring petabytes is refused at once, before the disk fills."""
+    import bz2 as bz2_module
+
+    header = np.zeros((), dtype=napari_mrcz.header.header_dtype("<"))
+    header["nx"] = header["ny"] = header["nz"] = 100_000
+    header["mode"] = 2
+    header["machst"] = np.frombuffer(b"\x44\x41\x00\x00", dtype="u1")
+    path = tmp_path / "bomb.mrc.bz2"
+    path.write_bytes(bz2_module.compress(header.tobytes() + bytes(50 * 2**20)))
+    with pytest.raises(napari_mrcz.MRCZFormatError, match="free for a temporary copy"):
+        napari_mrcz.readMRCHeader(path)

@@ -263,3 +263,16 @@ def test_fei_extended_header_reaches_the_layer_metadata(shared_data):
     extended = kwargs["metadata"]["header"]["extendedHeader"]
     assert extended["type"] == "FEI2"
     assert extended["records"][0]["Microscope type"] == "Spectra"
+
+
+def test_stack_of_files_with_different_pixel_sizes_is_not_merged(tmp_path, rng):
+    """Files that differ in pixel size open one layer each (with a warning)."""
+    paths = []
+    for number, size in enumerate((1.0, 5.0)):
+        path = tmp_path / f"s{number}.mrc"
+        napari_mrcz.writeMRC(rng.normal(size=(3, 4, 4)).astype(np.float32), path,
+                             pixelsize=size)
+        paths.append(str(path))
+    with pytest.warns(UserWarning, match="one layer per file"):
+        layers = npe2.read(paths, stack=True, plugin_name="napari-mrcz")
+    assert len(layers) == 2

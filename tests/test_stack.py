@@ -145,3 +145,23 @@ def test_one_path_as_a_stack_is_one_file(files):
     [(data, kwargs, _)] = read_stack(paths[:1])
     np.testing.assert_array_equal(data, expected[0])
     assert kwargs["name"] == "vol0.mrc"
+
+
+def test_file_axis_slices_read_only_those_files(tmp_path, rng, monkeypatch):
+    """stack[1:3] and stack[0-d array, k] never build the whole stack."""
+    from napari_mrcz.stack import LazyStack, open_stack
+
+    volumes = [rng.normal(size=(2, 3, 4)).astype(np.float32) for _ in range(4)]
+    paths = []
+    for number, volume in enumerate(volumes):
+        path = tmp_path / f"v{number}.mrc"
+        napari_mrcz.writeMRC(volume, path)
+        paths.append(str(path))
+
+    def whole(*args, **kwargs):
+        raise AssertionError("the whole stack was read")
+
+    monkeypatch.setattr(LazyStack, "__array__", whole)
+    with open_stack(paths) as stack:
+        np.testing.assert_array_equal(stack[1:3], np.stack(volumes[1:3]))
+        np.testing.assert_array_equal(stack[np.array(0), 1], volumes[0][1])
