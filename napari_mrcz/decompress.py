@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 import weakref
 import zlib
 from collections.abc import Callable, Iterator
@@ -221,13 +222,23 @@ class DecompressedFile:
 
     @contextmanager
     def original_in_errors(self) -> Iterator[None]:
-        """Re-raise an :class:`MRCZFormatError` about the temporary copy as about the original."""
-        try:
+        """Errors and warnings about the temporary copy, told about the original file."""
+        if not self.is_temporary:
             yield
-        except MRCZFormatError as error:
-            if not self.is_temporary or error.path != self.path:
-                raise
-            raise MRCZFormatError(self.original, error.problem) from error
+            return
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    yield
+                except MRCZFormatError as error:
+                    if error.path != self.path:
+                        raise
+                    raise MRCZFormatError(self.original, error.problem) from error
+        finally:
+            for warning in caught:
+                message = str(warning.message).replace(self.path, self.original)
+                warnings.warn(message, warning.category, stacklevel=4)
 
     def close(self) -> None:
         """Delete the temporary copy, if any (again is harmless)."""

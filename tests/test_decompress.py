@@ -267,3 +267,19 @@ def test_bomb_with_a_lying_header_is_refused_before_writing(tmp_path):
     path.write_bytes(bz2_module.compress(header.tobytes() + bytes(50 * 2**20)))
     with pytest.raises(napari_mrcz.MRCZFormatError, match="free for a temporary copy"):
         napari_mrcz.readMRCHeader(path)
+
+
+def test_warnings_name_the_download_not_its_temporary_copy(tmp_path, rng):
+    import gzip as gzip_module
+
+    plain = tmp_path / "odd.mrc"
+    napari_mrcz.writeMRC(rng.normal(size=(2, 4, 4)).astype(np.float32), plain)
+    raw = bytearray(plain.read_bytes())
+    raw[212:216] = b"\x44\x20\x20\x20"  # a machine stamp seen in the field
+    path = tmp_path / "odd.mrc.gz"
+    path.write_bytes(gzip_module.compress(bytes(raw)))
+    with pytest.warns(UserWarning, match="machine stamp") as record:
+        napari_mrcz.readMRC(path)
+    messages = [str(warning.message) for warning in record]
+    assert any(str(path) in message for message in messages)
+    assert not any("napari-mrcz-" in message for message in messages)
