@@ -42,6 +42,28 @@ class ArrayLike:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def expand_key(self, key: Any) -> tuple | None:
+        """``key`` as a tuple with its Ellipsis expanded to full slices.
+
+        None when it holds ``None`` (newaxis) or several Ellipses: numpy's rules are
+        then applied to the whole array by the caller.
+
+        Raises
+        ------
+        IndexError
+            For more indices than dimensions.
+        """
+        key = key if isinstance(key, tuple) else (key,)
+        ellipses = [at for at, part in enumerate(key) if part is Ellipsis]
+        if len(ellipses) > 1 or any(part is None for part in key):
+            return None
+        if ellipses:
+            at = ellipses[0]
+            key = key[:at] + (slice(None),) * (self.ndim + 1 - len(key)) + key[at + 1 :]
+        if len(key) > self.ndim:
+            raise IndexError(f"too many indices for a {self.ndim}-dimensional array")
+        return key
+
 
 class LazyMRC(ArrayLike):
     """An MRC or MRCZ file opened without reading its data.
@@ -126,15 +148,10 @@ class LazyMRC(ArrayLike):
     def __getitem__(self, key: Any) -> np.ndarray:
         if self._drops_z:
             return self.read_slice(0)[key]
-        key = key if isinstance(key, tuple) else (key,)
-        ellipses = [at for at, part in enumerate(key) if part is Ellipsis]
-        if len(ellipses) > 1 or any(part is None for part in key):
+        full_key = self.expand_key(key)
+        if full_key is None:  # newaxis or several Ellipses: numpy's rules on all the data
             return np.asarray(self)[key]
-        if ellipses:
-            at = ellipses[0]
-            key = key[:at] + (slice(None),) * (self.ndim + 1 - len(key)) + key[at + 1 :]
-        if len(key) > self.ndim:
-            raise IndexError(f"too many indices for a {self.ndim}-dimensional array")
+        key = full_key
         z_key, rest = key[0], key[1:]
         if isinstance(z_key, (int, np.integer)) or (
                 isinstance(z_key, np.ndarray) and z_key.ndim == 0 and z_key.dtype.kind in "iu"):

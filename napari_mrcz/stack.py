@@ -59,15 +59,10 @@ class LazyStack(ArrayLike):
         return f"<LazyStack of {len(self.members)} files shape={self.shape} dtype={self.dtype}>"
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        ellipses = [at for at, part in enumerate(key) if part is Ellipsis]
-        if len(ellipses) > 1 or any(part is None for part in key):
+        full_key = self.expand_key(key)
+        if full_key is None:  # newaxis or several Ellipses: numpy's rules on all the data
             return np.asarray(self)[key]
-        if ellipses:
-            at = ellipses[0]
-            key = key[:at] + (slice(None),) * (self.ndim + 1 - len(key)) + key[at + 1 :]
-        if len(key) > self.ndim:
-            raise IndexError(f"too many indices for a {self.ndim}-dimensional array")
+        key = full_key
         file_key, rest = key[0], key[1:] or (slice(None),)
         if isinstance(file_key, np.ndarray) and file_key.ndim == 0 and file_key.dtype.kind in "iu":
             file_key = int(file_key)
