@@ -17,24 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from .decompress import COMPRESSIONS, DecompressedFile, is_compressed
+from .decompress import DecompressedFile, is_compressed
 from .errors import MRCZFormatError
 from .layout import MRCLayout, read_layout
 from .lazy import LazyMRC
 from .reader import layout_meta, readMRC
 from .stack import open_stack
+from .suffixes import DM_SUFFIXES, READABLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
 #: Data larger than this (uncompressed) is opened lazily: slices read on demand.
 LAZY_THRESHOLD_BYTES = 512 * 2**20
-
-MRC_SUFFIXES = (".mrcz", ".mrc", ".mrcs", ".map", ".st", ".ali", ".rec", ".preali", ".ccp4")
-DM_SUFFIXES = (".dm4", ".dm3")
-#: Compressed downloads (the EMDB's ``emd_NNNN.map.gz``), read through a temporary copy.
-COMPRESSED_MRC_SUFFIXES = tuple(suffix + compression
-                                for suffix in (".mrc", ".mrcs", ".map", ".ccp4")
-                                for compression in COMPRESSIONS)
 
 #: Keys the reader puts into ``layer.metadata``; the writer leaves them out of the
 #: JSON meta it writes back (they describe the file read, not the data).
@@ -50,8 +44,7 @@ def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | 
     is accepted when every path is ours.
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    suffixes = MRC_SUFFIXES + COMPRESSED_MRC_SUFFIXES + DM_SUFFIXES
-    if paths and all(str(p).lower().endswith(suffixes) for p in paths):
+    if paths and all(str(p).lower().endswith(READABLE_SUFFIXES) for p in paths):
         return read_layers
     return None
 

@@ -17,18 +17,14 @@ import os
 import warnings
 from typing import Any
 
-import numpy as np
-
 from ._reader import READER_METADATA_KEYS
+from .modes import mrc_dtype
+from .suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, strip_suffix
 from .threads import default_threads
 from .writer import writeMRC
 
 logger = logging.getLogger(__name__)
 
-PLAIN_SUFFIXES = (".mrc", ".mrcs", ".map", ".st", ".ali", ".rec")
-COMPRESSED_SUFFIX = ".mrcz"
-#: Suffixes of files we read but do not write.
-READ_ONLY_SUFFIXES = (".ccp4", ".preali", ".dm4", ".dm3")
 #: The codec setting that means plain MRC.
 NO_COMPRESSION = "none"
 
@@ -94,52 +90,6 @@ def check_savable(data: Any, meta: dict) -> Any:
         raise ValueError(f"MRC holds 2D images and 3D stacks; this layer has {data.ndim} "
                          "dimensions")
     return data
-
-
-def mrc_dtype(data: Any, plain: bool = False, warn: bool = True,
-              scan: bool = True) -> np.dtype | None:
-    """The dtype to cast a layer to for MRC, or None to keep its own; warns on a cast.
-
-    float64 becomes float32; integers of 32 bits or more (labels) become the smallest
-    MRC2014 integer type that holds their values. int32 (mode 7) is python-mrcz's and
-    only kept for MRCZ (``plain`` False); otherwise float32, exact below 2**24.
-    ``scan`` False decides without reading the data (for previews).
-
-    Raises
-    ------
-    ValueError
-        For labels that no MRC type holds exactly.
-    """
-    dtype = np.dtype(data.dtype)
-    if dtype == np.float64:
-        target = np.dtype(np.float32)
-    elif dtype.kind in "iu" and dtype.itemsize >= 4:
-        low, high = _value_range(data) if scan else (0, 0 if plain else 2**31 - 1)
-        candidates = (np.int16, np.uint16) if plain else (np.int16, np.uint16, np.int32)
-        target = next((np.dtype(candidate) for candidate in candidates
-                       if np.iinfo(candidate).min <= low and high <= np.iinfo(candidate).max),
-                      None)
-        if target is None:
-            if max(abs(low), abs(high)) >= 2**24:
-                raise ValueError(f"values from {low} to {high} fit no MRC pixel type exactly")
-            target = np.dtype(np.float32)
-        if dtype == target:
-            return None
-    else:
-        return None
-    if warn:
-        warnings.warn(f"MRC cannot store {dtype}: writing {target}", stacklevel=3)
-    return target
-
-
-def _value_range(data: Any) -> tuple[int, int]:
-    """Min and max of a layer's data, slice by slice for lazy arrays."""
-    if isinstance(data, np.ndarray) or data.ndim < 3:
-        array = np.asarray(data)
-        return (int(array.min()), int(array.max())) if array.size else (0, 0)
-    lows, highs = zip(*(_value_range(data[index]) for index in range(data.shape[0])),
-                      strict=True)
-    return min(lows), max(highs)
 
 
 def json_meta(metadata: dict | None, warn: bool = True) -> dict:
@@ -225,11 +175,3 @@ def write_folder(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
             copy += 1
         written.append(write_layer(target, data, meta, COMPRESSED_SUFFIX))
     return written
-
-
-def strip_suffix(name: str) -> str:
-    """``name`` without one of the EM file suffixes we read or write."""
-    for suffix in (*PLAIN_SUFFIXES, COMPRESSED_SUFFIX, *READ_ONLY_SUFFIXES):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name

@@ -7,6 +7,7 @@ gives every slice's offset without decompressing anything.
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import NamedTuple
 
@@ -112,6 +113,26 @@ def chunk_header_problem(header: ChunkHeader, expected_nbytes: int, room: int) -
     if header.nbytes > header.cbytes * max_expansion(header):
         return (f"{header.cbytes} compressed bytes cannot hold the {header.nbytes} they claim "
                 f"(at most {max_expansion(header)}x for this codec)")
+    return None
+
+
+#: Text of the header label in which we record how an MRCZ file was compressed: blosc
+#: chunks keep the codec but not the level, and users want to see both.
+SETTINGS_LABEL = "napari-mrcz blosc {codec} level {level} bitshuffle"
+_SETTINGS_LABEL = re.compile(r"^napari-mrcz blosc (\w+) level (\d+)")
+
+
+def settings_label(compressor: str, clevel: int) -> str:
+    """The header label recording ``compressor`` and ``clevel`` (see SETTINGS_LABEL)."""
+    return SETTINGS_LABEL.format(codec=compressor, level=int(clevel))
+
+
+def recorded_settings(labels: list[str]) -> tuple[str, int] | None:
+    """(codec, level) recorded by :func:`settings_label` in ``labels``, or None."""
+    for label in labels:
+        match = _SETTINGS_LABEL.match(label)
+        if match:
+            return match.group(1), int(match.group(2))
     return None
 
 

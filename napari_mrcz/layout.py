@@ -209,7 +209,7 @@ def header_problem(header: np.ndarray, file_size: int,
     return None
 
 
-def _choose_byteorder(raw: bytes, file_size: int, hint: str, modes: Collection[int]) -> str:
+def choose_byteorder(raw: bytes, file_size: int, hint: str, modes: Collection[int]) -> str:
     """Decide the byte order: the machine stamp if the header agrees, else what is sane."""
     declared = stamp_byteorder(raw[212:216])
     first = declared or hint
@@ -352,7 +352,7 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
         if convention not in ("ccpem", "eman2"):
             raise ValueError(f"unrecognized MRC file convention: {file_convention}")
         modes = EMAN2_MODE_DTYPES.keys() if convention == "eman2" else KNOWN_MODES
-        byteorder = _choose_byteorder(raw, file_size, "<" if endian == "le" else ">", modes)
+        byteorder = choose_byteorder(raw, file_size, "<" if endian == "le" else ">", modes)
         header = np.frombuffer(raw, dtype=header_dtype(byteorder)).copy().reshape(())
         problem = header_problem(header, file_size, modes)
         if problem is not None:

@@ -7,6 +7,9 @@ header says its bytes are unsigned.
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
 
 #: Packed 4-bit mode: two pixels a byte, low nibble first, read back as uint8.
@@ -128,3 +131,49 @@ def storage_dtype(dtype: np.dtype | str) -> np.dtype:
             f"to one of {sorted(DTYPE_MODES)}"
         )
     return np.dtype(name)
+
+
+def mrc_dtype(data: Any, plain: bool = False, warn: bool = True,
+              scan: bool = True) -> np.dtype | None:
+    """The dtype to cast a layer to for MRC, or None to keep its own; warns on a cast.
+
+    float64 becomes float32; integers of 32 bits or more (labels) become the smallest
+    MRC2014 integer type that holds their values. int32 (mode 7) is python-mrcz's and
+    only kept for MRCZ (``plain`` False); otherwise float32, exact below 2**24.
+    ``scan`` False decides without reading the data (for previews).
+
+    Raises
+    ------
+    ValueError
+        For labels that no MRC type holds exactly.
+    """
+    dtype = np.dtype(data.dtype)
+    if dtype == np.float64:
+        target = np.dtype(np.float32)
+    elif dtype.kind in "iu" and dtype.itemsize >= 4:
+        low, high = _value_range(data) if scan else (0, 0 if plain else 2**31 - 1)
+        candidates = (np.int16, np.uint16) if plain else (np.int16, np.uint16, np.int32)
+        target = next((np.dtype(candidate) for candidate in candidates
+                       if np.iinfo(candidate).min <= low and high <= np.iinfo(candidate).max),
+                      None)
+        if target is None:
+            if max(abs(low), abs(high)) >= 2**24:
+                raise ValueError(f"values from {low} to {high} fit no MRC pixel type exactly")
+            target = np.dtype(np.float32)
+        if dtype == target:
+            return None
+    else:
+        return None
+    if warn:
+        warnings.warn(f"MRC cannot store {dtype}: writing {target}", stacklevel=3)
+    return target
+
+
+def _value_range(data: Any) -> tuple[int, int]:
+    """Min and max of a layer's data, slice by slice for lazy arrays."""
+    if isinstance(data, np.ndarray) or data.ndim < 3:
+        array = np.asarray(data)
+        return (int(array.min()), int(array.max())) if array.size else (0, 0)
+    lows, highs = zip(*(_value_range(data[index]) for index in range(data.shape[0])),
+                      strict=True)
+    return min(lows), max(highs)

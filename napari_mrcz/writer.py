@@ -28,6 +28,7 @@ from .codecs import (
     REVERSE_COMPRESSOR_ENUM,
     check_codec,
     compress_slice,
+    settings_label,
 )
 from .header import (
     HEADER_SIZE,
@@ -360,7 +361,8 @@ def _create_temporary(path: str) -> tuple[int, str]:
     raise FileExistsError(f"could not create a temporary file beside {path}")
 
 
-def _write_new_file(path: str, frames: _Frames, header: np.ndarray, json_meta: bytes | None,
+def _write_new_file(path: str, frames: _Frames, header: np.ndarray,
+                    extended_header: bytes | None,
                     file_dtype: np.dtype, compressor: str | None, clevel: int,
                     uint4: bool, n_threads: int,
                     progress: Callable[[int], None] | None = None) -> None:
@@ -369,8 +371,8 @@ def _write_new_file(path: str, frames: _Frames, header: np.ndarray, json_meta: b
     try:
         with os.fdopen(descriptor, "wb", buffering=0) as handle:
             write_fully(handle, bytes(HEADER_SIZE))
-            if json_meta:
-                write_fully(handle, json_meta)
+            if extended_header:
+                write_fully(handle, extended_header)
             stats, packed_bytes = _write_slices(handle, frames, file_dtype, compressor, clevel,
                                                 uint4, n_threads, progress=progress)
             _set_stats(header, stats)
@@ -382,6 +384,51 @@ def _write_new_file(path: str, frames: _Frames, header: np.ndarray, json_meta: b
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def write_with_header(path: str | os.PathLike, data: Any, header: np.ndarray,
+                      extended_header: bytes = b"", compressor: str | None = None,
+                      clevel: int = 1, n_threads: int | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> None:
+    """Write ``data`` under a header the caller made, as the converters need.
+
+    Unlike :func:`writeMRC`, nothing about the header is decided here but what the
+    data determine: the statistics and the packed size. The pixels are stored as
+    ``data.dtype`` in the header's byte order, so MODE must already name that type.
+    The file is replaced only once complete, as by :func:`writeMRC`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file.
+    data : array-like
+        (nz, ny, nx), indexable slice by slice (numpy, memmap, lazy arrays).
+    header : numpy.ndarray
+        The 0-d structured header (see :mod:`napari_mrcz.header`); its NSYMBT must
+        equal ``len(extended_header)``.
+    extended_header : bytes
+        Written verbatim between the header and the data.
+    compressor : str, optional
+        The codec MODE names (None for plain MRC).
+    clevel : int
+        Compression level.
+    n_threads : int, optional
+        Slices encoded in parallel; all cores by default.
+    progress : callable, optional
+        Called as ``progress(written, total)`` after each z-slice (see :func:`writeMRC`).
+    """
+    path = os.path.realpath(os.fspath(path))
+    frames = _describe_input(data)
+    if int(header["nsymbt"]) != len(extended_header):
+        raise ValueError(f"NSYMBT is {int(header['nsymbt'])} but the extended header has "
+                         f"{len(extended_header)} bytes")
+    byteorder = ">" if header.dtype["nx"].byteorder == ">" else "<"
+    report = None if progress is None else partial(_report, progress, frames.count)
+    threads = default_threads() if n_threads is None else int(n_threads)
+    _write_new_file(path, frames, header.copy(), extended_header,
+                    frames.dtype.newbyteorder(byteorder),
+                    None if compressor is None else check_codec(compressor), clevel, False,
+                    threads, report)
 
 
 def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads: int,
@@ -584,6 +631,9 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
     header = _make_header(byteorder, (nz, *frames.shape), mode,
                           REVERSE_COMPRESSOR_ENUM[codec], _pixelsize_zyx(pixelsize, pixelunits),
                           mz, frames.slices, voltage, C3, gain)
+    if codec is not None:
+        header["nlabl"] = 2
+        header["label"][1] = settings_label(codec, clevel).encode("ascii")
     if encoded_meta is not None:
         header["nsymbt"] = len(encoded_meta)
         header["exttyp"] = b"json"

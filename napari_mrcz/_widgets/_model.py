@@ -44,7 +44,7 @@ class SaveOptions:
     threads: int = 1
     pixelsize_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0)  # Angstrom
     origin_zyx: tuple[float, ...] = (0.0, 0.0, 0.0)  # Angstrom
-    dtype: Any = None  # cast to this first (see _writer.mrc_dtype), None to keep
+    dtype: Any = None  # cast to this first (see modes.mrc_dtype), None to keep
     meta: dict = field(default_factory=dict)
     microscope: dict = field(default_factory=dict)  # voltage, C3, gain
 

@@ -1,0 +1,6 @@
+"""``python -m napari_mrcz.cli``: the ``mrcz`` command without its console script."""
+
+from . import console_main
+
+if __name__ == "__main__":
+    console_main()
