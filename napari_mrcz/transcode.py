@@ -110,7 +110,7 @@ def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
                                       number if len(dm_images) > 1 else None, dm_meta=meta))
         yield images
         return
-    with LazyMRC(path) as lazy:
+    with LazyMRC(path, cache_bytes=0) as lazy:  # streamed once: no cache
         layout = lazy.layout
         if layout.dtype.shape:
             raise MRCZFormatError(path, "RGB (mode 16) data cannot be written to MRCZ")
@@ -279,7 +279,7 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
         Naming the first z-slice or header value that differs.
     """
     source = _as_stack(image.data)
-    with LazyMRC(target) as written:
+    with LazyMRC(target, cache_bytes=0) as written:
         layout = written.layout
         if layout.shape != tuple(source.shape):
             raise VerificationError(f"{target}: shape {layout.shape} differs from the "

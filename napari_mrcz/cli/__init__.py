@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch_options(compress, codec=True)
 
     decompress = commands.add_parser(
-        "decompress", help="MRCZ (or DM) files to plain MRC",
+        "decompress", help="MRCZ files (or any file named) to plain MRC",
         description="Write plain MRC2014 files (readable by every MRC program) into DIR.",
         epilog=_CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_batch_options(decompress, codec=False)
