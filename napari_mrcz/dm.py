@@ -462,6 +462,15 @@ def image_meta(layout: DMImageLayout, version: int, tags: dict[str, Any]) -> dic
     }
 
 
+def image_entry(meta: dict[str, Any]) -> dict[str, Any]:
+    """The ImageList entry (plain tags) of the image :func:`image_meta` describes."""
+    image_list = meta["tags"].get("ImageList")
+    entries = list(image_list.values()) if isinstance(image_list, dict) else []
+    index = meta["image_index"]
+    entry = entries[index] if 0 <= index < len(entries) else {}
+    return entry if isinstance(entry, dict) else {}
+
+
 # --------------------------------------------------------------------------- functions
 
 

@@ -160,6 +160,15 @@ def decode_labels(header: np.ndarray) -> list[str]:
     return labels
 
 
+def set_labels(header: np.ndarray, labels: list[str]) -> None:
+    """Replace the text labels (at most 10, 80 bytes each) and NLABL."""
+    labels = labels[:N_LABELS]
+    header["label"] = b""
+    for number, label in enumerate(labels):
+        header["label"][number] = label.encode("latin-1", "replace")[:LABEL_SIZE]
+    header["nlabl"] = len(labels)
+
+
 def header_fields(header: np.ndarray, byteorder: str) -> dict:
     """Every field of ``header`` as plain Python values, for people and for JSON.
 

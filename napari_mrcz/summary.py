@@ -11,7 +11,7 @@ from typing import Any
 
 from .codecs import recorded_settings
 from .decompress import DecompressedFile
-from .dm import python_mrcz_info, read_dm
+from .dm import image_entry, python_mrcz_info, read_dm
 from .layout import read_layout
 from .slices import SliceReader
 from .suffixes import is_dm
@@ -117,9 +117,7 @@ def _describe_dm(path: str) -> dict[str, Any]:
     format_name = "DM"
     for data, meta in read_dm(path, lazy=True):
         format_name = meta["format"]
-        image_list = meta["tags"].get("ImageList", {})
-        entries = list(image_list.values()) if isinstance(image_list, dict) else []
-        entry = entries[meta["image_index"]] if meta["image_index"] < len(entries) else {}
+        entry = image_entry(meta)
         highlights = {key: value for key, value in python_mrcz_info(entry).items()
                       if not key.startswith(_CALIBRATION_PREFIXES)}
         for tag_path, name in DM_HIGHLIGHT_TAGS:

@@ -29,9 +29,9 @@ from .codecs import (
     recorded_settings,
     settings_label,
 )
-from .dm import read_dm
+from .dm import image_entry, python_mrcz_info, read_dm
 from .errors import MRCZFormatError
-from .header import LABEL_SIZE, MAP_ID, MRC2014_VERSION, N_LABELS, machine_stamp
+from .header import MAP_ID, MRC2014_VERSION, N_LABELS, machine_stamp, set_labels
 from .layout import MRCLayout
 from .lazy import LazyMRC
 from .modes import UINT4_MODE, mrc_dtype, storage_dtype
@@ -61,8 +61,6 @@ class SourceImage:
         The pixels as stored, (nz, ny, nx) or fewer dimensions.
     nbytes : int
         Bytes of the data as it will be written (after any cast).
-    index : int or None
-        Position among the file's images when it has several (DM), else None.
     layout : MRCLayout or None
         The parsed header of an MRC/MRCZ input, carried over to the output.
     dm_meta : dict or None
@@ -72,7 +70,6 @@ class SourceImage:
     path: str
     data: Any
     nbytes: int
-    index: int | None = None
     layout: MRCLayout | None = None
     dm_meta: dict | None = field(default=None, repr=False)
 
@@ -106,8 +103,7 @@ def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
             if data.ndim > 3:
                 raise MRCZFormatError(path, f"image {number} has {data.ndim} dimensions; MRC "
                                             "holds at most 3")
-            images.append(SourceImage(path, data, _written_nbytes(data),
-                                      number if len(dm_images) > 1 else None, dm_meta=meta))
+            images.append(SourceImage(path, data, _written_nbytes(data), dm_meta=meta))
         yield images
         return
     with LazyMRC(path, cache_bytes=0) as lazy:  # streamed once: no cache
@@ -118,12 +114,26 @@ def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
         yield [SourceImage(path, lazy, nbytes, layout=layout)]
 
 
-def target_for(image: SourceImage, target: str) -> str:
-    """``target``, numbered (``name_<k>.mrcz``) for the k-th image of a file with several."""
-    if image.index is None:
-        return target
+def numbered_targets(target: str, count: int) -> list[str]:
+    """The outputs of a file of ``count`` images: ``target``, or ``name_<k>.mrcz`` each."""
+    if count == 1:
+        return [target]
     stem, suffix = os.path.splitext(target)
-    return f"{stem}_{image.index}{suffix}"
+    return [f"{stem}_{index}{suffix}" for index in range(count)]
+
+
+def image_count(path: str | os.PathLike) -> int:
+    """How many outputs ``path`` gives: its DM images (thumbnails aside), else 1.
+
+    Parses a DM file's tags, reads no pixels; 1 for a file that cannot be parsed
+    (its conversion then reports why).
+    """
+    if not is_dm(os.fspath(path)):
+        return 1
+    try:
+        return max(1, len(read_dm(path, lazy=True)))
+    except MRCZFormatError:
+        return 1
 
 
 def _as_stack(data: Any) -> Any:
@@ -143,40 +153,44 @@ def _carried_header(layout: MRCLayout, compressor: str | None, clevel: int) -> n
     header["machst"] = np.frombuffer(machine_stamp(layout.byteorder), dtype="u1")
     if int(header["nversion"]) // 10 != MRC2014_VERSION // 10:  # 20140 or 20141
         header["nversion"] = MRC2014_VERSION
-    if not layout.slices:
-        _resample(header, layout, compressed=compressor is not None)
+    _resample(header, layout, compressed=compressor is not None)
     labels = [label for label in layout.labels if recorded_settings([label]) is None]
     if compressor is not None:
         labels = [*labels[: N_LABELS - 1], settings_label(compressor, clevel)]
-    header["label"] = b""
-    for number, label in enumerate(labels):
-        header["label"][number] = label.encode("latin-1")[:LABEL_SIZE]
-    header["nlabl"] = len(labels)
+    set_labels(header, labels)
     return header
 
 
 def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool) -> None:
-    """Set MX, MY, MZ (and CELLA, to keep the voxel size) for the new encoding.
+    """Set MX, MY, MZ and CELLA for the new encoding, keeping every voxel size.
 
-    MRCZ takes python-mrcz's sampling, which it reads as CELLA / N: M = N, and MZ = 0
-    (MZ counts slices per frame there). Plain MRC keeps each M, but an M of 0 (from
-    MRCZ) becomes N. CELLA changes only where the divisor does, so a voxel size is
-    kept bit for bit wherever it can be. Files with frames keep python-mrcz's fields,
-    which say how many slices a frame has.
+    MRCZ: python-mrcz reads MZ as slices per frame and the voxel size as CELLA / N, so
+    M = N and MZ = 0; a file with frames keeps python-mrcz's fields as they are.
+    Plain MRC: M as in the source where positive, N where 0 (python-mrcz's), and MZ =
+    slices per frame for a file with frames, so that python-mrcz still finds its
+    frames while mrcfile reads the right voxel size. CELLA changes only where the
+    divisor does, so a voxel size is otherwise kept bit for bit.
     """
+    if compressed and layout.slices:
+        return
     nz, ny, nx = layout.shape
-    mapc, mapr, maps = layout.mapcrs
     pixel_z, pixel_y, pixel_x = layout.pixelsize
-    for axis, count, pixel, is_sections in ((mapc, nx, pixel_x, False),
-                                            (mapr, ny, pixel_y, False),
-                                            (maps, nz, pixel_z, True)):
+    for axis, count, pixel, is_sections in zip(layout.mapcrs, (nx, ny, nz),
+                                               (pixel_x, pixel_y, pixel_z),
+                                               (False, False, True), strict=True):
         name = ("mx", "my", "mz")[axis - 1]
         old = int(header[name])
-        old_divisor = old if old > 0 else count
-        new = (0 if is_sections else count) if compressed else old_divisor
+        framed = is_sections and layout.slices > 0
+        old_divisor = old if old > 0 and not framed else count
+        if compressed:
+            new = 0 if is_sections else count
+        elif framed:
+            new = layout.slices
+        else:
+            new = old_divisor
         header[name] = new
         if old_divisor != (new or count):
-            header["cella"][axis - 1] = pixel * count
+            header["cella"][axis - 1] = pixel * (new or count)
 
 
 def _bytes_progress(progress: Progress | None, slice_nbytes: int
@@ -218,6 +232,10 @@ def write_image(image: SourceImage, target: str, compressor: str | None, clevel:
     report = _bytes_progress(progress, slice_nbytes)
     layout = image.layout
     if layout is not None:
+        if compressor is not None and layout.mapcrs != (1, 2, 3):
+            raise MRCZFormatError(image.path, f"axis order MAPC, MAPR, MAPS = {layout.mapcrs}: "
+                                              "MRCZ readers (python-mrcz) ignore it, so the "
+                                              "file can only be converted to plain MRC")
         header = _carried_header(layout, compressor, clevel)
         extended = layout.read_extended_header() if layout.nsymbt else b""
         if layout.mode == UINT4_MODE:
@@ -227,7 +245,7 @@ def write_image(image: SourceImage, target: str, compressor: str | None, clevel:
         return
     meta = image.dm_meta
     pixelsize = [size or 0.0 for size in meta["pixelsize"]]
-    origin = [offset or 0.0 for offset in meta["offset_angstrom"]]
+    origin = [axis["offset_angstrom"] or 0.0 for axis in meta["axes"]]  # lengths only
     if len(pixelsize) < 3:  # a single image: z as y, as the napari writer does
         pixelsize = [pixelsize[0]] * (3 - len(pixelsize)) + pixelsize
         origin = [0.0] * (3 - len(origin)) + origin
@@ -252,16 +270,11 @@ class _Int8View:
 
 def dm_microscope(meta: dict) -> dict[str, float]:
     """voltage (kV) and C3 (mm) from a DM image's Microscope Info, for writeMRC."""
-    image_list = meta["tags"].get("ImageList", {})
-    entry = list(image_list.values())[meta["image_index"]] if isinstance(image_list, dict) \
-        else {}
-    info = entry.get("ImageTags", {}).get("Microscope Info", {}) if isinstance(entry, dict) \
-        else {}
+    info = python_mrcz_info(image_entry(meta))
     values = {}
-    voltage = info.get("Voltage") if isinstance(info, dict) else None
+    voltage, cs = info.get("Voltage"), info.get("C3")
     if isinstance(voltage, (int, float)) and voltage > 0:
         values["voltage"] = voltage / 1000.0  # DM stores volts
-    cs = info.get("Cs(mm)") if isinstance(info, dict) else None
     if isinstance(cs, (int, float)):
         values["C3"] = float(cs)
     return values
@@ -270,8 +283,10 @@ def dm_microscope(meta: dict) -> dict[str, float]:
 def verify_image(image: SourceImage, target: str, progress: Progress | None = None) -> None:
     """Re-read ``target`` from disk and compare it with its source, block by block.
 
-    The pixels must be equal (NaN equal to NaN) after the cast the writer makes, and
-    the shape and pixel size the same.
+    The pixels must be equal (NaN equal to NaN) after the cast the writer makes, a
+    narrowing cast (float64 to float32) must keep every value to the precision of the
+    narrower type (no overflow to infinity, no underflow to 0), and the shape and
+    pixel size must be the same.
 
     Raises
     ------
@@ -297,12 +312,42 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
             original = np.asarray(source[start:stop])
             if image.layout is not None and image.layout.mode == UINT4_MODE:
                 original = original.view(np.int8)
-            original = original.astype(copy.dtype.newbyteorder("="), copy=False)
             for offset, (written_slice, source_slice) in enumerate(
                     zip(copy, original, strict=True)):
-                if not np.array_equal(written_slice, source_slice,
-                                      equal_nan=written_slice.dtype.kind in "fc"):
-                    raise VerificationError(
-                        f"{target}: z-slice {start + offset} differs from the source")
+                problem = _slice_problem(written_slice, source_slice)
+                if problem is not None:
+                    raise VerificationError(f"{target}: z-slice {start + offset} {problem}")
             if progress is not None:
                 progress(image.nbytes * stop // nz - image.nbytes * start // nz)
+
+
+def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
+    """What is wrong with the written copy of one z-slice, or None."""
+    native = source.dtype.newbyteorder("=")
+    cast = source.astype(written.dtype.newbyteorder("="), copy=False)
+    if not np.array_equal(written, cast, equal_nan=written.dtype.kind in "fc"):
+        return "differs from the source"
+    if native == cast.dtype:
+        return None
+    if native.kind in "fc":
+        precision = np.finfo(written.dtype).eps
+        if not np.isclose(written, source, rtol=precision, atol=0, equal_nan=True).all():
+            return (f"holds {native} values that {cast.dtype} cannot (overflow or "
+                    "underflow)")
+    elif not np.array_equal(written, source):
+        return f"holds {native} values that {cast.dtype} cannot"
+    return None
+
+
+def narrowing(image: SourceImage) -> str | None:
+    """How writing ``image`` rounds its values ('float64 stored as float32'), or None.
+
+    MRC has no 64-bit floats: they are rounded to 32 bits. Every other cast the
+    writers make keeps the values exactly.
+    """
+    source = np.dtype(image.data.dtype)
+    stored = storage_dtype(source)
+    if source.kind in "fc" and stored.itemsize < source.itemsize:
+        return f"{source} stored as {stored}"
+    return None
+

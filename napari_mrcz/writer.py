@@ -28,14 +28,15 @@ from .codecs import (
     REVERSE_COMPRESSOR_ENUM,
     check_codec,
     compress_slice,
+    recorded_settings,
     settings_label,
 )
 from .header import (
     HEADER_SIZE,
     ISPG_IMAGE_STACK,
     ISPG_VOLUME,
-    LABEL_SIZE,
     new_header,
+    set_labels,
 )
 from .jsonmeta import encode_meta
 from .layout import MRCLayout, read_layout
@@ -178,8 +179,7 @@ def _make_header(byteorder: str, shape: tuple[int, int, int], mode: int, codec_i
     header["voltage"] = voltage or 0.0
     header["cs"] = cs or 0.0
     header["gain"] = gain or 1.0
-    header["nlabl"] = 1
-    header["label"][0] = WRITER_LABEL.encode("ascii")[:LABEL_SIZE]
+    set_labels(header, [WRITER_LABEL])
     return header
 
 
@@ -342,7 +342,7 @@ def _write_slices(handle: BinaryIO, frames: _Frames, file_dtype: np.dtype,
     return writer.stats if writer.stats is not None else SliceStats(), writer.packed_bytes
 
 
-def _create_temporary(path: str) -> tuple[int, str]:
+def create_temporary(path: str) -> tuple[int, str]:
     """Create a hidden, empty file beside ``path``; return its descriptor and name.
 
     Created with mode 0o666 so that the umask applies, as for any new file; when
@@ -367,7 +367,7 @@ def _write_new_file(path: str, frames: _Frames, header: np.ndarray,
                     uint4: bool, n_threads: int,
                     progress: Callable[[int], None] | None = None) -> None:
     """Write a whole file to a temporary name and rename it over ``path``."""
-    descriptor, temporary = _create_temporary(path)
+    descriptor, temporary = create_temporary(path)
     try:
         with os.fdopen(descriptor, "wb", buffering=0) as handle:
             write_fully(handle, bytes(HEADER_SIZE))
@@ -458,6 +458,11 @@ def _write_at_index(path: str, frames: _Frames, idx: int, clevel: int, n_threads
                          f"{frames.count} slices do not make whole frames")
     new_nz = max(nz, start + frames.count)
     header = layout.header.copy()
+    recorded = recorded_settings(layout.labels)
+    if recorded is not None and recorded != (layout.compressor, int(clevel)):
+        # The new slices are packed otherwise: the label no longer says how.
+        set_labels(header, [label for label in layout.labels
+                            if recorded_settings([label]) is None])
     old_stats = _trusted_stats(layout) if start == nz else None
     with open(path, "r+b", buffering=0) as handle:
         if layout.compressor is not None:
@@ -632,8 +637,7 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
                           REVERSE_COMPRESSOR_ENUM[codec], _pixelsize_zyx(pixelsize, pixelunits),
                           mz, frames.slices, voltage, C3, gain)
     if codec is not None:
-        header["nlabl"] = 2
-        header["label"][1] = settings_label(codec, clevel).encode("ascii")
+        set_labels(header, [WRITER_LABEL, settings_label(codec, clevel)])
     if encoded_meta is not None:
         header["nsymbt"] = len(encoded_meta)
         header["exttyp"] = b"json"

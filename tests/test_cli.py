@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -205,7 +206,7 @@ def test_compress_a_folder_keeps_its_tree_and_data(movies, tmp_path):
         assert str(target) in result.stdout
     assert "3 done" in result.stdout
     assert "ratio" in result.stdout.splitlines()[0]
-    assert "MB/s" in result.stdout.splitlines()[0]
+    assert "MiB/s" in result.stdout.splitlines()[0]
     assert leftovers(out) == []
 
 
@@ -280,7 +281,7 @@ def test_output_replacing_its_input_is_refused(tmp_path, rng):
     before = digest(path)
     result = run("decompress", path, "-o", tmp_path)
     assert result.returncode == 2
-    assert "would replace the input" in result.stderr
+    assert "would replace this input" in result.stderr
     assert digest(path) == before
 
 
@@ -290,6 +291,81 @@ def test_two_inputs_for_one_output_are_refused(tmp_path, rng):
     result = run("compress", tmp_path / "x.mrc", tmp_path / "x.mrcs", "-o", tmp_path / "out")
     assert result.returncode == 2
     assert "would both be written" in result.stderr
+
+
+def test_same_source_twice_is_converted_once(movies, tmp_path):
+    source, data = movies
+    (source / "link.mrc").symlink_to(source / "a.mrc")
+    out = tmp_path / "archive"
+    result = run("compress", source, source / "a.mrc", "-o", out, "--delete-source",
+                 check_status=0)
+    assert "3 done" in result.stdout
+    assert not (source / "a.mrc").exists()
+    np.testing.assert_array_equal(napari_mrcz.readMRC(out / "a.mrcz")[0], data["a.mrc"])
+
+
+@pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
+def test_numbered_dm_outputs_cannot_collide(tmp_path):
+    """x.dm3 with two images writes x_0 and x_1: an input x_0.dm3 would clash."""
+    folder = tmp_path / "dm"
+    folder.mkdir()
+    shutil.copy(SHARED_DATA / "dm3" / "rsciio_2D_multi_signal.dm3", folder / "x.dm3")
+    shutil.copy(SHARED_DATA / "dm3" / "rsciio_2D_test-1.dm3", folder / "x_0.dm3")
+    result = run("compress", folder, "-o", tmp_path / "out", "--delete-source")
+    assert result.returncode == 2
+    assert "would both be written to" in result.stderr
+    assert sorted(path.name for path in folder.iterdir()) == ["x.dm3", "x_0.dm3"]
+
+
+@pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
+def test_rounded_source_is_not_deleted(tmp_path):
+    """float64 DM data are stored as float32: verified, but the source is kept."""
+    source = tmp_path / "double.dm4"
+    shutil.copy(SHARED_DATA / "dm4" / "rsciio_3D_test-12.dm4", source)
+    result = run("compress", source, "-o", tmp_path / "out", "--delete-source",
+                 check_status=0)
+    assert "source kept: float64 stored as float32" in result.stdout
+    assert source.exists()
+
+
+def test_failed_verification_keeps_the_previous_output(movies, tmp_path, monkeypatch):
+    """Outputs are verified under their temporary name, before they replace anything."""
+    from napari_mrcz.cli import _batch, main
+
+    source, _ = movies
+    out = tmp_path / "archive"
+    run("compress", source / "a.mrc", "-o", out, check_status=0)
+    before = digest(out / "a.mrcz")
+
+    def damaged(image, target, progress=None):
+        raise _batch.VerificationError(f"{target}: z-slice 0 differs from the source")
+
+    monkeypatch.setattr(_batch, "verify_image", damaged)
+    status = main(["compress", str(source / "a.mrc"), "-o", str(out), "--codec", "lz4",
+                   "--overwrite", "--verify", "-q"])
+    assert status == 1
+    assert digest(out / "a.mrcz") == before
+    assert leftovers(out) == []
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for command in ("info", "validate"):
+        result = run(command, tmp_path / "empty")
+        assert result.returncode == 2
+        assert "no MRC, MRCZ or DM files found" in result.stderr
+    result = run("compress", tmp_path / "empty", "-o", tmp_path / "out")
+    assert result.returncode == 2
+
+
+def test_info_json_is_strict_json_for_odd_statistics(tmp_path):
+    path = tmp_path / "nan.mrc"
+    napari_mrcz.writeMRC(np.zeros((1, 4, 4), np.float32), path)
+    with mrcfile.open(path, "r+", permissive=True) as handle:
+        handle.header.rms = np.nan
+    text = run("info", "--json", path, check_status=0).stdout
+    assert "NaN" not in text
+    assert json.loads(text)[0]["statistics"]["rms"] is None
 
 
 # ----------------------------------------------------------------------------- decompress
@@ -381,7 +457,7 @@ def start_and_interrupt(args, out, signum, wait_for_partial=True):
     return process.returncode, stdout, stderr
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupted_run_leaves_no_partial_output_and_no_lost_input(slow_batch, tmp_path,
                                                                     signum):
     source, digests = slow_batch

@@ -24,13 +24,11 @@ KEPT_FIELDS = ("nx", "ny", "nz", "mapc", "mapr", "maps", "ispg", "origin", "nxst
 
 def convert(source, target, compressor, **kwargs):
     """Convert and verify every image of ``source``; return the targets."""
-    targets = []
+    targets = transcode.numbered_targets(str(target), transcode.image_count(source))
     with transcode.open_images(source) as images:
-        for image in images:
-            path = transcode.target_for(image, str(target))
+        for image, path in zip(images, targets, strict=True):
             transcode.write_image(image, path, compressor, **kwargs)
             transcode.verify_image(image, path)
-            targets.append(path)
     return targets
 
 
@@ -79,21 +77,28 @@ def test_header_survives_compress_and_decompress(annotated_map, tmp_path):
 @pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
 @pytest.mark.parametrize("path", real_files("mrc"), ids=lambda path: path.name)
 def test_real_files_round_trip(path, tmp_path):
-    """Every real MRC file: MRCZ and back gives mrcfile's data and voxel size."""
-    [packed] = convert(path, tmp_path / "z.mrcz", "zstd")
-    [plain] = convert(packed, tmp_path / "plain.mrc", None)
-    [direct] = convert(path, tmp_path / "direct.mrc", None)
+    """Every real MRC file: MRCZ and back gives mrcfile's data and voxel size.
+
+    Maps with a permuted axis order cannot go to MRCZ (python-mrcz would read them
+    wrongly); they convert to plain MRC exactly.
+    """
+    converted = [convert(path, tmp_path / "direct.mrc", None)[0]]
+    if read_layout(path).mapcrs != (1, 2, 3):
+        with pytest.raises(napari_mrcz.MRCZFormatError, match="MAPC, MAPR, MAPS"):
+            convert(path, tmp_path / "z.mrcz", "zstd")
+    else:
+        [packed] = convert(path, tmp_path / "z.mrcz", "zstd")
+        converted += convert(packed, tmp_path / "plain.mrc", None)
+        if read_layout(path).mode != 12:  # python-mrcz has no float16
+            np.testing.assert_array_equal(mrcz.readMRC(packed)[0], mrcfile.read(path))
     with mrcfile.open(path, permissive=True) as original:
-        for converted in (plain, direct):
-            with mrcfile.open(converted, permissive=True) as copy:
+        for one in converted:
+            with mrcfile.open(one, permissive=True) as copy:
                 np.testing.assert_array_equal(copy.data, original.data)
-                np.testing.assert_allclose(copy.voxel_size.tolist(),
-                                           original.voxel_size.tolist(), rtol=1e-6)
+                assert copy.voxel_size.tolist() == original.voxel_size.tolist()
                 np.testing.assert_array_equal(copy.header.origin.tolist(),
                                               original.header.origin.tolist())
                 assert bytes(copy.extended_header) == bytes(original.extended_header)
-        with mrcfile.open(direct, permissive=True) as copy:  # no MRCZ on the way: exact
-            assert copy.voxel_size.tolist() == original.voxel_size.tolist()
 
 
 @pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
@@ -147,14 +152,51 @@ def test_big_endian_source_keeps_its_byte_order(tmp_path, rng):
 
 def test_python_mrcz_frames_stay_frames(tmp_path, rng):
     frames = [rng.normal(size=(2, 8, 8)).astype(np.float32) for _ in range(3)]
-    path = tmp_path / "frames.mrc"
-    mrcz.writeMRC(frames, str(path))
-    [packed] = convert(path, tmp_path / "frames.mrcz", "zstd")
+    path = tmp_path / "frames.mrcz"
+    mrcz.writeMRC(frames, str(path), pixelsize=[2.0, 1.0, 1.0], compressor="zstd")
+    [packed] = convert(path, tmp_path / "again.mrcz", "lz4")
+    [plain] = convert(path, tmp_path / "frames.mrc", None)
     for reader in (mrcz.readMRC, napari_mrcz.readMRC):
         image, _ = reader(str(packed))
         assert isinstance(image, list)
         assert len(image) == 3
         np.testing.assert_array_equal(image[1], frames[1])
+    image, _ = mrcz.readMRC(str(plain))  # python-mrcz still finds the frames (MZ = 2)
+    assert len(image) == 3
+    with mrcfile.open(plain) as handle:  # and mrcfile the voxel size (M = N)
+        assert handle.voxel_size.tolist() == pytest.approx((1.0, 1.0, 2.0))
+        np.testing.assert_array_equal(handle.data[2:4], frames[1])
+
+
+def test_permuted_map_goes_to_plain_mrc_only(tmp_path, rng):
+    path = tmp_path / "permuted.map"
+    with mrcfile.new(path) as handle:
+        handle.set_data(rng.normal(size=(4, 5, 6)).astype(np.float32))
+        handle.header.mapc, handle.header.mapr, handle.header.maps = 3, 2, 1
+        handle.voxel_size = (1.0, 2.0, 3.0)
+    with pytest.raises(napari_mrcz.MRCZFormatError, match="MAPC, MAPR, MAPS = \\(3, 2, 1\\)"):
+        convert(path, tmp_path / "permuted.mrcz", "zstd")
+    assert not (tmp_path / "permuted.mrcz").exists()
+    [plain] = convert(path, tmp_path / "plain.mrc", None)
+    with mrcfile.open(plain) as copy, mrcfile.open(path) as original:
+        assert copy.voxel_size.tolist() == original.voxel_size.tolist()
+        np.testing.assert_array_equal(copy.data, original.data)
+
+
+@pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
+def test_verify_refuses_values_lost_by_a_cast(tmp_path):
+    """float64 beyond float32's range would become inf or 0: not a faithful copy."""
+    [(_, meta)] = napari_mrcz.read_dm(SHARED_DATA / "dm4" / "rsciio_2D_test-12.dm4")
+    lost = transcode.SourceImage("a.dm4", np.array([[0.1, 1e-50], [3.3, 1e300]]), 16,
+                                 dm_meta=meta)
+    transcode.write_image(lost, str(tmp_path / "lost.mrcz"), "zstd")
+    with pytest.raises(transcode.VerificationError, match="float64 values that float32"):
+        transcode.verify_image(lost, str(tmp_path / "lost.mrcz"))
+    assert transcode.narrowing(lost) == "float64 stored as float32"
+    kept = transcode.SourceImage("b.dm4", np.array([[0.1, -2.5], [3.3e30, 0.0]]), 16,
+                                 dm_meta=meta)
+    transcode.write_image(kept, str(tmp_path / "kept.mrcz"), "zstd")
+    transcode.verify_image(kept, str(tmp_path / "kept.mrcz"))
 
 
 def test_verify_finds_a_damaged_output(annotated_map, tmp_path):
@@ -217,3 +259,15 @@ def test_dm_32_bit_integers_become_mrc2014_types_in_plain_files(tmp_path):
     np.testing.assert_array_equal(napari_mrcz.readMRC(plain)[0], expected)
     np.testing.assert_array_equal(napari_mrcz.readMRC(packed)[0], expected)
     assert [line for line in mrcfile_messages(plain) if "json" not in line] == []
+
+
+@pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
+def test_dm_axes_that_are_not_lengths_get_no_origin(tmp_path):
+    """An energy-loss axis (eV) has no place in ORIGIN, which is in Angstrom."""
+    source = SHARED_DATA / "dm3" / "scifi_DMReader_SpectrumImage_SI-EELS.dm3"
+    [(_, dm_meta)] = napari_mrcz.read_dm(source)
+    assert dm_meta["axes"][0]["units"] == "eV"
+    assert dm_meta["axes"][0]["offset"] != 0
+    [packed] = convert(source, tmp_path / "si.mrcz", "zstd")
+    assert read_layout(packed).header["origin"].tolist() == [0.0, 0.0, 0.0]
+    assert read_layout(packed).pixelsize[0] == 0.0  # unknown, not eV read as Angstrom

@@ -211,7 +211,7 @@ def test_permission_denied_creating_temporary(existing, data, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(folder))
 
-    monkeypatch.setattr("napari_mrcz.writer._create_temporary", refuse)
+    monkeypatch.setattr("napari_mrcz.writer.create_temporary", refuse)
     with pytest.raises(PermissionError, match="Permission denied"):
         napari_mrcz.writeMRC(data, target, compressor="zstd")
     monkeypatch.undo()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -29,11 +30,20 @@ from ..codecs import AVAILABLE_CODECS
 from ..suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_readable
 from ..summary import describe
 from ..threads import default_threads
+from ..transcode import image_count, numbered_targets
 from ..validate import validate_file
-from ._batch import FILE_ERRORS, Settings, Task, find_inputs, human_size, plan, run_batch
+from ._batch import (
+    EXIT_FAILED,
+    FILE_ERRORS,
+    Settings,
+    Task,
+    find_inputs,
+    human_size,
+    plan,
+    run_batch,
+)
 
 EXIT_OK = 0
-EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 _CONVERT_EPILOG = """\
@@ -95,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         "info", help="summarise MRC, MRCZ and DM files",
         description="Header summary of each file: dimensions, mode and dtype, pixel size, "
                     "codec and level, packed size and ratio, JSON meta keys, DM tag "
-                    "highlights. Reads headers only.")
+                    "highlights. Reads headers only (a .gz or .bz2 file is decompressed to a "
+                    "temporary copy first).")
     info.add_argument("files", nargs="+", metavar="FILE",
                       help="files, or folders searched recursively")
     info.add_argument("--json", action="store_true", help="print one JSON list for scripts")
@@ -140,8 +151,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _files(given: Sequence[str]) -> list[str]:
-    """Named files as they are; folders walked for the files we read."""
-    return [path for path, _ in find_inputs(given, is_readable)]
+    """Named files as they are; folders walked for the files we read.
+
+    Raises
+    ------
+    ValueError
+        If there is no file at all (an empty folder).
+    """
+    found = [path for path, _ in find_inputs(given, is_readable)]
+    if not found:
+        raise ValueError("no MRC, MRCZ or DM files found")
+    return found
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities (which JSON lacks) as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _print_json(results: list[dict], out: TextIO) -> None:
+    json.dump(_json_safe(results), out, indent=2, ensure_ascii=False, allow_nan=False,
+              default=str)
+    print(file=out)
 
 
 def _numbers(values: Sequence[float]) -> str:
@@ -207,7 +244,12 @@ def _error_line(path: str, error: BaseException) -> str:
 def run_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``mrcz info``."""
     summaries, status = [], EXIT_OK
-    for path in _files(args.files):
+    try:
+        files = _files(args.files)
+    except ValueError as error:
+        print(f"mrcz info: {error}", file=err)
+        return EXIT_USAGE
+    for path in files:
         try:
             summary = describe(path)
         except FILE_ERRORS as error:
@@ -219,15 +261,19 @@ def run_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not args.json:
             print(info_text(summary), file=out)
     if args.json:
-        json.dump(summaries, out, indent=2, ensure_ascii=False)
-        print(file=out)
+        _print_json(summaries, out)
     return status
 
 
 def run_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``mrcz validate``."""
     results, status = [], EXIT_OK
-    for path in _files(args.files):
+    try:
+        files = _files(args.files)
+    except ValueError as error:
+        print(f"mrcz validate: {error}", file=err)
+        return EXIT_USAGE
+    for path in files:
         try:
             findings = validate_file(path, check_stats=not args.no_stats)
         except OSError as error:
@@ -247,8 +293,7 @@ def run_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for finding in findings:
                 print(f"  {finding.severity}: [{finding.check}] {finding.message}", file=out)
     if args.json:
-        json.dump(results, out, indent=2, ensure_ascii=False)
-        print(file=out)
+        _print_json(results, out)
     return status
 
 
@@ -305,10 +350,11 @@ def run_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"mrcz convert: {args.output}: the name must end in {COMPRESSED_SUFFIX} or one "
               f"of {', '.join(PLAIN_SUFFIXES)}", file=err)
         return EXIT_USAGE
-    if os.path.realpath(args.output) == os.path.realpath(args.input):
+    targets = numbered_targets(args.output, image_count(args.input))
+    if os.path.realpath(args.input) in map(os.path.realpath, targets):
         print(f"mrcz convert: {args.output} is the input itself", file=err)
         return EXIT_USAGE
-    task = Task(args.input, args.output)
+    task = Task(args.input, targets)
     return run_batch([task], _settings(args, compressor), 1, err.isatty(), True, out, err)
 
 
@@ -331,6 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 128 + signal.SIGINT
+    except BrokenPipeError:  # output piped into a command that stopped reading (head)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 def console_main() -> None:

@@ -19,7 +19,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TextIO
 
 from tqdm import tqdm
@@ -28,12 +28,23 @@ from ..decompress import is_compressed
 from ..errors import MRCZFormatError
 from ..layout import read_layout
 from ..suffixes import is_dm, is_readable, strip_suffix
-from ..transcode import VerificationError, open_images, target_for, verify_image, write_image
+from ..transcode import (
+    VerificationError,
+    image_count,
+    narrowing,
+    numbered_targets,
+    open_images,
+    verify_image,
+    write_image,
+)
+from ..writer import create_temporary
 
 logger = logging.getLogger(__name__)
 
-#: Exit status of a run stopped by SIGINT (Ctrl-C) or SIGTERM: 128 + the signal.
+#: Exit status when a file failed; a run stopped by a signal exits with 128 + it.
 EXIT_FAILED = 1
+#: Signals that stop a run as Ctrl-C (SIGINT) does: a scheduler's kill, a closed ssh.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 #: Errors that fail one file and let the others go on.
 FILE_ERRORS = (MRCZFormatError, VerificationError, OSError, ValueError, TypeError,
@@ -49,14 +60,13 @@ class Task:
     """One input file and where its output goes."""
 
     source: str
-    target: str
+    targets: list[str]  # one per image (DM files may hold several)
     status: str = "waiting"  # then: done, skipped, failed, cancelled
     message: str = ""
     data_bytes: int = 0
     source_bytes: int = 0
     output_bytes: int = 0
     seconds: float = 0.0
-    outputs: list[str] = field(default_factory=list)
     verified: bool = False
     source_deleted: bool = False
 
@@ -95,27 +105,39 @@ def find_inputs(inputs: Sequence[str], wanted: Callable[[str], bool]
 
 def plan(inputs: Sequence[str], out_dir: str, suffix: str,
          wanted: Callable[[str], bool]) -> list[Task]:
-    """One task per input file, its output ``out_dir/<name><suffix>``.
+    """One task per input file, its outputs ``out_dir/<name><suffix>``.
+
+    A DM file of several images gets ``<name>_0<suffix>``, ``<name>_1<suffix>``, ...
+    A file named twice (or reached through a link) is converted once.
 
     Raises
     ------
     ValueError
         If no input is found, two inputs would write the same output, or an output
-        would replace its own input.
+        would replace an input.
     """
     tasks: list[Task] = []
-    seen: dict[str, str] = {}
+    sources: set[str] = set()
+    owners: dict[str, str] = {}
     for path, relative in find_inputs(inputs, wanted):
+        real = os.path.realpath(path)
+        if real in sources:
+            continue
+        sources.add(real)
         target = os.path.join(out_dir, strip_suffix(relative) + suffix)
-        key = os.path.realpath(target)
-        if key == os.path.realpath(path):
-            raise ValueError(f"{path}: the output would replace the input; choose another -o")
-        if key in seen:
-            raise ValueError(f"{seen[key]} and {path} would both be written to {target}")
-        seen[key] = path
-        tasks.append(Task(path, target))
+        targets = numbered_targets(target, image_count(path))
+        for one in targets:
+            key = os.path.realpath(one)
+            if key in owners:
+                raise ValueError(f"{owners[key]} and {path} would both be written to {one}")
+            owners[key] = path
+        tasks.append(Task(path, targets))
     if not tasks:
         raise ValueError("no input files found")
+    replaced = sources & set(owners)
+    if replaced:
+        raise ValueError(f"{sorted(replaced)[0]}: an output would replace this input; "
+                         "choose another -o")
     return tasks
 
 
@@ -141,6 +163,7 @@ class Runner:
         self.jobs = max(1, jobs)
         self.quiet = quiet
         self.err = err
+        self.passes = 2 if settings.verify else 1  # written, then read back
         self.cancel = threading.Event()
         self.started = time.monotonic()
         self._lock = threading.Lock()
@@ -170,13 +193,11 @@ class Runner:
 
         The tasks say what happened to each file.
         """
-        passes = 2 if self.settings.verify else 1
-        estimates = [estimated_bytes(task.source) for task in tasks]
-        self._add_total(sum(estimates) * passes)
-        previous = {number: signal.getsignal(number) for number in (signal.SIGTERM,)}
-        signal.signal(signal.SIGTERM, _interrupt)
+        estimates = [estimated_bytes(task.source) * self.passes for task in tasks]
+        self._add_total(sum(estimates))
+        previous = {number: signal.signal(number, _interrupt) for number in STOP_SIGNALS}
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mrcz-file")
-        pending: set[Future] = {pool.submit(self._convert, task, estimate * passes)
+        pending: set[Future] = {pool.submit(self._convert, task, estimate)
                                 for task, estimate in zip(tasks, estimates, strict=True)}
         stopped_by = None
         try:
@@ -184,13 +205,13 @@ class Runner:
                 try:
                     _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt as stop:
+                    self.cancel.set()
                     if stopped_by is None:
-                        self._say("interrupted: stopping, removing unfinished outputs...")
                         stopped_by = stop.signum if isinstance(stop, _Terminated) \
                             else signal.SIGINT
-                    self.cancel.set()
+                        self._say("interrupted: stopping, removing unfinished outputs...")
         finally:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=stopped_by is not None)
             self._bar.close()
             for number, handler in previous.items():
                 signal.signal(number, handler)
@@ -217,57 +238,88 @@ class Runner:
         if task.status == "failed":
             self._say(f"FAILED {task.source}: {task.message}")
         elif task.status in ("done", "skipped"):
-            self._say(f"{task.status} {task.source} -> {', '.join(task.outputs)}"
+            self._say(f"{task.status} {task.source} -> {', '.join(task.targets)}"
                       + (" (source deleted)" if task.source_deleted else ""))
 
     def _convert_file(self, task: Task, estimate: int) -> None:
+        """Write every image of the file to a temporary file, verify, then publish."""
         settings = self.settings
         before = os.stat(task.source)
         task.source_bytes = before.st_size
-        passes = 2 if settings.verify else 1
-        written: list[str] = []
+        temporaries: list[tuple[str, str]] = []  # (temporary, target)
         try:
             with open_images(task.source) as images:
+                if len(images) != len(task.targets):
+                    raise ValueError(f"{task.source} changed while the run was planned")
                 task.data_bytes = sum(image.nbytes for image in images)
-                self._add_total(task.data_bytes * passes - estimate)
-                estimate = task.data_bytes * passes
-                targets = [target_for(image, task.target) for image in images]
-                task.outputs = targets
-                todo = [number for number, target in enumerate(targets)
+                self._add_total(task.data_bytes * self.passes - estimate)
+                todo = [number for number, target in enumerate(task.targets)
                         if settings.overwrite or not os.path.exists(target)]
                 self._tick(sum(image.nbytes for number, image in enumerate(images)
-                               if number not in todo) * passes)
+                               if number not in todo) * self.passes)
                 if not todo:
                     task.status = "skipped"
-                    task.message = "output exists (use --overwrite to replace it)"
+                    task.message = "output exists (--overwrite replaces it)" + (
+                        "; source kept" if settings.delete_source else "")
                     return
-                if len(todo) < len(targets):
-                    task.message = f"{len(targets) - len(todo)} existing output(s) kept"
-                os.makedirs(os.path.dirname(task.target) or ".", exist_ok=True)
+                if len(todo) < len(task.targets):
+                    task.message = f"{len(task.targets) - len(todo)} existing output(s) kept"
+                os.makedirs(os.path.dirname(task.targets[0]) or ".", exist_ok=True)
                 for number in todo:
-                    existed = os.path.exists(targets[number])
-                    write_image(images[number], targets[number], settings.compressor,
+                    descriptor, temporary = create_temporary(task.targets[number])
+                    os.close(descriptor)
+                    temporaries.append((temporary, task.targets[number]))
+                    write_image(images[number], temporary, settings.compressor,
                                 settings.clevel, settings.threads, self._tick)
-                    if not existed:
-                        written.append(targets[number])
                 if settings.verify:
-                    for number in todo:
-                        verify_image(images[number], targets[number], self._tick)
-                    task.verified = len(todo) == len(targets)
-        except BaseException:
-            for path in written:  # no half set of outputs for a file of several images
+                    for number, (temporary, _) in zip(todo, temporaries, strict=True):
+                        verify_image(images[number], temporary, self._tick)
+                    task.verified = len(todo) == len(task.targets)
+                rounded = [narrowing(images[number]) for number in todo]
+            for temporary, target in temporaries:
+                _publish(temporary, target, settings.overwrite)
+        finally:
+            for temporary, _ in temporaries:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-            raise
-        task.output_bytes = sum(os.path.getsize(target) for target in task.outputs)
+                    os.unlink(temporary)
+        task.output_bytes = sum(os.path.getsize(target) for target in task.targets)
         task.status = "done"
         if settings.delete_source and task.verified:
-            after = os.stat(task.source)
-            if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-                task.message = "source changed while it was converted: kept"
-                return
-            os.unlink(task.source)
-            task.source_deleted = True
+            self._delete_source(task, before, [note for note in rounded if note])
+
+    @staticmethod
+    def _delete_source(task: Task, before: os.stat_result, rounded: list[str]) -> None:
+        """Delete a converted and verified source, unless it changed or lost precision."""
+        if rounded:
+            task.message = f"source kept: {rounded[0]}"
+            return
+        after = os.stat(task.source)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            task.message = "source kept: it changed while it was converted"
+            return
+        os.unlink(task.source)
+        task.source_deleted = True
+
+
+def _publish(temporary: str, target: str, overwrite: bool) -> None:
+    """Give a complete, verified output its name.
+
+    Without ``overwrite`` the name is taken only if still free (a hard link fails on
+    an existing file), so a file that appeared meanwhile is never replaced.
+    """
+    if overwrite:
+        os.replace(temporary, target)
+        return
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        raise FileExistsError(f"{target} appeared during the conversion; kept") from None
+    except OSError:  # a file system without hard links
+        if os.path.exists(target):
+            raise FileExistsError(f"{target} appeared during the conversion; kept") from None
+        os.replace(temporary, target)
+        return
+    os.unlink(temporary)
 
 
 def _error_text(error: BaseException, path: str) -> str:
@@ -278,7 +330,7 @@ def _error_text(error: BaseException, path: str) -> str:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is."""
+    """SIGTERM or SIGHUP, handled as Ctrl-C is."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -286,7 +338,7 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _interrupt(signum: int, _frame: object) -> None:
-    """SIGTERM handler: stop the run as Ctrl-C does."""
+    """SIGTERM and SIGHUP handler: stop the run as Ctrl-C does."""
     raise _Terminated(signum)
 
 
@@ -301,19 +353,19 @@ def human_size(nbytes: float) -> str:
 
 def summary_table(tasks: list[Task], seconds: float) -> str:
     """The final table: one row per file, then the totals and the failures."""
-    header = ("status", "file", "output", "in", "out", "ratio", "MB/s")
+    header = ("status", "file", "output", "in", "out", "ratio", "MiB/s")
     rows = []
     for task in tasks:
         done = task.status == "done"
         rows.append((
             task.status.upper() if task.status == "failed" else task.status,
             task.source,
-            ", ".join(task.outputs) if task.outputs else "-",
+            ", ".join(task.targets) if task.status in ("done", "skipped") else "-",
             human_size(task.source_bytes) if task.source_bytes else "-",
             human_size(task.output_bytes) if done else "-",
             f"{task.source_bytes / task.output_bytes:.2f}" if done and task.output_bytes
             else "-",
-            f"{task.data_bytes / task.seconds / 1e6:.1f}" if done and task.seconds > 0
+            f"{task.data_bytes / task.seconds / 2**20:.1f}" if done and task.seconds > 0
             else "-",
         ))
     widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header))]
@@ -329,7 +381,7 @@ def summary_table(tasks: list[Task], seconds: float) -> str:
     total_out = sum(task.output_bytes for task in finished)
     total_data = sum(task.data_bytes for task in finished)
     ratio = f" ({total_in / total_out:.2f}x)" if total_out else ""
-    rate = f", {total_data / seconds / 1e6:.1f} MB/s of data" if seconds > 0 and total_data \
+    rate = f", {total_data / seconds / 2**20:.1f} MiB/s of data" if seconds > 0 and total_data \
         else ""
     lines.append(", ".join(f"{count} {status}" for status, count in counts.items())
                  + f"; {human_size(total_in)} in, {human_size(total_out)} out{ratio} "
