@@ -40,6 +40,7 @@ from .header import (
 )
 from .jsonmeta import encode_meta
 from .layout import MRCLayout, read_layout
+from .lazy import LazyMRC
 from .modes import (
     MODE_DTYPES,
     REVERSE_CCPEM_ENUM,
@@ -62,6 +63,9 @@ MAX_PENDING_WRITES = 4
 #: with a format version python-mrcz accepts, and says who wrote the file.
 WRITER_LABEL = f"MRCZ0.6.0 napari-mrcz {__about__.__version__}"
 
+#: Bytes of a lazily opened file read at a time while writing it elsewhere.
+READ_RUN_BYTES = 64 * 2**20
+
 #: z pixel size python-mrcz writes when given a (y, x) pixel size, in Angstrom.
 DEFAULT_Z_SPACING = 10.0
 
@@ -80,6 +84,14 @@ class _Frames:
             for frame in self.source:
                 yield from (np.asarray(frame),) if frame.ndim == 2 else (
                     np.asarray(frame[index]) for index in range(frame.shape[0]))
+            return
+        if isinstance(self.source, LazyMRC):
+            # Runs of slices, decompressed in parallel: one slice at a time would
+            # leave the encoding threads waiting for this one.
+            run = max(1, min(default_threads(), READ_RUN_BYTES // max(1, self.source.nbytes
+                                                                      // self.count)))
+            for start in range(0, self.count, run):
+                yield from self.source[start : start + run]
             return
         z_chunks = getattr(self.source, "chunks", None)
         if z_chunks is not None and not isinstance(self.source, np.ndarray):
@@ -342,15 +354,32 @@ def _write_slices(handle: BinaryIO, frames: _Frames, file_dtype: np.dtype,
     return writer.stats if writer.stats is not None else SliceStats(), writer.packed_bytes
 
 
+def _hidden_name(path: str) -> str:
+    """A hidden name beside ``path`` for a file still being made: ``.name.<random>.partial``."""
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.{secrets.token_hex(6)}.partial")
+
+
+def temporary_name(path: str) -> str:
+    """A free hidden name beside ``path`` (see :func:`_hidden_name`), not created.
+
+    A finished file renamed onto it replaces nothing, which on ext4 spares the
+    flush of its blocks that a rename over an existing file costs.
+    """
+    while True:
+        candidate = _hidden_name(path)
+        if not os.path.lexists(candidate):
+            return candidate
+
+
 def create_temporary(path: str) -> tuple[int, str]:
     """Create a hidden, empty file beside ``path``; return its descriptor and name.
 
     Created with mode 0o666 so that the umask applies, as for any new file; when
     ``path`` exists, the new file takes its permission bits.
     """
-    directory, name = os.path.split(path)
     for _ in range(100):
-        temporary = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.partial")
+        temporary = _hidden_name(path)
         try:
             descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:

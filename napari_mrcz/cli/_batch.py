@@ -37,7 +37,7 @@ from ..transcode import (
     verify_image,
     write_image,
 )
-from ..writer import create_temporary
+from ..writer import temporary_name
 
 logger = logging.getLogger(__name__)
 
@@ -266,8 +266,7 @@ class Runner:
                     task.message = f"{len(task.targets) - len(todo)} existing output(s) kept"
                 os.makedirs(os.path.dirname(task.targets[0]) or ".", exist_ok=True)
                 for number in todo:
-                    descriptor, temporary = create_temporary(task.targets[number])
-                    os.close(descriptor)
+                    temporary = temporary_name(task.targets[number])
                     temporaries.append((temporary, task.targets[number]))
                     write_image(images[number], temporary, settings.compressor,
                                 settings.clevel, settings.threads, self._tick)
