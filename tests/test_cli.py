@@ -123,6 +123,14 @@ def test_info_of_an_mrcz_file(tmp_path, rng):
     assert summary["json_meta_keys"] == ["detector", "dose"]
 
 
+@pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
+def test_info_of_undetermined_statistics():
+    """Velox writes DMAX < DMIN and RMS < 0: MRC2014's 'not determined'."""
+    text = run("info", SHARED_DATA / "mrc" / "rsciio_HAADFscan.mrc", check_status=0).stdout
+    assert "statistics: not determined" in text
+    assert "extended header: FEI2" in text
+
+
 def test_info_says_when_the_level_was_not_recorded(tmp_path, rng):
     """python-mrcz does not record the level (blosc chunks do not hold it)."""
     path = tmp_path / "theirs.mrcz"
@@ -138,8 +146,8 @@ def test_info_says_when_the_level_was_not_recorded(tmp_path, rng):
 def test_info_of_a_real_dm_file_shows_tag_highlights():
     path = SHARED_DATA / "dm3" / "rsciio_2D_multi_signal.dm3"
     text = run("info", path, check_status=0).stdout
-    assert "image 0: HAADF  512 x 512  uint16" in text
-    assert "pixel size: 0.0177516 nm, 0.0177516 nm" in text
+    assert "image 0: HAADF  512 x 512 (x, y)  uint16" in text
+    assert "pixel size: 0.0177516 nm, 0.0177516 nm (x, y)" in text
     assert "Microscope: FEI Tecnai Remote" in text
     assert "Voltage: 300000.0" in text
     [summary] = json.loads(run("info", "--json", path, check_status=0).stdout)

@@ -185,17 +185,35 @@ def _numbers(values: Sequence[float]) -> str:
     return " x ".join(f"{value:g}" for value in values)
 
 
+def _statistics_text(stats: dict[str, float]) -> str:
+    """The header statistics, with MRC2014's "not determined" markers said in words.
+
+    DMAX < DMIN: no minimum and maximum; DMEAN below both: no mean; RMS < 0: no RMS.
+    """
+    known = {
+        "min": stats["max"] >= stats["min"],
+        "max": stats["max"] >= stats["min"],
+        "mean": stats["mean"] >= min(stats["min"], stats["max"]),
+        "rms": stats["rms"] >= 0,
+    }
+    if not any(known.values()):
+        return "not determined"
+    return ", ".join(f"{name} {stats[name]:g}" if is_known else f"{name} not determined"
+                     for name, is_known in known.items())
+
+
 def info_text(summary: dict[str, Any]) -> str:
     """The human-readable form of :func:`napari_mrcz.summary.describe`."""
     lines = [f"{summary['path']}  ({summary['format']}, {human_size(summary['file_bytes'])})"]
     if "images" in summary:
         for number, image in enumerate(summary["images"]):
+            axes = ", ".join("xyz"[: len(image["shape"])])
             scales = ", ".join(f"{axis['scale']:g} {axis['units'] or 'px'}"
-                               for axis in image["calibration"])
+                               for axis in image["calibration"][::-1])
             lines.append(f"  image {number}: {image['name'] or '(unnamed)'}  "
-                         f"{_numbers(image['shape'])}  {image['dtype']} "
+                         f"{_numbers(image['shape'][::-1])} ({axes})  {image['dtype']} "
                          f"({image['data_type']})")
-            lines.append(f"    pixel size: {scales}")
+            lines.append(f"    pixel size: {scales} ({axes})")
             for key, value in image["highlights"].items():
                 lines.append(f"    {key}: {value}")
         return "\n".join(lines)
@@ -216,9 +234,7 @@ def info_text(summary: dict[str, Any]) -> str:
                      f"(ratio {summary['ratio']:.2f})")
     else:
         lines.append(f"  codec: none (plain MRC), data {human_size(summary['data_bytes'])}")
-    stats = summary["statistics"]
-    lines.append(f"  statistics: min {stats['min']:g}, max {stats['max']:g}, "
-                 f"mean {stats['mean']:g}, rms {stats['rms']:g}")
+    lines.append("  statistics: " + _statistics_text(summary["statistics"]))
     if summary["voltage_kv"] or summary["cs_mm"]:
         lines.append(f"  microscope: {summary['voltage_kv']:g} kV, Cs {summary['cs_mm']:g} mm")
     if any(summary["origin_angstrom"]):
