@@ -525,6 +525,25 @@ def plain_tree(group: dict[str, Any], list_limit: int = 1024) -> dict[str, Any]:
     return out
 
 
+def summarised_tags(plain: dict[str, Any]) -> list[str]:
+    """Paths of the tags :func:`plain_tree` summarised, but for the images' own data.
+
+    These values are not in the plain tree (so not in JSON meta made from it); the
+    pixels of each image (``ImageData/Data``) are summarised too but kept apart.
+    """
+    found = []
+    stack: list[tuple[tuple[str, ...], dict]] = [((), plain)]
+    while stack:
+        path, group = stack.pop()
+        for key, value in group.items():
+            if isinstance(value, dict):
+                stack.append(((*path, key), value))
+            elif (isinstance(value, str) and value.startswith("<array ")
+                  and (*path[-1:], key) != ("ImageData", "Data")):
+                found.append("/".join((*path, key)))
+    return sorted(found)
+
+
 def _holds_bytes(dtype: np.dtype) -> bool:
     """True if ``dtype`` has a string part (whose values ``tolist`` gives as bytes)."""
     if dtype.subdtype is not None:

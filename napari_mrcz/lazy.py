@@ -122,6 +122,11 @@ class LazyMRC(ArrayLike):
         shape = self.layout.shape + self.layout.dtype.shape
         return shape[1:] if self._drops_z else shape
 
+    @property
+    def data_end(self) -> int:
+        """Byte offset just past the data (bytes after it belong to no slice)."""
+        return self._reader.data_end
+
     def __repr__(self) -> str:
         codec = self.layout.compressor or "uncompressed"
         return f"<LazyMRC {self.path!r} shape={self.shape} dtype={self.dtype} {codec}>"

@@ -80,6 +80,13 @@ class SliceReader:
             return 0
         return int(self.chunk_offsets[-1] - self.chunk_offsets[0])
 
+    @property
+    def data_end(self) -> int:
+        """Byte offset just past the data: the end of the last slice or blosc chunk."""
+        if self.chunk_offsets is not None:
+            return int(self.chunk_offsets[-1])
+        return self.layout.data_offset + self.layout.nz * self.layout.slice_nbytes
+
     def new_array(self, count: int) -> np.ndarray:
         """Return an uninitialised (count, ny, nx) array of the file's pixel type.
 

@@ -30,11 +30,12 @@ from .codecs import (
     settings_label,
 )
 from .dm import image_entry, python_mrcz_info, read_dm
+from .dmtags import summarised_tags
 from .errors import MRCZFormatError
 from .header import MAP_ID, MRC2014_VERSION, N_LABELS, machine_stamp, set_labels
 from .layout import MRCLayout
 from .lazy import LazyMRC
-from .modes import UINT4_MODE, mrc_dtype, storage_dtype
+from .modes import PYTHON_MRCZ_MODES, UINT4_MODE, mode_for_dtype, mrc_dtype, storage_dtype
 from .suffixes import is_dm
 from .writer import write_with_header, writeMRC
 
@@ -65,6 +66,9 @@ class SourceImage:
         The parsed header of an MRC/MRCZ input, carried over to the output.
     dm_meta : dict or None
         The :func:`napari_mrcz.read_dm` metadata of a DM image.
+    left_out : str or None
+        What of the input no output holds (bytes after the data, DM tag arrays too
+        large for JSON meta), or None.
     """
 
     path: str
@@ -72,6 +76,7 @@ class SourceImage:
     nbytes: int
     layout: MRCLayout | None = None
     dm_meta: dict | None = field(default=None, repr=False)
+    left_out: str | None = None
 
 
 def _written_nbytes(data: Any) -> int:
@@ -97,13 +102,17 @@ def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
     if is_dm(path):
         images = []
         dm_images = read_dm(path, lazy=True)
+        summarised = summarised_tags(dm_images[0][1]["tags"]) if dm_images else []
+        left_out = (f"{len(summarised)} DM tag array(s) too large for JSON meta, such as "
+                    f"{summarised[0]}") if summarised else None
         for number, (data, meta) in enumerate(dm_images):
             if meta["rgb"]:
                 raise MRCZFormatError(path, f"image {number} is RGB, which MRC cannot hold")
             if data.ndim > 3:
                 raise MRCZFormatError(path, f"image {number} has {data.ndim} dimensions; MRC "
                                             "holds at most 3")
-            images.append(SourceImage(path, data, _written_nbytes(data), dm_meta=meta))
+            images.append(SourceImage(path, data, _written_nbytes(data), dm_meta=meta,
+                                      left_out=left_out))
         yield images
         return
     with LazyMRC(path, cache_bytes=0) as lazy:  # streamed once: no cache
@@ -111,7 +120,9 @@ def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
         if layout.dtype.shape:
             raise MRCZFormatError(path, "RGB (mode 16) data cannot be written to MRCZ")
         nbytes = layout.nz * layout.shape[1] * layout.shape[2] * layout.dtype.itemsize
-        yield [SourceImage(path, lazy, nbytes, layout=layout)]
+        trailing = layout.file_size - lazy.data_end
+        left_out = f"{trailing} bytes after the data" if trailing > 0 else None
+        yield [SourceImage(path, lazy, nbytes, layout=layout, left_out=left_out)]
 
 
 def numbered_targets(target: str, count: int) -> list[str]:
@@ -132,7 +143,7 @@ def image_count(path: str | os.PathLike) -> int:
         return 1
     try:
         return max(1, len(read_dm(path, lazy=True)))
-    except MRCZFormatError:
+    except (MRCZFormatError, OSError):
         return 1
 
 
@@ -144,10 +155,10 @@ def _as_stack(data: Any) -> Any:
     return array.reshape((1,) * (3 - array.ndim) + array.shape)
 
 
-def _carried_header(layout: MRCLayout, compressor: str | None, clevel: int) -> np.ndarray:
+def _carried_header(layout: MRCLayout, mode: int, compressor: str | None,
+                    clevel: int) -> np.ndarray:
     """The header of ``layout`` made right for the new encoding (see the module doc)."""
     header = layout.header.copy()
-    mode = 0 if layout.mode == UINT4_MODE else layout.mode
     header["mode"] = mode + MODE_CODEC_FACTOR * REVERSE_COMPRESSOR_ENUM[compressor]
     header["map"] = MAP_ID
     header["machst"] = np.frombuffer(machine_stamp(layout.byteorder), dtype="u1")
@@ -236,10 +247,18 @@ def write_image(image: SourceImage, target: str, compressor: str | None, clevel:
             raise MRCZFormatError(image.path, f"axis order MAPC, MAPR, MAPS = {layout.mapcrs}: "
                                               "MRCZ readers (python-mrcz) ignore it, so the "
                                               "file can only be converted to plain MRC")
-        header = _carried_header(layout, compressor, clevel)
+        mode, cast_to = layout.mode, None
+        if layout.mode == UINT4_MODE:  # MRCZ has no 4-bit mode; values 0-15 fit int8
+            mode, cast_to = 0, np.dtype(np.int8)
+        elif compressor is None and layout.mode in PYTHON_MRCZ_MODES:
+            # int32/uint32 are python-mrcz's: plain files get an MRC2014 type that
+            # holds the values exactly (or the conversion fails, saying so).
+            cast_to = mrc_dtype(data, plain=True, warn=False)
+            mode = layout.mode if cast_to is None else mode_for_dtype(cast_to)
+        header = _carried_header(layout, mode, compressor, clevel)
         extended = layout.read_extended_header() if layout.nsymbt else b""
-        if layout.mode == UINT4_MODE:
-            data = _Int8View(data)
+        if cast_to is not None:
+            data = _CastView(data, cast_to)
         write_with_header(target, data, header, extended, compressor, clevel, n_threads,
                           report)
         return
@@ -255,17 +274,17 @@ def write_image(image: SourceImage, target: str, compressor: str | None, clevel:
              n_threads=n_threads, progress=report, **dm_microscope(meta))
 
 
-class _Int8View:
-    """4-bit data (values 0-15, read as uint8) as int8, mode 0, slice by slice."""
+class _CastView:
+    """``data`` cast to ``dtype`` slice by slice, as it is read."""
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, dtype: np.dtype) -> None:
         self.data = data
         self.shape = data.shape
         self.ndim = data.ndim
-        self.dtype = np.dtype(np.int8)
+        self.dtype = np.dtype(dtype)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self.data[key]).view(np.int8)
+        return np.asarray(self.data[key]).astype(self.dtype)
 
 
 def dm_microscope(meta: dict) -> dict[str, float]:
@@ -310,8 +329,6 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
             stop = min(nz, start + block)
             copy = np.asarray(copy_stack[start:stop])
             original = np.asarray(source[start:stop])
-            if image.layout is not None and image.layout.mode == UINT4_MODE:
-                original = original.view(np.int8)
             for offset, (written_slice, source_slice) in enumerate(
                     zip(copy, original, strict=True)):
                 problem = _slice_problem(written_slice, source_slice)
@@ -339,15 +356,16 @@ def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
     return None
 
 
-def narrowing(image: SourceImage) -> str | None:
-    """How writing ``image`` rounds its values ('float64 stored as float32'), or None.
+def incomplete(image: SourceImage) -> str | None:
+    """What a verified output of ``image`` still lacks from its input, or None.
 
-    MRC has no 64-bit floats: they are rounded to 32 bits. Every other cast the
-    writers make keeps the values exactly.
+    MRC has no 64-bit floats: they are rounded to 32 bits ('float64 stored as
+    float32'); every other cast the writers make keeps the values exactly. Bytes
+    after the data and DM tag arrays too large for JSON meta are not copied.
     """
     source = np.dtype(image.data.dtype)
     stored = storage_dtype(source)
     if source.kind in "fc" and stored.itemsize < source.itemsize:
         return f"{source} stored as {stored}"
-    return None
+    return image.left_out
 

@@ -57,7 +57,14 @@ from .header import (
 )
 from .jsonmeta import decode_meta
 from .layout import KNOWN_MODES, choose_byteorder, header_problem, read_layout
-from .modes import MODE_DTYPES, READABLE_MODES, UINT4_MODE, dtype_for_mode, uint4_row_bytes
+from .modes import (
+    MODE_DTYPES,
+    PYTHON_MRCZ_MODES,
+    READABLE_MODES,
+    UINT4_MODE,
+    dtype_for_mode,
+    uint4_row_bytes,
+)
 from .slices import SliceReader
 from .stats import SliceStats, shift_for
 from .suffixes import is_dm
@@ -70,8 +77,6 @@ PROBLEM, WARNING = "problem", "warning"
 STAMPS = (MACHST_LITTLE[:2], b"\x44\x44", MACHST_BIG[:2])
 #: EXTTYP values mrcfile accepts when NSYMBT > 0.
 EXTTYPES = (b"CCP4", b"MRCO", b"SERI", b"AGAR", b"FEI1", b"FEI2", b"HDF5")
-#: python-mrcz's modes for counting detectors (int32, uint32), not MRC2014's.
-PYTHON_MRCZ_MODES = frozenset({7, 8})
 #: Data read at a time for the statistics.
 BLOCK_BYTES = 64 * 2**20
 #: What :func:`_data_stats` returns when the installed blosc cannot decode the data.

@@ -361,13 +361,15 @@ def _hidden_name(path: str) -> str:
 
 
 def temporary_name(path: str) -> str:
-    """A free hidden name beside ``path`` (see :func:`_hidden_name`), not created.
+    """A free, short hidden name (``.mrcz-<random>.partial``) beside ``path``, not created.
 
     A finished file renamed onto it replaces nothing, which on ext4 spares the
-    flush of its blocks that a rename over an existing file costs.
+    flush of its blocks that a rename over an existing file costs. Short, so that
+    the writer's own temporary name beside it stays short too.
     """
+    directory = os.path.dirname(path)
     while True:
-        candidate = _hidden_name(path)
+        candidate = os.path.join(directory, f".mrcz-{secrets.token_hex(8)}.partial")
         if not os.path.lexists(candidate):
             return candidate
 

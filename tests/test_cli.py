@@ -336,6 +336,64 @@ def test_rounded_source_is_not_deleted(tmp_path):
     assert source.exists()
 
 
+def test_sources_holding_more_than_their_output_are_kept(tmp_path, rng):
+    """Bytes after the data, and DM tag arrays too large for JSON, are not copied."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    napari_mrcz.writeMRC(rng.normal(size=(2, 8, 8)).astype(np.float32), folder / "t.mrc")
+    with open(folder / "t.mrc", "ab") as handle:
+        handle.write(b"two more slices a program forgot to count")
+    if SHARED_DATA is not None:
+        shutil.copy(SHARED_DATA / "dm3" / "rsciio_1D_test-EELS_spectrum.dm3", folder / "e.dm3")
+    result = run("compress", folder, "-o", tmp_path / "out", "--delete-source",
+                 check_status=0)
+    assert "source kept: 41 bytes after the data" in result.stdout
+    assert (folder / "t.mrc").exists()
+    if SHARED_DATA is not None:
+        assert "DM tag array(s) too large for JSON meta" in result.stdout
+        assert (folder / "e.dm3").exists()
+
+
+def test_names_differing_only_in_case_collide(tmp_path, rng):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    for name in ("Sample.mrc", "sample.map"):
+        napari_mrcz.writeMRC(rng.normal(size=(2, 8, 8)).astype(np.float32), folder / name)
+    result = run("compress", folder, "-o", tmp_path / "out")
+    assert result.returncode == 2
+    assert "would both be written" in result.stderr
+
+
+def test_unreadable_dm_file_fails_alone(movies, tmp_path):
+    source, _ = movies
+    (source / "gone.dm4").symlink_to(tmp_path / "nowhere.dm4")
+    result = run("compress", source, "-o", tmp_path / "out")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"FAILED {source / 'gone.dm4'}" in result.stdout
+    assert "3 done" in result.stdout
+
+
+def test_interrupt_while_planning_stops_cleanly(movies, tmp_path, monkeypatch):
+    from napari_mrcz.cli import _batch, main
+
+    source, data = movies
+    calls = []
+
+    def interrupted(path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return 0
+
+    monkeypatch.setattr(_batch, "estimated_bytes", interrupted)
+    status = main(["compress", str(source), "-o", str(tmp_path / "out"), "-q",
+                   "--delete-source"])
+    assert status == 130
+    assert all((source / name).exists() for name in data)
+    assert leftovers(tmp_path) == []
+
+
 def test_failed_verification_keeps_the_previous_output(movies, tmp_path, monkeypatch):
     """Outputs are verified under their temporary name, before they replace anything."""
     from napari_mrcz.cli import _batch, main
@@ -393,6 +451,20 @@ def test_decompress_gives_mrcfile_valid_files(movies, tmp_path):
 
 
 # ----------------------------------------------------------------------------- convert
+
+
+@pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
+def test_decompressed_int32_gets_an_mrc2014_mode(tmp_path):
+    """python-mrcz's mode 7 (int32) is MRCZ-only: plain output must open in mrcfile."""
+    source = SHARED_DATA / "dm3" / "rsciio_test_stackbuilder_imagestack.dm3"
+    run("compress", source, "-o", tmp_path / "z", check_status=0)
+    packed = tmp_path / "z" / "rsciio_test_stackbuilder_imagestack.mrcz"
+    assert napari_mrcz.readMRCHeader(packed)[0]["MRCtype"] in (7, 8)
+    run("decompress", packed, "-o", tmp_path / "plain", "--verify", check_status=0)
+    [(expected, _)] = napari_mrcz.read_dm(source)
+    with mrcfile.open(tmp_path / "plain" / "rsciio_test_stackbuilder_imagestack.mrc") as copy:
+        assert copy.header.mode in (1, 2, 6)
+        np.testing.assert_array_equal(copy.data, expected)
 
 
 @pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")

@@ -192,7 +192,7 @@ def test_verify_refuses_values_lost_by_a_cast(tmp_path):
     transcode.write_image(lost, str(tmp_path / "lost.mrcz"), "zstd")
     with pytest.raises(transcode.VerificationError, match="float64 values that float32"):
         transcode.verify_image(lost, str(tmp_path / "lost.mrcz"))
-    assert transcode.narrowing(lost) == "float64 stored as float32"
+    assert transcode.incomplete(lost) == "float64 stored as float32"
     kept = transcode.SourceImage("b.dm4", np.array([[0.1, -2.5], [3.3e30, 0.0]]), 16,
                                  dm_meta=meta)
     transcode.write_image(kept, str(tmp_path / "kept.mrcz"), "zstd")

@@ -31,7 +31,7 @@ from ..suffixes import is_dm, is_readable, strip_suffix
 from ..transcode import (
     VerificationError,
     image_count,
-    narrowing,
+    incomplete,
     numbered_targets,
     open_images,
     verify_image,
@@ -127,14 +127,15 @@ def plan(inputs: Sequence[str], out_dir: str, suffix: str,
         target = os.path.join(out_dir, strip_suffix(relative) + suffix)
         targets = numbered_targets(target, image_count(path))
         for one in targets:
-            key = os.path.realpath(one)
+            # Names differing only in case are one file on macOS, SMB and exFAT.
+            key = os.path.realpath(one).casefold()
             if key in owners:
                 raise ValueError(f"{owners[key]} and {path} would both be written to {one}")
             owners[key] = path
         tasks.append(Task(path, targets))
     if not tasks:
         raise ValueError("no input files found")
-    replaced = sources & set(owners)
+    replaced = {source for source in sources if source.casefold() in owners}
     if replaced:
         raise ValueError(f"{sorted(replaced)[0]}: an output would replace this input; "
                          "choose another -o")
@@ -193,16 +194,26 @@ class Runner:
 
         The tasks say what happened to each file.
         """
-        estimates = [estimated_bytes(task.source) * self.passes for task in tasks]
-        self._add_total(sum(estimates))
         previous = {number: signal.signal(number, _interrupt) for number in STOP_SIGNALS}
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mrcz-file")
-        pending: set[Future] = {pool.submit(self._convert, task, estimate)
-                                for task, estimate in zip(tasks, estimates, strict=True)}
+        pending: set[Future] = set()
+        estimates: list[int] | None = None
+        submitted = 0
         stopped_by = None
         try:
-            while pending:
-                try:
+            while True:
+                try:  # a signal may come at any point: estimating, submitting, waiting
+                    if estimates is None:
+                        estimates = [0 if self.cancel.is_set() else
+                                     estimated_bytes(task.source) * self.passes
+                                     for task in tasks]
+                        self._add_total(sum(estimates))
+                    while submitted < len(tasks):
+                        pending.add(pool.submit(self._convert, tasks[submitted],
+                                                estimates[submitted]))
+                        submitted += 1
+                    if not pending:
+                        break
                     _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt as stop:
                     self.cancel.set()
@@ -274,7 +285,7 @@ class Runner:
                     for number, (temporary, _) in zip(todo, temporaries, strict=True):
                         verify_image(images[number], temporary, self._tick)
                     task.verified = len(todo) == len(task.targets)
-                rounded = [narrowing(images[number]) for number in todo]
+                lacking = [incomplete(images[number]) for number in todo]
             for temporary, target in temporaries:
                 _publish(temporary, target, settings.overwrite)
         finally:
@@ -284,13 +295,13 @@ class Runner:
         task.output_bytes = sum(os.path.getsize(target) for target in task.targets)
         task.status = "done"
         if settings.delete_source and task.verified:
-            self._delete_source(task, before, [note for note in rounded if note])
+            self._delete_source(task, before, [note for note in lacking if note])
 
     @staticmethod
-    def _delete_source(task: Task, before: os.stat_result, rounded: list[str]) -> None:
-        """Delete a converted and verified source, unless it changed or lost precision."""
-        if rounded:
-            task.message = f"source kept: {rounded[0]}"
+    def _delete_source(task: Task, before: os.stat_result, lacking: list[str]) -> None:
+        """Delete a converted and verified source, unless it changed or holds more."""
+        if lacking:
+            task.message = f"source kept: {lacking[0]}"
             return
         after = os.stat(task.source)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
