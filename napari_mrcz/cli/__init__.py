@@ -51,7 +51,9 @@ MRC and MRCZ inputs keep their header (axis order, origin, labels, microscope va
 and extended header; DM inputs keep their pixel size, origin, voltage and Cs, with all
 their tags as JSON meta ('dm_tags'). A DM file with several images gives one output per
 image, numbered name_0, name_1, ... Outputs are written under a temporary name and
-renamed when complete: an interrupted run leaves no partial file.
+renamed when complete: an interrupted run leaves no partial file. --delete-source
+keeps a source with bytes after its data, DM tag arrays too large for JSON meta, or
+float64 data (stored as float32), and says so in the summary.
 """
 
 
@@ -80,8 +82,8 @@ def _add_batch_options(parser: argparse.ArgumentParser, codec: bool) -> None:
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="files converted at the same time (default: 1)")
     parser.add_argument("--delete-source", action="store_true",
-                        help="delete each source once its output is verified "
-                             "(implies --verify)")
+                        help="delete each source once its output is verified and holds "
+                             "all of it (implies --verify; see below)")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show the progress bar even when not on a terminal")
