@@ -9,7 +9,7 @@ packed size. A DM input becomes one file per image (thumbnails aside) with its
 calibrated pixel size and origin, the microscope's voltage and Cs, and its whole tag
 tree as JSON meta (``dm_tags``, as the napari writer saves DM layers).
 
-Data flow slice by slice (a 40 GB movie never sits in memory); the output appears
+Data flows slice by slice (a 40 GB movie never sits in memory), and the output appears
 only once complete (see :func:`napari_mrcz.writer.write_with_header`).
 """
 
@@ -118,7 +118,8 @@ def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
     with LazyMRC(path, cache_bytes=0) as lazy:  # streamed once: no cache
         layout = lazy.layout
         if layout.dtype.shape:
-            raise MRCZFormatError(path, "RGB (mode 16) data cannot be written to MRCZ")
+            raise MRCZFormatError(path, "RGB (mode 16) data cannot be converted: MRCZ does "
+                                        "not define it, and the plain writer has no RGB")
         nbytes = layout.nz * layout.shape[1] * layout.shape[2] * layout.dtype.itemsize
         trailing = layout.file_size - lazy.data_end
         left_out = f"{trailing} bytes after the data" if trailing > 0 else None

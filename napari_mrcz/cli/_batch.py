@@ -354,8 +354,8 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 def human_size(nbytes: float) -> str:
     """``nbytes`` in B, KiB, MiB, GiB or TiB."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(nbytes) < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(nbytes) < 1024:
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
         nbytes /= 1024
     return f"{nbytes:.1f} TiB"
@@ -412,7 +412,7 @@ def run_batch(tasks: list[Task], settings: Settings, jobs: int, show_progress: b
     """Convert ``tasks``, print the summary to ``out``; return the exit status.
 
     0 when every file was converted or skipped, 1 when any failed, 128 + the signal
-    when the run was interrupted (130 for Ctrl-C, 143 for SIGTERM).
+    when the run was interrupted (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
     """
     runner = Runner(settings, jobs, show_progress, quiet, err)
     stopped_by = runner.run(tasks)
