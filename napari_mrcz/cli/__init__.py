@@ -260,14 +260,9 @@ def _error_line(path: str, error: BaseException) -> str:
 
 
 def run_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``mrcz info``."""
+    """``mrcz info`` on ``args.files`` (folders already walked)."""
     summaries, status = [], EXIT_OK
-    try:
-        files = _files(args.files)
-    except ValueError as error:
-        print(f"mrcz info: {error}", file=err)
-        return EXIT_USAGE
-    for path in files:
+    for path in args.files:
         try:
             summary = describe(path)
         except FILE_ERRORS as error:
@@ -284,14 +279,9 @@ def run_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def run_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``mrcz validate``."""
+    """``mrcz validate`` on ``args.files`` (folders already walked)."""
     results, status = [], EXIT_OK
-    try:
-        files = _files(args.files)
-    except ValueError as error:
-        print(f"mrcz validate: {error}", file=err)
-        return EXIT_USAGE
-    for path in files:
+    for path in args.files:
         try:
             findings = validate_file(path, check_stats=not args.no_stats)
         except OSError as error:
@@ -390,6 +380,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     commands = {"info": run_info, "validate": run_validate, "compress": run_batch_command,
                 "decompress": run_batch_command, "convert": run_convert}
+    if args.command in ("info", "validate"):
+        try:
+            args.files = _files(args.files)
+        except ValueError as error:
+            print(f"mrcz {args.command}: {error}", file=err)
+            return EXIT_USAGE
     try:
         return commands[args.command](args, out, err)
     except KeyboardInterrupt:
