@@ -109,8 +109,10 @@ class SliceStats:
             block = values[start : start + _BLOCK]
             shifted = buffer[: block.size]
             np.subtract(block, self.shift, out=shifted, dtype=work_type)
-            minimum = min(minimum, block.min())
-            maximum = max(maximum, block.max())
+            # np.minimum, not min(): a NaN anywhere makes DMIN NaN, as numpy (and
+            # mrcfile) say, whichever block it is in.
+            minimum = np.minimum(minimum, block.min())
+            maximum = np.maximum(maximum, block.max())
             total += float(np.add.reduce(shifted))
             total_sq += float(np.einsum("i,i->", shifted, shifted))
         self.minimum, self.maximum = float(minimum), float(maximum)
@@ -125,8 +127,8 @@ class SliceStats:
         self.total += other.total
         self.total_imag += other.total_imag
         self.total_sq += other.total_sq
-        self.minimum = min(self.minimum, other.minimum)
-        self.maximum = max(self.maximum, other.maximum)
+        self.minimum = float(np.minimum(self.minimum, other.minimum))
+        self.maximum = float(np.maximum(self.maximum, other.maximum))
         self.is_complex = self.is_complex or other.is_complex
 
     @classmethod
