@@ -19,7 +19,7 @@ import numpy as np
 
 from .decompress import DecompressedFile, is_compressed
 from .errors import MRCZFormatError
-from .layout import MRCLayout, read_layout
+from .layout import MRCLayout, crystal_axes, read_layout
 from .lazy import LazyMRC
 from .reader import layout_meta, readMRC
 from .stack import open_stack
@@ -197,8 +197,7 @@ def _translate(layout: MRCLayout, scale: list[float]) -> list[float]:
     ORIGIN (given per crystal axis x, y, z), or N*START x pixel size when it is 0.
     """
     origin_xyz = [float(value) for value in layout.header["origin"]]
-    mapc, mapr, maps = layout.mapcrs
-    origin = [origin_xyz[maps - 1], origin_xyz[mapr - 1], origin_xyz[mapc - 1]]
+    origin = [origin_xyz[axis] for axis in layout.crystal_axes]
     if any(origin) and all(math.isfinite(value) for value in origin):
         return origin
     starts = [int(layout.header[name]) for name in ("nzstart", "nystart", "nxstart")]
@@ -207,8 +206,8 @@ def _translate(layout: MRCLayout, scale: list[float]) -> list[float]:
 
 def crystal_order(mapcrs: tuple[int, int, int]) -> tuple[int, int, int]:
     """The transpose that puts data stored as MAPC/MAPR/MAPS in (z, y, x) order."""
-    crystal_axis_of = (mapcrs[2], mapcrs[1], mapcrs[0])  # sections, rows, columns
-    return tuple(crystal_axis_of.index(axis) for axis in (3, 2, 1))
+    axes = crystal_axes(mapcrs)
+    return tuple(axes.index(axis) for axis in (2, 1, 0))
 
 
 def _transposed(data: Any, order: tuple[int, ...]) -> Any:

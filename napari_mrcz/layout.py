@@ -118,6 +118,11 @@ class MRCLayout:
         return self.shape[0]
 
     @property
+    def crystal_axes(self) -> tuple[int, int, int]:
+        """The crystal axis (0 = x, 1 = y, 2 = z) along each data axis (z, y, x)."""
+        return crystal_axes(self.mapcrs)
+
+    @property
     def is_uint4(self) -> bool:
         """True for the packed 4-bit mode 101."""
         return self.mode == UINT4_MODE
@@ -294,6 +299,15 @@ def _slices_per_frame(path: str, header: np.ndarray, nz: int, labels: list[str],
     return slices
 
 
+def crystal_axes(mapcrs: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The crystal axis (0 = x, 1 = y, 2 = z) along each data axis (z, y, x).
+
+    Data axes are sections, rows and columns; MAPS, MAPR and MAPC name their crystal
+    axes (1 = x, 2 = y, 3 = z). The one place that reads the axis order.
+    """
+    return mapcrs[2] - 1, mapcrs[1] - 1, mapcrs[0] - 1
+
+
 def _pixelsize(header: np.ndarray, shape: tuple[int, int, int], mapcrs: tuple[int, int, int],
                slices: int) -> np.ndarray:
     """Pixel size in Angstrom, in data order (z, y, x).
@@ -301,17 +315,14 @@ def _pixelsize(header: np.ndarray, shape: tuple[int, int, int], mapcrs: tuple[in
     CELLA / M along each crystal axis, as MRC2014 and mrcfile define it, or CELLA / N
     where M is 0 (python-mrcz) or where MZ counts slices per frame.
     """
-    nz, ny, nx = shape
-    counts_by_axis = {mapcrs[0]: nx, mapcrs[1]: ny, mapcrs[2]: nz}
     sampling = [int(header["mx"]), int(header["my"]), int(header["mz"])]
-    if slices:
-        sampling[mapcrs[2] - 1] = 0
     cella = header["cella"].astype(np.float64)
-    voxel = [
-        cella[axis] / (sampling[axis] if sampling[axis] > 0 else counts_by_axis[axis + 1])
-        for axis in range(3)
-    ]
-    return np.array([voxel[mapcrs[2] - 1], voxel[mapcrs[1] - 1], voxel[mapcrs[0] - 1]])
+    sizes = []
+    for data_axis, (axis, count) in enumerate(zip(crystal_axes(mapcrs), shape, strict=True)):
+        framed = data_axis == 0 and slices > 0
+        divisor = sampling[axis] if sampling[axis] > 0 and not framed else count
+        sizes.append(cella[axis] / divisor)
+    return np.array(sizes)
 
 
 def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None = None,

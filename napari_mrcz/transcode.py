@@ -185,12 +185,10 @@ def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool) -> None:
     """
     if compressed and layout.slices:
         return
-    nz, ny, nx = layout.shape
-    pixel_z, pixel_y, pixel_x = layout.pixelsize
-    for axis, count, pixel, is_sections in zip(layout.mapcrs, (nx, ny, nz),
-                                               (pixel_x, pixel_y, pixel_z),
-                                               (False, False, True), strict=True):
-        name = ("mx", "my", "mz")[axis - 1]
+    for axis, count, pixel, is_sections in zip(layout.crystal_axes, layout.shape,
+                                               layout.pixelsize, (True, False, False),
+                                               strict=True):
+        name = ("mx", "my", "mz")[axis]
         old = int(header[name])
         framed = is_sections and layout.slices > 0
         old_divisor = old if old > 0 and not framed else count
@@ -202,7 +200,7 @@ def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool) -> None:
             new = old_divisor
         header[name] = new
         if old_divisor != (new or count):
-            header["cella"][axis - 1] = pixel * (new or count)
+            header["cella"][axis] = pixel * (new or count)
 
 
 def _bytes_progress(progress: Progress | None, slice_nbytes: int
