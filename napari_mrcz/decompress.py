@@ -26,8 +26,8 @@ import numpy as np
 
 from .codecs import MODE_CODEC_FACTOR
 from .errors import MRCZFormatError
-from .header import HEADER_SIZE, header_dtype, stamp_byteorder
-from .layout import KNOWN_MODES, header_problem
+from .header import HEADER_SIZE, header_dtype
+from .layout import KNOWN_MODES, choose_byteorder, header_problem
 from .modes import EMAN2_MODE_DTYPES, MODE_DTYPES
 
 logger = logging.getLogger(__name__)
@@ -66,26 +66,26 @@ def _voxel_bytes(mode: int) -> int:
 def declared_size(path: str, raw: bytes) -> int:
     """Bytes an MRC file with header ``raw`` needs: header, extended header and data.
 
-    The byte order is the machine stamp's if the header makes sense that way, else
-    the first of little, big endian that does (as :func:`~napari_mrcz.layout.read_layout`
-    decides it by default).
+    The byte order is decided as :func:`~napari_mrcz.layout.read_layout` decides it
+    (:func:`~napari_mrcz.layout.choose_byteorder`).
 
     Raises
     ------
     MRCZFormatError
         If ``raw`` is no MRC header in either byte order (naming ``path``).
     """
-    first = stamp_byteorder(raw[212:216]) or "<"
     modes = KNOWN_MODES | EMAN2_MODE_DTYPES.keys()
-    problem = None
-    for order in (first, ">" if first == "<" else "<"):
-        header = np.frombuffer(raw, dtype=header_dtype(order))[0]
-        problem = header_problem(header, np.iinfo(np.int64).max, modes)
-        if problem is None:
-            voxels = int(header["nx"]) * int(header["ny"]) * int(header["nz"])
-            mode = int(header["mode"]) % MODE_CODEC_FACTOR
-            return HEADER_SIZE + int(header["nsymbt"]) + voxels * _voxel_bytes(mode)
-    raise MRCZFormatError(path, f"not an MRC file once decompressed: {problem}")
+    unlimited = np.iinfo(np.int64).max
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # read_layout warns about the copy, once
+        order = choose_byteorder(raw, unlimited, "<", modes)
+    header = np.frombuffer(raw, dtype=header_dtype(order))[0]
+    problem = header_problem(header, unlimited, modes)
+    if problem is not None:
+        raise MRCZFormatError(path, f"not an MRC file once decompressed: {problem}")
+    voxels = int(header["nx"]) * int(header["ny"]) * int(header["nz"])
+    mode = int(header["mode"]) % MODE_CODEC_FACTOR
+    return HEADER_SIZE + int(header["nsymbt"]) + voxels * _voxel_bytes(mode)
 
 
 def _temporary_name(path: str) -> str:
