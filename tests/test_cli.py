@@ -265,6 +265,26 @@ def test_delete_source_only_after_verification(movies, tmp_path):
     assert bad.exists(), "a source whose conversion failed must be kept"
 
 
+def test_outputs_reach_the_disk_before_a_source_is_deleted(movies, tmp_path, monkeypatch):
+    from napari_mrcz.cli import _batch, main
+
+    source, _ = movies
+    events = []
+    real_fsync, real_unlink = os.fsync, os.unlink
+    monkeypatch.setattr(_batch.os, "fsync",
+                        lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+                        or real_fsync(fd))
+    monkeypatch.setattr(_batch.os, "unlink",
+                        lambda path: events.append(("unlink", str(path))) or real_unlink(path))
+    out = tmp_path / "archive"
+    assert main(["compress", str(source / "a.mrc"), "-o", str(out), "--delete-source",
+                 "-q"]) == 0
+    deleted = events.index(("unlink", str(source / "a.mrc")))
+    synced = [path for kind, path in events[:deleted] if kind == "fsync"]
+    assert str(out / "a.mrcz") in synced
+    assert str(out) in synced
+
+
 def test_parallel_jobs_write_the_same_bytes(movies, tmp_path):
     source, _ = movies
     run("compress", source, "-o", tmp_path / "one", "--jobs", "1", "--threads", "1",

@@ -307,8 +307,21 @@ class Runner:
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             task.message = "source kept: it changed while it was converted"
             return
+        # The copy must be on disk, not only in the page cache, before the original goes.
+        folders = {os.path.dirname(target) or "." for target in task.targets}
+        for path in [*task.targets, *sorted(folders)]:
+            _flush_to_disk(path)
         os.unlink(task.source)
         task.source_deleted = True
+
+
+def _flush_to_disk(path: str) -> None:
+    """fsync a file or a folder (its entries), so that it survives a crash."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _publish(temporary: str, target: str, overwrite: bool) -> None:
