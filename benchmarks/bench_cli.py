@@ -2,7 +2,7 @@
 
 Run it standalone, from the repository root::
 
-    .venv/bin/python benchmarks/bench_cli.py [--files 4] [--size-mb 200] [--repeat 2]
+    .venv/bin/python benchmarks/bench_cli.py [--files 4] [--size-mb 200] [--repeat 3]
 
 A facility without our command would loop over its files with python-mrcz 0.6.0: read
 each MRC, write it as MRCZ. This benchmark times exactly that, as a script in a
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=4, help="movies in the folder")
     parser.add_argument("--size-mb", type=float, default=200.0, help="MB per movie")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each; best kept")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each; best kept")
     parser.add_argument("--out", default=None, help="where the temporary folder goes")
     args = parser.parse_args(argv)
     cores = os.cpu_count() or 1

@@ -23,7 +23,7 @@ from .layout import MRCLayout, crystal_axes, read_layout
 from .lazy import LazyMRC
 from .reader import layout_meta, readMRC
 from .stack import open_stack
-from .suffixes import DM_SUFFIXES, READABLE_SUFFIXES
+from .suffixes import READABLE_SUFFIXES, is_dm
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +64,13 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
     """
     paths = [os.fspath(one) for one in
              ([path] if isinstance(path, (str, os.PathLike)) else path)]
-    if any(not one.lower().endswith(DM_SUFFIXES) for one in paths):
+    if not all(map(is_dm, paths)):
         _orient_current_viewer()  # MRC starts at the bottom-left; DM at the top-left
-    if len(paths) > 1 and not any(one.lower().endswith(DM_SUFFIXES) for one in paths):
+    if len(paths) > 1 and not any(map(is_dm, paths)):
         return _read_mrc_stack(paths)
     layers: list[LayerData] = []
     for one in paths:
-        if one.lower().endswith(DM_SUFFIXES):
+        if is_dm(one):
             layers.extend(_read_dm_layers(one))
         else:
             layers.extend(_read_mrc_file(one))
@@ -247,7 +247,7 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
     layout = read_layout(path)
     meta = layout_meta(layout, with_json=False)
     json_meta = layout.json_meta or {}
-    lazy = layout.nz * layout.slice_nbytes > LAZY_THRESHOLD_BYTES and layout.slices == 0
+    lazy = layout.data_nbytes > LAZY_THRESHOLD_BYTES and layout.slices == 0
     with warnings.catch_warnings():
         # The header was read (and its oddities reported) just above: once is enough.
         warnings.simplefilter("ignore")

@@ -19,7 +19,7 @@ from typing import Any
 
 from ._reader import READER_METADATA_KEYS
 from .modes import mrc_dtype
-from .suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, strip_suffix
+from .suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_mrcz, strip_suffix
 from .threads import default_threads
 from .writer import writeMRC
 
@@ -129,7 +129,7 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
     """Write one layer's data and napari meta; return the path written."""
     data = check_savable(data, meta)
     path = output_path(os.fspath(path), default_suffix)
-    compressed = path.lower().endswith(COMPRESSED_SUFFIX)
+    compressed = is_mrcz(path)
     settings = writer_settings()
     codec = settings["codec"] if compressed else None
     if codec in (NO_COMPRESSION, ""):

@@ -118,6 +118,11 @@ class MRCLayout:
         return self.shape[0]
 
     @property
+    def data_nbytes(self) -> int:
+        """Bytes of all the stored slices, uncompressed."""
+        return self.nz * self.slice_nbytes
+
+    @property
     def crystal_axes(self) -> tuple[int, int, int]:
         """The crystal axis (0 = x, 1 = y, 2 = z) along each data axis (z, y, x)."""
         return crystal_axes(self.mapcrs)

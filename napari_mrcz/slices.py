@@ -15,6 +15,11 @@ from .errors import MRCZFormatError
 from .layout import MRCLayout
 from .modes import uint4_row_bytes
 
+#: About how many bytes of slices are read at a time when a whole file is streamed
+#: (statistics, verification, conversion): large enough for parallel decompression,
+#: small against a 40 GB movie.
+STREAM_BLOCK_BYTES = 64 * 2**20
+
 
 def unpack_uint4(packed: np.ndarray, nx: int, out: np.ndarray) -> None:
     """Unpack mode-101 bytes (two pixels a byte, low nibble first) into ``out``.
@@ -85,7 +90,7 @@ class SliceReader:
         """Byte offset just past the data: the end of the last slice or blosc chunk."""
         if self.chunk_offsets is not None:
             return int(self.chunk_offsets[-1])
-        return self.layout.data_offset + self.layout.nz * self.layout.slice_nbytes
+        return self.layout.data_offset + self.layout.data_nbytes
 
     def new_array(self, count: int) -> np.ndarray:
         """Return an uninitialised (count, ny, nx) array of the file's pixel type.

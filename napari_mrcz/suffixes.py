@@ -11,8 +11,6 @@ PLAIN_SUFFIXES = (".mrc", ".mrcs", ".map", ".st", ".ali", ".rec")
 #: Every MRC-family suffix we read.
 MRC_SUFFIXES = (COMPRESSED_SUFFIX, *PLAIN_SUFFIXES, ".preali", ".ccp4")
 DM_SUFFIXES = (".dm4", ".dm3")
-#: Suffixes of files we read but do not write.
-READ_ONLY_SUFFIXES = (".ccp4", ".preali", *DM_SUFFIXES)
 #: Compressed downloads (the EMDB's ``emd_NNNN.map.gz``), read through a temporary copy.
 COMPRESSED_MRC_SUFFIXES = tuple(suffix + compression
                                 for suffix in (".mrc", ".mrcs", ".map", ".ccp4")
@@ -24,6 +22,11 @@ READABLE_SUFFIXES = MRC_SUFFIXES + COMPRESSED_MRC_SUFFIXES + DM_SUFFIXES
 def is_dm(path: str) -> bool:
     """True if ``path`` names a DigitalMicrograph file (by its suffix)."""
     return path.lower().endswith(DM_SUFFIXES)
+
+
+def is_mrcz(path: str) -> bool:
+    """True if ``path`` names an MRCZ file (by its suffix)."""
+    return path.lower().endswith(COMPRESSED_SUFFIX)
 
 
 def is_readable(path: str) -> bool:

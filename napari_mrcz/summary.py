@@ -67,11 +67,11 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         return _describe_dm(path)
     with DecompressedFile(path) as source, source.original_in_errors():
         layout = read_layout(source.path)
-        packed = layout.nz * layout.slice_nbytes
+        packed = layout.data_nbytes
         if layout.compressor is not None:
             with SliceReader(layout) as reader:
                 packed = reader.packed_bytes
-    data_bytes = layout.nz * layout.slice_nbytes
+    data_bytes = layout.data_nbytes
     settings = recorded_settings(layout.labels)
     level = settings[1] if settings and settings[0] == layout.compressor else None
     header = layout.header

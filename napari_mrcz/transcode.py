@@ -36,11 +36,9 @@ from .header import MAP_ID, MRC2014_VERSION, N_LABELS, machine_stamp, set_labels
 from .layout import MRCLayout
 from .lazy import LazyMRC
 from .modes import PYTHON_MRCZ_MODES, UINT4_MODE, mode_for_dtype, mrc_dtype, storage_dtype
+from .slices import STREAM_BLOCK_BYTES
 from .suffixes import is_dm
 from .writer import write_with_header, writeMRC
-
-#: Slices read at a time when a copy is verified: about this many bytes.
-VERIFY_BLOCK_BYTES = 64 * 2**20
 
 #: Called with the number of bytes of data just processed (written or verified).
 Progress = Callable[[int], None]
@@ -61,7 +59,8 @@ class SourceImage:
     data : array-like
         The pixels as stored, (nz, ny, nx) or fewer dimensions.
     nbytes : int
-        Bytes of the data as it will be written (after any cast).
+        Bytes of the data as stored in the input (DM: as the writer casts it), the
+        unit of the progress reports.
     layout : MRCLayout or None
         The parsed header of an MRC/MRCZ input, carried over to the output.
     dm_meta : dict or None
@@ -120,14 +119,14 @@ def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
         if layout.dtype.shape:
             raise MRCZFormatError(path, "RGB (mode 16) data cannot be converted: MRCZ does "
                                         "not define it, and the plain writer has no RGB")
-        nbytes = layout.nz * layout.shape[1] * layout.shape[2] * layout.dtype.itemsize
+        nbytes = lazy.nbytes
         trailing = layout.file_size - lazy.data_end
         left_out = f"{trailing} bytes after the data" if trailing > 0 else None
         yield [SourceImage(path, lazy, nbytes, layout=layout, left_out=left_out)]
 
 
 def numbered_targets(target: str, count: int) -> list[str]:
-    """The outputs of a file of ``count`` images: ``target``, or ``name_<k>.mrcz`` each."""
+    """The outputs of a file of ``count`` images: ``target``, or ``<stem>_<k><suffix>`` each."""
     if count == 1:
         return [target]
     stem, suffix = os.path.splitext(target)
@@ -303,8 +302,8 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
 
     The pixels must be equal (NaN equal to NaN) after the cast the writer makes, a
     narrowing cast (float64 to float32) must keep every value to the precision of the
-    narrower type (no overflow to infinity, no underflow to 0), and the shape and
-    pixel size must be the same.
+    narrower type (no overflow to infinity, no underflow to 0), and the shape must be
+    the same, and for MRC/MRCZ inputs the pixel size too.
 
     Raises
     ------
@@ -323,7 +322,7 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
                                     f"the source's {image.layout.pixelsize}")
         copy_stack = _as_stack(written)
         nz = layout.nz
-        block = max(1, VERIFY_BLOCK_BYTES // max(1, layout.slice_nbytes))
+        block = max(1, STREAM_BLOCK_BYTES // max(1, layout.slice_nbytes))
         for start in range(0, nz, block):
             stop = min(nz, start + block)
             copy = np.asarray(copy_stack[start:stop])

@@ -65,7 +65,7 @@ from .modes import (
     dtype_for_mode,
     uint4_row_bytes,
 )
-from .slices import SliceReader
+from .slices import STREAM_BLOCK_BYTES, SliceReader
 from .stats import SliceStats, shift_for
 from .suffixes import is_dm
 from .threads import default_threads
@@ -77,8 +77,6 @@ PROBLEM, WARNING = "problem", "warning"
 STAMPS = (MACHST_LITTLE[:2], b"\x44\x44", MACHST_BIG[:2])
 #: EXTTYP values mrcfile accepts when NSYMBT > 0.
 EXTTYPES = (b"CCP4", b"MRCO", b"SERI", b"AGAR", b"FEI1", b"FEI2", b"HDF5")
-#: Data read at a time for the statistics.
-BLOCK_BYTES = 64 * 2**20
 #: What :func:`_data_stats` returns when the installed blosc cannot decode the data.
 CANNOT_DECODE: tuple = ("not decoded",)
 
@@ -172,7 +170,7 @@ def _validate_dm(path: str, check_stats: bool) -> list[Finding]:
         layout = image.layout
         try:
             if layout.frames_are_independent():
-                step = max(1, BLOCK_BYTES // max(1, layout.frame_bytes()))
+                step = max(1, STREAM_BLOCK_BYTES // max(1, layout.frame_bytes()))
                 for start in range(0, layout.stored_shape[0], step):
                     layout.read(start, min(start + step, layout.stored_shape[0]))
             else:
@@ -335,7 +333,7 @@ def _data_stats(reader: SliceReader, findings: list[Finding]) -> tuple | None:
     None: the data cannot be read. :data:`CANNOT_DECODE` if it cannot be decoded here.
     """
     layout = reader.layout
-    block = max(1, BLOCK_BYTES // max(1, layout.slice_nbytes))
+    block = max(1, STREAM_BLOCK_BYTES // max(1, layout.slice_nbytes))
     stats: SliceStats | None = None
     extremes = []  # complex data: numpy's (lexicographic) min and max, as mrcfile takes
     damaged = False

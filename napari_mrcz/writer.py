@@ -49,7 +49,7 @@ from .modes import (
     storage_dtype,
     uint4_row_bytes,
 )
-from .slices import SliceReader
+from .slices import STREAM_BLOCK_BYTES, SliceReader
 from .stats import SliceStats, shift_for
 from .threads import default_threads
 from .units import units_per_angstrom
@@ -62,9 +62,6 @@ MAX_PENDING_WRITES = 4
 #: Label 0 of every file we write. It starts like python-mrcz's ``MRCZ<version>``
 #: with a format version python-mrcz accepts, and says who wrote the file.
 WRITER_LABEL = f"MRCZ0.6.0 napari-mrcz {__about__.__version__}"
-
-#: Bytes of a lazily opened file read at a time while writing it elsewhere.
-READ_RUN_BYTES = 64 * 2**20
 
 #: z pixel size python-mrcz writes when given a (y, x) pixel size, in Angstrom.
 DEFAULT_Z_SPACING = 10.0
@@ -88,7 +85,7 @@ class _Frames:
         if isinstance(self.source, LazyMRC):
             # Runs of slices, decompressed in parallel: one slice at a time would
             # leave the encoding threads waiting for this one.
-            run = max(1, min(default_threads(), READ_RUN_BYTES // max(1, self.source.nbytes
+            run = max(1, min(default_threads(), STREAM_BLOCK_BYTES // max(1, self.source.nbytes
                                                                       // self.count)))
             for start in range(0, self.count, run):
                 yield from self.source[start : start + run]
@@ -453,7 +450,7 @@ def write_with_header(path: str | os.PathLike, data: Any, header: np.ndarray,
     if int(header["nsymbt"]) != len(extended_header):
         raise ValueError(f"NSYMBT is {int(header['nsymbt'])} but the extended header has "
                          f"{len(extended_header)} bytes")
-    byteorder = ">" if header.dtype["nx"].byteorder == ">" else "<"
+    byteorder = header.dtype["nx"].str[0]  # '<' or '>', also on a big-endian machine
     report = None if progress is None else partial(_report, progress, frames.count)
     threads = default_threads() if n_threads is None else int(n_threads)
     _write_new_file(path, frames, header.copy(), extended_header,
@@ -549,7 +546,7 @@ def _file_stats(path: str, n_threads: int) -> SliceStats:
     """Statistics of all the data of a file, read about 64 MB at a time."""
     layout = read_layout(path)
     stats: SliceStats | None = None
-    block = max(1, (64 * 2**20) // max(1, layout.slice_nbytes))
+    block = max(1, STREAM_BLOCK_BYTES // max(1, layout.slice_nbytes))
     with SliceReader(layout, n_threads) as reader:
         for first in range(0, layout.nz, block):
             count = min(block, layout.nz - first)

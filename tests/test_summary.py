@@ -72,13 +72,3 @@ def test_dm_highlights():
     assert image["highlights"]["Camera"] == "QUEFINA 1"
     assert image["highlights"]["ExposureSeconds"] == 2.0
 
-
-def test_appending_at_another_level_forgets_the_level(tmp_path, rng):
-    path = tmp_path / "grown.mrcz"
-    frames = rng.normal(size=(3, 8, 8)).astype(np.float32)
-    napari_mrcz.writeMRC(frames[:2], path, compressor="zstd", clevel=3)
-    napari_mrcz.writeMRC(frames[2:], path, compressor="zstd", clevel=3, idx=2)
-    assert describe(path)["level"] == 3  # same level: still true
-    napari_mrcz.writeMRC(frames[2:], path, compressor="zstd", clevel=6, idx=3)
-    assert describe(path)["level"] is None
-    np.testing.assert_array_equal(napari_mrcz.readMRC(path)[0][:3], frames)

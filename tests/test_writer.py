@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import napari_mrcz
-from napari_mrcz.codecs import CHUNK_HEADER_SIZE
+from napari_mrcz.codecs import CHUNK_HEADER_SIZE, recorded_settings
 from napari_mrcz.header import FIELD_OFFSETS, HEADER_SIZE
+from napari_mrcz.layout import read_layout
 
 
 @pytest.mark.parametrize("endian", ["le", "be"])
@@ -154,3 +155,14 @@ def test_closing_a_lazy_file_waits_for_a_read_in_progress(tmp_path, rng):
         np.testing.assert_array_equal(results["data"], data)
     with pytest.raises(ValueError, match="closed"):
         lazy[0]
+
+
+def test_appending_at_another_level_forgets_the_level(tmp_path, rng):
+    path = tmp_path / "grown.mrcz"
+    frames = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    napari_mrcz.writeMRC(frames[:2], path, compressor="zstd", clevel=3)
+    napari_mrcz.writeMRC(frames[2:], path, compressor="zstd", clevel=3, idx=2)
+    assert recorded_settings(read_layout(path).labels) == ("zstd", 3)  # same level
+    napari_mrcz.writeMRC(frames[2:], path, compressor="zstd", clevel=6, idx=3)
+    assert recorded_settings(read_layout(path).labels) is None
+    np.testing.assert_array_equal(napari_mrcz.readMRC(path)[0][:3], frames)

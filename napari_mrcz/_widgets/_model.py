@@ -19,6 +19,8 @@ import numpy as np
 from .. import _writer
 from ..header import FIELD_MEANINGS, header_fields
 from ..layout import read_layout
+from ..modes import mrc_dtype
+from ..suffixes import strip_suffix
 from ..units import units_per_angstrom
 from ..writer import new_file_header, writeMRC
 
@@ -93,7 +95,7 @@ def default_output_path(layer: Any) -> str:
     """
     source = getattr(getattr(layer, "source", None), "path", None) or layer.metadata.get("path")
     folder = os.path.dirname(os.fspath(source)) if source else os.getcwd()
-    stem = _writer.strip_suffix(layer.name)
+    stem = strip_suffix(layer.name)
     path = os.path.join(folder, stem + _writer.COMPRESSED_SUFFIX)
     if source and os.path.abspath(path) == os.path.abspath(os.fspath(source)):
         path = os.path.join(folder, f"{stem}-saved{_writer.COMPRESSED_SUFFIX}")
@@ -170,7 +172,7 @@ class SaveJob:
             writer.join()
         seconds = time.perf_counter() - started
         layout = read_layout(self.options.path)
-        return SaveResult(self.options.path, layout.nz * layout.slice_nbytes,
+        return SaveResult(self.options.path, layout.data_nbytes,
                           os.path.getsize(self.options.path), seconds)
 
 
@@ -245,7 +247,7 @@ def layer_report(layer: Any) -> LayerReport:
     codec = _writer.writer_settings()["codec"]
     codec = None if codec == NO_COMPRESSION else codec
     preview = new_file_header(data.shape[-3:] if data.ndim >= 3 else data.shape,
-                              _writer.mrc_dtype(data, plain=codec is None, warn=False,
+                              mrc_dtype(data, plain=codec is None, warn=False,
                                                 scan=False) or data.dtype,
                               layer_pixel_size(layer), codec)
     rows = _header_rows(header_fields(preview, "<"))

@@ -20,11 +20,11 @@ from .._writer import (
     check_savable,
     json_meta,
     microscope_values,
-    mrc_dtype,
     pixel_size_angstrom,
     writer_settings,
 )
 from ..codecs import AVAILABLE_CODECS
+from ..modes import mrc_dtype
 from ..threads import default_threads
 from ._model import (
     NO_COMPRESSION,

@@ -9,7 +9,8 @@ For facilities that archive many files without opening a GUI::
     mrcz convert image.dm4 image.mrcz          # pixel size and DM tags kept
 
 Needs neither napari nor Qt. Exit status: 0 success, 1 when a file failed (or did
-not validate), 2 for wrong arguments, 130 when interrupted.
+not validate), 2 for wrong arguments, 128 + the signal when interrupted (130 for
+Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
 """
 
 from __future__ import annotations
@@ -27,45 +28,54 @@ from typing import Any, TextIO
 
 from ..__about__ import __version__
 from ..codecs import AVAILABLE_CODECS
-from ..suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_readable
+from ..suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_mrcz, is_readable
 from ..summary import describe
 from ..threads import default_threads
 from ..transcode import image_count, numbered_targets
 from ..validate import validate_file
 from ._batch import (
     EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
     FILE_ERRORS,
     Settings,
     Task,
+    error_text,
     find_inputs,
     human_size,
     plan,
     run_batch,
 )
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-
 _CONVERT_EPILOG = """\
 MRC and MRCZ inputs keep their header (axis order, origin, labels, microscope values)
 and extended header; DM inputs keep their pixel size, origin, voltage and Cs, with all
 their tags as JSON meta ('dm_tags'). A DM file with several images gives one output per
 image, numbered name_0, name_1, ... Outputs are written under a temporary name and
-renamed when complete: an interrupted run leaves no partial file. --delete-source
-keeps a source with bytes after its data, DM tag arrays too large for JSON meta, or
-float64 data (stored as float32), and says so in the summary.
+renamed when complete: an interrupted run leaves no partial file.
+"""
+_BATCH_EPILOG = _CONVERT_EPILOG + """\
+--delete-source keeps a source with bytes after its data, DM tag arrays too large for
+JSON meta, or float64 data (stored as float32), and says so in the summary.
 """
 
 
-def _add_conversion_options(parser: argparse.ArgumentParser, codec: bool) -> None:
+def _count(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _add_conversion_options(parser: argparse.ArgumentParser, codec: bool,
+                            threads_help: str) -> None:
     if codec:
         parser.add_argument("--codec", default="zstd", choices=sorted(AVAILABLE_CODECS),
                             help="blosc codec (default: zstd)")
         parser.add_argument("--level", type=int, default=1, choices=range(1, 10),
                             metavar="1-9", help="compression level (default: 1, fastest)")
-    parser.add_argument("--threads", type=int, default=0, metavar="N",
-                        help="slices encoded in parallel per file (default: all cores "
-                             "shared among the jobs)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N", help=threads_help)
     parser.add_argument("--verify", action="store_true",
                         help="read each output back and compare it with its source")
     parser.add_argument("--overwrite", action="store_true",
@@ -78,8 +88,9 @@ def _add_batch_options(parser: argparse.ArgumentParser, codec: bool) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="output folder (created if missing; folder inputs keep "
                              "their tree under it)")
-    _add_conversion_options(parser, codec)
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+    _add_conversion_options(parser, codec, "slices encoded in parallel per file (default: "
+                                           "all cores, shared among the jobs)")
+    parser.add_argument("--jobs", type=_count, default=1, metavar="N",
                         help="files converted at the same time (default: 1)")
     parser.add_argument("--delete-source", action="store_true",
                         help="delete each source once its output is verified and holds "
@@ -129,14 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     compress = commands.add_parser(
         "compress", help="MRC, MRCZ or DM files to MRCZ",
         description="Compress MRC and DM files (folders searched recursively) into "
-                    "MRCZ files in DIR.", epilog=_CONVERT_EPILOG,
+                    "MRCZ files in DIR.", epilog=_BATCH_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_batch_options(compress, codec=True)
 
     decompress = commands.add_parser(
         "decompress", help="MRCZ files (or any file named) to plain MRC",
         description="Write plain MRC2014 files (readable by every MRC program) into DIR.",
-        epilog=_CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_BATCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_batch_options(decompress, codec=False)
     decompress.add_argument("--suffix", default=".mrc", choices=PLAIN_SUFFIXES,
                             help="suffix of the outputs (default: .mrc)")
@@ -148,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     convert.add_argument("input", metavar="IN")
     convert.add_argument("output", metavar="OUT")
-    _add_conversion_options(convert, codec=True)
+    _add_conversion_options(convert, True, "slices encoded in parallel (default: all cores)")
     return parser
 
 
@@ -254,11 +265,6 @@ def info_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _error_line(path: str, error: BaseException) -> str:
-    text = str(error)
-    return text if text.startswith(path) else f"{path}: {text}"
-
-
 def run_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``mrcz info`` on ``args.files`` (folders already walked)."""
     summaries, status = [], EXIT_OK
@@ -266,7 +272,7 @@ def run_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             summary = describe(path)
         except FILE_ERRORS as error:
-            print(_error_line(path, error), file=err)
+            print(f"{path}: {error_text(error, path)}", file=err)
             summaries.append({"path": path, "error": str(error)})
             status = EXIT_FAILED
             continue
@@ -285,7 +291,7 @@ def run_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             findings = validate_file(path, check_stats=not args.no_stats)
         except OSError as error:
-            print(_error_line(path, error), file=err)
+            print(f"{path}: {error_text(error, path)}", file=err)
             results.append({"path": path, "valid": False, "error": str(error)})
             status = EXIT_FAILED
             continue
@@ -324,7 +330,7 @@ def run_batch_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     """``mrcz compress`` and ``mrcz decompress``."""
     if args.command == "compress":
         compressor, suffix = args.codec, COMPRESSED_SUFFIX
-        wanted = is_readable_uncompressed
+        wanted = _compress_picks
     else:
         compressor, suffix = None, args.suffix
         wanted = is_mrcz
@@ -337,22 +343,16 @@ def run_batch_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
                      args.quiet, out, err)
 
 
-def is_readable_uncompressed(path: str) -> bool:
+def _compress_picks(path: str) -> bool:
     """Files ``compress`` picks up in a folder: everything we read but MRCZ."""
     return is_readable(path) and not is_mrcz(path)
 
 
-def is_mrcz(path: str) -> bool:
-    """Files ``decompress`` picks up in a folder."""
-    return path.lower().endswith(COMPRESSED_SUFFIX)
-
-
 def run_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``mrcz convert IN OUT``."""
-    lowered = args.output.lower()
-    if lowered.endswith(COMPRESSED_SUFFIX):
+    if is_mrcz(args.output):
         compressor = args.codec
-    elif lowered.endswith(PLAIN_SUFFIXES):
+    elif args.output.lower().endswith(PLAIN_SUFFIXES):
         compressor = None
     else:
         print(f"mrcz convert: {args.output}: the name must end in {COMPRESSED_SUFFIX} or one "
@@ -376,8 +376,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mrcz`` command; return its exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    warnings.showwarning = _show_warning
-    out, err = sys.stdout, sys.stderr
+    with warnings.catch_warnings():  # restores showwarning for callers of main()
+        warnings.showwarning = _show_warning
+        return _run(args, sys.stdout, sys.stderr)
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Dispatch to the subcommand; the exit status."""
     commands = {"info": run_info, "validate": run_validate, "compress": run_batch_command,
                 "decompress": run_batch_command, "convert": run_convert}
     if args.command in ("info", "validate"):

@@ -41,8 +41,8 @@ from ..writer import temporary_name
 
 logger = logging.getLogger(__name__)
 
-#: Exit status when a file failed; a run stopped by a signal exits with 128 + it.
-EXIT_FAILED = 1
+#: Exit statuses of the command; a run stopped by a signal exits with 128 + it.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: Signals that stop a run as Ctrl-C (SIGINT) does: a scheduler's kill, a closed ssh.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -149,7 +149,7 @@ def estimated_bytes(path: str) -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the conversion itself reports them
                 layout = read_layout(path)
-            return layout.nz * layout.slice_nbytes
+            return layout.data_nbytes
         return os.path.getsize(path)
     except FILE_ERRORS:
         return 0
@@ -240,11 +240,11 @@ class Runner:
             task.status = "cancelled"
         except FILE_ERRORS as error:
             task.status = "failed"
-            task.message = _error_text(error, task.source)
+            task.message = error_text(error, task.source)
         except Exception as error:  # a bug must not stop the other files
             logger.exception("converting %s failed", task.source)
             task.status = "failed"
-            task.message = f"{type(error).__name__}: {_error_text(error, task.source)}"
+            task.message = f"{type(error).__name__}: {error_text(error, task.source)}"
         task.seconds = time.monotonic() - started
         if task.status == "failed":
             self._say(f"FAILED {task.source}: {task.message}")
@@ -345,7 +345,7 @@ def _publish(temporary: str, target: str, overwrite: bool) -> None:
     os.unlink(temporary)
 
 
-def _error_text(error: BaseException, path: str) -> str:
+def error_text(error: BaseException, path: str) -> str:
     """The error's message without a leading copy of ``path``."""
     text = str(error) or type(error).__name__
     prefix = f"{path}: "
@@ -432,4 +432,4 @@ def run_batch(tasks: list[Task], settings: Settings, jobs: int, show_progress: b
     print(summary_table(tasks, time.monotonic() - runner.started), file=out)
     if stopped_by is not None:
         return 128 + stopped_by
-    return EXIT_FAILED if any(task.status == "failed" for task in tasks) else 0
+    return EXIT_FAILED if any(task.status == "failed" for task in tasks) else EXIT_OK
