@@ -160,6 +160,17 @@ def decode_labels(header: np.ndarray) -> list[str]:
     return labels
 
 
+def stats_determined(dmin: float, dmax: float, dmean: float, rms: float) -> dict[str, bool]:
+    """Which header statistics MRC2014 counts as determined.
+
+    DMAX < DMIN: minimum and maximum not determined; DMEAN below both: mean not
+    determined; RMS < 0: RMS not determined (see :data:`UNKNOWN_STATS`).
+    """
+    extremes = dmax >= dmin
+    return {"min": extremes, "max": extremes, "mean": dmean >= min(dmin, dmax),
+            "rms": rms >= 0}
+
+
 def set_labels(header: np.ndarray, labels: list[str]) -> None:
     """Replace the text labels (at most 10, 80 bytes each) and NLABL."""
     labels = labels[:N_LABELS]

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .header import UNKNOWN_STATS
+from .header import UNKNOWN_STATS, stats_determined
 
 #: Elements per block of the sums: small enough to stay in a CPU's L2 cache, large
 #: enough that threads computing statistics side by side rarely wait for the GIL.
@@ -135,7 +135,7 @@ class SliceStats:
     def from_header(cls, dmin: float, dmax: float, dmean: float, rms: float, count: int,
                     shift: float | int = 0) -> SliceStats | None:
         """Rebuild an accumulator from trusted header values, or None if they are unknown."""
-        if count <= 0 or rms < 0 or dmin > dmax:
+        if count <= 0 or not all(stats_determined(dmin, dmax, dmean, rms).values()):
             return None
         stats = cls(shift)
         stats.count = count

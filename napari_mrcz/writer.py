@@ -37,6 +37,7 @@ from .header import (
     ISPG_VOLUME,
     new_header,
     set_labels,
+    stats_determined,
 )
 from .jsonmeta import encode_meta
 from .layout import MRCLayout, read_layout
@@ -531,12 +532,11 @@ def _trusted_stats(layout: MRCLayout) -> SliceStats | None:
     are not trusted.
     """
     header = layout.header
-    dmin, dmax, rms = float(header["dmin"]), float(header["dmax"]), float(header["rms"])
-    if rms < 0 or dmin > dmax or layout.dtype.kind == "c":
+    dmin, dmax, dmean, rms = (float(header[name]) for name in ("dmin", "dmax", "dmean", "rms"))
+    if not all(stats_determined(dmin, dmax, dmean, rms).values()) or layout.dtype.kind == "c":
         return None
     if rms == 0 and (dmin != dmax or layout.written_by_python_mrcz):
         return None
-    dmean = float(header["dmean"])
     shift = round(dmean) if layout.dtype.kind in "iub" else dmean
     return SliceStats.from_header(dmin, dmax, dmean, rms, layout.nz * layout.shape[1]
                                   * layout.shape[2], shift=shift)

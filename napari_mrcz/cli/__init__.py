@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from ..__about__ import __version__
 from ..codecs import AVAILABLE_CODECS
+from ..header import stats_determined
 from ..suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_mrcz, is_readable
 from ..summary import describe
 from ..threads import default_threads
@@ -199,16 +200,8 @@ def _numbers(values: Sequence[float]) -> str:
 
 
 def _statistics_text(stats: dict[str, float]) -> str:
-    """The header statistics, with MRC2014's "not determined" markers said in words.
-
-    DMAX < DMIN: no minimum and maximum; DMEAN below both: no mean; RMS < 0: no RMS.
-    """
-    known = {
-        "min": stats["max"] >= stats["min"],
-        "max": stats["max"] >= stats["min"],
-        "mean": stats["mean"] >= min(stats["min"], stats["max"]),
-        "rms": stats["rms"] >= 0,
-    }
+    """The header statistics, with MRC2014's "not determined" markers said in words."""
+    known = stats_determined(stats["min"], stats["max"], stats["mean"], stats["rms"])
     if not any(known.values()):
         return "not determined"
     return ", ".join(f"{name} {stats[name]:g}" if is_known else f"{name} not determined"
