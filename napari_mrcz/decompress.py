@@ -26,8 +26,8 @@ import numpy as np
 
 from .codecs import MODE_CODEC_FACTOR
 from .errors import MRCZFormatError
-from .header import HEADER_SIZE, header_dtype
-from .layout import KNOWN_MODES, choose_byteorder, header_problem
+from .header import HEADER_SIZE
+from .layout import KNOWN_MODES, parse_header
 from .modes import EMAN2_MODE_DTYPES, MODE_DTYPES
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def declared_size(path: str, raw: bytes) -> int:
     """Bytes an MRC file with header ``raw`` needs: header, extended header and data.
 
     The byte order is decided as :func:`~napari_mrcz.layout.read_layout` decides it
-    (:func:`~napari_mrcz.layout.choose_byteorder`).
+    (:func:`~napari_mrcz.layout.parse_header`).
 
     Raises
     ------
@@ -78,9 +78,7 @@ def declared_size(path: str, raw: bytes) -> int:
     unlimited = np.iinfo(np.int64).max
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # read_layout warns about the copy, once
-        order = choose_byteorder(raw, unlimited, "<", modes)
-    header = np.frombuffer(raw, dtype=header_dtype(order))[0]
-    problem = header_problem(header, unlimited, modes)
+        header, _, problem = parse_header(raw, unlimited, "<", modes)
     if problem is not None:
         raise MRCZFormatError(path, f"not an MRC file once decompressed: {problem}")
     voxels = int(header["nx"]) * int(header["ny"]) * int(header["nz"])

@@ -219,7 +219,38 @@ def header_problem(header: np.ndarray, file_size: int,
     return None
 
 
-def choose_byteorder(raw: bytes, file_size: int, hint: str, modes: Collection[int]) -> str:
+def parse_header(raw: bytes, file_size: int, hint: str = "<",
+                 modes: Collection[int] = frozenset()) -> tuple[np.ndarray, str, str | None]:
+    """Read a 1024-byte MRC header in the byte order that makes sense of it.
+
+    Parameters
+    ----------
+    raw : bytes
+        The first 1024 bytes of the file.
+    file_size : int
+        Its size, which the extended header must fit in.
+    hint : {'<', '>'}
+        Byte order to try first when the machine stamp declares none.
+    modes : collection of int
+        The MRC modes recognised (MRC2014's by default).
+
+    Returns
+    -------
+    header : numpy.ndarray
+        The header, a 0-d structured array (a copy).
+    byteorder : str
+        ``'<'`` or ``'>'``: the machine stamp's if the header makes sense that way,
+        else the first order that does (a warning says so).
+    problem : str or None
+        What makes it no MRC header in either order, or None.
+    """
+    modes = modes or KNOWN_MODES
+    byteorder = _choose_byteorder(raw, file_size, hint, modes)
+    header = np.frombuffer(raw, dtype=header_dtype(byteorder)).copy().reshape(())
+    return header, byteorder, header_problem(header, file_size, modes)
+
+
+def _choose_byteorder(raw: bytes, file_size: int, hint: str, modes: Collection[int]) -> str:
     """Decide the byte order: the machine stamp if the header agrees, else what is sane."""
     declared = stamp_byteorder(raw[212:216])
     first = declared or hint
@@ -231,7 +262,7 @@ def choose_byteorder(raw: bytes, file_size: int, hint: str, modes: Collection[in
                 warnings.warn(
                     f"machine stamp says {'little' if declared == '<' else 'big'} endian but "
                     "the header only makes sense the other way round; reading it that way",
-                    stacklevel=4,
+                    stacklevel=5,
                 )
             return order
     return first
@@ -368,9 +399,8 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
         if convention not in ("ccpem", "eman2"):
             raise ValueError(f"unrecognized MRC file convention: {file_convention}")
         modes = EMAN2_MODE_DTYPES.keys() if convention == "eman2" else KNOWN_MODES
-        byteorder = choose_byteorder(raw, file_size, "<" if endian == "le" else ">", modes)
-        header = np.frombuffer(raw, dtype=header_dtype(byteorder)).copy().reshape(())
-        problem = header_problem(header, file_size, modes)
+        header, byteorder, problem = parse_header(raw, file_size,
+                                                  "<" if endian == "le" else ">", modes)
         if problem is not None:
             raise MRCZFormatError(path, problem)
         nx, ny, nz = (int(header[name]) for name in ("nx", "ny", "nz"))

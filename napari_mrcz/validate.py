@@ -52,11 +52,10 @@ from .header import (
     MACHST_LITTLE,
     MAP_ID,
     MRC2014_VERSION,
-    header_dtype,
     stamp_byteorder,
 )
 from .jsonmeta import decode_meta
-from .layout import KNOWN_MODES, choose_byteorder, header_problem, read_layout
+from .layout import parse_header, read_layout
 from .modes import (
     MODE_DTYPES,
     PYTHON_MRCZ_MODES,
@@ -189,9 +188,7 @@ def _validate_mrc(path: str, check_stats: bool, n_threads: int) -> list[Finding]
         if len(raw) < HEADER_SIZE:
             return [_problem("unreadable", f"the file is {len(raw)} bytes long, too short "
                                            f"for the {HEADER_SIZE}-byte MRC header")]
-        byteorder = choose_byteorder(raw, file_size, "<", KNOWN_MODES)
-        header = np.frombuffer(raw, dtype=header_dtype(byteorder)).reshape(())
-        problem = header_problem(header, file_size)
+        header, byteorder, problem = parse_header(raw, file_size)
         if problem is not None:
             return [_problem("unreadable", problem)]
         compressed = COMPRESSOR_ENUM[int(header["mode"]) // MODE_CODEC_FACTOR] is not None

@@ -429,14 +429,14 @@ def test_undecodable_chunk(mrcz_file, monkeypatch):
     # The data cannot be read, so the statistics count as 0 (mrcfile's rule).
     assert checks_of(findings) == {"chunk", "stats-rms", "stats-min", "stats-max",
                                    "stats-mean"}
-    monkeypatch.setattr(napari_mrcz.validate, "BLOCK_BYTES", 1)  # one slice at a time
+    monkeypatch.setattr(napari_mrcz.validate, "STREAM_BLOCK_BYTES", 1)  # one slice at a time
     smash_block_starts(mrcz_file, 5)
     messages = [f.message for f in validate_file(mrcz_file, n_threads=1) if f.check == "chunk"]
     assert [message[:8] for message in messages] == ["slice 3:", "slice 5:"]
 
 
 def test_streaming_in_blocks_gives_the_same_statistics(plain_file, mrcz_file, monkeypatch):
-    monkeypatch.setattr(napari_mrcz.validate, "BLOCK_BYTES", 2 * SHAPE[1] * SHAPE[2] * 4)
+    monkeypatch.setattr(napari_mrcz.validate, "STREAM_BLOCK_BYTES", 2 * SHAPE[1] * SHAPE[2] * 4)
     assert validate_file(plain_file) == []
     assert validate_file(mrcz_file, n_threads=3) == []
 
