@@ -30,6 +30,8 @@ from napari_mrcz.dm import (
 )
 from napari_mrcz.dmtags import MAX_DEPTH, DMTagParser
 
+from conftest import read_or_none
+
 # --------------------------------------------------------------------------- builder
 
 #: Tag value type codes.
@@ -763,15 +765,8 @@ SOURCES = {f"{v}{o}": _rich_file(v, o) for v, o in FORMATS}
 
 def read_or_refuse(path: pathlib.Path) -> None:
     """Reading gives consistent data or exactly MRCZFormatError naming the file."""
-    try:
-        images = read_dm(path)
-    except MRCZFormatError as error:
-        refused = error
-    else:
-        refused = None
-    if refused is not None:
-        assert type(refused) is MRCZFormatError
-        assert refused.path == str(path)
+    images = read_or_none(path, read_dm)
+    if images is None:
         return
     for data, meta in images:
         array = np.asarray(data)

@@ -10,6 +10,8 @@ import napari_mrcz
 from napari_mrcz.header import FIELD_OFFSETS, IMOD_STAMP
 from napari_mrcz.layout import read_layout
 
+from conftest import write_permuted_map
+
 
 def _patch(path, field, fmt, *values):
     with open(path, "r+b") as handle:
@@ -76,12 +78,7 @@ def test_axis_order_is_reported_and_pixel_size_follows_it(tmp_path, rng):
     order is reported, and the pixel size of each data axis is that of its crystal axis."""
     data = rng.normal(size=(4, 6, 8)).astype(np.float32)
     path = tmp_path / "permuted.map"
-    with mrcfile.new(path) as mrc:
-        mrc.set_data(data)
-        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 2, 1, 3
-        # crystal x runs along rows (6), y along columns (8)
-        mrc.header.mx, mrc.header.my, mrc.header.mz = 6, 8, 4
-        mrc.header.cella = (6 * 1.0, 8 * 2.0, 4 * 3.0)
+    write_permuted_map(path, data)  # crystal x along rows (6), y along columns (8)
     image, meta = napari_mrcz.readMRC(path)
     np.testing.assert_array_equal(image, data)
     assert meta["mapcrs"] == [2, 1, 3]

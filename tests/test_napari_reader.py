@@ -12,7 +12,7 @@ import napari_mrcz
 from napari_mrcz import _reader
 from napari_mrcz.lazy import LazyMRC
 
-from conftest import real_files
+from conftest import real_files, write_permuted_map
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -168,12 +168,7 @@ def test_permuted_map_is_a_view_with_permuted_origin(tmp_path, rng):
     """MAPC/MAPR/MAPS = 2, 1, 3 and an ORIGIN: layer in (z, y, x), origin per axis."""
     data = rng.normal(size=(4, 6, 8)).astype(np.float32)  # sections, rows (x), columns (y)
     path = tmp_path / "permuted.map"
-    with mrcfile.new(path) as mrc:
-        mrc.set_data(data)
-        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 2, 1, 3
-        mrc.header.mx, mrc.header.my, mrc.header.mz = 6, 8, 4
-        mrc.header.cella = (6 * 1.0, 8 * 2.0, 4 * 3.0)
-        mrc.header.origin = (10.0, 20.0, 30.0)
+    write_permuted_map(path, data, origin=(10.0, 20.0, 30.0))
     [(layer_data, kwargs, _)] = read(path)
     np.testing.assert_array_equal(np.asarray(layer_data), data.transpose(0, 2, 1))
     assert not layer_data.flags.owndata  # a transposed view, not a copy

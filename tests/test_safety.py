@@ -130,9 +130,8 @@ def error_or_data(reader, path: pathlib.Path) -> str:
     return "MRCZFormatError"
 
 
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory) -> dict[str, bytes]:
-    folder = tmp_path_factory.mktemp("samples")
+def sample_files(folder: pathlib.Path) -> dict[str, bytes]:
+    """The bytes of each kind of sample file the damage tests start from."""
     return {
         "plain": make_file(folder, None),
         "plain-be": make_file(folder, None, "be"),
@@ -141,6 +140,11 @@ def samples(tmp_path_factory) -> dict[str, bytes]:
         "lz4": make_file(folder, "lz4"),
         "json": make_file(folder, None, meta={"key": "value"}),
     }
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> dict[str, bytes]:
+    return sample_files(tmp_path_factory.mktemp("samples"))
 
 
 @pytest.fixture
@@ -480,14 +484,7 @@ def battery(folder: pathlib.Path, seed: int = 20261125, random_trials: int = 150
     """
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    sources = {
-        "plain": make_file(folder, None),
-        "plain-be": make_file(folder, None, "be"),
-        "zstd": make_file(folder, "zstd"),
-        "zstd-be": make_file(folder, "zstd", "be"),
-        "lz4": make_file(folder, "lz4"),
-        "json": make_file(folder, None, meta={"key": "value"}),
-    }
+    sources = sample_files(folder)
     cases: list[tuple[str, bytes]] = [("empty", b""), ("short", sources["plain"][:700])]
     for kind, raw in sources.items():
         for field in ("nx", "ny", "nz"):
