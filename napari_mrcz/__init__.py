@@ -1,25 +1,37 @@
 """napari-mrcz: MRC, MRCZ and DM files for electron microscopy.
 
-The engine (this package without its ``_widgets`` and napari glue) needs only numpy
-and blosc. Its API keeps python-mrcz's names and keywords so code written for
-python-mrcz can switch by changing the import.
+The package's folders are its parts: ``mrc/`` the MRC2014/MRCZ engine, ``dm/`` the
+DigitalMicrograph reader, ``tools/`` what the command line runs (summary, transcode,
+validate), ``cli/`` the ``mrcz`` command, ``_napari/`` the napari plugin (readers,
+writers, samples) and ``_qt/`` its dock widgets. Everything but ``_napari/`` and
+``_qt/`` needs only numpy and blosc. This module is the public face: python-mrcz's
+names and keywords (:mod:`napari_mrcz._compat`), so code written for python-mrcz can
+switch by changing the import, plus our own additions.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from concurrent.futures import Future
 from typing import Any
 
-from .__about__ import __version__
-from .codecs import AVAILABLE_CODECS, COMPRESSOR_ENUM, REVERSE_COMPRESSOR_ENUM
-from .dm import async_read_dm4, asyncReadDM4, read_dm, read_dm4, readDM4
-from .errors import MRCZFormatError
-from .lazy import LazyMRC
-from .modes import CCPEM_ENUM, EMAN2_MODE_DTYPES, REVERSE_CCPEM_ENUM
-from .reader import readMRC, readMRCHeader
-from .threads import setDefaultThreads, submit
-from .writer import defaultHeader, writeMRC, writeMRCHeader
+from napari_mrcz.__about__ import __version__
+from napari_mrcz._compat import (
+    asyncReadDM4,
+    asyncReadMRC,
+    asyncWriteMRC,
+    defaultHeader,
+    readDM4,
+    readMRC,
+    readMRCHeader,
+    setDefaultThreads,
+    writeMRC,
+    writeMRCHeader,
+)
+from napari_mrcz.dm.images import read_dm
+from napari_mrcz.errors import MRCZFormatError, MRCZWarning
+from napari_mrcz.mrc.codecs import AVAILABLE_CODECS, COMPRESSOR_ENUM, REVERSE_COMPRESSOR_ENUM
+from napari_mrcz.mrc.lazy import LazyMRC
+from napari_mrcz.mrc.modes import CCPEM_ENUM, EMAN2_MODE_DTYPES, REVERSE_CCPEM_ENUM
 
 #: python-mrcz's name for the EMAN2 mode table.
 EMAN2_ENUM = EMAN2_MODE_DTYPES
@@ -29,38 +41,6 @@ BLOSC_PRESENT = True
 CAN_COMPRESS = True
 #: True when the optional blosc2 package is there to read c-blosc2-format chunks.
 BLOSC2_PRESENT = importlib.util.find_spec("blosc2") is not None
-
-
-def asyncReadMRC(*args: Any, **kwargs: Any) -> Future:
-    """Run :func:`readMRC` in the background.
-
-    Parameters
-    ----------
-    *args, **kwargs
-        As for :func:`readMRC`.
-
-    Returns
-    -------
-    concurrent.futures.Future
-        Its ``result()`` is ``(image, meta)``.
-    """
-    return submit(readMRC, *args, **kwargs)
-
-
-def asyncWriteMRC(*args: Any, **kwargs: Any) -> Future:
-    """Run :func:`writeMRC` in the background.
-
-    Parameters
-    ----------
-    *args, **kwargs
-        As for :func:`writeMRC`.
-
-    Returns
-    -------
-    concurrent.futures.Future
-        Done when the file is complete; ``result()`` re-raises any error.
-    """
-    return submit(writeMRC, *args, **kwargs)
 
 
 def open_lazy(path: Any, **kwargs: Any) -> LazyMRC:
@@ -79,6 +59,8 @@ read_mrc_header = readMRCHeader
 write_mrc_header = writeMRCHeader
 default_header = defaultHeader
 set_default_threads = setDefaultThreads
+read_dm4 = readDM4
+async_read_dm4 = asyncReadDM4
 
 __all__ = [
     "AVAILABLE_CODECS",
@@ -92,6 +74,7 @@ __all__ = [
     "REVERSE_COMPRESSOR_ENUM",
     "LazyMRC",
     "MRCZFormatError",
+    "MRCZWarning",
     "__version__",
     "asyncReadDM4",
     "asyncReadMRC",

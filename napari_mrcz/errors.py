@@ -1,4 +1,4 @@
-"""The one exception the engine raises for files it cannot read or write."""
+"""The one exception the engine raises for files it cannot read or write, and the one warning."""
 
 from __future__ import annotations
 
@@ -24,3 +24,12 @@ class MRCZFormatError(ValueError):
         self.problem = problem
         where = f"{self.path}: " if self.path is not None else ""
         super().__init__(f"{where}{problem}")
+
+
+class MRCZWarning(UserWarning):
+    """Something about a file changes what the user sees or gets, though it reads or writes.
+
+    A guessed byte order, an unusable pixel size shown as 1 Angstrom, data cast to
+    another type, metadata left out. napari shows these as notifications; scripts can
+    filter them by this class (``warnings.simplefilter("ignore", MRCZWarning)``).
+    """

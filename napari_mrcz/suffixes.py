@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .decompress import COMPRESSIONS
+from napari_mrcz.mrc.gzipped import COMPRESSIONS
 
 #: The compressed MRCZ file.
 COMPRESSED_SUFFIX = ".mrcz"

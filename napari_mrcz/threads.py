@@ -20,11 +20,11 @@ def default_threads() -> int:
     return _default_threads
 
 
-def setDefaultThreads(n_threads: int) -> None:
+def set_default_threads(n_threads: int) -> None:
     """Set how many slices are compressed or decompressed at once by default.
 
     Used when a call does not give ``n_threads``; blosc itself always runs one
-    thread per slice (see :mod:`napari_mrcz.codecs`).
+    thread per slice (see :mod:`napari_mrcz.mrc.codecs`).
 
     Parameters
     ----------

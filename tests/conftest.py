@@ -1,28 +1,27 @@
-"""Shared fixtures: seeded random data and the real EM files in ../shared/data."""
+"""Shared fixtures (seeded random data, the real EM files) and the test markers."""
 
-import os
 import pathlib
 
-import mrcfile
 import numpy as np
 import pytest
 
-from napari_mrcz import MRCZFormatError
+from tests.helpers import SHARED_DATA
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _find_shared_data() -> pathlib.Path | None:
-    """The folder of real files nobody here wrote (see its PROVENANCE.md)."""
-    candidates = [os.environ.get("NAPARI_MRCZ_TEST_DATA"), REPO.parent / "shared" / "data",
-                  "/work/shared/data"]
-    for candidate in candidates:
-        if candidate and (pathlib.Path(candidate) / "PROVENANCE.md").is_file():
-            return pathlib.Path(candidate)
-    return None
+TESTS = pathlib.Path(__file__).resolve().parent
 
 
-SHARED_DATA = _find_shared_data()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the GUI tests (``tests/_qt``) and the tests that read ../shared/data."""
+    for item in items:
+        path = pathlib.Path(str(item.path))
+        if TESTS / "_qt" in path.parents:
+            item.add_marker(pytest.mark.gui)
+        params = getattr(item, "callspec", None)
+        values = params.params.values() if params is not None else ()
+        if "shared_data" in getattr(item, "fixturenames", ()) or any(
+                isinstance(value, pathlib.Path) and SHARED_DATA is not None
+                and SHARED_DATA in value.parents for value in values):
+            item.add_marker(pytest.mark.real_data)
 
 
 @pytest.fixture
@@ -37,37 +36,3 @@ def shared_data() -> pathlib.Path:
     if SHARED_DATA is None:
         pytest.skip("the shared real-file folder is not available")
     return SHARED_DATA
-
-
-def real_files(kind: str) -> list[pathlib.Path]:
-    """The real files of one kind ('mrc', 'dm3', 'dm4'), for parametrize."""
-    if SHARED_DATA is None:
-        return []
-    return sorted((SHARED_DATA / kind).iterdir())
-
-
-def write_permuted_map(path: pathlib.Path, data: np.ndarray,
-                       origin: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
-    """An EMDB-style map of (sections, rows, columns) ``data`` with MAPC/MAPR/MAPS =
-    2, 1, 3: crystal x runs along rows, y along columns; voxel 1, 2, 3 A in x, y, z."""
-    nz, ny, nx = data.shape
-    with mrcfile.new(path) as mrc:
-        mrc.set_data(data)
-        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 2, 1, 3
-        mrc.header.mx, mrc.header.my, mrc.header.mz = ny, nx, nz
-        mrc.header.cella = (ny * 1.0, nx * 2.0, nz * 3.0)
-        mrc.header.origin = origin
-
-
-def read_or_none(path: pathlib.Path, read):
-    """``read(path)``, or None if it refuses the file with exactly MRCZFormatError naming it.
-
-    For fuzzing: any other exception fails the test.
-    """
-    try:
-        return read(path)
-    except MRCZFormatError as error:
-        refused = error
-    assert type(refused) is MRCZFormatError
-    assert refused.path == str(path)
-    return None

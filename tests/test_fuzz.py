@@ -35,10 +35,10 @@ from hypothesis import strategies as st
 
 import napari_mrcz
 from napari_mrcz import MRCZFormatError
-from napari_mrcz.header import HEADER_DTYPE, HEADER_SIZE, header_dtype, stamp_byteorder
-from napari_mrcz.layout import read_layout
+from napari_mrcz.mrc.header import HEADER_DTYPE, HEADER_SIZE, header_dtype, stamp_byteorder
+from napari_mrcz.mrc.layout import read_layout
 
-from conftest import real_files
+from tests.helpers import real_files
 
 FUZZ_SETTINGS = settings(
     derandomize=True,

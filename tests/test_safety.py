@@ -26,8 +26,8 @@ import pytest
 
 import napari_mrcz
 from napari_mrcz import MRCZFormatError
-from napari_mrcz.codecs import CHUNK_HEADER_SIZE
-from napari_mrcz.header import HEADER_SIZE, header_dtype, stamp_byteorder
+from napari_mrcz.mrc.codecs import CHUNK_HEADER_SIZE
+from napari_mrcz.mrc.header import HEADER_SIZE, header_dtype, stamp_byteorder
 
 SHAPE = (6, 20, 30)
 #: Address-space cap of the subprocess: far above what reading these small files needs.

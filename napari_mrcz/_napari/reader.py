@@ -1,0 +1,371 @@
+"""napari reader: MRC, MRCZ and DigitalMicrograph files as Image layers.
+
+Thin glue over the engine: no napari or Qt import at module level, so napari can
+import it cheaply on the first file drop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import warnings
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.mrc.gzipped import DecompressedFile, is_compressed
+from napari_mrcz.mrc.layout import MRCLayout, crystal_axes, read_layout
+from napari_mrcz.mrc.lazy import LazyMRC
+from napari_mrcz.mrc.read import layout_meta, read_array
+from napari_mrcz.mrc.stack import open_stack
+from napari_mrcz.suffixes import READABLE_SUFFIXES, is_dm
+
+logger = logging.getLogger(__name__)
+
+#: Data larger than this (uncompressed) is opened lazily: slices read on demand.
+LAZY_THRESHOLD_BYTES = 512 * 2**20
+
+#: Keys the reader puts into ``layer.metadata``; the writer leaves them out of the
+#: JSON meta it writes back (they describe the file read, not the data).
+READER_METADATA_KEYS = ("path", "format", "header", "json_meta", "dm_tags")
+
+LayerData = tuple[Any, dict, str]
+
+
+def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | None:
+    """Return :func:`read_layers` if ``path`` is a file we read, else None.
+
+    Cheap: only the suffix is looked at. A list of paths (File > Open Files as Stack)
+    is accepted when every path is ours.
+    """
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if paths and all(str(p).lower().endswith(READABLE_SUFFIXES) for p in paths):
+        return read_layers
+    return None
+
+
+def read_layers(path: str | Sequence[str]) -> list[LayerData]:
+    """Read one file or several into napari layer data.
+
+    A list of two or more MRC files (napari's File > Open Files as Stack) becomes
+    one layer with a leading axis of files; a list with DM files in it, one layer per
+    file (and image).
+
+    Raises
+    ------
+    MRCZFormatError
+        If a file is damaged, or the files of a stack differ in shape or dtype;
+        napari shows its message.
+    """
+    paths = [os.fspath(one) for one in
+             ([path] if isinstance(path, (str, os.PathLike)) else path)]
+    if not all(map(is_dm, paths)):
+        _orient_current_viewer()  # MRC starts at the bottom-left; DM at the top-left
+    if len(paths) > 1 and not any(map(is_dm, paths)):
+        return _read_mrc_stack(paths)
+    layers: list[LayerData] = []
+    for one in paths:
+        if is_dm(one):
+            layers.extend(_read_dm_layers(one))
+        else:
+            layers.extend(_read_mrc_file(one))
+    return layers
+
+
+def _read_mrc_file(path: str) -> list[LayerData]:
+    """The layers of one MRC file, decompressing a ``.gz``/``.bz2`` one first.
+
+    The temporary copy of a compressed file goes once its data is read, or, for
+    lazily read data, once napari lets go of the layer data.
+    """
+    if not is_compressed(path):
+        return _read_mrc_layers(path)
+    source = DecompressedFile(path)
+    try:
+        with source.original_in_errors():
+            layers = _read_mrc_layers(source.path)
+    except BaseException:
+        source.close()
+        raise
+    local_name = os.path.basename(source.path)
+    for _, kwargs, _ in layers:
+        names = kwargs["name"]
+        renamed = [os.path.basename(path) + name.removeprefix(local_name)
+                   for name in ([names] if isinstance(names, str) else names)]
+        kwargs["name"] = renamed[0] if isinstance(names, str) else renamed
+        kwargs["metadata"]["path"] = path
+    lazy = [data for data, _, _ in layers if not isinstance(data, np.ndarray)]
+    remaining = len(lazy)
+
+    def release() -> None:
+        """Delete the copy once napari has let go of every lazy layer data."""
+        nonlocal remaining
+        remaining -= 1
+        if remaining <= 0:
+            source.close()
+
+    for data in lazy:
+        weakref.finalize(data, release)
+    if not lazy:
+        source.close()
+    return layers
+
+
+def _read_mrc_stack(paths: list[str]) -> list[LayerData]:
+    """Files of one shape as one layer with a leading axis of files.
+
+    Stacked in memory when small, lazily (:class:`~napari_mrcz.mrc.stack.LazyStack`)
+    when together above :data:`LAZY_THRESHOLD_BYTES`. The first file gives the
+    layer's scale, translate, contrast and metadata. Files that are not one plain
+    image layer each (complex data, python-mrcz frame lists, maps whose axes are
+    permuted for display) are opened one layer per file instead.
+    """
+    stack = open_stack(paths)
+    first_file = stack.members[0]
+    try:
+        first = _read_mrc_layers(first_file.layout.path)  # the temporary copy, if any
+    except MRCZFormatError as error:
+        stack.close()
+        raise MRCZFormatError(first_file.path, error.problem) from error
+    except BaseException:
+        stack.close()
+        raise
+    _, kwargs, _ = first[0]
+    layouts = [member.layout for member in stack.members]
+    permuted = any(crystal_order(layout.mapcrs) != (0, 1, 2) for layout in layouts)
+    same_pixels = all(np.allclose(layout.pixelsize, layouts[0].pixelsize, rtol=1e-4)
+                      for layout in layouts)
+    if (len(first) != 1 or "channel_axis" in kwargs or permuted or not same_pixels
+            or np.shape(first[0][0]) != stack.shape[1:]):
+        stack.close()
+        warnings.warn(f"{paths[0]}: these files differ in pixel size or axis order, or are "
+                      "not one plain image each: opened as one layer per file", stacklevel=2)
+        return [layer for one in paths for layer in _read_mrc_file(one)]
+    data: Any = stack
+    if stack.nbytes <= LAZY_THRESHOLD_BYTES:
+        data = np.asarray(stack)
+        stack.close()
+    units = kwargs["units"]
+    kwargs.update(
+        name=f"{os.path.basename(paths[0])} (+{len(paths) - 1})",
+        scale=[1.0, *kwargs["scale"]],
+        translate=[0.0, *kwargs["translate"]],
+        units=units if isinstance(units, str) else ["pixel", *units],
+        metadata={**kwargs["metadata"], "path": paths[0], "paths": list(paths)},
+    )
+    return [(data, kwargs, "image")]
+
+
+def _json_safe(value: Any) -> Any:
+    """Copy ``value`` into plain Python types (numpy arrays become lists)."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _header_contrast_limits(layout: MRCLayout) -> tuple[float, float] | None:
+    """DMIN, DMAX from the header when they are valid, else None."""
+    dmin, dmax = float(layout.header["dmin"]), float(layout.header["dmax"])
+    if math.isfinite(dmin) and math.isfinite(dmax) and dmin < dmax:
+        return dmin, dmax
+    return None
+
+
+def _usable_pixel_size(pixelsize: np.ndarray, path: str) -> list[float]:
+    """Pixel sizes usable as a napari scale: positive and finite, else 1 (with a warning)."""
+    sizes = [float(size) for size in pixelsize]
+    if all(math.isfinite(size) and size > 0 for size in sizes):
+        return sizes
+    logger.warning("%s: pixel size %s is not usable, showing 1 Angstrom per pixel", path, sizes)
+    return [size if math.isfinite(size) and size > 0 else 1.0 for size in sizes]
+
+
+def _translate(layout: MRCLayout, scale: list[float]) -> list[float]:
+    """Layer origin in Angstrom, in data order (sections, rows, columns).
+
+    ORIGIN (given per crystal axis x, y, z), or N*START x pixel size when it is 0.
+    """
+    origin_xyz = [float(value) for value in layout.header["origin"]]
+    origin = [origin_xyz[axis] for axis in layout.crystal_axes]
+    if any(origin) and all(math.isfinite(value) for value in origin):
+        return origin
+    starts = [int(layout.header[name]) for name in ("nzstart", "nystart", "nxstart")]
+    return [start * size for start, size in zip(starts, scale, strict=True)]
+
+
+def crystal_order(mapcrs: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The transpose that puts data stored as MAPC/MAPR/MAPS in (z, y, x) order."""
+    axes = crystal_axes(mapcrs)
+    return tuple(axes.index(axis) for axis in (2, 1, 0))
+
+
+def _transposed(data: Any, order: tuple[int, ...]) -> Any:
+    """``data`` with its axes in ``order``, as a view: numpy, or dask over lazy data."""
+    if isinstance(data, np.ndarray):
+        return data.transpose(order)
+    import dask.array
+
+    return dask.array.from_array(data, chunks=(1, *data.shape[1:]), asarray=False,
+                                 meta=np.empty((0, 0, 0), dtype=data.dtype)).transpose(order)
+
+
+def _orient_current_viewer() -> None:
+    """Show y up, as IMOD and most EM programs do (MRC's origin is bottom-left).
+
+    A camera setting: no data is copied or flipped. Only inside a running napari,
+    and only if the plugin setting ``reader.y_axis_up`` is on (the default).
+    """
+    if "napari" not in sys.modules:
+        return
+    try:
+        import napari
+        from napari.settings import get_plugin_settings
+
+        if not get_plugin_settings("napari-mrcz").reader.y_axis_up:
+            return
+        viewer = napari.current_viewer()
+    except Exception as error:  # no settings registered, or no viewer (scripts, tests)
+        logger.debug("not orienting the viewer: %s", error)
+        return
+    if viewer is not None:
+        scene = getattr(viewer, "scene", viewer)  # napari 0.9 moved the camera to the scene
+        scene.camera.orientation2d = ("up", "right")
+
+
+def _read_mrc_layers(path: str) -> list[LayerData]:
+    layout = read_layout(path)
+    meta = layout_meta(layout, with_json=False)
+    json_meta = layout.json_meta or {}
+    lazy = layout.data_nbytes > LAZY_THRESHOLD_BYTES and layout.slices == 0
+    with warnings.catch_warnings():
+        # The header was read (and its oddities reported) just above: once is enough.
+        warnings.simplefilter("ignore")
+        data: Any = LazyMRC(path) if lazy else read_array(path, slices=0)[0]
+    nz = layout.nz
+    rgb = bool(meta.get("rgb", False))
+    scale = _usable_pixel_size(layout.pixelsize, path)
+    translate = _translate(layout, scale)
+    order = crystal_order(layout.mapcrs)
+    if rgb:
+        pass  # IMOD's RGB files keep the standard axis order
+    elif order != (0, 1, 2) and nz > 1:
+        # EMDB maps with MAPC/MAPR/MAPS other than 1, 2, 3: show (z, y, x), no copy.
+        data = _transposed(data, order)
+        scale, translate = [scale[a] for a in order], [translate[a] for a in order]
+    elif order == (0, 2, 1) and nz == 1:
+        data = data.T
+        scale, translate = [scale[a] for a in order], [translate[a] for a in order]
+    if nz == 1:
+        scale, translate = scale[1:], translate[1:]
+    name = os.path.basename(path)
+    metadata = {
+        "path": path,
+        "format": "MRCZ" if layout.compressor else "MRC",
+        "header": _json_safe(meta),
+        "json_meta": _json_safe(json_meta),
+    }
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "scale": scale,
+        "translate": translate,
+        "units": "angstrom",
+        "metadata": metadata,
+        "rgb": rgb,
+    }
+    if rgb:
+        return [(data, kwargs, "image")]
+    kwargs["colormap"] = "gray"
+    limits = _header_contrast_limits(layout)
+    if layout.dtype.kind == "c":
+        return _complex_layers(data, kwargs)
+    if limits is not None:
+        kwargs["contrast_limits"] = limits
+    elif lazy:
+        middle = np.asarray(data[nz // 2] if nz > 1 else data[:])
+        low, high = float(np.nanmin(middle)), float(np.nanmax(middle))
+        kwargs["contrast_limits"] = (low, high if high > low else low + 1)
+    if layout.slices > 0:
+        frames = np.asarray(data).reshape(nz // layout.slices, layout.slices, *layout.shape[1:])
+        kwargs["channel_axis"] = 1
+        kwargs["name"] = [f"{name} [{channel}]" for channel in range(layout.slices)]
+        kwargs["scale"] = [scale[0] * layout.slices, *scale[1:]]
+        kwargs["translate"] = translate
+        return [(frames, kwargs, "image")]
+    return [(data, kwargs, "image")]
+
+
+class _ComplexPart:
+    """A read-only view of a complex array-like as amplitude or phase, slice by slice."""
+
+    def __init__(self, source: Any, part: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.source = source
+        self.part = part
+        self.shape = tuple(source.shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float32)
+        self.size = int(np.prod(self.shape))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self.part(np.asarray(self.source[key])).astype(np.float32, copy=False)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self[...]
+        return data if dtype is None else data.astype(dtype)
+
+
+def _complex_layers(data: Any, kwargs: dict) -> list[LayerData]:
+    """Complex data: an amplitude layer, shown, and a phase layer, hidden."""
+    amplitude = {**kwargs, "name": f"{kwargs['name']} amplitude"}
+    phase = {**kwargs, "name": f"{kwargs['name']} phase", "visible": False,
+             "colormap": "twilight", "contrast_limits": (-math.pi, math.pi)}
+    if isinstance(data, np.ndarray):
+        return [(np.abs(data), amplitude, "image"), (np.angle(data), phase, "image")]
+    return [(_ComplexPart(data, np.abs), amplitude, "image"),
+            (_ComplexPart(data, np.angle), phase, "image")]
+
+
+def _read_dm_layers(path: str) -> list[LayerData]:
+    """One layer per image of a DigitalMicrograph file (the thumbnail left out)."""
+    from napari_mrcz.dm.images import read_dm
+
+    layers: list[LayerData] = []
+    images = read_dm(path)
+    for number, (data, meta) in enumerate(images):
+        name = os.path.basename(path)
+        if len(images) > 1:
+            name = f"{name} [{meta.get('name') or number}]"
+        rgb = bool(meta.get("rgb", False))
+        scale = [float(value) for value in meta["scale_angstrom"]]
+        translate = [float(value) for value in meta["offset_angstrom"]]
+        units = list(meta["units_napari"])
+        if data.ndim - rgb == 1:  # a spectrum: napari shows images of 2 axes or more
+            data = data[np.newaxis]
+            scale, translate, units = [1.0, *scale], [0.0, *translate], ["pixel", *units]
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "scale": _usable_pixel_size(np.asarray(scale, dtype=float), path),
+            "translate": translate,
+            "units": units,
+            "rgb": rgb,
+            "metadata": {"path": path, "format": "DM", "header": _json_safe(
+                {key: value for key, value in meta.items() if key != "tags"}),
+                "dm_tags": _json_safe(meta.get("tags", {}))},
+        }
+        if not rgb:
+            kwargs["colormap"] = "gray"
+        if np.iscomplexobj(data):
+            layers.extend(_complex_layers(data, kwargs))
+        else:
+            layers.append((data, kwargs, "image"))
+    return layers

@@ -1,1 +1,0 @@
-"""napari-mrcz's dock widgets (Qt and magicgui live only in this package)."""

@@ -1,0 +1,119 @@
+"""Writing into an existing file: appending z-slices, or replacing them in plain MRC.
+
+Only the written slices and the header change; nothing else in the file is touched.
+MRCZ files can only be appended to (their slices are packed one after another).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from napari_mrcz.mrc.codecs import (
+    recorded_settings,
+)
+from napari_mrcz.mrc.header import (
+    set_labels,
+    stats_determined,
+)
+from napari_mrcz.mrc.layout import MRCLayout, read_layout
+from napari_mrcz.mrc.pipeline import Frames, set_header_stats, write_fully, write_slices
+from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
+from napari_mrcz.mrc.stats import SliceStats, shift_for
+
+
+def write_at_index(path: str, frames: Frames, idx: int, clevel: int, n_threads: int,
+                    progress: Callable[[int], None] | None = None) -> None:
+    """Write frames into an existing file from z-slice ``idx`` on.
+
+    Plain MRC: any ``idx`` from 0 to nz (nz appends). MRCZ: appending only. Only the
+    written slices and the header change; nothing else in the file is touched.
+    """
+    layout = read_layout(path)
+    nz = layout.nz
+    start = idx + nz if idx < 0 else idx
+    if not 0 <= start <= nz:
+        raise ValueError(f"Error: image or slice index out of range. idx = {idx}, "
+                         f"z_dimension = {nz}")
+    if frames.shape != layout.shape[1:]:
+        raise ValueError(f"Error: x,y dimensions of image {frames.shape} do not match that of "
+                         f"MRC file {path}: {layout.shape[1:]}")
+    if layout.is_uint4:
+        raise ValueError(f"{path}: writing into a 4-bit (mode 101) file is not supported")
+    if layout.compressor is not None and start != nz:
+        raise RuntimeError("Writing at arbitrary positions not supported for compressed files: "
+                           f"MRCZ frames can only be appended (idx={nz}). "
+                           f"Compressor = {layout.compressor}")
+    if layout.slices and frames.count % layout.slices:
+        raise ValueError(f"{path} holds frames of {layout.slices} slices; "
+                         f"{frames.count} slices do not make whole frames")
+    new_nz = max(nz, start + frames.count)
+    header = layout.header.copy()
+    recorded = recorded_settings(layout.labels)
+    if recorded is not None and recorded != (layout.compressor, int(clevel)):
+        # The new slices are packed otherwise: the label no longer says how.
+        set_labels(header, [label for label in layout.labels
+                            if recorded_settings([label]) is None])
+    old_stats = _trusted_stats(layout) if start == nz else None
+    with open(path, "r+b", buffering=0) as handle:
+        if layout.compressor is not None:
+            with SliceReader(layout) as reader:
+                handle.seek(int(reader.chunk_offsets[-1]))
+                packed_before = reader.packed_bytes
+            header["packed_bytes"] = packed_before
+        else:
+            handle.seek(layout.data_offset + start * layout.slice_nbytes)
+        stats, packed_bytes = write_slices(handle, frames, layout.dtype, layout.compressor,
+                                            clevel, False, n_threads, stats=old_stats,
+                                            progress=progress)
+        header["packed_bytes"] += packed_bytes
+        header["nz"] = new_nz
+        sections_axis = layout.mapcrs[2] - 1
+        mz = int(header["mz"])
+        if mz in (0, nz) or layout.slices:
+            # CELLA along z counts sections (CELLA / MZ or CELLA / NZ): it grows with
+            # them; an image stack (MZ = 1) keeps its cell, and so its voxel size.
+            if mz == nz and not layout.slices:
+                header["mz"] = new_nz
+            header["cella"][sections_axis] = layout.pixelsize[0] * new_nz
+        if old_stats is not None:
+            set_header_stats(header, stats)
+        else:
+            handle.seek(0)
+            write_fully(handle, header.tobytes())
+            set_header_stats(header, _file_stats(path, n_threads))
+        handle.seek(0)
+        write_fully(handle, header.tobytes())
+
+
+def _trusted_stats(layout: MRCLayout) -> SliceStats | None:
+    """The header statistics of ``layout`` as an accumulator, if they can be believed.
+
+    python-mrcz estimates them from the first frame and writes RMS 0, so an RMS of 0
+    in its files, and statistics marked unknown (RMS < 0, DMIN > DMAX, complex data),
+    are not trusted.
+    """
+    header = layout.header
+    dmin, dmax, dmean, rms = (float(header[name]) for name in ("dmin", "dmax", "dmean", "rms"))
+    if not all(stats_determined(dmin, dmax, dmean, rms).values()) or layout.dtype.kind == "c":
+        return None
+    if rms == 0 and (dmin != dmax or layout.written_by_python_mrcz):
+        return None
+    shift = round(dmean) if layout.dtype.kind in "iub" else dmean
+    return SliceStats.from_header(dmin, dmax, dmean, rms, layout.nz * layout.shape[1]
+                                  * layout.shape[2], shift=shift)
+
+
+def _file_stats(path: str, n_threads: int) -> SliceStats:
+    """Statistics of all the data of a file, read about 64 MB at a time."""
+    layout = read_layout(path)
+    stats: SliceStats | None = None
+    block = max(1, STREAM_BLOCK_BYTES // max(1, layout.slice_nbytes))
+    with SliceReader(layout, n_threads) as reader:
+        for first in range(0, layout.nz, block):
+            count = min(block, layout.nz - first)
+            data = reader.read_into(first, first + count, reader.new_array(count))
+            data = data.astype(data.dtype.newbyteorder("="), copy=False)
+            if stats is None:
+                stats = SliceStats(shift_for(data, data.dtype))
+            stats.add(data)
+    return stats if stats is not None else SliceStats()

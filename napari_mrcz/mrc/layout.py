@@ -1,0 +1,469 @@
+"""Where things are in an MRC or MRCZ file: the parsed header and the data layout.
+
+:func:`read_layout` reads and checks the header of a file without touching its data.
+The reader, the lazy array and the appending writer all start from its result.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import re
+import warnings
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.mrc.codecs import (
+    CHUNK_HEADER_SIZE,
+    COMPRESSOR_ENUM,
+    MAX_EXPANSION_OTHER,
+    MODE_CODEC_FACTOR,
+    chunk_header_problem,
+    parse_chunk_header,
+)
+from napari_mrcz.mrc.header import (
+    HEADER_SIZE,
+    IMOD_FLAG_SIGNED_BYTES,
+    IMOD_STAMP,
+    MACHST_BIG,
+    MACHST_LITTLE,
+    MAP_ID,
+    MRC2014_VERSION,
+    decode_labels,
+    header_dtype,
+    stamp_byteorder,
+)
+from napari_mrcz.mrc.jsonmeta import decode_meta
+from napari_mrcz.mrc.modes import (
+    EMAN2_MODE_DTYPES,
+    READABLE_MODES,
+    RGB_MODE,
+    UINT4_MODE,
+    UNSUPPORTED_MODES,
+    dtype_for_mode,
+    uint4_row_bytes,
+)
+
+logger = logging.getLogger(__name__)
+
+#: MRC2014 modes, read or recognised.
+KNOWN_MODES = READABLE_MODES | UNSUPPORTED_MODES
+
+_MRCZ_LABEL = re.compile(r"^MRCZ(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class MRCLayout:
+    """The parsed header of one MRC/MRCZ file and where its data lies.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    file_size : int
+        Its size in bytes when opened.
+    header : numpy.ndarray
+        The 1024-byte header as a 0-d structured array in the file's byte order.
+    byteorder : str
+        ``'<'`` or ``'>'``.
+    mode : int
+        MRC mode (without the MRCZ compressor part).
+    compressor : str or None
+        The MRCZ codec named by MODE, or None for plain MRC.
+    dtype : numpy.dtype
+        dtype of the pixels as stored (uint8 for the packed 4-bit mode 101; for RGB,
+        mode 16, a 3-byte subarray dtype whose arrays end in an axis of 3 uint8).
+    shape : tuple of int
+        (nz, ny, nx) of the stored grid.
+    data_offset : int
+        Byte offset of the first z-slice (or blosc chunk).
+    slice_nbytes : int
+        Bytes of one stored z-slice (uncompressed).
+    slices : int
+        python-mrcz's slices per frame: 0 for one array, k for a list of k-slice frames.
+    pixelsize : numpy.ndarray
+        Pixel size in Angstrom in data order (z, y, x).
+    mapcrs : tuple of int
+        MAPC, MAPR, MAPS: which crystal axis (1=x, 2=y, 3=z) runs along columns,
+        rows and sections.
+    json_meta : dict or None
+        The JSON extended header, if the file has one.
+    labels : list of str
+        The text labels.
+    """
+
+    path: str
+    file_size: int
+    header: np.ndarray
+    byteorder: str
+    mode: int
+    compressor: str | None
+    dtype: np.dtype
+    shape: tuple[int, int, int]
+    data_offset: int
+    slice_nbytes: int
+    slices: int
+    pixelsize: np.ndarray
+    mapcrs: tuple[int, int, int]
+    json_meta: dict | None
+    labels: list[str] = field(default_factory=list)
+
+    @property
+    def nz(self) -> int:
+        """Number of stored z-slices."""
+        return self.shape[0]
+
+    @property
+    def data_nbytes(self) -> int:
+        """Bytes of all the stored slices, uncompressed."""
+        return self.nz * self.slice_nbytes
+
+    @property
+    def crystal_axes(self) -> tuple[int, int, int]:
+        """The crystal axis (0 = x, 1 = y, 2 = z) along each data axis (z, y, x)."""
+        return crystal_axes(self.mapcrs)
+
+    @property
+    def is_uint4(self) -> bool:
+        """True for the packed 4-bit mode 101."""
+        return self.mode == UINT4_MODE
+
+    @property
+    def exttyp(self) -> str:
+        """EXTTYP as text."""
+        return bytes(self.header["exttyp"]).decode("latin-1").rstrip("\0 ")
+
+    @property
+    def written_by_python_mrcz(self) -> bool:
+        """True if the file carries python-mrcz's signature (see python_mrcz_signature)."""
+        return python_mrcz_signature(self.header, self.labels) is not None
+
+    @property
+    def nsymbt(self) -> int:
+        """Length of the extended header in bytes."""
+        return int(self.header["nsymbt"])
+
+    def field(self, name: str):
+        """Return one header field as a Python number, string or list."""
+        value = self.header[name]
+        if value.dtype.kind in "SV":
+            return bytes(value)
+        return value.tolist()
+
+    def read_extended_header(self) -> bytes:
+        """Return the raw extended header (between the header and the data)."""
+        with open(self.path, "rb") as handle:
+            handle.seek(HEADER_SIZE)
+            return handle.read(self.nsymbt)
+
+    def index_chunks(self, buffer: mmap.mmap | bytes) -> np.ndarray:
+        """Return the offsets of the nz blosc chunks and the end of the last one.
+
+        Walks the 16-byte chunk headers without decompressing anything, and checks
+        each against the slice size and the file size.
+
+        Raises
+        ------
+        MRCZFormatError
+            If a chunk header is damaged or a chunk runs past the end of the file.
+        """
+        end = len(buffer)
+        offsets = np.empty(self.nz + 1, dtype=np.int64)
+        position = self.data_offset
+        for index in range(self.nz):
+            offsets[index] = position
+            if position + CHUNK_HEADER_SIZE > end:
+                raise MRCZFormatError(
+                    self.path,
+                    f"truncated: blosc chunk {index} of {self.nz} starts at byte {position} "
+                    f"but the file ends at {end}",
+                )
+            chunk = parse_chunk_header(buffer[position : position + CHUNK_HEADER_SIZE])
+            problem = chunk_header_problem(chunk, self.slice_nbytes, end - position)
+
+            if problem is not None:
+                raise MRCZFormatError(
+                    self.path, f"damaged blosc chunk {index} at byte {position}: {problem}"
+                )
+            position += chunk.cbytes
+        offsets[self.nz] = position
+        return offsets
+
+
+def header_problem(header: np.ndarray, file_size: int,
+                   modes: Collection[int] = frozenset()) -> str | None:
+    """Say what makes ``header`` (read in some byte order) not an MRC header, or None.
+
+    ``modes`` are the MRC modes recognised (the MRC2014 table by default).
+    """
+    modes = modes or KNOWN_MODES
+    dims = {name: int(header[name]) for name in ("nx", "ny", "nz")}
+    if min(dims.values()) <= 0:
+        return "dimensions must be positive, found " + ", ".join(
+            f"{name}={value}" for name, value in dims.items())
+    raw_mode = int(header["mode"])
+    codec_id, mode = divmod(raw_mode, MODE_CODEC_FACTOR)
+    if raw_mode < 0 or codec_id not in COMPRESSOR_ENUM:
+        return (f"unrecognized MRCZ compressor id = {codec_id} (MODE {raw_mode}); "
+                f"known ids: {sorted(COMPRESSOR_ENUM)}")
+    if mode not in modes:
+        return f"unknown MRC mode {mode}"
+    nsymbt = int(header["nsymbt"])
+    if not 0 <= nsymbt <= file_size - HEADER_SIZE:
+        return (f"extended header length NSYMBT={nsymbt} runs past the end of the "
+                f"{file_size}-byte file")
+    return None
+
+
+def parse_header(raw: bytes, file_size: int, hint: str = "<",
+                 modes: Collection[int] = frozenset()) -> tuple[np.ndarray, str, str | None]:
+    """Read a 1024-byte MRC header in the byte order that makes sense of it.
+
+    Parameters
+    ----------
+    raw : bytes
+        The first 1024 bytes of the file.
+    file_size : int
+        Its size, which the extended header must fit in.
+    hint : {'<', '>'}
+        Byte order to try first when the machine stamp declares none.
+    modes : collection of int
+        The MRC modes recognised (MRC2014's by default).
+
+    Returns
+    -------
+    header : numpy.ndarray
+        The header, a 0-d structured array (a copy).
+    byteorder : str
+        ``'<'`` or ``'>'``: the machine stamp's if the header makes sense that way,
+        else the first order that does (a warning says so).
+    problem : str or None
+        What makes it no MRC header in either order, or None.
+    """
+    modes = modes or KNOWN_MODES
+    byteorder = _choose_byteorder(raw, file_size, hint, modes)
+    header = np.frombuffer(raw, dtype=header_dtype(byteorder)).copy().reshape(())
+    return header, byteorder, header_problem(header, file_size, modes)
+
+
+def _choose_byteorder(raw: bytes, file_size: int, hint: str, modes: Collection[int]) -> str:
+    """Decide the byte order: the machine stamp if the header agrees, else what is sane."""
+    declared = stamp_byteorder(raw[212:216])
+    first = declared or hint
+    candidates = (first, ">" if first == "<" else "<")
+    for order in candidates:
+        candidate = np.frombuffer(raw, dtype=header_dtype(order))[0]
+        if header_problem(candidate, file_size, modes) is None:
+            if declared is not None and order != declared:
+                warnings.warn(
+                    f"machine stamp says {'little' if declared == '<' else 'big'} endian but "
+                    "the header only makes sense the other way round; reading it that way",
+                    stacklevel=5,
+                )
+            return order
+    return first
+
+
+def formalities_missed(header: np.ndarray, labels: list[str]) -> list[str]:
+    """What a header gets wrong that only matters as a formality (the data is read).
+
+    A machine stamp other than MRC2014's, no 'MAP ' word, an NVERSION other than
+    20140/20141 or MX/MY/MZ of 0 (pixel size then CELLA / N). python-mrcz's own
+    files write NVERSION 0 and M = 0, and MRCZ files MZ = 0, by design: not
+    reported for them.
+    """
+    missed = []
+    stamp = bytes(header["machst"])
+    if stamp[:2] not in (MACHST_LITTLE[:2], b"\x44\x44", MACHST_BIG[:2]):
+        missed.append(f"machine stamp {stamp.hex(' ')} is not MRC2014's")
+    if bytes(header["map"]) != MAP_ID:
+        missed.append(f"no 'MAP ' identifier (found {bytes(header['map'])!r})")
+    if python_mrcz_signature(header, labels) is None:
+        if int(header["nversion"]) not in (20140, MRC2014_VERSION):
+            missed.append(f"NVERSION {int(header['nversion'])} (MRC2014 says 20140 or 20141)")
+        # MRCZ files keep MZ = 0 for python-mrcz (it reads MZ as slices per frame).
+        sampled = ("mx", "my") if int(header["mode"]) >= MODE_CODEC_FACTOR else ("mx", "my", "mz")
+        zero = [name.upper() for name in sampled if int(header[name]) <= 0]
+        if zero:
+            missed.append(f"{'/'.join(zero)} not positive: pixel size taken as CELLA / N")
+    return missed
+
+
+def _mrcz_version(label: str) -> tuple[int, int] | None:
+    match = _MRCZ_LABEL.match(label)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def python_mrcz_signature(header: np.ndarray, labels: list[str]) -> tuple[int, int] | None:
+    """python-mrcz's format version if the file carries its signature, else None.
+
+    The signature is its ``MRCZ<version>`` label with MX = MY = 0: every other
+    program, and we, write M = N.
+    """
+    version = _mrcz_version(labels[0]) if labels else None
+    if version is not None and int(header["mx"]) == 0 and int(header["my"]) == 0:
+        return version
+    return None
+
+
+def _slices_per_frame(path: str, header: np.ndarray, nz: int, labels: list[str],
+                      json_meta: dict | None, requested: int | None) -> int:
+    """python-mrcz's slices-per-frame, or 0 for one monolithic array.
+
+    MZ means slices per frame only in files python-mrcz wrote (its MRCZ label with
+    MX = MY = 0) or files whose JSON meta has a ``slices`` key; everywhere else MZ is
+    the sampling along z, as MRC2014 defines it.
+    """
+    if requested is not None:
+        slices = int(requested)
+    elif json_meta is not None and isinstance(json_meta.get("slices"), int):
+        slices = json_meta["slices"]
+    else:
+        version = python_mrcz_signature(header, labels)
+        if version is None:
+            return 0
+        slices = 1 if version < (0, 5) else int(header["mz"])
+    if slices < 0 or (slices > 0 and nz % slices):
+        if requested is not None:
+            raise ValueError(f"slices={slices} does not divide the {nz} z-slices of {path}")
+        logger.warning("%s: ignoring slices=%d, which does not divide nz=%d", path, slices, nz)
+        return 0
+    return slices
+
+
+def crystal_axes(mapcrs: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The crystal axis (0 = x, 1 = y, 2 = z) along each data axis (z, y, x).
+
+    Data axes are sections, rows and columns; MAPS, MAPR and MAPC name their crystal
+    axes (1 = x, 2 = y, 3 = z). The one place that reads the axis order.
+    """
+    return mapcrs[2] - 1, mapcrs[1] - 1, mapcrs[0] - 1
+
+
+def _pixelsize(header: np.ndarray, shape: tuple[int, int, int], mapcrs: tuple[int, int, int],
+               slices: int) -> np.ndarray:
+    """Pixel size in Angstrom, in data order (z, y, x).
+
+    CELLA / M along each crystal axis, as MRC2014 and mrcfile define it, or CELLA / N
+    where M is 0 (python-mrcz) or where MZ counts slices per frame.
+    """
+    sampling = [int(header["mx"]), int(header["my"]), int(header["mz"])]
+    cella = header["cella"].astype(np.float64)
+    sizes = []
+    for data_axis, (axis, count) in enumerate(zip(crystal_axes(mapcrs), shape, strict=True)):
+        framed = data_axis == 0 and slices > 0
+        divisor = sampling[axis] if sampling[axis] > 0 and not framed else count
+        sizes.append(cella[axis] / divisor)
+    return np.array(sizes)
+
+
+def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None = None,
+                file_convention: str = "ccpem") -> MRCLayout:
+    """Read and check the header of an MRC/MRCZ file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    endian : {'le', 'be'}
+        Byte order to assume when the machine stamp declares none and both orders
+        give a sane header.
+    slices : int, optional
+        Slices per frame, overriding what the file says (python-mrcz's ``slices``).
+    file_convention : {'ccpem', 'eman2'}
+        Mode numbering; EMAN2's old numbering is only partly supported, as in
+        python-mrcz.
+
+    Returns
+    -------
+    MRCLayout
+
+    Raises
+    ------
+    MRCZFormatError
+        If the file is too short, its header makes no sense or its data cannot fit.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as handle:
+        file_size = os.fstat(handle.fileno()).st_size
+        raw = handle.read(HEADER_SIZE)
+        if len(raw) < HEADER_SIZE:
+            raise MRCZFormatError(
+                path, f"too short for an MRC file: {len(raw)} bytes, the header alone is 1024"
+            )
+        convention = file_convention.lower()
+        if convention not in ("ccpem", "eman2"):
+            raise ValueError(f"unrecognized MRC file convention: {file_convention}")
+        modes = EMAN2_MODE_DTYPES.keys() if convention == "eman2" else KNOWN_MODES
+        header, byteorder, problem = parse_header(raw, file_size,
+                                                  "<" if endian == "le" else ">", modes)
+        if problem is not None:
+            raise MRCZFormatError(path, problem)
+        nx, ny, nz = (int(header[name]) for name in ("nx", "ny", "nz"))
+        codec_id, mode = divmod(int(header["mode"]), MODE_CODEC_FACTOR)
+        compressor = COMPRESSOR_ENUM[codec_id]
+        imod_unsigned = (int(header["imod_stamp"]) == IMOD_STAMP
+                         and not int(header["imod_flags"]) & IMOD_FLAG_SIGNED_BYTES)
+        if convention == "eman2":
+            dtype = np.dtype(EMAN2_MODE_DTYPES[mode]).newbyteorder(byteorder)
+        elif mode in UNSUPPORTED_MODES:
+            raise MRCZFormatError(path, f"MRC mode {mode} is not supported yet")
+        else:
+            dtype = dtype_for_mode(mode, byteorder, unsigned_bytes=imod_unsigned)
+        nsymbt = int(header["nsymbt"])
+        data_offset = HEADER_SIZE + nsymbt
+        labels = decode_labels(header)
+
+        json_meta = None
+        if header["exttyp"] == b"json" and nsymbt > 0:
+            handle.seek(HEADER_SIZE)
+            json_meta = decode_meta(path, handle.read(nsymbt))
+
+    slice_nbytes = ny * uint4_row_bytes(nx) if mode == UINT4_MODE else ny * nx * dtype.itemsize
+    data_room = file_size - data_offset
+    if compressor is None:
+        if nz * slice_nbytes > data_room:
+            raise MRCZFormatError(
+                path, f"truncated: {nz} z-slices of {slice_nbytes} bytes need "
+                      f"{nz * slice_nbytes} bytes of data but only {data_room} follow the header")
+    elif nz * CHUNK_HEADER_SIZE > data_room or (
+            nz * slice_nbytes > max(data_room, 1) * MAX_EXPANSION_OTHER):
+        raise MRCZFormatError(
+            path, f"{nz} compressed z-slices of {slice_nbytes} bytes cannot fit in the "
+                  f"{data_room} bytes that follow the header (truncated or damaged)")
+    if compressor is not None and mode == UINT4_MODE:
+        raise MRCZFormatError(path, "compressed 4-bit (mode 101) data is not defined by MRCZ")
+    if compressor is not None and mode == RGB_MODE:
+        raise MRCZFormatError(path, "compressed RGB (mode 16) data is not defined by MRCZ")
+
+    mapcrs = (int(header["mapc"]), int(header["mapr"]), int(header["maps"]))
+    if sorted(mapcrs) != [1, 2, 3]:
+        warnings.warn(f"{path}: invalid axis order MAPC/MAPR/MAPS={mapcrs}, assuming 1, 2, 3",
+                      stacklevel=2)
+        mapcrs = (1, 2, 3)
+    shape = (nz, ny, nx)
+    missed = formalities_missed(header, labels)
+    if missed:
+        warnings.warn(f"{path}: read despite " + "; ".join(missed), stacklevel=2)
+    slices = _slices_per_frame(path, header, nz, labels, json_meta, slices)
+    return MRCLayout(
+        path=path,
+        file_size=file_size,
+        header=header,
+        byteorder=byteorder,
+        mode=mode,
+        compressor=compressor,
+        dtype=dtype,
+        shape=shape,
+        data_offset=data_offset,
+        slice_nbytes=slice_nbytes,
+        slices=slices,
+        pixelsize=_pixelsize(header, shape, mapcrs, slices),
+        mapcrs=mapcrs,
+        json_meta=json_meta,
+        labels=labels,
+    )

@@ -1,0 +1,246 @@
+"""The encode pipeline: z-slices cast, measured, compressed on threads and written in order.
+
+Each z-slice is cast to the file's type, folded into the header statistics and
+compressed on a pool of threads while one more thread writes the previous ones, so
+compression and I/O overlap and no whole-array copy is ever made. The bytes written
+do not depend on the thread count or the timing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from napari_mrcz.mrc.codecs import (
+    compress_slice,
+)
+from napari_mrcz.mrc.lazy import LazyMRC
+from napari_mrcz.mrc.modes import (
+    uint4_row_bytes,
+)
+from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES
+from napari_mrcz.mrc.stats import SliceStats, shift_for
+from napari_mrcz.threads import default_threads
+
+#: Slices in flight at most; bounds memory to a few frames.
+MAX_PENDING_WRITES = 4
+
+
+@dataclass
+class Frames:
+    """The data to write, seen as a sequence of 2D z-slices."""
+
+    source: Any
+    count: int
+    shape: tuple[int, int]
+    dtype: np.dtype
+    slices: int  # python-mrcz's slices per frame; 0 for one array
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if isinstance(self.source, list):
+            for frame in self.source:
+                yield from (np.asarray(frame),) if frame.ndim == 2 else (
+                    np.asarray(frame[index]) for index in range(frame.shape[0]))
+            return
+        if isinstance(self.source, LazyMRC):
+            # Runs of slices, decompressed in parallel: one slice at a time would
+            # leave the encoding threads waiting for this one.
+            run = max(1, min(default_threads(), STREAM_BLOCK_BYTES // max(1, self.source.nbytes
+                                                                      // self.count)))
+            for start in range(0, self.count, run):
+                yield from self.source[start : start + run]
+            return
+        z_chunks = getattr(self.source, "chunks", None)
+        if z_chunks is not None and not isinstance(self.source, np.ndarray):
+            # dask: compute each chunk along z once, not once per slice.
+            start = 0
+            for length in z_chunks[0]:
+                block = np.asarray(self.source[start : start + length])
+                yield from block
+                start += length
+            return
+        for index in range(self.count):
+            yield np.asarray(self.source[index])
+
+
+def describe_input(input_image: Any) -> Frames:
+    """Describe ``input_image`` (an array-like of 1-3 dims, or a list of 2D/3D arrays)."""
+    if isinstance(input_image, (list, tuple)):
+        if not input_image:
+            raise ValueError("cannot write an empty list of frames")
+        frames = list(input_image)
+        first = frames[0]
+        if first.ndim not in (2, 3):
+            raise ValueError("For a sequence of arrays, only 2D or 3D arrays are handled.")
+        for number, frame in enumerate(frames):
+            if frame.shape != first.shape:
+                raise ValueError(f"Frame {number} has shape {frame.shape}, expected {first.shape}")
+            if frame.dtype != first.dtype:
+                raise TypeError(f"Frame {number} has dtype {frame.dtype}, expected {first.dtype}")
+        if 0 in first.shape:
+            raise ValueError(f"cannot write frames of shape {first.shape}: MRC has no empty axes")
+        slices = 1 if first.ndim == 2 else first.shape[0]
+        return Frames(frames, len(frames) * slices, tuple(first.shape[-2:]),
+                       np.dtype(first.dtype), slices)
+    data = input_image
+    if not hasattr(data, "shape") or not hasattr(data, "dtype") or data.ndim < 3:
+        data = np.asarray(data)
+        if data.ndim < 3:
+            data = data.reshape((1,) * (3 - data.ndim) + data.shape)
+    if data.ndim != 3:
+        raise ValueError(f"MRC holds 1 to 3 dimensions, got an array of shape {data.shape}")
+    if 0 in data.shape:
+        raise ValueError(f"cannot write an array of shape {data.shape}: MRC has no empty axes")
+    return Frames(data, int(data.shape[0]), tuple(int(n) for n in data.shape[1:]),
+                   np.dtype(data.dtype), 0)
+
+
+def pack_uint4(frame: np.ndarray) -> np.ndarray:
+    """Pack a 2D array of values 0-15 two pixels a byte, low nibble first."""
+    if frame.size and (frame.min() < 0 or frame.max() > 15):
+        raise ValueError("uint4 (mode 101) holds values 0 to 15 only")
+    frame = frame.astype(np.uint8, copy=False)
+    ny, nx = frame.shape
+    packed = np.zeros((ny, uint4_row_bytes(nx)), dtype=np.uint8)
+    packed[:, : uint4_row_bytes(nx)] = frame[:, 0::2]
+    packed[:, : nx // 2] |= frame[:, 1::2] << 4
+    return packed
+
+
+def set_header_stats(header: np.ndarray, stats: SliceStats) -> None:
+    header["dmin"], header["dmax"], header["dmean"], header["rms"] = stats.header_values()
+
+
+def write_fully(handle: BinaryIO, payload: Any) -> None:
+    """Write all of ``payload`` to the unbuffered ``handle``.
+
+    A raw file may write fewer bytes than asked (a disk filling up); the rest is
+    retried so that the failure, if any, is raised rather than lost.
+    """
+    view = memoryview(payload).cast("B")
+    while view:
+        written = handle.write(view)
+        if not written:
+            raise OSError(f"could not write to {getattr(handle, 'name', 'the file')}")
+        view = view[written:]
+
+
+class SliceEncoder:
+    """What happens to one z-slice before it is written: cast, statistics, compression."""
+
+    def __init__(self, file_dtype: np.dtype, compressor: str | None, clevel: int,
+                 uint4: bool) -> None:
+        self.file_dtype = file_dtype
+        self.native_dtype = file_dtype.newbyteorder("=")
+        self.compressor = compressor
+        self.clevel = clevel
+        self.uint4 = uint4
+
+    def __call__(self, frame: np.ndarray, shift: float | int) -> tuple[Any, SliceStats]:
+        native = frame
+        if native.dtype != self.native_dtype and not self.uint4:
+            native = native.astype(self.native_dtype, order="C")
+        elif not native.dtype.isnative:
+            native = native.astype(native.dtype.newbyteorder("="), order="C")
+        stats = SliceStats(shift)
+        stats.add(native)
+        if self.uint4:
+            payload = pack_uint4(native)
+        elif self.file_dtype.isnative or self.file_dtype.itemsize == 1:
+            payload = np.ascontiguousarray(native)
+        else:
+            payload = native.astype(self.file_dtype, order="C")
+        if self.compressor is not None:
+            payload = compress_slice(payload, self.compressor, self.clevel)
+        return payload, stats
+
+
+class SliceWriter:
+    """Encodes z-slices on a pool of threads while one more thread writes them.
+
+    Slices are cast, measured and compressed ``n_threads`` at a time (blosc releases
+    the GIL and runs single-threaded per slice, see :mod:`napari_mrcz.mrc.codecs`), and
+    written strictly in order, so compression and I/O overlap. A few slices at most
+    are in flight, and their statistics are merged in slice order: the bytes
+    written are the same whatever the timing. Errors of the background threads
+    surface on the next call.
+    """
+
+    def __init__(self, handle: BinaryIO, encoder: SliceEncoder, n_threads: int,
+                 stats: SliceStats | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.handle = handle
+        self.encoder = encoder
+        self.stats = stats
+        self.progress = progress
+        self.packed_bytes = 0
+        self.written = 0
+        self._max_in_flight = n_threads + MAX_PENDING_WRITES
+        self._encoders = ThreadPoolExecutor(max_workers=n_threads,
+                                            thread_name_prefix="napari-mrcz-encode")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-write")
+        self._encoding: deque[Future] = deque()
+        self._writing: deque[Future] = deque()
+
+    def add(self, frame: np.ndarray) -> None:
+        """Queue one 2D z-slice for encoding and writing."""
+        if self.stats is None:
+            self.stats = SliceStats(shift_for(frame, self.encoder.native_dtype))
+        self._encoding.append(self._encoders.submit(self.encoder, frame, self.stats.shift))
+        while len(self._encoding) + len(self._writing) > self._max_in_flight:
+            self._advance()
+
+    def _advance(self) -> None:
+        """Hand the oldest encoded slice to the writer, or wait for the oldest write."""
+        if self._encoding and len(self._writing) < MAX_PENDING_WRITES:
+            payload, stats = self._encoding.popleft().result()
+            self.stats.merge(stats)
+            if self.encoder.compressor is not None:
+                self.packed_bytes += len(payload)
+            self._writing.append(self._writer.submit(write_fully, self.handle, payload))
+        else:
+            self._writing.popleft().result()
+            self.written += 1
+            if self.progress is not None:
+                self.progress(self.written)
+
+    def finish(self) -> None:
+        """Wait for every queued slice; raise the first error a background thread met."""
+        try:
+            while self._encoding or self._writing:
+                self._advance()
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the slices not yet written and stop the threads."""
+        for future in (*self._encoding, *self._writing):
+            future.cancel()
+        self._encoders.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+
+
+def write_slices(handle: BinaryIO, frames: Frames, file_dtype: np.dtype,
+                  compressor: str | None, clevel: int, uint4: bool, n_threads: int,
+                  stats: SliceStats | None = None,
+                  progress: Callable[[int], None] | None = None) -> tuple[SliceStats, int]:
+    """Write every slice of ``frames``; return their statistics (merged into ``stats``).
+
+    ``progress(k)`` is called once slice k (counting from 1) is written; whatever it
+    raises stops the write.
+    """
+    writer = SliceWriter(handle, SliceEncoder(file_dtype, compressor, clevel, uint4),
+                          n_threads, stats, progress)
+    try:
+        for frame in frames:
+            writer.add(frame)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.finish()
+    return writer.stats if writer.stats is not None else SliceStats(), writer.packed_bytes

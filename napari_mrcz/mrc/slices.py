@@ -1,0 +1,223 @@
+"""Reading z-slices of an MRC/MRCZ file into arrays, without reading the rest."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO
+
+import numpy as np
+
+from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.mrc.codecs import BLOSC1_FORMATS, ChunkDecodeError, decompress_into
+from napari_mrcz.mrc.layout import MRCLayout
+from napari_mrcz.mrc.modes import uint4_row_bytes
+
+#: About how many bytes of slices are read at a time when a whole file is streamed
+#: (statistics, verification, conversion): large enough for parallel decompression,
+#: small against a 40 GB movie.
+STREAM_BLOCK_BYTES = 64 * 2**20
+
+
+def unpack_uint4(packed: np.ndarray, nx: int, out: np.ndarray) -> None:
+    """Unpack mode-101 bytes (two pixels a byte, low nibble first) into ``out``.
+
+    ``packed`` has shape (..., ny, ceil(nx / 2)); ``out`` has shape (..., ny, nx).
+    """
+    np.bitwise_and(packed[..., : uint4_row_bytes(nx)], 0x0F, out=out[..., 0::2])
+    np.right_shift(packed[..., : nx // 2], 4, out=out[..., 1::2])
+
+
+_SEEK_LOCK = threading.Lock()
+
+
+def _pread_into(handle: BinaryIO, view: memoryview, offset: int) -> int:
+    """Read into ``view`` from byte ``offset`` without moving a shared file position.
+
+    ``os.preadv`` where the platform has it; elsewhere (Windows) seek and read under
+    a lock.
+    """
+    if hasattr(os, "preadv"):
+        return os.preadv(handle.fileno(), [view], offset)
+    with _SEEK_LOCK:
+        handle.seek(offset)
+        return handle.readinto(view)
+
+
+class SliceReader:
+    """Read any range of z-slices of one file into caller-supplied arrays.
+
+    Plain MRC is read with ``pread`` straight into the destination. MRCZ is
+    memory-mapped; its blosc chunks are indexed once by walking their headers, and
+    each requested chunk is decompressed straight into the destination. Several
+    threads may read at once; :meth:`close` waits for them.
+
+    Parameters
+    ----------
+    layout : MRCLayout
+        The file's parsed header (from :func:`napari_mrcz.mrc.layout.read_layout`).
+    n_threads : int
+        Slices decompressed at the same time when a range is read.
+    """
+
+    def __init__(self, layout: MRCLayout, n_threads: int = 1) -> None:
+        self.layout = layout
+        self.n_threads = max(1, int(n_threads))
+        self._file = open(layout.path, "rb", buffering=0)  # noqa: SIM115 (closed in close())
+        self._mmap: mmap.mmap | None = None
+        self.chunk_offsets: np.ndarray | None = None
+        self._readers = 0
+        self._idle = threading.Condition()
+        try:
+            if layout.compressor is not None:
+                self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+                self.chunk_offsets = layout.index_chunks(self._mmap)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def packed_bytes(self) -> int:
+        """Total size of the blosc chunks (0 for plain MRC)."""
+        if self.chunk_offsets is None:
+            return 0
+        return int(self.chunk_offsets[-1] - self.chunk_offsets[0])
+
+    @property
+    def data_end(self) -> int:
+        """Byte offset just past the data: the end of the last slice or blosc chunk."""
+        if self.chunk_offsets is not None:
+            return int(self.chunk_offsets[-1])
+        return self.layout.data_offset + self.layout.data_nbytes
+
+    def new_array(self, count: int) -> np.ndarray:
+        """Return an uninitialised (count, ny, nx) array of the file's pixel type.
+
+        For RGB (mode 16) the 3-byte pixel dtype makes it (count, ny, nx, 3) uint8.
+        """
+        _, ny, nx = self.layout.shape
+        return np.empty((count, ny, nx), dtype=self.layout.dtype)
+
+    def read_into(self, start: int, stop: int, out: np.ndarray,
+                  sequential: bool = False) -> np.ndarray:
+        """Read z-slices ``start`` to ``stop`` (exclusive) into the C-contiguous ``out``.
+
+        Parameters
+        ----------
+        start, stop : int
+            Slice range, 0 <= start <= stop <= nz.
+        out : numpy.ndarray
+            Destination of shape (stop - start, ny, nx) and the file's dtype, as
+            :meth:`new_array` returns it.
+        sequential : bool
+            Hint that the whole range is read front to back (enables read-ahead).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``out``.
+        """
+        layout = self.layout
+        with self._idle:
+            if self._file.closed:
+                raise ValueError(f"{layout.path} is closed")
+            self._readers += 1
+        try:
+            if layout.compressor is not None:
+                self._decompress_range(start, stop, out, sequential)
+            elif layout.is_uint4:
+                _, ny, nx = layout.shape
+                packed = np.empty((stop - start, ny, uint4_row_bytes(nx)), dtype=np.uint8)
+                self._read_raw(start, packed)
+                unpack_uint4(packed, nx, out)
+            else:
+                self._read_raw(start, out)
+        finally:
+            with self._idle:
+                self._readers -= 1
+                self._idle.notify_all()
+        return out
+
+    def _read_raw(self, start: int, out: np.ndarray) -> None:
+        # pread: no shared file position, so threads may read at the same time.
+        offset = self.layout.data_offset + start * self.layout.slice_nbytes
+        view = memoryview(out).cast("B")
+        while view:
+            count = _pread_into(self._file, view, offset)
+            if not count:
+                raise MRCZFormatError(self.layout.path, "the file ended while reading data; "
+                                                        "was it truncated after opening?")
+            view = view[count:]
+            offset += count
+
+    def _check_still_holds(self, end: int) -> None:
+        """Raise if the file shrank below ``end`` since it was opened.
+
+        Touching a memory map past the end of a file kills the process (SIGBUS).
+        """
+        size = os.fstat(self._file.fileno()).st_size
+        if size < end:
+            raise MRCZFormatError(self.layout.path, f"the file shrank to {size} bytes since it "
+                                                    "was opened (truncated by another program?)")
+
+    def _decompress_range(self, start: int, stop: int, out: np.ndarray,
+                          sequential: bool) -> None:
+        if self._mmap is None or self.chunk_offsets is None:
+            raise ValueError(f"{self.layout.path} is closed")
+        if sequential and hasattr(self._mmap, "madvise"):
+            self._mmap.madvise(mmap.MADV_SEQUENTIAL)
+        offsets = self.chunk_offsets
+        self._check_still_holds(int(offsets[stop]))
+        with memoryview(self._mmap) as whole:
+
+            blosc1_file = whole[offsets[0]] in BLOSC1_FORMATS
+
+            def decompress(index: int) -> None:
+                with whole[offsets[index] : offsets[index + 1]] as chunk:
+                    if (chunk[0] in BLOSC1_FORMATS) != blosc1_file:
+                        raise MRCZFormatError(
+                            self.layout.path,
+                            f"blosc chunk {index} is damaged: its format version {chunk[0]} "
+                            "does not match the file's first chunk",
+                        )
+                    try:
+                        decompress_into(chunk, out[index - start])
+                    except ChunkDecodeError as error:
+                        raise MRCZFormatError(
+                            self.layout.path,
+                            f"blosc chunk {index} is damaged and cannot be decompressed: {error}",
+                        ) from None
+
+            workers = min(self.n_threads, stop - start)
+            if workers <= 1:
+                for index in range(start, stop):
+                    decompress(index)
+            else:
+                with ThreadPoolExecutor(workers, thread_name_prefix="napari-mrcz-read") as pool:
+                    list(pool.map(decompress, range(start, stop)))
+        if sequential and hasattr(self._mmap, "madvise"):
+            self._mmap.madvise(mmap.MADV_NORMAL)
+
+    def close(self) -> None:
+        """Release the file and its memory map, once reads in progress are done."""
+        idle = getattr(self, "_idle", None)
+        if idle is not None:
+            with idle:
+                idle.wait_for(lambda: self._readers == 0)
+        if getattr(self, "_mmap", None) is not None:
+            self._mmap.close()
+            self._mmap = None
+        if hasattr(self, "_file") and not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> SliceReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+

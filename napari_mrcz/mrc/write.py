@@ -1,0 +1,283 @@
+"""Writing new MRC and MRCZ files: the header a file starts with, and the whole-file write.
+
+A new file is written to a hidden temporary name beside the target (see
+:mod:`napari_mrcz.mrc.atomic`) through the encode pipeline
+(:mod:`napari_mrcz.mrc.pipeline`) and renamed over the target only once complete.
+python-mrcz's ``writeMRC`` (:mod:`napari_mrcz._compat`) is a thin face on
+:func:`write_array`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from napari_mrcz import __about__
+from napari_mrcz.mrc.append import write_at_index
+from napari_mrcz.mrc.atomic import create_temporary
+from napari_mrcz.mrc.codecs import (
+    MODE_CODEC_FACTOR,
+    REVERSE_COMPRESSOR_ENUM,
+    check_codec,
+    settings_label,
+)
+from napari_mrcz.mrc.header import (
+    HEADER_SIZE,
+    ISPG_IMAGE_STACK,
+    ISPG_VOLUME,
+    new_header,
+    set_labels,
+)
+from napari_mrcz.mrc.jsonmeta import encode_meta
+from napari_mrcz.mrc.modes import (
+    UINT4_MODE,
+    mode_for_dtype,
+    storage_dtype,
+)
+from napari_mrcz.mrc.pipeline import (
+    Frames,
+    describe_input,
+    set_header_stats,
+    write_fully,
+    write_slices,
+)
+from napari_mrcz.threads import default_threads
+from napari_mrcz.units import units_per_angstrom
+
+logger = logging.getLogger(__name__)
+
+#: Label 0 of every file we write. It starts like python-mrcz's ``MRCZ<version>``
+#: with a format version python-mrcz accepts, and says who wrote the file.
+WRITER_LABEL = f"MRCZ0.6.0 napari-mrcz {__about__.__version__}"
+
+
+#: z pixel size python-mrcz writes when given a (y, x) pixel size, in Angstrom.
+DEFAULT_Z_SPACING = 10.0
+
+
+def pixelsize_angstrom(pixelsize: Any, pixelunits: str) -> np.ndarray:
+    """python-mrcz's ``pixelsize`` in Angstrom, as (z, y, x).
+
+    One value is cubic; (y, x) gets python-mrcz's z spacing of 10 Angstrom.
+    """
+    values = np.atleast_1d(np.asarray(pixelsize, dtype=np.float64)).ravel()
+    values = values / units_per_angstrom(pixelunits)
+    if values.size == 1:
+        return np.repeat(values, 3)
+    if values.size == 2:
+        return np.array([DEFAULT_Z_SPACING, values[0], values[1]])
+    if values.size == 3:
+        return values
+    raise ValueError(f"pixelsize must have 1, 2 or 3 elements, got {values.size}")
+
+
+def _resolve_dtype(frames: Frames, dtype: Any, path: str) -> tuple[np.dtype, bool]:
+    """Return (the dtype stored per pixel, whether it is packed 4-bit)."""
+    if dtype is not None and str(dtype).lstrip("<>|=") == "uint4":
+        return np.dtype(np.uint8), True
+    wanted = frames.dtype if dtype is None else np.dtype(dtype)
+    stored = storage_dtype(wanted)
+    if stored != wanted.newbyteorder("="):
+        logger.warning("Casting %s from %s to %s for MRC", path, wanted, stored)
+    return stored, False
+
+
+def make_header(byteorder: str, shape: tuple[int, int, int], mode: int, codec_id: int,
+                 pixelsize_zyx: np.ndarray, mz: int, slices: int, voltage: float, cs: float,
+                 gain: float) -> np.ndarray:
+    """Build the header of a new file (statistics and extended header are set later)."""
+    nz, ny, nx = shape
+    header = new_header(byteorder)
+    header["nx"], header["ny"], header["nz"] = nx, ny, nz
+    header["mode"] = mode + MODE_CODEC_FACTOR * codec_id
+    header["mx"], header["my"], header["mz"] = nx, ny, mz
+    header["cella"] = pixelsize_zyx[::-1] * np.array([nx, ny, nz])
+    header["ispg"] = ISPG_VOLUME if nz > 1 and not slices else ISPG_IMAGE_STACK
+    header["voltage"] = voltage or 0.0
+    header["cs"] = cs or 0.0
+    header["gain"] = gain or 1.0
+    set_labels(header, [WRITER_LABEL])
+    return header
+
+
+def new_file_header(shape: Sequence[int], dtype: Any, pixelsize_zyx: Sequence[float],
+                    compressor: str | None = None, byteorder: str = "<") -> np.ndarray:
+    """The header :func:`write_array` would start a file with (statistics still unknown).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        (ny, nx) or (nz, ny, nx).
+    dtype : numpy dtype
+        The data's dtype (cast as :func:`write_array` would cast it).
+    pixelsize_zyx : sequence of float
+        Pixel size in Angstrom, (z, y, x).
+    compressor : str, optional
+        MRCZ codec, or None for plain MRC.
+    byteorder : {'<', '>'}
+        Byte order of the file.
+    """
+    nz, ny, nx = (1, *shape) if len(shape) == 2 else tuple(shape)
+    mode = mode_for_dtype(storage_dtype(dtype))
+    codec = None if compressor is None else check_codec(compressor)
+    return make_header(byteorder, (nz, ny, nx), mode, REVERSE_COMPRESSOR_ENUM[codec],
+                        np.asarray(pixelsize_zyx, dtype=np.float64),
+                        0 if codec is not None else nz, 0, 0.0, 0.0, 1.0)
+
+
+def _write_new_file(path: str, frames: Frames, header: np.ndarray,
+                    extended_header: bytes | None,
+                    file_dtype: np.dtype, compressor: str | None, clevel: int,
+                    uint4: bool, n_threads: int,
+                    progress: Callable[[int], None] | None = None) -> None:
+    """Write a whole file to a temporary name and rename it over ``path``."""
+    descriptor, temporary = create_temporary(path)
+    try:
+        with os.fdopen(descriptor, "wb", buffering=0) as handle:
+            write_fully(handle, bytes(HEADER_SIZE))
+            if extended_header:
+                write_fully(handle, extended_header)
+            stats, packed_bytes = write_slices(handle, frames, file_dtype, compressor, clevel,
+                                                uint4, n_threads, progress=progress)
+            set_header_stats(header, stats)
+            header["packed_bytes"] = packed_bytes
+            handle.seek(0)
+            write_fully(handle, header.tobytes())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_with_header(path: str | os.PathLike, data: Any, header: np.ndarray,
+                      extended_header: bytes = b"", compressor: str | None = None,
+                      clevel: int = 1, n_threads: int | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> None:
+    """Write ``data`` under a header the caller made, as the converters need.
+
+    Unlike :func:`write_array`, nothing about the header is decided here but what the
+    data determine: the statistics and the packed size. The pixels are stored as
+    ``data.dtype`` in the header's byte order, so MODE must already name that type.
+    The file is replaced only once complete, as by :func:`write_array`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file.
+    data : array-like
+        (nz, ny, nx), indexable slice by slice (numpy, memmap, lazy arrays).
+    header : numpy.ndarray
+        The 0-d structured header (see :mod:`napari_mrcz.mrc.header`); its NSYMBT must
+        equal ``len(extended_header)``.
+    extended_header : bytes
+        Written verbatim between the header and the data.
+    compressor : str, optional
+        The codec MODE names (None for plain MRC).
+    clevel : int
+        Compression level.
+    n_threads : int, optional
+        Slices encoded in parallel; all cores by default.
+    progress : callable, optional
+        Called as ``progress(written, total)`` after each z-slice (see :func:`write_array`).
+    """
+    path = os.path.realpath(os.fspath(path))
+    frames = describe_input(data)
+    if int(header["nsymbt"]) != len(extended_header):
+        raise ValueError(f"NSYMBT is {int(header['nsymbt'])} but the extended header has "
+                         f"{len(extended_header)} bytes")
+    byteorder = header.dtype["nx"].str[0]  # '<' or '>', also on a big-endian machine
+    report = None if progress is None else partial(_report, progress, frames.count)
+    threads = default_threads() if n_threads is None else int(n_threads)
+    _write_new_file(path, frames, header.copy(), extended_header,
+                    frames.dtype.newbyteorder(byteorder),
+                    None if compressor is None else check_codec(compressor), clevel, False,
+                    threads, report)
+
+
+def write_array(data: Any, path: str | os.PathLike, *, meta: dict | None = None,
+                endian: str = "le", dtype: Any = None,
+                pixelsize: Sequence[float] | float = (0.1, 0.1, 0.1), pixelunits: str = "\\AA",
+                voltage: float = 0.0, cs: float = 0.0, gain: float = 1.0,
+                compressor: str | None = None, clevel: int = 1, n_threads: int | None = None,
+                idx: int | None = None, progress: Callable[[int, int], None] | None = None,
+                origin: Sequence[float] | None = None) -> None:
+    """Write an array (or a list of frames) as a new plain MRC or MRCZ file, or into one.
+
+    The engine's form of python-mrcz's ``writeMRC`` (:func:`napari_mrcz.writeMRC`
+    documents every parameter): the same behaviour, with snake_case keywords (``cs``
+    for ``C3``) and without the ones python-mrcz accepts and ignores.
+
+    Parameters
+    ----------
+    data : array-like or list of numpy.ndarray
+        1 to 3 dimensions (z, y, x), indexable slice by slice; or a list of equally
+        shaped 2D or 3D frames.
+    path : str or os.PathLike
+        Target file, replaced only once the new file is complete.
+    meta, endian, dtype, pixelsize, pixelunits, voltage, cs, gain
+        As for :func:`napari_mrcz.writeMRC` (``cs`` is its ``C3``).
+    compressor, clevel, n_threads, idx, progress, origin
+        As for :func:`napari_mrcz.writeMRC`.
+    """
+    path = os.path.realpath(os.fspath(path))  # through symlinks, to their target
+    frames = describe_input(data)
+    report = None if progress is None else partial(_report, progress, frames.count)
+    threads = default_threads() if n_threads is None else int(n_threads)
+    if idx is not None and os.path.isfile(path):
+        write_at_index(path, frames, int(idx), clevel, threads, report)
+        return
+    if idx is not None and int(idx) != 0:
+        raise ValueError(f"{path} does not exist yet: only idx=0 can start it")
+
+    stored, uint4 = _resolve_dtype(frames, dtype, path)
+    codec = None if compressor is None else check_codec(compressor)
+    if uint4 and codec is not None:
+        raise TypeError("uint4 packing is not compatible with compression, use int8 datatype.")
+    if uint4 and frames.shape[1] % 2:
+        raise ValueError("uint4 (mode 101) needs an even number of columns")
+    byteorder = ">" if endian == "be" else "<"
+    mode = UINT4_MODE if uint4 else mode_for_dtype(stored)
+
+    json_meta = dict(meta) if isinstance(meta, dict) else None
+    if frames.slices:
+        json_meta = {**(json_meta or {}), "slices": frames.slices}
+    elif json_meta is not None:
+        # The writer owns this key: in a single array it would turn it into a list.
+        json_meta.pop("slices", None)
+    encoded_meta = encode_meta(json_meta) if json_meta is not None else None
+
+    nz = frames.count
+    if frames.slices:
+        mz = frames.slices
+    elif codec is not None or uint4:
+        # python-mrcz reads MZ as slices per frame (0 is one array), and it is the
+        # only reader of MRCZ and of the 4-bit mode besides us.
+        mz = 0
+    else:
+        mz = nz
+    header = make_header(byteorder, (nz, *frames.shape), mode, REVERSE_COMPRESSOR_ENUM[codec],
+                         pixelsize_angstrom(pixelsize, pixelunits), mz, frames.slices, voltage,
+                         cs, gain)
+    if codec is not None:
+        set_labels(header, [WRITER_LABEL, settings_label(codec, clevel)])
+    if encoded_meta is not None:
+        header["nsymbt"] = len(encoded_meta)
+        header["exttyp"] = b"json"
+    if origin is not None:
+        origin_zyx = np.atleast_1d(np.asarray(origin, dtype=np.float64))[-3:]
+        origin_zyx = np.concatenate([np.zeros(3 - origin_zyx.size), origin_zyx])
+        header["origin"] = origin_zyx[::-1] / units_per_angstrom(pixelunits)
+    file_dtype = stored.newbyteorder(byteorder)
+    _write_new_file(path, frames, header, encoded_meta, file_dtype, codec, clevel, uint4,
+                    threads, report)
+
+
+def _report(progress: Callable[[int, int], None], total: int, written: int) -> None:
+    progress(written, total)

@@ -1,0 +1,376 @@
+"""Converting whole files: MRC, MRCZ and DM to MRCZ or plain MRC, and checking the copy.
+
+What the command line's ``compress``, ``decompress`` and ``convert`` do for one input
+file. An MRC or MRCZ input keeps its header (axis order, origin, space group, labels,
+microscope values, IMOD flags) and its extended header byte for byte; only what the
+new encoding changes is rewritten: MODE, the sampling (MX, MY, MZ with CELLA kept at
+the same voxel size, in the writer's conventions), the statistics (exact) and the
+packed size. A DM input becomes one file per image (thumbnails aside) with its
+calibrated pixel size and origin, the microscope's voltage and Cs, and its whole tag
+tree as JSON meta (``dm_tags``, as the napari writer saves DM layers).
+
+Data flows slice by slice (a 40 GB movie never sits in memory), and the output appears
+only once complete (see :func:`napari_mrcz.mrc.write.write_with_header`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from napari_mrcz.dm.images import read_dm
+from napari_mrcz.dm.metadata import image_entry, python_mrcz_info
+from napari_mrcz.dm.tags import summarised_tags
+from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.mrc.codecs import (
+    MODE_CODEC_FACTOR,
+    REVERSE_COMPRESSOR_ENUM,
+    recorded_settings,
+    settings_label,
+)
+from napari_mrcz.mrc.header import MAP_ID, MRC2014_VERSION, N_LABELS, machine_stamp, set_labels
+from napari_mrcz.mrc.layout import MRCLayout
+from napari_mrcz.mrc.lazy import LazyMRC
+from napari_mrcz.mrc.modes import (
+    PYTHON_MRCZ_MODES,
+    UINT4_MODE,
+    mode_for_dtype,
+    mrc_dtype,
+    storage_dtype,
+)
+from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES
+from napari_mrcz.mrc.write import write_array, write_with_header
+from napari_mrcz.suffixes import is_dm
+
+#: Called with the number of bytes of data just processed (written or verified).
+Progress = Callable[[int], None]
+
+
+class VerificationError(ValueError):
+    """A written file does not hold the data (or the pixel size) of its source."""
+
+
+@dataclass
+class SourceImage:
+    """One image of an input file, ready to be written slice by slice.
+
+    Attributes
+    ----------
+    path : str
+        The input file.
+    data : array-like
+        The pixels as stored, (nz, ny, nx) or fewer dimensions.
+    nbytes : int
+        Bytes of the data as stored in the input (DM: as the writer casts it), the
+        unit of the progress reports.
+    layout : MRCLayout or None
+        The parsed header of an MRC/MRCZ input, carried over to the output.
+    dm_meta : dict or None
+        The :func:`napari_mrcz.read_dm` metadata of a DM image.
+    left_out : str or None
+        What of the input no output holds (bytes after the data, DM tag arrays too
+        large for JSON meta), or None.
+    """
+
+    path: str
+    data: Any
+    nbytes: int
+    layout: MRCLayout | None = None
+    dm_meta: dict | None = field(default=None, repr=False)
+    left_out: str | None = None
+
+
+def _written_nbytes(data: Any) -> int:
+    """Bytes ``data`` takes once cast as the writer casts it (known without reading it)."""
+    return int(np.prod(data.shape, dtype=np.int64)) * storage_dtype(data.dtype).itemsize
+
+
+@contextlib.contextmanager
+def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
+    """Open an input file for conversion without reading its data.
+
+    Yields
+    ------
+    list of SourceImage
+        One for an MRC/MRCZ file (``.gz``/``.bz2`` included), one per image for DM.
+
+    Raises
+    ------
+    MRCZFormatError
+        If the file is damaged, or holds what MRC cannot (RGB, more than 3 dimensions).
+    """
+    path = os.fspath(path)
+    if is_dm(path):
+        images = []
+        dm_images = read_dm(path, lazy=True)
+        summarised = summarised_tags(dm_images[0][1]["tags"]) if dm_images else []
+        left_out = (f"{len(summarised)} DM tag array(s) too large for JSON meta, such as "
+                    f"{summarised[0]}") if summarised else None
+        for number, (data, meta) in enumerate(dm_images):
+            if meta["rgb"]:
+                raise MRCZFormatError(path, f"image {number} is RGB, which MRC cannot hold")
+            if data.ndim > 3:
+                raise MRCZFormatError(path, f"image {number} has {data.ndim} dimensions; MRC "
+                                            "holds at most 3")
+            images.append(SourceImage(path, data, _written_nbytes(data), dm_meta=meta,
+                                      left_out=left_out))
+        yield images
+        return
+    with LazyMRC(path, cache_bytes=0) as lazy:  # streamed once: no cache
+        layout = lazy.layout
+        if layout.dtype.shape:
+            raise MRCZFormatError(path, "RGB (mode 16) data cannot be converted: MRCZ does "
+                                        "not define it, and the plain writer has no RGB")
+        nbytes = lazy.nbytes
+        trailing = layout.file_size - lazy.data_end
+        left_out = f"{trailing} bytes after the data" if trailing > 0 else None
+        yield [SourceImage(path, lazy, nbytes, layout=layout, left_out=left_out)]
+
+
+def numbered_targets(target: str, count: int) -> list[str]:
+    """The outputs of a file of ``count`` images: ``target``, or ``<stem>_<k><suffix>`` each."""
+    if count == 1:
+        return [target]
+    stem, suffix = os.path.splitext(target)
+    return [f"{stem}_{index}{suffix}" for index in range(count)]
+
+
+def image_count(path: str | os.PathLike) -> int:
+    """How many outputs ``path`` gives: its DM images (thumbnails aside), else 1.
+
+    Parses a DM file's tags, reads no pixels; 1 for a file that cannot be parsed
+    (its conversion then reports why).
+    """
+    if not is_dm(os.fspath(path)):
+        return 1
+    try:
+        return max(1, len(read_dm(path, lazy=True)))
+    except (MRCZFormatError, OSError):
+        return 1
+
+
+def _as_stack(data: Any) -> Any:
+    """``data`` as (nz, ny, nx): lower-dimensional data is read and reshaped."""
+    if data.ndim == 3:
+        return data
+    array = np.asarray(data)
+    return array.reshape((1,) * (3 - array.ndim) + array.shape)
+
+
+def _carried_header(layout: MRCLayout, mode: int, compressor: str | None,
+                    clevel: int) -> np.ndarray:
+    """The header of ``layout`` made right for the new encoding (see the module doc)."""
+    header = layout.header.copy()
+    header["mode"] = mode + MODE_CODEC_FACTOR * REVERSE_COMPRESSOR_ENUM[compressor]
+    header["map"] = MAP_ID
+    header["machst"] = np.frombuffer(machine_stamp(layout.byteorder), dtype="u1")
+    if int(header["nversion"]) // 10 != MRC2014_VERSION // 10:  # 20140 or 20141
+        header["nversion"] = MRC2014_VERSION
+    _resample(header, layout, compressed=compressor is not None)
+    labels = [label for label in layout.labels if recorded_settings([label]) is None]
+    if compressor is not None:
+        labels = [*labels[: N_LABELS - 1], settings_label(compressor, clevel)]
+    set_labels(header, labels)
+    return header
+
+
+def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool) -> None:
+    """Set MX, MY, MZ and CELLA for the new encoding, keeping every voxel size.
+
+    MRCZ: python-mrcz reads MZ as slices per frame and the voxel size as CELLA / N, so
+    M = N and MZ = 0; a file with frames keeps python-mrcz's fields as they are.
+    Plain MRC: M as in the source where positive, N where 0 (python-mrcz's), and MZ =
+    slices per frame for a file with frames, so that python-mrcz still finds its
+    frames while mrcfile reads the right voxel size. CELLA changes only where the
+    divisor does, so a voxel size is otherwise kept bit for bit.
+    """
+    if compressed and layout.slices:
+        return
+    for axis, count, pixel, is_sections in zip(layout.crystal_axes, layout.shape,
+                                               layout.pixelsize, (True, False, False),
+                                               strict=True):
+        name = ("mx", "my", "mz")[axis]
+        old = int(header[name])
+        framed = is_sections and layout.slices > 0
+        old_divisor = old if old > 0 and not framed else count
+        if compressed:
+            new = 0 if is_sections else count
+        elif framed:
+            new = layout.slices
+        else:
+            new = old_divisor
+        header[name] = new
+        if old_divisor != (new or count):
+            header["cella"][axis] = pixel * (new or count)
+
+
+def _bytes_progress(progress: Progress | None, slice_nbytes: int
+                    ) -> Callable[[int, int], None] | None:
+    """Turn the writer's ``(slices written, total)`` calls into byte increments."""
+    if progress is None:
+        return None
+    done = [0]
+
+    def report(written: int, _total: int) -> None:
+        progress((written - done[0]) * slice_nbytes)
+        done[0] = written
+
+    return report
+
+
+def write_image(image: SourceImage, target: str, compressor: str | None, clevel: int = 1,
+                n_threads: int | None = None, progress: Progress | None = None) -> None:
+    """Write one source image to ``target``, MRCZ with ``compressor`` or plain MRC.
+
+    Parameters
+    ----------
+    image : SourceImage
+        From :func:`open_images`.
+    target : str
+        The output file; replaced only once complete.
+    compressor : str or None
+        Blosc codec for MRCZ, or None for plain MRC.
+    clevel : int
+        Compression level, 1-9.
+    n_threads : int, optional
+        Slices encoded in parallel.
+    progress : callable, optional
+        Called with the bytes of data just written; an exception it raises stops the
+        write, leaving no output.
+    """
+    data = _as_stack(image.data)
+    slice_nbytes = image.nbytes // max(1, data.shape[0])
+    report = _bytes_progress(progress, slice_nbytes)
+    layout = image.layout
+    if layout is not None:
+        if compressor is not None and layout.mapcrs != (1, 2, 3):
+            raise MRCZFormatError(image.path, f"axis order MAPC, MAPR, MAPS = {layout.mapcrs}: "
+                                              "MRCZ readers (python-mrcz) ignore it, so the "
+                                              "file can only be converted to plain MRC")
+        mode, cast_to = layout.mode, None
+        if layout.mode == UINT4_MODE:  # MRCZ has no 4-bit mode; values 0-15 fit int8
+            mode, cast_to = 0, np.dtype(np.int8)
+        elif compressor is None and layout.mode in PYTHON_MRCZ_MODES:
+            # int32/uint32 are python-mrcz's: plain files get an MRC2014 type that
+            # holds the values exactly (or the conversion fails, saying so).
+            cast_to = mrc_dtype(data, plain=True, warn=False)
+            mode = layout.mode if cast_to is None else mode_for_dtype(cast_to)
+        header = _carried_header(layout, mode, compressor, clevel)
+        extended = layout.read_extended_header() if layout.nsymbt else b""
+        if cast_to is not None:
+            data = _CastView(data, cast_to)
+        write_with_header(target, data, header, extended, compressor, clevel, n_threads,
+                          report)
+        return
+    meta = image.dm_meta
+    pixelsize = [size or 0.0 for size in meta["pixelsize"]]
+    origin = [axis["offset_angstrom"] or 0.0 for axis in meta["axes"]]  # lengths only
+    if len(pixelsize) < 3:  # a single image: z as y, as the napari writer does
+        pixelsize = [pixelsize[0]] * (3 - len(pixelsize)) + pixelsize
+        origin = [0.0] * (3 - len(origin)) + origin
+    write_array(data, target, meta={"dm_tags": meta["tags"]},
+                dtype=mrc_dtype(data, plain=compressor is None, warn=False),
+                pixelsize=pixelsize, pixelunits="\\AA", origin=origin, compressor=compressor,
+                clevel=clevel, n_threads=n_threads, progress=report, **dm_microscope(meta))
+
+
+class _CastView:
+    """``data`` cast to ``dtype`` slice by slice, as it is read."""
+
+    def __init__(self, data: Any, dtype: np.dtype) -> None:
+        self.data = data
+        self.shape = data.shape
+        self.ndim = data.ndim
+        self.dtype = np.dtype(dtype)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.data[key]).astype(self.dtype)
+
+
+def dm_microscope(meta: dict) -> dict[str, float]:
+    """voltage (kV) and cs (C3, mm) from a DM image's Microscope Info, for write_array."""
+    info = python_mrcz_info(image_entry(meta))
+    values = {}
+    voltage, cs = info.get("Voltage"), info.get("C3")
+    if isinstance(voltage, (int, float)) and voltage > 0:
+        values["voltage"] = voltage / 1000.0  # DM stores volts
+    if isinstance(cs, (int, float)):
+        values["cs"] = float(cs)
+    return values
+
+
+def verify_image(image: SourceImage, target: str, progress: Progress | None = None) -> None:
+    """Re-read ``target`` from disk and compare it with its source, block by block.
+
+    The pixels must be equal (NaN equal to NaN) after the cast the writer makes, a
+    narrowing cast (float64 to float32) must keep every value to the precision of the
+    narrower type (no overflow to infinity, no underflow to 0), and the shape must be
+    the same, and for MRC/MRCZ inputs the pixel size too.
+
+    Raises
+    ------
+    VerificationError
+        Naming the first z-slice or header value that differs.
+    """
+    source = _as_stack(image.data)
+    with LazyMRC(target, cache_bytes=0) as written:
+        layout = written.layout
+        if layout.shape != tuple(source.shape):
+            raise VerificationError(f"{target}: shape {layout.shape} differs from the "
+                                    f"source's {tuple(source.shape)}")
+        if image.layout is not None and not np.allclose(layout.pixelsize,
+                                                        image.layout.pixelsize, rtol=1e-6):
+            raise VerificationError(f"{target}: pixel size {layout.pixelsize} differs from "
+                                    f"the source's {image.layout.pixelsize}")
+        copy_stack = _as_stack(written)
+        nz = layout.nz
+        block = max(1, STREAM_BLOCK_BYTES // max(1, layout.slice_nbytes))
+        for start in range(0, nz, block):
+            stop = min(nz, start + block)
+            copy = np.asarray(copy_stack[start:stop])
+            original = np.asarray(source[start:stop])
+            for offset, (written_slice, source_slice) in enumerate(
+                    zip(copy, original, strict=True)):
+                problem = _slice_problem(written_slice, source_slice)
+                if problem is not None:
+                    raise VerificationError(f"{target}: z-slice {start + offset} {problem}")
+            if progress is not None:
+                progress(image.nbytes * stop // nz - image.nbytes * start // nz)
+
+
+def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
+    """What is wrong with the written copy of one z-slice, or None."""
+    native = source.dtype.newbyteorder("=")
+    cast = source.astype(written.dtype.newbyteorder("="), copy=False)
+    if not np.array_equal(written, cast, equal_nan=written.dtype.kind in "fc"):
+        return "differs from the source"
+    if native == cast.dtype:
+        return None
+    if native.kind in "fc":
+        precision = np.finfo(written.dtype).eps
+        if not np.isclose(written, source, rtol=precision, atol=0, equal_nan=True).all():
+            return (f"holds {native} values that {cast.dtype} cannot (overflow or "
+                    "underflow)")
+    elif not np.array_equal(written, source):
+        return f"holds {native} values that {cast.dtype} cannot"
+    return None
+
+
+def incomplete(image: SourceImage) -> str | None:
+    """What a verified output of ``image`` still lacks from its input, or None.
+
+    MRC has no 64-bit floats: they are rounded to 32 bits ('float64 stored as
+    float32'); every other cast the writers make keeps the values exactly. Bytes
+    after the data and DM tag arrays too large for JSON meta are not copied.
+    """
+    source = np.dtype(image.data.dtype)
+    stored = storage_dtype(source)
+    if source.kind in "fc" and stored.itemsize < source.itemsize:
+        return f"{source} stored as {stored}"
+    return image.left_out
+

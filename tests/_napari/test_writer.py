@@ -1,0 +1,148 @@
+"""The npe2 writers, without a viewer: formats, extensions, pixel size, casts, meta."""
+
+import io
+
+import mrcfile
+import npe2
+import numpy as np
+import pint
+import pytest
+
+import napari_mrcz
+from napari_mrcz._napari import writer as napari_writer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _discover_plugins():
+    npe2.PluginManager.instance().discover()
+
+
+UREG = pint.get_application_registry()
+
+
+def image_meta(**extra):
+    meta = {"name": "layer", "scale": (2.0, 1.5, 1.5), "units": (UREG.nm,) * 3,
+            "metadata": {}}
+    meta.update(extra)
+    return meta
+
+
+def test_mrcz_writer_adds_extension_and_compresses(tmp_path, rng):
+    data = rng.normal(size=(3, 8, 10)).astype(np.float32)
+    [written] = napari_writer.write_mrcz(str(tmp_path / "noext"), data, image_meta())
+    assert written.endswith("noext.mrcz")
+    image, meta = napari_mrcz.readMRC(written)
+    np.testing.assert_array_equal(image, data)
+    assert meta["compressor"] == "zstd"
+    np.testing.assert_allclose(meta["pixelsize"], [20.0, 15.0, 15.0])
+
+
+def test_mrc_extension_writes_plain_valid_mrc(tmp_path, rng):
+    data = rng.normal(size=(3, 8, 10)).astype(np.float32)
+    [written] = napari_writer.write_mrcz(str(tmp_path / "plain.mrc"), data, image_meta())
+    assert written.endswith("plain.mrc")
+    report = io.StringIO()
+    assert mrcfile.validate(written, print_file=report) is True, report.getvalue()
+    with mrcfile.open(written) as mrc:
+        np.testing.assert_array_equal(mrc.data, data)
+        np.testing.assert_allclose([mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z],
+                                   [15.0, 15.0, 20.0])
+
+
+def test_npe2_write_chooses_by_extension(tmp_path, rng):
+    data = rng.normal(size=(8, 10)).astype(np.float32)
+    layer = (data, {"name": "img", "scale": (1.0, 1.0), "metadata": {}}, "image")
+    [mrcz_path] = npe2.write(str(tmp_path / "a.MRCZ"), [layer], plugin_name="napari-mrcz")
+    [mrc_path] = npe2.write(str(tmp_path / "b.mrc"), [layer], plugin_name="napari-mrcz")
+    assert napari_mrcz.readMRCHeader(mrcz_path)[0]["compressor"] == "zstd"
+    assert napari_mrcz.readMRCHeader(mrc_path)[0]["compressor"] is None
+
+
+def test_python_mrcz_reads_what_the_writer_writes(tmp_path, rng):
+    import mrcz
+
+    data = rng.normal(size=(4, 8, 10)).astype(np.float32)
+    [written] = napari_writer.write_mrcz(str(tmp_path / "x.mrcz"), data,
+                                   image_meta(metadata={"operator": "ada"}))
+    image, meta = mrcz.readMRC(written)
+    np.testing.assert_array_equal(image, data)
+    np.testing.assert_allclose(meta["pixelsize"], [20.0, 15.0, 15.0], rtol=1e-6)
+    assert meta["operator"] == "ada"
+
+
+def test_float64_and_int64_labels_are_cast_with_a_warning(tmp_path, rng):
+    labels = rng.integers(0, 300, size=(3, 8, 10)).astype(np.int64)
+    with pytest.warns(UserWarning, match="int64"):
+        [written] = napari_writer.write_mrcz(str(tmp_path / "labels.mrcz"), labels, image_meta())
+    image, _ = napari_mrcz.readMRC(written)
+    assert image.dtype == np.int16
+    np.testing.assert_array_equal(image, labels)
+    floats = rng.normal(size=(2, 4, 4))
+    with pytest.warns(UserWarning, match="float64"):
+        [written] = napari_writer.write_mrc(str(tmp_path / "f.mrc"), floats, image_meta())
+    assert napari_mrcz.readMRC(written)[0].dtype == np.float32
+
+
+def test_metadata_that_json_cannot_hold_is_skipped(tmp_path, rng):
+    data = rng.normal(size=(2, 4, 4)).astype(np.float32)
+    metadata = {"good": [1, 2], "bad": object(), "path": "/somewhere/else.mrc",
+                "json_meta": {"dose": 3}}
+    with pytest.warns(UserWarning, match="bad"):
+        [written] = napari_writer.write_mrcz(str(tmp_path / "m.mrcz"), data,
+                                       image_meta(metadata=metadata))
+    _, meta = napari_mrcz.readMRC(written)
+    assert meta["good"] == [1, 2]
+    assert meta["dose"] == 3
+    assert "bad" not in meta
+
+
+def test_several_layers_go_to_a_folder(tmp_path, rng):
+    layers = [(rng.normal(size=(4, 4)).astype(np.float32),
+               {"name": f"layer{index}.mrc", "scale": (1.0, 1.0), "metadata": {}}, "image")
+              for index in range(3)]
+    written = npe2.write(str(tmp_path / "folder"), layers, plugin_name="napari-mrcz")
+    assert sorted(path.rsplit("/", 1)[1] for path in written) == [
+        "layer0.mrcz", "layer1.mrcz", "layer2.mrcz"]
+    for (data, _, _), path in zip(layers, written, strict=True):
+        np.testing.assert_array_equal(napari_mrcz.readMRC(path)[0], data)
+
+
+def test_pixel_units_keep_the_scale_as_angstrom():
+    assert napari_writer.pixel_size_angstrom((2.0, 3.0), (UREG.pixel, UREG.pixel)) == [2.0, 3.0]
+    assert napari_writer.pixel_size_angstrom((2.0, 3.0), (UREG.um, UREG.nm)) == pytest.approx(
+        [20000.0, 30.0])
+
+
+def test_folder_names_are_unique_and_safe(tmp_path, rng):
+    layers = [(rng.normal(size=(4, 4)).astype(np.float32),
+               {"name": name, "scale": (1.0, 1.0), "metadata": {}}, "image")
+              for name in ("same", "same", "a/b")]
+    written = napari_writer.write_folder(str(tmp_path / "out"), layers)
+    assert [path.rsplit("/", 1)[1] for path in written] == ["same.mrcz", "same-1.mrcz",
+                                                             "a_b.mrcz"]
+    assert len(set(written)) == 3
+
+
+def test_plain_mrc_labels_stay_mrcfile_valid(tmp_path, rng):
+    """int32 is python-mrcz's mode 7: plain .mrc labels get an MRC2014 type instead."""
+    labels = rng.integers(0, 70000, size=(2, 8, 8)).astype(np.int32)
+    with pytest.warns(UserWarning, match="int32"):
+        [written] = napari_writer.write_mrc(str(tmp_path / "labels.mrc"), labels, image_meta())
+    report = io.StringIO()
+    assert mrcfile.validate(written, print_file=report) is True, report.getvalue()
+    np.testing.assert_array_equal(napari_mrcz.readMRC(written)[0], labels)
+    huge = np.array([[[0, 2**30]]], dtype=np.int64)
+    with pytest.raises(ValueError, match="fit no MRC pixel type"):
+        napari_writer.write_mrc(str(tmp_path / "huge.mrc"), huge, image_meta(scale=(1, 1, 1)))
+
+
+def test_json_meta_does_not_swallow_the_header(tmp_path, rng):
+    """A file written with python-mrcz's readMRC -> writeMRC(meta=meta) habit: the
+    reader's header still describes the file, not the stale copy in the JSON."""
+    data = rng.normal(size=(2, 4, 4)).astype(np.float32)
+    path = tmp_path / "habit.mrcz"
+    napari_mrcz.writeMRC(data, path, compressor="zstd",
+                         meta={"compressor": None, "pixelsize": [9, 9, 9]})
+    [(_, kwargs, _)] = npe2.read([str(path)], stack=False, plugin_name="napari-mrcz")
+    assert kwargs["metadata"]["header"]["compressor"] == "zstd"
+    assert kwargs["metadata"]["header"]["mrcHeader"]["nz"] == 2

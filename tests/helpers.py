@@ -1,0 +1,63 @@
+"""Helpers shared by the tests and the benchmarks: the real files and test-file makers."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import mrcfile
+import numpy as np
+
+from napari_mrcz import MRCZFormatError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _find_shared_data() -> pathlib.Path | None:
+    """The folder of real files nobody here wrote (see its PROVENANCE.md)."""
+    candidates = [os.environ.get("NAPARI_MRCZ_TEST_DATA"), REPO.parent / "shared" / "data",
+                  "/work/shared/data"]
+    for candidate in candidates:
+        if candidate and (pathlib.Path(candidate) / "PROVENANCE.md").is_file():
+            return pathlib.Path(candidate)
+    return None
+
+
+#: ../shared/data, or None where it is absent (its tests are then skipped).
+SHARED_DATA = _find_shared_data()
+
+
+def real_files(kind: str) -> list[pathlib.Path]:
+    """The real files of one kind ('mrc', 'dm3', 'dm4'), for parametrize."""
+    if SHARED_DATA is None:
+        return []
+    return sorted((SHARED_DATA / kind).iterdir())
+
+
+def write_permuted_map(path: pathlib.Path, data: np.ndarray,
+                       origin: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
+    """An EMDB-style map of (sections, rows, columns) ``data`` with MAPC/MAPR/MAPS =
+    2, 1, 3: crystal x runs along rows, y along columns; voxel 1, 2, 3 A in x, y, z."""
+    nz, ny, nx = data.shape
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 2, 1, 3
+        mrc.header.mx, mrc.header.my, mrc.header.mz = ny, nx, nz
+        mrc.header.cella = (ny * 1.0, nx * 2.0, nz * 3.0)
+        mrc.header.origin = origin
+
+
+def read_or_none(path: pathlib.Path, read: Callable[[pathlib.Path], Any]) -> Any:
+    """``read(path)``, or None if it refuses the file with exactly MRCZFormatError naming it.
+
+    For fuzzing: any other exception fails the test.
+    """
+    try:
+        return read(path)
+    except MRCZFormatError as error:
+        refused = error
+    assert type(refused) is MRCZFormatError
+    assert refused.path == str(path)
+    return None

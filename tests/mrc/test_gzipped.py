@@ -1,0 +1,286 @@
+"""Compressed downloads (.gz, .bz2): read through a temporary copy that goes away."""
+
+import bz2
+import gc
+import gzip
+import shutil
+import tempfile
+import tracemalloc
+
+import npe2
+import numpy as np
+import pytest
+
+import napari_mrcz
+from napari_mrcz._napari import reader as napari_reader
+from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.mrc.gzipped import (
+    TRAILING_BYTES_ALLOWED,
+    DecompressedFile,
+    declared_size,
+    is_compressed,
+)
+from napari_mrcz.mrc.lazy import LazyMRC
+
+OPENERS = {".gz": gzip.open, ".bz2": bz2.open}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _discover_plugins():
+    npe2.PluginManager.instance().discover()
+
+
+@pytest.fixture
+def temp_dir(tmp_path, monkeypatch):
+    """The system temporary folder, redirected so that leftovers can be seen."""
+    folder = tmp_path / "system-tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def compress(plain, suffix, target=None):
+    """Write ``plain`` compressed next to it (or to ``target``); return the new path."""
+    target = target or plain.with_name(plain.name + suffix)
+    with open(plain, "rb") as source, OPENERS[suffix](target, "wb") as sink:
+        shutil.copyfileobj(source, sink)
+    return target
+
+
+@pytest.fixture
+def volume(tmp_path, rng):
+    data = rng.normal(5, 2, size=(4, 10, 12)).astype(np.float32)
+    path = tmp_path / "emd_1234.map"
+    napari_mrcz.writeMRC(data, path, pixelsize=[1.5, 1.2, 1.1])
+    return data, path
+
+
+def mrc_bytes(tmp_path, data):
+    path = tmp_path / "source.mrc"
+    napari_mrcz.writeMRC(data, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["a.mrc.gz", "b.MAP.GZ", "c.mrcs.bz2", "d.ccp4.gz"])
+def test_suffixes(name):
+    assert is_compressed(name)
+    assert napari_reader.get_reader(name) is napari_reader.read_layers
+
+
+@pytest.mark.parametrize("name", ["a.tif.gz", "b.gz", "c.mrc"])
+def test_reader_declines_other_compressed_files(name):
+    assert is_compressed(name) == name.endswith(".gz")
+    expected = napari_reader.read_layers if name == "c.mrc" else None
+    assert napari_reader.get_reader(name) is expected
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
+def test_round_trip_matches_the_plain_file(volume, suffix, temp_dir):
+    data, plain = volume
+    packed = compress(plain, suffix)
+    image, meta = napari_mrcz.readMRC(packed)
+    expected, expected_meta = napari_mrcz.readMRC(plain)
+    np.testing.assert_array_equal(image, data)
+    np.testing.assert_array_equal(image, expected)
+    np.testing.assert_allclose(meta["pixelsize"], expected_meta["pixelsize"])
+    header, slices = napari_mrcz.readMRCHeader(packed)
+    assert slices == 0
+    np.testing.assert_array_equal(header["dimensions"], [4, 10, 12])
+    frame, _ = napari_mrcz.readMRC(packed, idx=2, useMemmap=True)
+    np.testing.assert_array_equal(frame, data[2])
+    assert list(temp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
+def test_lazy_keeps_the_copy_until_closed(volume, suffix, temp_dir):
+    data, plain = volume
+    packed = compress(plain, suffix)
+    lazy = napari_mrcz.open_lazy(packed)
+    assert lazy.path == str(packed)
+    [copy] = temp_dir.iterdir()
+    assert copy.name.endswith("emd_1234.map")
+    np.testing.assert_array_equal(lazy[3], data[3])
+    np.testing.assert_array_equal(np.asarray(lazy), data)
+    lazy.close()
+    assert not copy.exists()
+    lazy.close()  # twice is harmless
+
+
+def test_forgotten_lazy_copy_goes_with_the_object(volume, temp_dir):
+    _, plain = volume
+    lazy = LazyMRC(compress(plain, ".gz"))
+    assert len(list(temp_dir.iterdir())) == 1
+    del lazy
+    gc.collect()
+    assert list(temp_dir.iterdir()) == []
+
+
+def test_decompressed_file_leaves_plain_files_alone(volume):
+    _, plain = volume
+    with DecompressedFile(plain) as source:
+        assert source.path == str(plain)
+        assert not source.is_temporary
+    assert plain.exists()
+
+
+def test_real_file_gzipped(shared_data, tmp_path, temp_dir):
+    plain = shared_data / "mrc" / "gemmi_5i55_tiny.ccp4"
+    packed = compress(plain, ".gz", tmp_path / (plain.name + ".gz"))
+    image, meta = napari_mrcz.readMRC(packed)
+    expected, expected_meta = napari_mrcz.readMRC(plain)
+    np.testing.assert_array_equal(image, expected)
+    assert meta["mrcHeader"] == expected_meta["mrcHeader"]
+    assert list(temp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "not compressed"])
+@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
+def test_damaged_stream_names_the_compressed_file(volume, suffix, damage, temp_dir):
+    _, plain = volume
+    packed = compress(plain, suffix)
+    raw = bytearray(packed.read_bytes())
+    if damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    elif damage == "flipped":
+        raw[len(raw) // 2 : len(raw) // 2 + 16] = bytes(16)
+    else:
+        raw = bytearray(plain.read_bytes())
+    packed.write_bytes(bytes(raw))
+    for read in (napari_mrcz.readMRC, napari_mrcz.readMRCHeader, LazyMRC):
+        with pytest.raises(MRCZFormatError) as info:
+            read(packed)
+        assert info.value.path == str(packed)
+    assert list(temp_dir.iterdir()) == []
+
+
+def test_errors_about_the_data_name_the_compressed_file(volume, temp_dir):
+    _, plain = volume
+    truncated = plain.with_name("cut.map")
+    truncated.write_bytes(plain.read_bytes()[:-100])
+    packed = compress(truncated, ".gz")
+    with pytest.raises(MRCZFormatError, match="truncated") as info:
+        napari_mrcz.readMRC(packed)
+    assert info.value.path == str(packed)
+    assert list(temp_dir.iterdir()) == []
+
+
+def test_decompression_bomb_is_refused_early(tmp_path, temp_dir):
+    """A header declaring 4x4x1 floats followed by 100 MB of zeros."""
+    header = mrc_bytes(tmp_path, np.ones((4, 4), dtype=np.float32))
+    bomb = tmp_path / "bomb.mrc.gz"
+    zeros = bytes(2**20)
+    with gzip.open(bomb, "wb", compresslevel=1) as sink:
+        sink.write(header)
+        for _ in range(100):
+            sink.write(zeros)
+    assert bomb.stat().st_size < 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(MRCZFormatError, match="decompression bomb") as info:
+            napari_mrcz.readMRC(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.path == str(bomb)
+    assert peak < 8 * TRAILING_BYTES_ALLOWED  # a few chunks, not the 100 MB
+    assert list(temp_dir.iterdir()) == []
+
+
+def test_a_little_trailing_junk_is_tolerated(tmp_path, temp_dir):
+    data = np.arange(12, dtype=np.float32).reshape(3, 4)
+    raw = mrc_bytes(tmp_path, data) + bytes(1000)
+    packed = tmp_path / "junk.mrc.bz2"
+    packed.write_bytes(bz2.compress(raw))
+    image, _ = napari_mrcz.readMRC(packed)
+    np.testing.assert_array_equal(image, data)
+
+
+def test_what_is_not_mrc_inside_is_refused(tmp_path, temp_dir):
+    packed = tmp_path / "text.mrc.gz"
+    packed.write_bytes(gzip.compress(b"hello " * 400))
+    with pytest.raises(MRCZFormatError, match="not an MRC file once decompressed"):
+        napari_mrcz.readMRC(packed)
+    assert list(temp_dir.iterdir()) == []
+
+
+def test_declared_size(tmp_path):
+    raw = mrc_bytes(tmp_path, np.zeros((2, 3, 5), dtype=np.int16))
+    assert declared_size("x", raw[:1024]) == 1024 + 2 * 3 * 5 * 2
+
+
+def test_short_decompressed_file_is_too_short(tmp_path, temp_dir):
+    packed = tmp_path / "short.map.gz"
+    packed.write_bytes(gzip.compress(b"\0" * 100))
+    with pytest.raises(MRCZFormatError, match="too short") as info:
+        napari_mrcz.readMRC(packed)
+    assert info.value.path == str(packed)
+
+
+def read(path):
+    return npe2.read([str(path)], stack=False, plugin_name="napari-mrcz")
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
+def test_napari_reader_names_the_original(volume, suffix, temp_dir):
+    data, plain = volume
+    packed = compress(plain, suffix)
+    [(layer_data, kwargs, _)] = read(packed)
+    assert isinstance(layer_data, np.ndarray)
+    np.testing.assert_array_equal(layer_data, data)
+    assert kwargs["name"] == "emd_1234.map" + suffix
+    assert kwargs["metadata"]["path"] == str(packed)
+    np.testing.assert_allclose(kwargs["scale"], [1.5, 1.2, 1.1])
+    assert list(temp_dir.iterdir()) == []
+
+
+def test_napari_reader_lazy_copy_lives_with_the_layer_data(volume, temp_dir, monkeypatch):
+    data, plain = volume
+    packed = compress(plain, ".gz")
+    monkeypatch.setattr(napari_reader, "LAZY_THRESHOLD_BYTES", 100)
+    [(layer_data, kwargs, _)] = read(packed)
+    assert isinstance(layer_data, LazyMRC)
+    assert kwargs["name"] == "emd_1234.map.gz"
+    np.testing.assert_array_equal(layer_data[1], data[1])
+    assert len(list(temp_dir.iterdir())) == 1
+    del layer_data
+    gc.collect()
+    assert list(temp_dir.iterdir()) == []
+
+
+def test_napari_reader_damaged_download(volume, temp_dir):
+    _, plain = volume
+    packed = compress(plain, ".gz")
+    packed.write_bytes(packed.read_bytes()[:200])
+    with pytest.raises(MRCZFormatError) as info:
+        read(packed)
+    assert info.value.path == str(packed)
+
+
+def test_bomb_with_a_lying_header_is_refused_before_writing(tmp_path):
+    """A header declaring petabytes is refused at once, before the disk fills."""
+    import bz2 as bz2_module
+
+    header = np.zeros((), dtype=napari_mrcz.mrc.header.header_dtype("<"))
+    header["nx"] = header["ny"] = header["nz"] = 100_000
+    header["mode"] = 2
+    header["machst"] = np.frombuffer(b"\x44\x41\x00\x00", dtype="u1")
+    path = tmp_path / "bomb.mrc.bz2"
+    path.write_bytes(bz2_module.compress(header.tobytes() + bytes(50 * 2**20)))
+    with pytest.raises(napari_mrcz.MRCZFormatError, match="free for a temporary copy"):
+        napari_mrcz.readMRCHeader(path)
+
+
+def test_warnings_name_the_download_not_its_temporary_copy(tmp_path, rng):
+    import gzip as gzip_module
+
+    plain = tmp_path / "odd.mrc"
+    napari_mrcz.writeMRC(rng.normal(size=(2, 4, 4)).astype(np.float32), plain)
+    raw = bytearray(plain.read_bytes())
+    raw[212:216] = b"\x44\x20\x20\x20"  # a machine stamp seen in the field
+    path = tmp_path / "odd.mrc.gz"
+    path.write_bytes(gzip_module.compress(bytes(raw)))
+    with pytest.warns(UserWarning, match="machine stamp") as record:
+        napari_mrcz.readMRC(path)
+    messages = [str(warning.message) for warning in record]
+    assert any(str(path) in message for message in messages)
+    assert not any("napari-mrcz-" in message for message in messages)
