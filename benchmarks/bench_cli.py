@@ -72,8 +72,9 @@ def make_movies(folder: str, files: int, size_mb: float) -> int:
     total = 0
     for number in range(files):
         movie = rng.poisson(1.0, size=(frames, side, side)).astype(np.int8)
-        napari_mrcz.writeMRC(movie, os.path.join(folder, f"movie_{number:03d}.mrc"),
-                             pixelsize=0.83)
+        napari_mrcz.writeMRC(
+            movie, os.path.join(folder, f"movie_{number:03d}.mrc"), pixelsize=0.83
+        )
         total += movie.nbytes
     return total
 
@@ -102,20 +103,49 @@ def main(argv: list[str] | None = None) -> int:
         packed, plain = os.path.join(work, "packed"), os.path.join(work, "plain")
         compress = {
             "mrcz compress": [*MRCZ_COMMAND, "compress", raw, "-o", packed, "-q"],
-            "mrcz compress --jobs 2 --threads 1": [*MRCZ_COMMAND, "compress", raw, "-o",
-                                                   packed, "-q", "--jobs", "2", "--threads",
-                                                   "1"],
-            "mrcz compress --verify": [*MRCZ_COMMAND, "compress", raw, "-o", packed, "-q",
-                                       "--verify"],
-            "python-mrcz loop": [sys.executable, "-c", PEER_COMPRESS, raw, packed, str(cores),
-                                 "1"],
-            "python-mrcz loop, quickStats=False": [sys.executable, "-c", PEER_COMPRESS, raw,
-                                                   packed, str(cores), "0"],
+            "mrcz compress --jobs 2 --threads 1": [
+                *MRCZ_COMMAND,
+                "compress",
+                raw,
+                "-o",
+                packed,
+                "-q",
+                "--jobs",
+                "2",
+                "--threads",
+                "1",
+            ],
+            "mrcz compress --verify": [
+                *MRCZ_COMMAND,
+                "compress",
+                raw,
+                "-o",
+                packed,
+                "-q",
+                "--verify",
+            ],
+            "python-mrcz loop": [
+                sys.executable,
+                "-c",
+                PEER_COMPRESS,
+                raw,
+                packed,
+                str(cores),
+                "1",
+            ],
+            "python-mrcz loop, quickStats=False": [
+                sys.executable,
+                "-c",
+                PEER_COMPRESS,
+                raw,
+                packed,
+                str(cores),
+                "0",
+            ],
         }
         decompress = {
             "mrcz decompress": [*MRCZ_COMMAND, "decompress", packed, "-o", plain, "-q"],
-            "python-mrcz loop": [sys.executable, "-c", PEER_DECOMPRESS, packed, plain,
-                                 str(cores)],
+            "python-mrcz loop": [sys.executable, "-c", PEER_DECOMPRESS, packed, plain, str(cores)],
         }
         best: dict[str, float] = {}
         for _ in range(args.repeat):  # interleaved, so drifting load hits all alike
@@ -126,19 +156,24 @@ def main(argv: list[str] | None = None) -> int:
         best_back: dict[str, float] = {}
         for _ in range(args.repeat):
             for name, command in decompress.items():
-                best_back[name] = min(best_back.get(name, float("inf")),
-                                      timed_run(command, plain))
+                best_back[name] = min(best_back.get(name, float("inf")), timed_run(command, plain))
 
-    print(f"{args.files} movies, {total / 1e6:.0f} MB of int8 data, zstd level 1, "
-          f"{cores} cores, best of {args.repeat}")
+    print(
+        f"{args.files} movies, {total / 1e6:.0f} MB of int8 data, zstd level 1, "
+        f"{cores} cores, best of {args.repeat}"
+    )
     print(f"{'compress':40s} {'seconds':>8s} {'MB/s':>8s} {'mrcz compress vs this':>22s}")
     for name, seconds in best.items():
-        print(f"{name:40s} {seconds:8.2f} {total / seconds / 1e6:8.1f} "
-              f"{seconds / best['mrcz compress']:21.2f}x")
+        print(
+            f"{name:40s} {seconds:8.2f} {total / seconds / 1e6:8.1f} "
+            f"{seconds / best['mrcz compress']:21.2f}x"
+        )
     print(f"{'decompress':40s} {'seconds':>8s} {'MB/s':>8s} {'mrcz decompress vs this':>22s}")
     for name, seconds in best_back.items():
-        print(f"{name:40s} {seconds:8.2f} {total / seconds / 1e6:8.1f} "
-              f"{seconds / best_back['mrcz decompress']:21.2f}x")
+        print(
+            f"{name:40s} {seconds:8.2f} {total / seconds / 1e6:8.1f} "
+            f"{seconds / best_back['mrcz decompress']:21.2f}x"
+        )
     return 0
 
 

@@ -173,24 +173,25 @@ class SyntheticFrames:
 # ---------------------------------------------------------------------- libraries
 
 
-def write_ours(data: np.ndarray, path: str, codec: str | None, clevel: int,
-               threads: int) -> None:
+def write_ours(data: np.ndarray, path: str, codec: str | None, clevel: int, threads: int) -> None:
     napari_mrcz.writeMRC(data, path, compressor=codec, clevel=clevel, n_threads=threads)
 
 
-def write_theirs(data: np.ndarray, path: str, codec: str | None, clevel: int,
-                 threads: int) -> None:
+def write_theirs(
+    data: np.ndarray, path: str, codec: str | None, clevel: int, threads: int
+) -> None:
     mrcz.writeMRC(data, path, compressor=codec, clevel=clevel, n_threads=threads)
 
 
-def write_theirs_exact(data: np.ndarray, path: str, codec: str | None, clevel: int,
-                       threads: int) -> None:
-    mrcz.writeMRC(data, path, compressor=codec, clevel=clevel, n_threads=threads,
-                  quickStats=False)
+def write_theirs_exact(
+    data: np.ndarray, path: str, codec: str | None, clevel: int, threads: int
+) -> None:
+    mrcz.writeMRC(data, path, compressor=codec, clevel=clevel, n_threads=threads, quickStats=False)
 
 
-def write_mrcfile(data: np.ndarray, path: str, codec: str | None, clevel: int,
-                  threads: int) -> None:
+def write_mrcfile(
+    data: np.ndarray, path: str, codec: str | None, clevel: int, threads: int
+) -> None:
     assert codec is None
     mrcfile.write(path, data, overwrite=True)
 
@@ -313,16 +314,19 @@ class Result:
         return self.nbytes / MB / min(self.read_s)
 
 
-def bench_throughput(datasets: dict[str, np.ndarray], folder: str, repeat: int, threads: int,
-                     cold: bool) -> list[Result]:
+def bench_throughput(
+    datasets: dict[str, np.ndarray], folder: str, repeat: int, threads: int, cold: bool
+) -> list[Result]:
     results: list[Result] = []
     for dataset, data in datasets.items():
         for codec, clevel in CODECS:
             name = codec_name(codec, clevel)
             libraries = [OURS, THEIRS, THEIRS_EXACT] + ([MRCFILE] if codec is None else [])
             rows = {lib: Result(dataset, name, lib, data.nbytes) for lib in libraries}
-            paths = {lib: os.path.join(folder, f"{dataset}-{name}-{lib}.mrc"
-                                       + ("z" if codec else "")) for lib in libraries}
+            paths = {
+                lib: os.path.join(folder, f"{dataset}-{name}-{lib}.mrc" + ("z" if codec else ""))
+                for lib in libraries
+            }
             for run in range(repeat):
                 for lib in libraries:
                     write, read = LIBRARIES[lib]
@@ -352,11 +356,15 @@ def bench_throughput(datasets: dict[str, np.ndarray], folder: str, repeat: int, 
 def bench_lazy(folder: str, repeat: int, threads: int) -> dict[str, Any]:
     frames = SyntheticFrames(LAZY_FRAMES, LAZY_SIDE, LAZY_SIDE)
     path = os.path.join(folder, "lazy-large.mrcz")
-    write_s, _ = timed(lambda: napari_mrcz.writeMRC(frames, path, compressor="zstd", clevel=1,
-                                                    n_threads=threads))
+    write_s, _ = timed(
+        lambda: napari_mrcz.writeMRC(frames, path, compressor="zstd", clevel=1, n_threads=threads)
+    )
     settle(path, cold=False)
-    out: dict[str, Any] = {"logical": frames.nbytes, "file_size": os.path.getsize(path),
-                           "write_s": write_s}
+    out: dict[str, Any] = {
+        "logical": frames.nbytes,
+        "file_size": os.path.getsize(path),
+        "write_s": write_s,
+    }
 
     gc.collect()
     rss_before = proc_status_kb("VmRSS")
@@ -367,8 +375,9 @@ def bench_lazy(folder: str, repeat: int, threads: int) -> dict[str, Any]:
     out["first_open_s"] = time.perf_counter() - start
     after = proc_status_kb("VmHWM") if hwm_reset else proc_status_kb("VmRSS")
     out["rss_kind"] = "peak RSS (VmHWM)" if hwm_reset else "RSS (VmRSS)"
-    out["rss_increase"] = None if after is None or hwm_before is None else (
-        (after - hwm_before) * 1024)
+    out["rss_increase"] = (
+        None if after is None or hwm_before is None else ((after - hwm_before) * 1024)
+    )
     try:
         if lazy.shape != frames.shape or lazy.dtype != np.float32:
             raise AssertionError(f"open_lazy gives {lazy.shape} {lazy.dtype}")
@@ -415,8 +424,10 @@ def bench_memory(data: np.ndarray, folder: str, threads: int) -> dict[str, dict[
 
 
 def print_table(results: list[Result]) -> None:
-    header = (f"{'dataset':<13} {'codec':<6} {'library':<12} {'write MB/s':>10} "
-              f"{'read MB/s':>10} {'file MB':>9} {'write':>7} {'read':>7} {'size':>7}")
+    header = (
+        f"{'dataset':<13} {'codec':<6} {'library':<12} {'write MB/s':>10} "
+        f"{'read MB/s':>10} {'file MB':>9} {'write':>7} {'read':>7} {'size':>7}"
+    )
     print(header)
     print(f"{'':<55}{'--- ours/python-mrcz ---':>33}")
     print("-" * len(header))
@@ -425,12 +436,16 @@ def print_table(results: list[Result]) -> None:
         theirs = by_key.get((result.dataset, result.codec, THEIRS))
         ratios = ("-", "-", "-")
         if result.library == OURS and theirs is not None:
-            ratios = (ratio(result.write_mbs, theirs.write_mbs),
-                      ratio(result.read_mbs, theirs.read_mbs),
-                      ratio(result.file_size, theirs.file_size))
-        print(f"{result.dataset:<13} {result.codec:<6} {result.library:<12} "
-              f"{result.write_mbs:>10.0f} {result.read_mbs:>10.0f} "
-              f"{result.file_size / MB:>9.2f} {ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>7}")
+            ratios = (
+                ratio(result.write_mbs, theirs.write_mbs),
+                ratio(result.read_mbs, theirs.read_mbs),
+                ratio(result.file_size, theirs.file_size),
+            )
+        print(
+            f"{result.dataset:<13} {result.codec:<6} {result.library:<12} "
+            f"{result.write_mbs:>10.0f} {result.read_mbs:>10.0f} "
+            f"{result.file_size / MB:>9.2f} {ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>7}"
+        )
 
 
 def print_summary(results: list[Result]) -> None:
@@ -440,21 +455,25 @@ def print_summary(results: list[Result]) -> None:
             continue
         theirs = by_key[(dataset, codec, THEIRS)]
         exact = by_key[(dataset, codec, THEIRS_EXACT)]
-        print(f"SUMMARY {dataset:<13} {codec:<6} napari-mrcz/python-mrcz: "
-              f"write {ratio(ours.write_mbs, theirs.write_mbs)} "
-              f"({ratio(ours.write_mbs, exact.write_mbs)} against quickStats=False), "
-              f"read {ratio(ours.read_mbs, theirs.read_mbs)}, "
-              f"file size {ratio(ours.file_size, theirs.file_size)} "
-              f"(ours {ours.write_mbs:.0f}/{ours.read_mbs:.0f} MB/s, "
-              f"python-mrcz {theirs.write_mbs:.0f}/{theirs.read_mbs:.0f} MB/s write/read)")
+        print(
+            f"SUMMARY {dataset:<13} {codec:<6} napari-mrcz/python-mrcz: "
+            f"write {ratio(ours.write_mbs, theirs.write_mbs)} "
+            f"({ratio(ours.write_mbs, exact.write_mbs)} against quickStats=False), "
+            f"read {ratio(ours.read_mbs, theirs.read_mbs)}, "
+            f"file size {ratio(ours.file_size, theirs.file_size)} "
+            f"(ours {ours.write_mbs:.0f}/{ours.read_mbs:.0f} MB/s, "
+            f"python-mrcz {theirs.write_mbs:.0f}/{theirs.read_mbs:.0f} MB/s write/read)"
+        )
 
 
 # ------------------------------------------------------------- DigitalMicrograph
 
 #: Real DM files timed, under the shared data folder (the larger ones).
-DM_FILES = ("dm3/scifi_DMReader_SpectrumImage_SI-EELS.dm3",
-            "dm4/openncem_dmTest_3D_int16_64_65_66.dm4",
-            "dm4/rsciio_2D_test-MonarcCL_spectrum-SI.dm4")
+DM_FILES = (
+    "dm3/scifi_DMReader_SpectrumImage_SI-EELS.dm3",
+    "dm4/openncem_dmTest_3D_int16_64_65_66.dm4",
+    "dm4/rsciio_2D_test-MonarcCL_spectrum-SI.dm4",
+)
 DM_MIN_REPEAT = 20
 #: The sparse movie for the lazy open: 1024 frames of 1024 x 1024 float32 (4.3 GB).
 DM_LAZY_FRAMES, DM_LAZY_SIDE = 1024, 1024
@@ -463,8 +482,11 @@ DM_LAZY_FRAMES, DM_LAZY_SIDE = 1024, 1024
 def shared_data_folder() -> Path | None:
     """The real-file folder: $NAPARI_MRCZ_TEST_DATA, ../shared/data or /work/shared/data."""
     repo = Path(__file__).resolve().parents[1]
-    for candidate in (os.environ.get("NAPARI_MRCZ_TEST_DATA"), repo.parent / "shared" / "data",
-                      "/work/shared/data"):
+    for candidate in (
+        os.environ.get("NAPARI_MRCZ_TEST_DATA"),
+        repo.parent / "shared" / "data",
+        "/work/shared/data",
+    ):
         if candidate and (Path(candidate) / "PROVENANCE.md").is_file():
             return Path(candidate)
     return None
@@ -489,8 +511,15 @@ def write_sparse_dm3(path: str, frames: int, side: int) -> int:
     marker = b"\0data-goes-here\0"
     data = _dm3_tag(21, b"Data", b"%%%%" + struct.pack(">IIII", 3, 20, 6, count) + marker)
     dims = [_dm3_scalar(b"", 5, "I", n) for n in (side, side, frames)]
-    image = _dm3_group(b"", [_dm3_group(b"ImageData", [
-        data, _dm3_scalar(b"DataType", 3, "i", 2), _dm3_group(b"Dimensions", dims)])])
+    image = _dm3_group(
+        b"",
+        [
+            _dm3_group(
+                b"ImageData",
+                [data, _dm3_scalar(b"DataType", 3, "i", 2), _dm3_group(b"Dimensions", dims)],
+            )
+        ],
+    )
     body = b"\1\0" + struct.pack(">I", 1) + _dm3_group(b"ImageList", [image])
     raw = struct.pack(">iIi", 3, 0, 1) + body + bytes(8)
     at = raw.index(marker)
@@ -529,10 +558,15 @@ def bench_dm(folder: str, repeat: int) -> dict[str, Any]:
             if not np.array_equal(read(path), reference):
                 raise AssertionError(f"{lib} reads {name} differently from napari-mrcz")
             best[lib] = min(timed(partial(read, path))[0] for _ in range(runs))
-        lazy_s = min(timed(partial(napari_mrcz.read_dm, path, lazy=True))[0]
-                     for _ in range(runs))
-        rows.append({"file": Path(name).name, "size": os.path.getsize(path), "best": best,
-                     "lazy_s": lazy_s})
+        lazy_s = min(timed(partial(napari_mrcz.read_dm, path, lazy=True))[0] for _ in range(runs))
+        rows.append(
+            {
+                "file": Path(name).name,
+                "size": os.path.getsize(path),
+                "best": best,
+                "lazy_s": lazy_s,
+            }
+        )
 
     movie = os.path.join(folder, "movie.dm3")
     movie_size = write_sparse_dm3(movie, DM_LAZY_FRAMES, DM_LAZY_SIDE)
@@ -545,51 +579,79 @@ def bench_dm(folder: str, repeat: int) -> dict[str, Any]:
     if frame.any():
         raise AssertionError("the last frame of the sparse DM3 movie is not zeros")
     remove(movie)
-    return {"rows": rows, "runs": runs, "movie_size": movie_size, "movie_first_s": first_s,
-            "movie_open_s": open_s, "movie_frame_s": frame_s, "movie_type": type(lazy).__name__}
+    return {
+        "rows": rows,
+        "runs": runs,
+        "movie_size": movie_size,
+        "movie_first_s": first_s,
+        "movie_open_s": open_s,
+        "movie_frame_s": frame_s,
+        "movie_type": type(lazy).__name__,
+    }
 
 
 def print_dm(dm: dict[str, Any]) -> None:
-    print(f"{'file':<45} {'MB':>6} {'ours ms':>8} {'ncempy':>8} {'rsciio':>8} "
-          f"{'ncempy/ours':>11} {'rsciio/ours':>11} {'lazy ms':>8}")
+    print(
+        f"{'file':<45} {'MB':>6} {'ours ms':>8} {'ncempy':>8} {'rsciio':>8} "
+        f"{'ncempy/ours':>11} {'rsciio/ours':>11} {'lazy ms':>8}"
+    )
     for row in dm["rows"]:
         best = row["best"]
-        print(f"{row['file']:<45} {row['size'] / MB:>6.2f} {best[OURS] * 1e3:>8.2f} "
-              f"{best['ncempy'] * 1e3:>8.2f} {best['rosettasciio'] * 1e3:>8.2f} "
-              f"{ratio(best['ncempy'], best[OURS]):>11} "
-              f"{ratio(best['rosettasciio'], best[OURS]):>11} {row['lazy_s'] * 1e3:>8.2f}")
+        print(
+            f"{row['file']:<45} {row['size'] / MB:>6.2f} {best[OURS] * 1e3:>8.2f} "
+            f"{best['ncempy'] * 1e3:>8.2f} {best['rosettasciio'] * 1e3:>8.2f} "
+            f"{ratio(best['ncempy'], best[OURS]):>11} "
+            f"{ratio(best['rosettasciio'], best[OURS]):>11} {row['lazy_s'] * 1e3:>8.2f}"
+        )
     if not dm["rows"]:
         print("(no shared real DM files found: set NAPARI_MRCZ_TEST_DATA)")
-    print(f"lazy open of a {dm['movie_size'] / 1e9:.2f} GB sparse DM3 movie "
-          f"({DM_LAZY_FRAMES} x {DM_LAZY_SIDE} x {DM_LAZY_SIDE} float32, {dm['movie_type']}): "
-          f"first {dm['movie_first_s'] * 1e3:.2f} ms, best {dm['movie_open_s'] * 1e3:.2f} ms; "
-          f"last frame {dm['movie_frame_s'] * 1e3:.2f} ms")
+    print(
+        f"lazy open of a {dm['movie_size'] / 1e9:.2f} GB sparse DM3 movie "
+        f"({DM_LAZY_FRAMES} x {DM_LAZY_SIDE} x {DM_LAZY_SIDE} float32, {dm['movie_type']}): "
+        f"first {dm['movie_first_s'] * 1e3:.2f} ms, best {dm['movie_open_s'] * 1e3:.2f} ms; "
+        f"last frame {dm['movie_frame_s'] * 1e3:.2f} ms"
+    )
     for row in dm["rows"]:
         best = row["best"]
-        print(f"SUMMARY dm {row['file']} open+read napari-mrcz/ncempy "
-              f"{ratio(best['ncempy'], best[OURS])} faster, napari-mrcz/rosettasciio "
-              f"{ratio(best['rosettasciio'], best[OURS])} faster")
+        print(
+            f"SUMMARY dm {row['file']} open+read napari-mrcz/ncempy "
+            f"{ratio(best['ncempy'], best[OURS])} faster, napari-mrcz/rosettasciio "
+            f"{ratio(best['rosettasciio'], best[OURS])} faster"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mb", type=float, default=100.0,
-                        help="size of each dataset in MB (default 100)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per measurement; the best is kept (default 3)")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="blosc threads for both MRCZ libraries (default 2)")
-    parser.add_argument("--out", default=None,
-                        help="folder for the temporary files (default: system temp folder)")
-    parser.add_argument("--cold", action="store_true",
-                        help="evict each file from the page cache before reading it")
-    parser.add_argument("--int8-side", type=int, default=4096,
-                        help="frame side of the int8 movie (default 4096)")
-    parser.add_argument("--float-side", type=int, default=2048,
-                        help="frame side of the float32 frames (default 2048)")
+    parser.add_argument(
+        "--size-mb", type=float, default=100.0, help="size of each dataset in MB (default 100)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per measurement; the best is kept (default 3)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="blosc threads for both MRCZ libraries (default 2)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="folder for the temporary files (default: system temp folder)"
+    )
+    parser.add_argument(
+        "--cold", action="store_true", help="evict each file from the page cache before reading it"
+    )
+    parser.add_argument(
+        "--int8-side", type=int, default=4096, help="frame side of the int8 movie (default 4096)"
+    )
+    parser.add_argument(
+        "--float-side",
+        type=int,
+        default=2048,
+        help="frame side of the float32 frames (default 2048)",
+    )
     parser.add_argument("--skip-lazy", action="store_true", help="skip the large lazy file")
-    parser.add_argument("--skip-dm", action="store_true",
-                        help="skip the DigitalMicrograph section (needs ncempy, rosettasciio)")
+    parser.add_argument(
+        "--skip-dm",
+        action="store_true",
+        help="skip the DigitalMicrograph section (needs ncempy, rosettasciio)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.threads < 1:
         parser.error("--repeat and --threads must be at least 1")
@@ -599,15 +661,20 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(args.out, exist_ok=True)
     folder = tempfile.mkdtemp(prefix="bench_io-", dir=args.out)
     try:
-        print(f"napari-mrcz {napari_mrcz.__version__}, python-mrcz {mrcz.__version__}, "
-              f"mrcfile {mrcfile.__version__}, python-blosc {blosc.__version__} "
-              f"(c-blosc {blosc.blosclib_version.split()[0]}), numpy {np.__version__}, "
-              f"Python {platform.python_version()}")
-        print(f"{os.cpu_count()} CPUs, blosc threads={args.threads}, best of {args.repeat}, "
-              f"files in {folder}, reads {'cold (evicted)' if args.cold else 'warm (page cache)'}"
-              ", 1 MB = 10^6 bytes")
-        seconds, datasets = timed(lambda: make_datasets(args.size_mb, args.int8_side,
-                                                        args.float_side))
+        print(
+            f"napari-mrcz {napari_mrcz.__version__}, python-mrcz {mrcz.__version__}, "
+            f"mrcfile {mrcfile.__version__}, python-blosc {blosc.__version__} "
+            f"(c-blosc {blosc.blosclib_version.split()[0]}), numpy {np.__version__}, "
+            f"Python {platform.python_version()}"
+        )
+        print(
+            f"{os.cpu_count()} CPUs, blosc threads={args.threads}, best of {args.repeat}, "
+            f"files in {folder}, reads {'cold (evicted)' if args.cold else 'warm (page cache)'}"
+            ", 1 MB = 10^6 bytes"
+        )
+        seconds, datasets = timed(
+            lambda: make_datasets(args.size_mb, args.int8_side, args.float_side)
+        )
         for name, data in datasets.items():
             print(f"dataset {name}: {data.shape} {data.dtype}, {data.nbytes / MB:.1f} MB")
         print(f"(data generated in {seconds:.1f} s)")
@@ -620,34 +687,45 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_lazy:
             print("\n== Lazy open of a large MRCZ (napari_mrcz.open_lazy) ==", flush=True)
             lazy = bench_lazy(folder, args.repeat, args.threads)
-            print(f"file: {LAZY_FRAMES} x {LAZY_SIDE} x {LAZY_SIDE} float32, logical "
-                  f"{lazy['logical'] / 1e9:.2f} GB, on disk {lazy['file_size'] / MB:.1f} MB "
-                  f"(zstd1), written in {lazy['write_s']:.1f} s")
-            print(f"open: first {lazy['first_open_s'] * 1e3:.2f} ms, best of {args.repeat} "
-                  f"{lazy['open_s'] * 1e3:.2f} ms")
+            print(
+                f"file: {LAZY_FRAMES} x {LAZY_SIDE} x {LAZY_SIDE} float32, logical "
+                f"{lazy['logical'] / 1e9:.2f} GB, on disk {lazy['file_size'] / MB:.1f} MB "
+                f"(zstd1), written in {lazy['write_s']:.1f} s"
+            )
+            print(
+                f"open: first {lazy['first_open_s'] * 1e3:.2f} ms, best of {args.repeat} "
+                f"{lazy['open_s'] * 1e3:.2f} ms"
+            )
             increase = lazy["rss_increase"]
-            print(f"open: {lazy['rss_kind']} increase "
-                  f"{'n/a' if increase is None else f'{increase / MB:.2f} MB'}, "
-                  f"tracemalloc peak {lazy['open_traced_peak'] / 1e3:.1f} kB "
-                  f"({lazy['open_traced_peak'] / lazy['logical']:.2e} of the logical size)")
-            print(f"fetch last frame: {lazy['last_s'] * 1e3:.2f} ms uncached, "
-                  f"{lazy['last_cached_s'] * 1e3:.3f} ms cached; middle frame "
-                  f"{lazy['mid_s'] * 1e3:.2f} ms")
+            print(
+                f"open: {lazy['rss_kind']} increase "
+                f"{'n/a' if increase is None else f'{increase / MB:.2f} MB'}, "
+                f"tracemalloc peak {lazy['open_traced_peak'] / 1e3:.1f} kB "
+                f"({lazy['open_traced_peak'] / lazy['logical']:.2e} of the logical size)"
+            )
+            print(
+                f"fetch last frame: {lazy['last_s'] * 1e3:.2f} ms uncached, "
+                f"{lazy['last_cached_s'] * 1e3:.3f} ms cached; middle frame "
+                f"{lazy['mid_s'] * 1e3:.2f} ms"
+            )
 
         movie = datasets["int8-movie"]
-        print("\n== Peak memory, zstd1, int8 movie (tracemalloc peak / array size) ==",
-              flush=True)
+        print("\n== Peak memory, zstd1, int8 movie (tracemalloc peak / array size) ==", flush=True)
         peaks = bench_memory(movie, folder, args.threads)
         for lib, peak in peaks.items():
-            print(f"{lib:<12} write {peak['write'] / MB:8.1f} MB = "
-                  f"{peak['write'] / movie.nbytes:.2f}x   "
-                  f"read {peak['read'] / MB:8.1f} MB = {peak['read'] / movie.nbytes:.2f}x")
+            print(
+                f"{lib:<12} write {peak['write'] / MB:8.1f} MB = "
+                f"{peak['write'] / movie.nbytes:.2f}x   "
+                f"read {peak['read'] / MB:8.1f} MB = {peak['read'] / movie.nbytes:.2f}x"
+            )
 
         print()
         print_summary(results)
-        print(f"SUMMARY memory int8-movie zstd1 napari-mrcz/python-mrcz peak: write "
-              f"{ratio(peaks[OURS]['write'], peaks[THEIRS]['write'])}, "
-              f"read {ratio(peaks[OURS]['read'], peaks[THEIRS]['read'])}")
+        print(
+            f"SUMMARY memory int8-movie zstd1 napari-mrcz/python-mrcz peak: write "
+            f"{ratio(peaks[OURS]['write'], peaks[THEIRS]['write'])}, "
+            f"read {ratio(peaks[OURS]['read'], peaks[THEIRS]['read'])}"
+        )
 
         if not args.skip_dm:
             runs = max(args.repeat, DM_MIN_REPEAT)

@@ -15,8 +15,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m napari_mrcz", description=__doc__)
     parser.add_argument("files", nargs="*", help="MRC, MRCZ or DM files to open")
     args = parser.parse_args(argv)
-
-    import napari
+    try:
+        import napari
+    except ImportError:
+        parser.exit(1, "napari is not installed here: pip install 'napari-mrcz[all]'\n")
 
     viewer = napari.Viewer(title="napari-mrcz")
     if args.files:

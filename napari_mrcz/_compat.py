@@ -29,10 +29,16 @@ from napari_mrcz.threads import default_threads, set_default_threads, submit
 logger = logging.getLogger(__name__)
 
 
-def readMRC(MRCfilename: str | os.PathLike, idx: int | tuple[int, int] | None = None,
-            endian: str = "le", pixelunits: str = "\\AA", fileConvention: str = "ccpem",
-            useMemmap: bool = False, n_threads: int | None = None,
-            slices: int | None = None) -> tuple[np.ndarray | list[np.ndarray], dict]:
+def readMRC(
+    MRCfilename: str | os.PathLike,
+    idx: int | tuple[int, int] | None = None,
+    endian: str = "le",
+    pixelunits: str = "\\AA",
+    fileConvention: str = "ccpem",
+    useMemmap: bool = False,
+    n_threads: int | None = None,
+    slices: int | None = None,
+) -> tuple[np.ndarray | list[np.ndarray], dict]:
     """Read an MRC or MRCZ file into a numpy array and a meta dict.
 
     Parameters
@@ -75,14 +81,25 @@ def readMRC(MRCfilename: str | os.PathLike, idx: int | tuple[int, int] | None = 
     MRCZFormatError
         If the file is damaged or truncated.
     """
-    return read_array(MRCfilename, idx, endian=endian, pixelunits=pixelunits,
-                      file_convention=fileConvention, use_memmap=useMemmap,
-                      n_threads=n_threads, slices=slices)
+    return read_array(
+        MRCfilename,
+        idx,
+        endian=endian,
+        pixelunits=pixelunits,
+        file_convention=fileConvention,
+        use_memmap=useMemmap,
+        n_threads=n_threads,
+        slices=slices,
+    )
 
 
-def readMRCHeader(MRCfilename: str | os.PathLike, slices: int | None = None,
-                  endian: str = "le", fileConvention: str = "ccpem",
-                  pixelunits: str = "\\AA") -> tuple[dict, int]:
+def readMRCHeader(
+    MRCfilename: str | os.PathLike,
+    slices: int | None = None,
+    endian: str = "le",
+    fileConvention: str = "ccpem",
+    pixelunits: str = "\\AA",
+) -> tuple[dict, int]:
     """Read the header of an MRC/MRCZ file into python-mrcz's meta dict.
 
     Parameters
@@ -109,14 +126,26 @@ def readMRCHeader(MRCfilename: str | os.PathLike, slices: int | None = None,
     return read_header_meta(MRCfilename, slices, endian, fileConvention, pixelunits)
 
 
-def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None = None,
-             endian: str = "le", dtype: Any = None,
-             pixelsize: Sequence[float] | float = (0.1, 0.1, 0.1), pixelunits: str = "\\AA",
-             shape: Any = None, voltage: float = 0.0, C3: float = 0.0, gain: float = 1.0,
-             compressor: str | None = None, clevel: int = 1, n_threads: int | None = None,
-             quickStats: bool = True, idx: int | None = None,
-             progress: Callable[[int, int], None] | None = None,
-             origin: Sequence[float] | None = None) -> None:
+def writeMRC(
+    input_image: Any,
+    MRCfilename: str | os.PathLike,
+    meta: dict | None = None,
+    endian: str = "le",
+    dtype: Any = None,
+    pixelsize: Sequence[float] | float = (0.1, 0.1, 0.1),
+    pixelunits: str = "\\AA",
+    shape: Any = None,
+    voltage: float = 0.0,
+    C3: float = 0.0,
+    gain: float = 1.0,
+    compressor: str | None = None,
+    clevel: int = 1,
+    n_threads: int | None = None,
+    quickStats: bool = True,
+    idx: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    origin: Sequence[float] | None = None,
+) -> None:
     """Write an array (or a list of frames) as plain MRC or compressed MRCZ.
 
     Parameters
@@ -176,10 +205,24 @@ def writeMRC(input_image: Any, MRCfilename: str | os.PathLike, meta: dict | None
     TypeError
         For data MRC cannot store, such as int64 (cast it first).
     """
-    write_array(input_image, MRCfilename, meta=meta, endian=endian, dtype=dtype,
-                pixelsize=pixelsize, pixelunits=pixelunits, voltage=voltage, cs=C3, gain=gain,
-                compressor=compressor, clevel=clevel, n_threads=n_threads, idx=idx,
-                progress=progress, origin=origin)
+    write_array(
+        input_image,
+        MRCfilename,
+        meta=meta,
+        endian=endian,
+        dtype=dtype,
+        pixelsize=pixelsize,
+        pixelunits=pixelunits,
+        voltage=voltage,
+        cs=C3,
+        gain=gain,
+        compressor=compressor,
+        clevel=clevel,
+        n_threads=n_threads,
+        idx=idx,
+        progress=progress,
+        origin=origin,
+    )
 
 
 def writeMRCHeader(f: BinaryIO, header: dict, slices: int, endchar: str = "<") -> int:
@@ -211,17 +254,29 @@ def writeMRCHeader(f: BinaryIO, header: dict, slices: int, endchar: str = "<") -
         mode = REVERSE_CCPEM_ENUM[dtype_name]
     except KeyError:
         raise ValueError(f"Unknown dtype for MRC encountered = {dtype_name}") from None
-    if np.dtype(MODE_DTYPES[mode]).itemsize != np.dtype(
-            "u1" if dtype_name == "uint4" else dtype_name).itemsize and mode != UINT4_MODE:
-        raise ValueError(f"{dtype_name} data is written as {MODE_DTYPES[mode]} (MRC mode "
-                         f"{mode}): cast it before writing it after this header")
+    if (
+        np.dtype(MODE_DTYPES[mode]).itemsize
+        != np.dtype("u1" if dtype_name == "uint4" else dtype_name).itemsize
+        and mode != UINT4_MODE
+    ):
+        raise ValueError(
+            f"{dtype_name} data is written as {MODE_DTYPES[mode]} (MRC mode "
+            f"{mode}): cast it before writing it after this header"
+        )
     codec = header.get("compressor")
     codec_id = REVERSE_COMPRESSOR_ENUM.get(codec, 0)
-    mrc_header = make_header(endchar, (dims[0], dims[1], dims[2]), mode, codec_id,
-                              pixelsize_angstrom(header.get("pixelsize", 0.1),
-                                             header.get("pixelunits", "\\AA")),
-                              int(slices), int(slices), header.get("voltage", 0.0),
-                              header.get("C3", 0.0), header.get("gain", 1.0))
+    mrc_header = make_header(
+        endchar,
+        (dims[0], dims[1], dims[2]),
+        mode,
+        codec_id,
+        pixelsize_angstrom(header.get("pixelsize", 0.1), header.get("pixelunits", "\\AA")),
+        int(slices),
+        int(slices),
+        header.get("voltage", 0.0),
+        header.get("C3", 0.0),
+        header.get("gain", 1.0),
+    )
     if slices:
         # python-mrcz's signature (MX = MY = 0): MZ then counts slices per frame.
         mrc_header["mx"] = mrc_header["my"] = 0
@@ -326,8 +381,14 @@ class DMImage:
         Returns the data when ``imageData`` is first used.
     """
 
-    def __init__(self, *, imageInfo: dict | None = None, shape: Any = None,
-                 imageData: np.ndarray | None = None, loader: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        imageInfo: dict | None = None,
+        shape: Any = None,
+        imageData: np.ndarray | None = None,
+        loader: Any = None,
+    ) -> None:
         self.imageInfo = {} if imageInfo is None else imageInfo
         self.shape = np.zeros(0, dtype=int) if shape is None else np.asarray(shape)
         self._data = imageData
@@ -348,7 +409,7 @@ class DMImage:
         return f"<DMImage shape={tuple(self.shape)} info keys={sorted(self.imageInfo)}>"
 
 
-class readDM4(DMTagParser):  # noqa: N801 (python-mrcz's class name)
+class readDM4(DMTagParser):
     """Parse a DM4 (or DM3) file, python-mrcz's way.
 
     All images of the file, the thumbnail included (usually ``im[0]``), are in
@@ -382,17 +443,43 @@ class readDM4(DMTagParser):  # noqa: N801 (python-mrcz's class name)
         self.parse_file()
         for layout in image_layouts(self.filename, self.tags, self.header.byteorder):
             if verbose:
-                logger.debug("%s: image %d, DM type %d, shape %s at byte %d", self.filename,
-                             layout.index, layout.data_type, layout.grid_shape, layout.offset)
-            self.im.append(DMImage(imageInfo=python_mrcz_info(layout.image),
-                                   shape=np.array(layout.grid_shape),
-                                   loader=lambda layout=layout: _python_mrcz_data(layout)))
+                logger.debug(
+                    "%s: image %d, DM type %d, shape %s at byte %d",
+                    self.filename,
+                    layout.index,
+                    layout.data_type,
+                    layout.grid_shape,
+                    layout.offset,
+                )
+            self.im.append(
+                DMImage(
+                    imageInfo=python_mrcz_info(layout.image),
+                    shape=np.array(layout.grid_shape),
+                    loader=lambda layout=layout: _python_mrcz_data(layout),
+                )
+            )
 
     def __enter__(self) -> readDM4:
         return self
 
     def __exit__(self, *exc_info) -> None:
         """Nothing to release: the file is closed once parsed."""
+
+    def parseTagDir(self, parent: bytes = b"/", depth: int = 0) -> tuple[str, dict[str, Any]]:
+        """python-mrcz's name of :meth:`~napari_mrcz.dm.tags.DMTagParser.parse_group`."""
+        return self.parse_group(parent, depth)
+
+    def parseTag(self, parent: bytes = b"/") -> tuple[str, Any]:
+        """python-mrcz's name of :meth:`~napari_mrcz.dm.tags.DMTagParser.parse_tag`."""
+        return self.parse_tag(parent)
+
+    def discardTag(self) -> None:
+        """python-mrcz's name of :meth:`~napari_mrcz.dm.tags.DMTagParser.skip_tag`."""
+        self.skip_tag()
+
+    def retrieveTagData(self, tag_ninfo: int) -> Any:
+        """python-mrcz's name of :meth:`~napari_mrcz.dm.tags.DMTagParser.tag_data`."""
+        return self.tag_data(tag_ninfo)
 
 
 def _python_mrcz_data(layout: DMImageLayout) -> np.ndarray:

@@ -12,9 +12,11 @@ PLAIN_SUFFIXES = (".mrc", ".mrcs", ".map", ".st", ".ali", ".rec")
 MRC_SUFFIXES = (COMPRESSED_SUFFIX, *PLAIN_SUFFIXES, ".preali", ".ccp4")
 DM_SUFFIXES = (".dm4", ".dm3")
 #: Compressed downloads (the EMDB's ``emd_NNNN.map.gz``), read through a temporary copy.
-COMPRESSED_MRC_SUFFIXES = tuple(suffix + compression
-                                for suffix in (".mrc", ".mrcs", ".map", ".ccp4")
-                                for compression in COMPRESSIONS)
+COMPRESSED_MRC_SUFFIXES = tuple(
+    suffix + compression
+    for suffix in (".mrc", ".mrcs", ".map", ".ccp4")
+    for compression in COMPRESSIONS
+)
 #: Everything we read.
 READABLE_SUFFIXES = MRC_SUFFIXES + COMPRESSED_MRC_SUFFIXES + DM_SUFFIXES
 

@@ -8,8 +8,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 #: The cores this process may run on (all virtual cores by default, as python-mrcz).
-_default_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-    os.cpu_count() or 1)
+_default_threads = (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+)
 
 #: One background worker, as python-mrcz has: async reads and writes queue up on it.
 _async_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-io")

@@ -9,8 +9,9 @@ cd "$ROOT"
 ./scripts/setup.sh
 PY="$ROOT/.venv/bin/python"
 
-echo "[test] ruff check ." >&2
+echo "[test] ruff check . && ruff format --check ." >&2
 "$PY" -m ruff check .
+"$PY" -m ruff format --check .
 
 if [[ -z "${DISPLAY:-}" ]] && command -v xvfb-run >/dev/null 2>&1; then
     echo "[test] pytest under xvfb-run" >&2

@@ -19,8 +19,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(item, "callspec", None)
         values = params.params.values() if params is not None else ()
         if "shared_data" in getattr(item, "fixturenames", ()) or any(
-                isinstance(value, pathlib.Path) and SHARED_DATA is not None
-                and SHARED_DATA in value.parents for value in values):
+            isinstance(value, pathlib.Path)
+            and SHARED_DATA is not None
+            and SHARED_DATA in value.parents
+            for value in values
+        ):
             item.add_marker(pytest.mark.real_data)
 
 

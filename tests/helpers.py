@@ -17,8 +17,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def _find_shared_data() -> pathlib.Path | None:
     """The folder of real files nobody here wrote (see its PROVENANCE.md)."""
-    candidates = [os.environ.get("NAPARI_MRCZ_TEST_DATA"), REPO.parent / "shared" / "data",
-                  "/work/shared/data"]
+    candidates = [
+        os.environ.get("NAPARI_MRCZ_TEST_DATA"),
+        REPO.parent / "shared" / "data",
+        "/work/shared/data",
+    ]
     for candidate in candidates:
         if candidate and (pathlib.Path(candidate) / "PROVENANCE.md").is_file():
             return pathlib.Path(candidate)
@@ -36,8 +39,9 @@ def real_files(kind: str) -> list[pathlib.Path]:
     return sorted((SHARED_DATA / kind).iterdir())
 
 
-def write_permuted_map(path: pathlib.Path, data: np.ndarray,
-                       origin: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
+def write_permuted_map(
+    path: pathlib.Path, data: np.ndarray, origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+) -> None:
     """An EMDB-style map of (sections, rows, columns) ``data`` with MAPC/MAPR/MAPS =
     2, 1, 3: crystal x runs along rows, y along columns; voxel 1, 2, 3 A in x, y, z."""
     nz, ny, nx = data.shape

@@ -8,14 +8,28 @@ import numpy as np
 import napari_mrcz
 
 PYTHON_MRCZ_NAMES = [
-    "readMRC", "writeMRC", "asyncReadMRC", "asyncWriteMRC", "readMRCHeader",
-    "writeMRCHeader", "defaultHeader", "setDefaultThreads", "__version__",
-    "REVERSE_CCPEM_ENUM", "CCPEM_ENUM", "COMPRESSOR_ENUM", "REVERSE_COMPRESSOR_ENUM",
+    "readMRC",
+    "writeMRC",
+    "asyncReadMRC",
+    "asyncWriteMRC",
+    "readMRCHeader",
+    "writeMRCHeader",
+    "defaultHeader",
+    "setDefaultThreads",
+    "__version__",
+    "REVERSE_CCPEM_ENUM",
+    "CCPEM_ENUM",
+    "COMPRESSOR_ENUM",
+    "REVERSE_COMPRESSOR_ENUM",
 ]
 SNAKE_ALIASES = {
-    "read_mrc": "readMRC", "write_mrc": "writeMRC", "async_read_mrc": "asyncReadMRC",
-    "async_write_mrc": "asyncWriteMRC", "read_mrc_header": "readMRCHeader",
-    "write_mrc_header": "writeMRCHeader", "default_header": "defaultHeader",
+    "read_mrc": "readMRC",
+    "write_mrc": "writeMRC",
+    "async_read_mrc": "asyncReadMRC",
+    "async_write_mrc": "asyncWriteMRC",
+    "read_mrc_header": "readMRCHeader",
+    "write_mrc_header": "writeMRCHeader",
+    "default_header": "defaultHeader",
     "set_default_threads": "setDefaultThreads",
 }
 
@@ -27,8 +41,9 @@ def test_engine_import_pulls_in_no_gui():
         " if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == ""
 
 

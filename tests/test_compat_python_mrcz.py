@@ -59,7 +59,8 @@ def make_data(rng: np.random.Generator, dtype: str, shape=SHAPE) -> np.ndarray:
 def python_mrcz_misreads(dtype: str, codec: str | None, endian: str) -> bool:
     """True where python-mrcz 0.6.0 cannot guess the byte order of a file (module docstring)."""
     return endian == "be" and (
-        codec in PYTHON_MRCZ_BE_BROKEN_CODECS or (codec is None and dtype == "int8"))
+        codec in PYTHON_MRCZ_BE_BROKEN_CODECS or (codec is None and dtype == "int8")
+    )
 
 
 def byteorder(endian: str) -> str:
@@ -104,14 +105,33 @@ def expected_frames(data: np.ndarray, idx):
 
 
 def write_python_mrcz(data, path, codec=None, endian="le", **kwargs):
-    mrcz.writeMRC(data, str(path), meta=kwargs.pop("meta", META), pixelsize=PIXELSIZE_ZYX,
-                  voltage=VOLTAGE, C3=C3, gain=GAIN, compressor=codec, endian=endian, **kwargs)
+    mrcz.writeMRC(
+        data,
+        str(path),
+        meta=kwargs.pop("meta", META),
+        pixelsize=PIXELSIZE_ZYX,
+        voltage=VOLTAGE,
+        C3=C3,
+        gain=GAIN,
+        compressor=codec,
+        endian=endian,
+        **kwargs,
+    )
 
 
 def write_ours(data, path, codec=None, endian="le", **kwargs):
-    napari_mrcz.writeMRC(data, path, meta=kwargs.pop("meta", META), pixelsize=PIXELSIZE_ZYX,
-                         voltage=VOLTAGE, C3=C3, gain=GAIN, compressor=codec, endian=endian,
-                         **kwargs)
+    napari_mrcz.writeMRC(
+        data,
+        path,
+        meta=kwargs.pop("meta", META),
+        pixelsize=PIXELSIZE_ZYX,
+        voltage=VOLTAGE,
+        C3=C3,
+        gain=GAIN,
+        compressor=codec,
+        endian=endian,
+        **kwargs,
+    )
 
 
 def header_stats(path) -> np.ndarray:
@@ -210,8 +230,10 @@ IDXS = [0, 2, -1, -4, (1, 2), (0, 3), (-3, -1), (2, 2)]
 
 
 @pytest.mark.parametrize("idx", IDXS, ids=str)
-@pytest.mark.parametrize(("codec", "endian"), [(None, "le"), (None, "be"), ("zstd", "le"),
-                                               ("zstd", "be"), ("lz4", "le")])
+@pytest.mark.parametrize(
+    ("codec", "endian"),
+    [(None, "le"), (None, "be"), ("zstd", "le"), ("zstd", "be"), ("lz4", "le")],
+)
 def test_idx_reads_python_mrcz_file(tmp_path, rng, codec, endian, idx):
     """idx (int, negative, inclusive (first, last)) reads the right frames, compressed too."""
     data = make_data(rng, "int16")
@@ -413,9 +435,14 @@ def test_our_list_file_reads_as_list_in_python_mrcz(tmp_path, rng, frame_ndim, c
 # python-mrcz's quickStats computes (max + min) / 2 in int8 and overflows; not our concern.
 @pytest.mark.filterwarnings("ignore:overflow encountered in scalar add:RuntimeWarning")
 @settings(max_examples=30, deadline=None, derandomize=True)
-@given(nz=st.integers(1, 4), ny=st.integers(2, 9), nx=st.integers(2, 9),
-       dtype=st.sampled_from(["int8", "uint16", "float32", "complex64"]),
-       codec=st.sampled_from([None, "zstd", "lz4"]), to_python_mrcz=st.booleans())
+@given(
+    nz=st.integers(1, 4),
+    ny=st.integers(2, 9),
+    nx=st.integers(2, 9),
+    dtype=st.sampled_from(["int8", "uint16", "float32", "complex64"]),
+    codec=st.sampled_from([None, "zstd", "lz4"]),
+    to_python_mrcz=st.booleans(),
+)
 def test_round_trip_odd_shapes(tmp_path_factory, nz, ny, nx, dtype, codec, to_python_mrcz):
     """Any small shape crosses between the libraries unchanged, in either direction."""
     data = make_data(np.random.default_rng(nz * 100 + ny * 10 + nx), dtype, (nz, ny, nx))
@@ -436,9 +463,19 @@ def test_write_header_readable_by_python_mrcz(tmp_path, rng):
     """writeMRCHeader + raw data makes a file python-mrcz parses like its own header's."""
     data = make_data(rng, "float32")
     header = napari_mrcz.defaultHeader()
-    header.update(dimensions=np.array(data.shape), dtype="f4", pixelsize=list(PIXELSIZE_ZYX),
-                  pixelunits="\\AA", minImage=-1.0, maxImage=2.0, meanImage=0.5,
-                  voltage=VOLTAGE, C3=C3, gain=GAIN, meta=dict(META))
+    header.update(
+        dimensions=np.array(data.shape),
+        dtype="f4",
+        pixelsize=list(PIXELSIZE_ZYX),
+        pixelunits="\\AA",
+        minImage=-1.0,
+        maxImage=2.0,
+        meanImage=0.5,
+        voltage=VOLTAGE,
+        C3=C3,
+        gain=GAIN,
+        meta=dict(META),
+    )
     ours_path, theirs_path = tmp_path / "ours.mrc", tmp_path / "theirs.mrc"
     with open(ours_path, "wb") as handle:
         ours_len = napari_mrcz.writeMRCHeader(handle, dict(header), 0)
@@ -485,8 +522,9 @@ def test_mrcfile_volume_reads_as_3d_array(tmp_path, rng):
 
 
 @pytest.mark.parametrize("pixelunits", ["\\AA", "nm", "pm", "\\mum"])
-@pytest.mark.parametrize("pixelsize", [1.75, (3.0, 2.0, 1.5), (0.5, 0.25)],
-                         ids=["scalar", "zyx", "yx"])
+@pytest.mark.parametrize(
+    "pixelsize", [1.75, (3.0, 2.0, 1.5), (0.5, 0.25)], ids=["scalar", "zyx", "yx"]
+)
 def test_pixelsize_arguments_mean_what_python_mrcz_writes(tmp_path, pixelsize, pixelunits):
     """The same writeMRC(pixelsize=, pixelunits=) puts python-mrcz's pixel size in the file.
 
@@ -494,10 +532,12 @@ def test_pixelsize_arguments_mean_what_python_mrcz_writes(tmp_path, pixelsize, p
     """
     data = np.zeros((3, 8, 6), dtype=np.float32)
     ours_path, theirs_path = tmp_path / "ours.mrcz", tmp_path / "theirs.mrcz"
-    napari_mrcz.writeMRC(data, ours_path, pixelsize=pixelsize, pixelunits=pixelunits,
-                         compressor="zstd")
-    mrcz.writeMRC(data, str(theirs_path), pixelsize=pixelsize, pixelunits=pixelunits,
-                  compressor="zstd")
+    napari_mrcz.writeMRC(
+        data, ours_path, pixelsize=pixelsize, pixelunits=pixelunits, compressor="zstd"
+    )
+    mrcz.writeMRC(
+        data, str(theirs_path), pixelsize=pixelsize, pixelunits=pixelunits, compressor="zstd"
+    )
     _, ours = napari_mrcz.readMRC(ours_path)
     _, theirs = napari_mrcz.readMRC(theirs_path)
     np.testing.assert_allclose(ours["pixelsize"], theirs["pixelsize"], rtol=1e-6)
@@ -512,8 +552,7 @@ def test_micrometre_pixel_size_round_trips(tmp_path, pixelsize):
     _, ours = napari_mrcz.readMRC(path, pixelunits="\\mum")
     np.testing.assert_allclose(ours["pixelsize"], np.broadcast_to(pixelsize, 3), rtol=1e-6)
     _, theirs = mrcz.readMRC(str(path), pixelunits="\\mum")
-    np.testing.assert_allclose(theirs["pixelsize"], np.broadcast_to(pixelsize, 3) / 10,
-                               rtol=1e-6)
+    np.testing.assert_allclose(theirs["pixelsize"], np.broadcast_to(pixelsize, 3) / 10, rtol=1e-6)
 
 
 @pytest.mark.parametrize("writer", ["mrcfile", "ours"])
@@ -538,8 +577,9 @@ def test_idx_minus_one_returns_last_frame(tmp_path, rng, writer):
 
 
 @pytest.mark.parametrize("codec", [None, "zstd"])
-@pytest.mark.parametrize(("dtype", "mode", "stored"), [("uint8", 6, "uint16"),
-                                                       ("float16", 12, "float16")])
+@pytest.mark.parametrize(
+    ("dtype", "mode", "stored"), [("uint8", 6, "uint16"), ("float16", 12, "float16")]
+)
 def test_uint8_and_float16_can_be_written(tmp_path, rng, dtype, mode, stored, codec):
     """uint8 (widened to uint16, mode 6, as mrcfile does) and float16 (mode 12) round-trip.
 
@@ -582,8 +622,9 @@ def test_big_endian_int8_with_json_meta(tmp_path, rng, writer):
         mrcz.readMRC(str(path))
 
 
-def varying_stack(rng, dtype: str, offset: float = 0.0, spread: float = 1.0,
-                  shape=SHAPE) -> np.ndarray:
+def varying_stack(
+    rng, dtype: str, offset: float = 0.0, spread: float = 1.0, shape=SHAPE
+) -> np.ndarray:
     """offset + spread * k * (noise + 1) in frame k = 1, 2, ...: ranges grow from frame to frame,
     so the first frame decides nothing. Integers are rounded and clipped to their range."""
     if dtype == "complex64":
@@ -602,10 +643,17 @@ def varying_stack(rng, dtype: str, offset: float = 0.0, spread: float = 1.0,
 #: with a background level) and full-size frames are where sloppy sums lose precision.
 FRAME = (3, 512, 512)
 STAT_CASES = [
-    ("float32", 0.0, 100.0, SHAPE), ("float32", 1000.0, 1.0, SHAPE),
-    ("float16", 0.0, 1.0, SHAPE), ("int8", 0.0, 20.0, SHAPE), ("int16", 0.0, 3000.0, SHAPE),
-    ("uint16", 1000.0, 30.0, SHAPE), ("int32", 0.0, 1e8, SHAPE), ("uint32", 2e9, 1e8, SHAPE),
-    ("float32", 0.0, 100.0, FRAME), ("int8", 0.0, 20.0, FRAME), ("int16", 0.0, 3000.0, FRAME),
+    ("float32", 0.0, 100.0, SHAPE),
+    ("float32", 1000.0, 1.0, SHAPE),
+    ("float16", 0.0, 1.0, SHAPE),
+    ("int8", 0.0, 20.0, SHAPE),
+    ("int16", 0.0, 3000.0, SHAPE),
+    ("uint16", 1000.0, 30.0, SHAPE),
+    ("int32", 0.0, 1e8, SHAPE),
+    ("uint32", 2e9, 1e8, SHAPE),
+    ("float32", 0.0, 100.0, FRAME),
+    ("int8", 0.0, 20.0, FRAME),
+    ("int16", 0.0, 3000.0, FRAME),
     ("uint16", 1000.0, 30.0, FRAME),
 ]
 STAT_IDS = [f"{d}-{o:g}+-{s:g}-{'x'.join(map(str, sh))}" for d, o, s, sh in STAT_CASES]
@@ -661,8 +709,11 @@ APPEND_CASES = [("float32", 0.0, 100.0), ("uint16", 1000.0, 30.0), ("int16", 0.0
 
 @pytest.mark.parametrize("meta", [None, {"k": 1}], ids=["plain", "json"])
 @pytest.mark.parametrize("codec", [None, "zstd", "lz4"])
-@pytest.mark.parametrize(("dtype", "offset", "spread"), APPEND_CASES,
-                         ids=[f"{d}-{o:g}+-{s:g}" for d, o, s in APPEND_CASES])
+@pytest.mark.parametrize(
+    ("dtype", "offset", "spread"),
+    APPEND_CASES,
+    ids=[f"{d}-{o:g}+-{s:g}" for d, o, s in APPEND_CASES],
+)
 def test_append_frames(tmp_path, rng, dtype, offset, spread, codec, meta):
     """writeMRC(idx=nz) appends: old bytes untouched, NZ and exact stats updated, all read it."""
     first = varying_stack(rng, dtype, offset, spread)
@@ -851,10 +902,20 @@ def test_unserialisable_meta_raises_type_error_like_python_mrcz(tmp_path, rng):
 
 
 COLLIDING_META = {
-    "dimensions": [9, 9, 9], "dtype": "<f8", "pixelsize": [99.0, 99.0, 99.0],
-    "voltage": 1.0, "C3": -1.0, "gain": 42.0, "compressor": "snappy", "MRCtype": 77,
-    "minImage": -1e9, "maxImage": 1e9, "meanImage": 5.0, "extendedBytes": 0,
-    "pixelunits": "pm", "harmless": "kept",
+    "dimensions": [9, 9, 9],
+    "dtype": "<f8",
+    "pixelsize": [99.0, 99.0, 99.0],
+    "voltage": 1.0,
+    "C3": -1.0,
+    "gain": 42.0,
+    "compressor": "snappy",
+    "MRCtype": 77,
+    "minImage": -1e9,
+    "maxImage": 1e9,
+    "meanImage": 5.0,
+    "extendedBytes": 0,
+    "pixelunits": "pm",
+    "harmless": "kept",
 }
 
 
@@ -865,7 +926,8 @@ def test_meta_keys_never_override_header_values(tmp_path, rng, writer, codec):
     data = make_data(rng, "int16")
     path = tmp_path / "collide.mrcz"
     (write_python_mrcz if writer == "python-mrcz" else write_ours)(
-        data, path, codec, meta=dict(COLLIDING_META))
+        data, path, codec, meta=dict(COLLIDING_META)
+    )
 
     ours_image, ours = napari_mrcz.readMRC(path)
     np.testing.assert_array_equal(ours_image, data)

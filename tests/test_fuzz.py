@@ -59,8 +59,29 @@ REAL_NAMES = (
 #: Real files also rewritten as MRCZ for the data-section fuzz.
 REAL_REWRITE_NAMES = ("gemmi_5i55_tiny.ccp4", "rsciio_20241021_00405_movie.mrc")
 
-INT_EXTREMES = (0, 1, -1, 2, 3, 4, 6, 7, 12, 16, 101, 1000, 6002, 7002, 2**15, 2**16,
-                2**30, 2**31 - 1, -(2**31), 20140, 1146047817)
+INT_EXTREMES = (
+    0,
+    1,
+    -1,
+    2,
+    3,
+    4,
+    6,
+    7,
+    12,
+    16,
+    101,
+    1000,
+    6002,
+    7002,
+    2**15,
+    2**16,
+    2**30,
+    2**31 - 1,
+    -(2**31),
+    20140,
+    1146047817,
+)
 
 
 def _file_bytes(array, compressor, endian="le", meta=None) -> bytes:
@@ -110,8 +131,10 @@ def compressed_sources() -> dict[str, bytes]:
 
 
 def all_sources() -> dict[str, bytes]:
-    return {**our_sources(), **{name: real_sources()[name] for name in REAL_NAMES
-                                if name in real_sources()}}
+    return {
+        **our_sources(),
+        **{name: real_sources()[name] for name in REAL_NAMES if name in real_sources()},
+    }
 
 
 def data_end(raw: bytes) -> int:
@@ -156,8 +179,12 @@ def read_or_refuse(path: pathlib.Path) -> dict[str, str]:
             assert str(error).startswith(f"{path}: ")
             assert error.problem
             outcomes[name] = "MRCZFormatError"
-        elif (isinstance(error, ImportError) and not napari_mrcz.BLOSC2_PRESENT
-              and "blosc2" in str(error) and first_chunk_claims_blosc2(path)):
+        elif (
+            isinstance(error, ImportError)
+            and not napari_mrcz.BLOSC2_PRESENT
+            and "blosc2" in str(error)
+            and first_chunk_claims_blosc2(path)
+        ):
             outcomes[name] = "needs blosc2"  # documented: a genuine c-blosc2 file
         else:
             raise error
@@ -233,9 +260,12 @@ def _scalar_strategy(dtype: np.dtype):
         extremes = [v for v in INT_EXTREMES if info.min <= v <= info.max]
         return st.one_of(st.sampled_from(extremes), st.integers(int(info.min), int(info.max)))
     if dtype.kind == "f":
-        return st.one_of(st.sampled_from([0.0, -1.0, 1.0, float("nan"), float("inf"),
-                                          float("-inf"), 3.4e38, -3.4e38, 1e-45]),
-                         st.floats(width=32))
+        return st.one_of(
+            st.sampled_from(
+                [0.0, -1.0, 1.0, float("nan"), float("inf"), float("-inf"), 3.4e38, -3.4e38, 1e-45]
+            ),
+            st.floats(width=32),
+        )
     return st.binary(min_size=0, max_size=dtype.itemsize)  # S and V fields
 
 
@@ -269,15 +299,18 @@ def mutate_header(raw: bytes, mutations) -> bytes:
 
 
 @FUZZ_SETTINGS
-@given(source=st.sampled_from(sorted(our_sources())),
-       mutations=st.lists(FIELD_MUTATIONS, min_size=1, max_size=3))
+@given(
+    source=st.sampled_from(sorted(our_sources())),
+    mutations=st.lists(FIELD_MUTATIONS, min_size=1, max_size=3),
+)
 def test_header_mutation_our_files(source, mutations):
     check_bytes(mutate_header(our_sources()[source], mutations))
 
 
 @FUZZ_SETTINGS
-@given(source=st.sampled_from(REAL_NAMES),
-       mutations=st.lists(FIELD_MUTATIONS, min_size=1, max_size=3))
+@given(
+    source=st.sampled_from(REAL_NAMES), mutations=st.lists(FIELD_MUTATIONS, min_size=1, max_size=3)
+)
 def test_header_mutation_real_files(source, mutations):
     if source not in real_sources():
         return  # the shared folder is absent: nothing to mutate
@@ -285,29 +318,73 @@ def test_header_mutation_real_files(source, mutations):
 
 
 @FUZZ_SETTINGS
-@given(source=st.sampled_from(sorted(our_sources())),
-       field=st.sampled_from(["nx", "ny", "nz", "mode", "nsymbt", "mx", "my", "mz", "mapc",
-                              "mapr", "maps", "imod_stamp", "imod_flags", "packed_bytes"]),
-       value=st.one_of(st.sampled_from(INT_EXTREMES), st.integers(-(2**31), 2**31 - 1)))
+@given(
+    source=st.sampled_from(sorted(our_sources())),
+    field=st.sampled_from(
+        [
+            "nx",
+            "ny",
+            "nz",
+            "mode",
+            "nsymbt",
+            "mx",
+            "my",
+            "mz",
+            "mapc",
+            "mapr",
+            "maps",
+            "imod_stamp",
+            "imod_flags",
+            "packed_bytes",
+        ]
+    ),
+    value=st.one_of(st.sampled_from(INT_EXTREMES), st.integers(-(2**31), 2**31 - 1)),
+)
 def test_structural_field_extremes(source, field, value):
     """The fields that decide the layout, hammered with extreme integers."""
     dtype = HEADER_DTYPE.fields[field][0]
     info = np.iinfo(dtype)
-    check_bytes(mutate_header(our_sources()[source],
-                              [(field, int(np.clip(value, info.min, info.max)))]))
+    check_bytes(
+        mutate_header(our_sources()[source], [(field, int(np.clip(value, info.min, info.max)))])
+    )
 
 
 #: Fields that say nothing about where or what the pixels are: changing one may change the
 #: meta dict (and warn, for MAPC/MAPR/MAPS) but never the pixels read.
-BENIGN_FIELDS = ("nxstart", "nystart", "nzstart", "cella", "cellb", "mapc", "mapr", "maps",
-                 "dmin", "dmax", "dmean", "ispg", "extra1", "extra2", "extra3", "nversion",
-                 "voltage", "cs", "gain", "packed_bytes", "origin", "map", "rms", "nlabl",
-                 "label")
+BENIGN_FIELDS = (
+    "nxstart",
+    "nystart",
+    "nzstart",
+    "cella",
+    "cellb",
+    "mapc",
+    "mapr",
+    "maps",
+    "dmin",
+    "dmax",
+    "dmean",
+    "ispg",
+    "extra1",
+    "extra2",
+    "extra3",
+    "nversion",
+    "voltage",
+    "cs",
+    "gain",
+    "packed_bytes",
+    "origin",
+    "map",
+    "rms",
+    "nlabl",
+    "label",
+)
 
 
 @FUZZ_SETTINGS
-@given(source=st.sampled_from(sorted(our_sources()) + list(REAL_NAMES)),
-       mutation=st.one_of([_field_strategy(name) for name in BENIGN_FIELDS]))
+@given(
+    source=st.sampled_from(sorted(our_sources()) + list(REAL_NAMES)),
+    mutation=st.one_of([_field_strategy(name) for name in BENIGN_FIELDS]),
+)
 def test_benign_header_fields_do_not_change_pixels(source, mutation):
     raw = all_sources().get(source)
     if raw is None:
@@ -330,8 +407,10 @@ def test_benign_header_fields_do_not_change_pixels(source, mutation):
 
 
 @FUZZ_SETTINGS
-@given(source=st.sampled_from(sorted(our_sources()) + list(REAL_NAMES)),
-       fraction=st.floats(0.0, 1.0, exclude_max=True))
+@given(
+    source=st.sampled_from(sorted(our_sources()) + list(REAL_NAMES)),
+    fraction=st.floats(0.0, 1.0, exclude_max=True),
+)
 def test_truncation(source, fraction):
     raw = all_sources().get(source)
     if raw is None:
@@ -368,9 +447,14 @@ def data_section(raw: bytes) -> tuple[int, int]:
 
 
 @FUZZ_SETTINGS
-@given(source=st.sampled_from(sorted(compressed_sources())),
-       flips=st.lists(st.tuples(st.floats(0.0, 1.0, exclude_max=True),
-                                st.integers(1, 255)), min_size=1, max_size=12))
+@given(
+    source=st.sampled_from(sorted(compressed_sources())),
+    flips=st.lists(
+        st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.integers(1, 255)),
+        min_size=1,
+        max_size=12,
+    ),
+)
 def test_flipped_bytes_in_compressed_data(source, flips):
     raw = compressed_sources()[source]
     start, end = data_section(raw)
@@ -381,16 +465,19 @@ def test_flipped_bytes_in_compressed_data(source, flips):
 
 
 @FUZZ_SETTINGS
-@given(source=st.sampled_from(sorted(compressed_sources())),
-       where=st.floats(0.0, 1.0, exclude_max=True), length=st.integers(1, 64),
-       fill=st.binary(min_size=64, max_size=64))
+@given(
+    source=st.sampled_from(sorted(compressed_sources())),
+    where=st.floats(0.0, 1.0, exclude_max=True),
+    length=st.integers(1, 64),
+    fill=st.binary(min_size=64, max_size=64),
+)
 def test_overwritten_run_in_compressed_data(source, where, length, fill):
     """A run of bytes overwritten, as a bad disk sector or a partial write would."""
     raw = compressed_sources()[source]
     start, end = data_section(raw)
     at = start + int(where * (end - start))
     out = bytearray(raw)
-    out[at:at + length] = fill[: min(length, end - at)]
+    out[at : at + length] = fill[: min(length, end - at)]
     check_bytes(bytes(out))
 
 
@@ -417,7 +504,9 @@ def test_header_mutation_under_address_space_cap():
     """
     result = subprocess.run(
         [sys.executable, "-c", CAPPED_REPLAY, str(2 * 2**30), str(pathlib.Path(__file__).parent)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert result.stdout.strip().endswith("replayed")

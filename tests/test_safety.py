@@ -42,8 +42,9 @@ def sample_array() -> np.ndarray:
     return (np.arange(np.prod(SHAPE)).reshape(SHAPE) % 97).astype(np.int16)
 
 
-def make_file(folder: pathlib.Path, compressor: str | None, endian: str = "le",
-              meta: dict | None = None) -> bytes:
+def make_file(
+    folder: pathlib.Path, compressor: str | None, endian: str = "le", meta: dict | None = None
+) -> bytes:
     """Write the sample array with our writer and return the file's bytes."""
     path = folder / f"sample-{compressor}-{endian}-{bool(meta)}.mrc"
     napari_mrcz.writeMRC(sample_array(), path, compressor=compressor, endian=endian, meta=meta)
@@ -191,8 +192,14 @@ def test_file_shorter_than_header(reader, damaged, samples, length):
 @pytest.mark.parametrize("kind", ["plain", "plain-be", "json"])
 def test_truncated_plain_data(kind, samples, damaged):
     raw = samples[kind]
-    cuts = {*range(HEADER_SIZE, len(raw), 97), HEADER_SIZE, HEADER_SIZE + 1, len(raw) - 2,
-            len(raw) - 1, len(raw) - sample_array()[0].nbytes}
+    cuts = {
+        *range(HEADER_SIZE, len(raw), 97),
+        HEADER_SIZE,
+        HEADER_SIZE + 1,
+        len(raw) - 2,
+        len(raw) - 1,
+        len(raw) - sample_array()[0].nbytes,
+    }
     for cut in sorted(cuts):
         path = damaged(raw[:cut])
         for reader in READERS.values():
@@ -204,9 +211,18 @@ def compressed_cut_points(raw: bytes) -> list[int]:
     offsets = chunk_offsets(raw)
     cuts = {HEADER_SIZE, len(raw) - 1}
     for start, end in itertools.pairwise(offsets):
-        cuts.update({start, start + 1, start + 8, start + CHUNK_HEADER_SIZE - 1,
-                     start + CHUNK_HEADER_SIZE, start + CHUNK_HEADER_SIZE + 1,
-                     (start + end) // 2, end - 1})
+        cuts.update(
+            {
+                start,
+                start + 1,
+                start + 8,
+                start + CHUNK_HEADER_SIZE - 1,
+                start + CHUNK_HEADER_SIZE,
+                start + CHUNK_HEADER_SIZE + 1,
+                (start + end) // 2,
+                end - 1,
+            }
+        )
     return sorted(cut for cut in cuts if cut < len(raw))
 
 
@@ -282,24 +298,52 @@ def replace_json(raw: bytes, payload: bytes) -> bytes:
     nsymbt = int(read_header(raw)["nsymbt"])
     assert raw[104:108] == b"json"
     assert nsymbt > 0
-    return patch_field(raw[:HEADER_SIZE] + payload + raw[HEADER_SIZE + nsymbt:], "nsymbt",
-                       len(payload))
+    return patch_field(
+        raw[:HEADER_SIZE] + payload + raw[HEADER_SIZE + nsymbt :], "nsymbt", len(payload)
+    )
 
 
-@pytest.mark.parametrize("payload", [
-    b'{"key": "val', b"{key: 1}", b"\x00" * 10, b"not json", b'{"a": 1}}',
-    b'{"a": NaN, ', b"[1, 2, 3]", b'"a string"', b"42",
-], ids=["unterminated", "unquoted", "nul", "text", "trailing", "partial", "list", "string",
-        "number"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"key": "val',
+        b"{key: 1}",
+        b"\x00" * 10,
+        b"not json",
+        b'{"a": 1}}',
+        b'{"a": NaN, ',
+        b"[1, 2, 3]",
+        b'"a string"',
+        b"42",
+    ],
+    ids=[
+        "unterminated",
+        "unquoted",
+        "nul",
+        "text",
+        "trailing",
+        "partial",
+        "list",
+        "string",
+        "number",
+    ],
+)
 def test_invalid_json_extended_header(payload, samples, damaged):
     path = damaged(replace_json(samples["json"], payload))
     for reader in READERS.values():
         assert_format_error(reader, path, r"JSON extended header")
 
 
-@pytest.mark.parametrize("payload", [
-    b'{"key": "\xff\xfe"}', b"\xff\xfe{\x00}\x00", b'{"caf\xe9": 1}', b"\xc3\x28",
-], ids=["bad-bytes", "utf16-bom", "latin1", "overlong"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"key": "\xff\xfe"}',
+        b"\xff\xfe{\x00}\x00",
+        b'{"caf\xe9": 1}',
+        b"\xc3\x28",
+    ],
+    ids=["bad-bytes", "utf16-bom", "latin1", "overlong"],
+)
 def test_non_utf8_json_extended_header(payload, samples, damaged):
     path = damaged(replace_json(samples["json"], payload))
     for reader in READERS.values():
@@ -336,8 +380,11 @@ CHUNK_HEADER_DAMAGE = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "pattern"), CHUNK_HEADER_DAMAGE,
-                         ids=[f"{f}={v}" for f, v, _ in CHUNK_HEADER_DAMAGE])
+@pytest.mark.parametrize(
+    ("field", "value", "pattern"),
+    CHUNK_HEADER_DAMAGE,
+    ids=[f"{f}={v}" for f, v, _ in CHUNK_HEADER_DAMAGE],
+)
 @pytest.mark.parametrize("chunk", [0, 3, 5])
 @pytest.mark.parametrize("kind", ["zstd", "zstd-be", "lz4"])
 def test_corrupt_chunk_header(kind, chunk, field, value, pattern, samples, damaged):
@@ -386,7 +433,7 @@ def smash_block_starts(raw: bytes, chunk: int) -> bytes:
     blosc always detects this (checked for zstd and lz4 with c-blosc 1.21).
     """
     position = chunk_offsets(raw)[chunk] + CHUNK_HEADER_SIZE
-    return raw[:position] + b"\xff" * 8 + raw[position + 8:]
+    return raw[:position] + b"\xff" * 8 + raw[position + 8 :]
 
 
 @pytest.mark.parametrize("kind", ["zstd", "zstd-be", "lz4"])
@@ -426,7 +473,7 @@ def test_random_payload_damage(kind, samples, damaged, rng):
         for _ in range(int(rng.integers(1, 6))):
             at = int(rng.integers(start, end))
             count = int(rng.integers(1, 9))
-            out[at:at + count] = rng.bytes(min(count, end - at))
+            out[at : at + count] = rng.bytes(min(count, end - at))
         path = damaged(bytes(out))
         for reader in READERS.values():
             outcomes[error_or_data(reader, path)] += 1
@@ -466,10 +513,13 @@ def test_file_truncated_while_open_lazily(compressor, tmp_path):
     """
     result = subprocess.run(
         [sys.executable, "-c", TRUNCATE_WHILE_OPEN, str(tmp_path / "f.mrc"), compressor],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, (
-        f"reader process died with {result.returncode}: {result.stderr[-1500:]}")
+        f"reader process died with {result.returncode}: {result.stderr[-1500:]}"
+    )
     assert result.stdout.split()[0] in ("MRCZFormatError", "data"), result.stdout
 
 
@@ -499,10 +549,18 @@ def battery(folder: pathlib.Path, seed: int = 20261125, random_trials: int = 150
                 cases.append((f"{kind} cut {cut}", raw[:cut]))
             for chunk in (0, 5):
                 for field, value, _ in CHUNK_HEADER_DAMAGE:
-                    cases.append((f"{kind} chunk {chunk} {field}={value}",
-                                  patch_chunk_header(raw, chunk, field, value)))
-                cases.append((f"{kind} chunk {chunk} version=1",
-                              patch_chunk_header(raw, chunk, "version", 1)))
+                    cases.append(
+                        (
+                            f"{kind} chunk {chunk} {field}={value}",
+                            patch_chunk_header(raw, chunk, field, value),
+                        )
+                    )
+                cases.append(
+                    (
+                        f"{kind} chunk {chunk} version=1",
+                        patch_chunk_header(raw, chunk, "version", 1),
+                    )
+                )
         else:
             cases.extend((f"{kind} cut {cut}", raw[:cut]) for cut in range(0, len(raw), 257))
     kinds = list(sources)
@@ -514,7 +572,7 @@ def battery(folder: pathlib.Path, seed: int = 20261125, random_trials: int = 150
             at = int(rng.integers(len(out)))
             out[at] = int(rng.integers(256))
         if rng.random() < 0.2:
-            del out[int(rng.integers(HEADER_SIZE, len(out))):]
+            del out[int(rng.integers(HEADER_SIZE, len(out))) :]
         cases.append((f"{kind} random {trial}", bytes(out)))
 
     outcomes: collections.Counter = collections.Counter()
@@ -552,9 +610,17 @@ def capped_battery(tmp_path_factory):
     """Run :func:`battery` in a subprocess limited to ADDRESS_SPACE_LIMIT bytes."""
     folder = tmp_path_factory.mktemp("capped")
     return subprocess.run(
-        [sys.executable, "-c", CAPPED_SCRIPT, str(ADDRESS_SPACE_LIMIT),
-         str(pathlib.Path(__file__).parent), str(folder)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            CAPPED_SCRIPT,
+            str(ADDRESS_SPACE_LIMIT),
+            str(pathlib.Path(__file__).parent),
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -562,7 +628,8 @@ def test_capped_battery_no_crash_hang_or_huge_allocation(capped_battery):
     """The process survives (no signal), finishes in time, and never runs out of memory."""
     result = capped_battery
     assert result.returncode == 0, (
-        f"exit status {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+        f"exit status {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["cases"] > 1500
     assert "MemoryError" not in report["outcomes"], report["examples"]["MemoryError"]
@@ -573,6 +640,9 @@ def test_capped_battery_only_format_errors(capped_battery):
     """Every failure in the battery is an MRCZFormatError that names the file."""
     assert capped_battery.returncode == 0, capped_battery.stderr[-3000:]
     report = json.loads(capped_battery.stdout.strip().splitlines()[-1])
-    unexpected = {outcome: report["examples"][outcome] for outcome in report["outcomes"]
-                  if outcome not in ("ok", "MRCZFormatError")}
+    unexpected = {
+        outcome: report["examples"][outcome]
+        for outcome in report["outcomes"]
+        if outcome not in ("ok", "MRCZFormatError")
+    }
     assert not unexpected, f"exceptions other than MRCZFormatError (first case each): {unexpected}"

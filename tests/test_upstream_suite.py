@@ -18,11 +18,23 @@ def test_python_mrcz_suite_passes_against_our_api(tmp_path):
     source = pathlib.Path(mrcz.__file__).with_name("test_mrcz.py").read_text()
     assert "\nimport mrcz\n" in source
     (tmp_path / "test_upstream.py").write_text(
-        source.replace("\nimport mrcz\n", "\nimport napari_mrcz as mrcz\n"))
+        source.replace("\nimport mrcz\n", "\nimport napari_mrcz as mrcz\n")
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", DESELECTED,
-         str(tmp_path / "test_upstream.py")],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            DESELECTED,
+            str(tmp_path / "test_upstream.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.mrc.gzipped import DecompressedFile, is_compressed
-from napari_mrcz.mrc.layout import MRCLayout, crystal_axes, read_layout
+from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.read import layout_meta, read_array
 from napari_mrcz.mrc.stack import open_stack
@@ -62,8 +62,7 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
         If a file is damaged, or the files of a stack differ in shape or dtype;
         napari shows its message.
     """
-    paths = [os.fspath(one) for one in
-             ([path] if isinstance(path, (str, os.PathLike)) else path)]
+    paths = [os.fspath(one) for one in ([path] if isinstance(path, (str, os.PathLike)) else path)]
     if not all(map(is_dm, paths)):
         _orient_current_viewer()  # MRC starts at the bottom-left; DM at the top-left
     if len(paths) > 1 and not any(map(is_dm, paths)):
@@ -95,8 +94,10 @@ def _read_mrc_file(path: str) -> list[LayerData]:
     local_name = os.path.basename(source.path)
     for _, kwargs, _ in layers:
         names = kwargs["name"]
-        renamed = [os.path.basename(path) + name.removeprefix(local_name)
-                   for name in ([names] if isinstance(names, str) else names)]
+        renamed = [
+            os.path.basename(path) + name.removeprefix(local_name)
+            for name in ([names] if isinstance(names, str) else names)
+        ]
         kwargs["name"] = renamed[0] if isinstance(names, str) else renamed
         kwargs["metadata"]["path"] = path
     lazy = [data for data, _, _ in layers if not isinstance(data, np.ndarray)]
@@ -137,14 +138,23 @@ def _read_mrc_stack(paths: list[str]) -> list[LayerData]:
         raise
     _, kwargs, _ = first[0]
     layouts = [member.layout for member in stack.members]
-    permuted = any(crystal_order(layout.mapcrs) != (0, 1, 2) for layout in layouts)
-    same_pixels = all(np.allclose(layout.pixelsize, layouts[0].pixelsize, rtol=1e-4)
-                      for layout in layouts)
-    if (len(first) != 1 or "channel_axis" in kwargs or permuted or not same_pixels
-            or np.shape(first[0][0]) != stack.shape[1:]):
+    permuted = any(layout.display_order != (0, 1, 2) for layout in layouts)
+    same_pixels = all(
+        np.allclose(layout.pixelsize, layouts[0].pixelsize, rtol=1e-4) for layout in layouts
+    )
+    if (
+        len(first) != 1
+        or "channel_axis" in kwargs
+        or permuted
+        or not same_pixels
+        or np.shape(first[0][0]) != stack.shape[1:]
+    ):
         stack.close()
-        warnings.warn(f"{paths[0]}: these files differ in pixel size or axis order, or are "
-                      "not one plain image each: opened as one layer per file", stacklevel=2)
+        warnings.warn(
+            f"{paths[0]}: these files differ in pixel size or axis order, or are "
+            "not one plain image each: opened as one layer per file",
+            stacklevel=2,
+        )
         return [layer for one in paths for layer in _read_mrc_file(one)]
     data: Any = stack
     if stack.nbytes <= LAZY_THRESHOLD_BYTES:
@@ -174,50 +184,18 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _header_contrast_limits(layout: MRCLayout) -> tuple[float, float] | None:
-    """DMIN, DMAX from the header when they are valid, else None."""
-    dmin, dmax = float(layout.header["dmin"]), float(layout.header["dmax"])
-    if math.isfinite(dmin) and math.isfinite(dmax) and dmin < dmax:
-        return dmin, dmax
-    return None
-
-
-def _usable_pixel_size(pixelsize: np.ndarray, path: str) -> list[float]:
-    """Pixel sizes usable as a napari scale: positive and finite, else 1 (with a warning)."""
-    sizes = [float(size) for size in pixelsize]
-    if all(math.isfinite(size) and size > 0 for size in sizes):
-        return sizes
-    logger.warning("%s: pixel size %s is not usable, showing 1 Angstrom per pixel", path, sizes)
-    return [size if math.isfinite(size) and size > 0 else 1.0 for size in sizes]
-
-
-def _translate(layout: MRCLayout, scale: list[float]) -> list[float]:
-    """Layer origin in Angstrom, in data order (sections, rows, columns).
-
-    ORIGIN (given per crystal axis x, y, z), or N*START x pixel size when it is 0.
-    """
-    origin_xyz = [float(value) for value in layout.header["origin"]]
-    origin = [origin_xyz[axis] for axis in layout.crystal_axes]
-    if any(origin) and all(math.isfinite(value) for value in origin):
-        return origin
-    starts = [int(layout.header[name]) for name in ("nzstart", "nystart", "nxstart")]
-    return [start * size for start, size in zip(starts, scale, strict=True)]
-
-
-def crystal_order(mapcrs: tuple[int, int, int]) -> tuple[int, int, int]:
-    """The transpose that puts data stored as MAPC/MAPR/MAPS in (z, y, x) order."""
-    axes = crystal_axes(mapcrs)
-    return tuple(axes.index(axis) for axis in (2, 1, 0))
-
-
 def _transposed(data: Any, order: tuple[int, ...]) -> Any:
     """``data`` with its axes in ``order``, as a view: numpy, or dask over lazy data."""
     if isinstance(data, np.ndarray):
         return data.transpose(order)
     import dask.array
 
-    return dask.array.from_array(data, chunks=(1, *data.shape[1:]), asarray=False,
-                                 meta=np.empty((0, 0, 0), dtype=data.dtype)).transpose(order)
+    return dask.array.from_array(
+        data,
+        chunks=(1, *data.shape[1:]),
+        asarray=False,
+        meta=np.empty((0, 0, 0), dtype=data.dtype),
+    ).transpose(order)
 
 
 def _orient_current_viewer() -> None:
@@ -254,19 +232,20 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
         data: Any = LazyMRC(path) if lazy else read_array(path, slices=0)[0]
     nz = layout.nz
     rgb = bool(meta.get("rgb", False))
-    scale = _usable_pixel_size(layout.pixelsize, path)
-    translate = _translate(layout, scale)
-    order = crystal_order(layout.mapcrs)
-    if rgb:
-        pass  # IMOD's RGB files keep the standard axis order
-    elif order != (0, 1, 2) and nz > 1:
+    if layout.unusable_pixel_axes:
+        warnings.warn(
+            f"{path}: no usable pixel size along {', '.join(layout.unusable_pixel_axes)} "
+            "in the header: shown as 1 Å per pixel there",
+            MRCZWarning,
+            stacklevel=2,
+        )
+    order = layout.display_order
+    scale = [float(layout.usable_pixelsize[axis]) for axis in order]
+    translate = [float(layout.origin[axis]) for axis in order]
+    if order != (0, 1, 2):
         # EMDB maps with MAPC/MAPR/MAPS other than 1, 2, 3: show (z, y, x), no copy.
-        data = _transposed(data, order)
-        scale, translate = [scale[a] for a in order], [translate[a] for a in order]
-    elif order == (0, 2, 1) and nz == 1:
-        data = data.T
-        scale, translate = [scale[a] for a in order], [translate[a] for a in order]
-    if nz == 1:
+        data = data.T if layout.is_image else _transposed(data, order)
+    if layout.is_image:
         scale, translate = scale[1:], translate[1:]
     name = os.path.basename(path)
     metadata = {
@@ -286,7 +265,7 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
     if rgb:
         return [(data, kwargs, "image")]
     kwargs["colormap"] = "gray"
-    limits = _header_contrast_limits(layout)
+    limits = layout.header_contrast_limits
     if layout.dtype.kind == "c":
         return _complex_layers(data, kwargs)
     if limits is not None:
@@ -327,12 +306,19 @@ class _ComplexPart:
 def _complex_layers(data: Any, kwargs: dict) -> list[LayerData]:
     """Complex data: an amplitude layer, shown, and a phase layer, hidden."""
     amplitude = {**kwargs, "name": f"{kwargs['name']} amplitude"}
-    phase = {**kwargs, "name": f"{kwargs['name']} phase", "visible": False,
-             "colormap": "twilight", "contrast_limits": (-math.pi, math.pi)}
+    phase = {
+        **kwargs,
+        "name": f"{kwargs['name']} phase",
+        "visible": False,
+        "colormap": "twilight",
+        "contrast_limits": (-math.pi, math.pi),
+    }
     if isinstance(data, np.ndarray):
         return [(np.abs(data), amplitude, "image"), (np.angle(data), phase, "image")]
-    return [(_ComplexPart(data, np.abs), amplitude, "image"),
-            (_ComplexPart(data, np.angle), phase, "image")]
+    return [
+        (_ComplexPart(data, np.abs), amplitude, "image"),
+        (_ComplexPart(data, np.angle), phase, "image"),
+    ]
 
 
 def _read_dm_layers(path: str) -> list[LayerData]:
@@ -354,13 +340,16 @@ def _read_dm_layers(path: str) -> list[LayerData]:
             scale, translate, units = [1.0, *scale], [0.0, *translate], ["pixel", *units]
         kwargs: dict[str, Any] = {
             "name": name,
-            "scale": _usable_pixel_size(np.asarray(scale, dtype=float), path),
+            "scale": _usable_dm_scale(scale, path),
             "translate": translate,
             "units": units,
             "rgb": rgb,
-            "metadata": {"path": path, "format": "DM", "header": _json_safe(
-                {key: value for key, value in meta.items() if key != "tags"}),
-                "dm_tags": _json_safe(meta.get("tags", {}))},
+            "metadata": {
+                "path": path,
+                "format": "DM",
+                "header": _json_safe({key: value for key, value in meta.items() if key != "tags"}),
+                "dm_tags": _json_safe(meta.get("tags", {})),
+            },
         }
         if not rgb:
             kwargs["colormap"] = "gray"
@@ -369,3 +358,15 @@ def _read_dm_layers(path: str) -> list[LayerData]:
         else:
             layers.append((data, kwargs, "image"))
     return layers
+
+
+def _usable_dm_scale(scale: list[float], path: str) -> list[float]:
+    """A DM image's scale with 1 where DM recorded no usable calibration (with a warning)."""
+    usable = [size if 0 < size < math.inf else 1.0 for size in scale]
+    if usable != scale:
+        warnings.warn(
+            f"{path}: no usable calibration on some axes: shown as 1 per pixel there",
+            MRCZWarning,
+            stacklevel=3,
+        )
+    return usable

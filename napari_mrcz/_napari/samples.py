@@ -48,8 +48,14 @@ def _sample(name: str, make: callable, pixelsize: float) -> list[LayerData]:
     path = os.path.join(SAMPLE_FOLDER, name)
     if not os.path.isfile(path):
         os.makedirs(SAMPLE_FOLDER, exist_ok=True)
-        write_array(make(), path, pixelsize=pixelsize, compressor="zstd", clevel=1,
-                    meta={"sample": name, "made_by": f"napari-mrcz {__version__}"})
+        write_array(
+            make(),
+            path,
+            pixelsize=pixelsize,
+            compressor="zstd",
+            clevel=1,
+            meta={"sample": name, "made_by": f"napari-mrcz {__version__}"},
+        )
     return read_layers(path)
 
 

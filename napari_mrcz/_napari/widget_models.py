@@ -25,8 +25,12 @@ from napari_mrcz.suffixes import strip_suffix
 from napari_mrcz.units import units_per_angstrom
 
 #: Units offered for the pixel size, as shown -> as pint/napari spell them.
-PIXEL_UNITS: dict[str, str] = {"Å": "angstrom", "nm": "nanometer", "pm": "picometer",
-                               "µm": "micrometer"}
+PIXEL_UNITS: dict[str, str] = {
+    "Å": "angstrom",
+    "nm": "nanometer",
+    "pm": "picometer",
+    "µm": "micrometer",
+}
 NO_COMPRESSION = _writer.NO_COMPRESSION
 #: Lists longer than this are summarised in the inspector, not listed.
 MAX_LISTED = 32
@@ -64,8 +68,10 @@ class SaveResult:
         """One line for a notification: size, compression ratio and speed."""
         ratio = self.data_bytes / self.file_bytes if self.file_bytes else float("nan")
         speed = self.data_bytes / 1e6 / self.seconds if self.seconds > 0 else float("inf")
-        return (f"Saved {os.path.basename(self.path)}: {self.file_bytes / 1e6:.1f} MB, "
-                f"compression ratio {ratio:.2f}x, {speed:.0f} MB/s")
+        return (
+            f"Saved {os.path.basename(self.path)}: {self.file_bytes / 1e6:.1f} MB, "
+            f"compression ratio {ratio:.2f}x, {speed:.0f} MB/s"
+        )
 
 
 def snapshot(data: Any) -> Any:
@@ -140,12 +146,20 @@ class SaveJob:
         options = self.options
         codec = None if options.codec == NO_COMPRESSION else options.codec
         try:
-            write_array(self.data, options.path, meta=options.meta or None,
-                        dtype=options.dtype, pixelsize=list(options.pixelsize_zyx),
-                        origin=list(options.origin_zyx), pixelunits="\\AA", compressor=codec,
-                        clevel=options.level, n_threads=options.threads,
-                        progress=lambda written, total: self._progress(written, total, events),
-                        **options.microscope)
+            write_array(
+                self.data,
+                options.path,
+                meta=options.meta or None,
+                dtype=options.dtype,
+                pixelsize=list(options.pixelsize_zyx),
+                origin=list(options.origin_zyx),
+                pixelunits="\\AA",
+                compressor=codec,
+                clevel=options.level,
+                n_threads=options.threads,
+                progress=lambda written, total: self._progress(written, total, events),
+                **options.microscope,
+            )
         except BaseException as error:  # handed to the generator, which re-raises it
             events.put(error)
         else:
@@ -155,8 +169,9 @@ class SaveJob:
         """Run the save; yield (written, total) per slice; return what was done."""
         started = time.perf_counter()
         events: queue.Queue = queue.Queue()
-        writer = self._writer = threading.Thread(target=self._write, args=(events,),
-                                                 daemon=True, name="napari-mrcz-save")
+        writer = self._writer = threading.Thread(
+            target=self._write, args=(events,), daemon=True, name="napari-mrcz-save"
+        )
         writer.start()
         try:
             while True:
@@ -172,8 +187,9 @@ class SaveJob:
             writer.join()
         seconds = time.perf_counter() - started
         layout = read_layout(self.options.path)
-        return SaveResult(self.options.path, layout.data_nbytes,
-                          os.path.getsize(self.options.path), seconds)
+        return SaveResult(
+            self.options.path, layout.data_nbytes, os.path.getsize(self.options.path), seconds
+        )
 
 
 @dataclass
@@ -188,9 +204,13 @@ class LayerReport:
 
     def as_json_ready(self) -> dict:
         """Everything, as a dict :func:`json.dumps` can write."""
-        return {"layer": self.title, "origin": self.origin, "facts": dict(self.facts),
-                "header": {name: value for name, value, _ in self.header_rows},
-                "metadata": self.tree}
+        return {
+            "layer": self.title,
+            "origin": self.origin,
+            "facts": dict(self.facts),
+            "header": {name: value for name, value, _ in self.header_rows},
+            "metadata": self.tree,
+        }
 
 
 def _format_value(value: Any) -> str:
@@ -206,8 +226,10 @@ def _format_value(value: Any) -> str:
 
 
 def _header_rows(fields: dict) -> list[tuple[str, str, str]]:
-    return [(name, _format_value(value), FIELD_MEANINGS.get(name, ""))
-            for name, value in fields.items()]
+    return [
+        (name, _format_value(value), FIELD_MEANINGS.get(name, ""))
+        for name, value in fields.items()
+    ]
 
 
 def layer_report(layer: Any) -> LayerReport:
@@ -219,8 +241,11 @@ def layer_report(layer: Any) -> LayerReport:
     metadata = layer.metadata or {}
     pixel = ", ".join(f"{size:.4g}" for size in layer_pixel_size(layer))
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    facts = [("shape", " x ".join(str(n) for n in data.shape)), ("dtype", str(data.dtype)),
-             ("pixel size (z, y, x)", f"{pixel} Å")]
+    facts = [
+        ("shape", " x ".join(str(n) for n in data.shape)),
+        ("dtype", str(data.dtype)),
+        ("pixel size (z, y, x)", f"{pixel} Å"),
+    ]
     header = metadata.get("header")
     if metadata.get("format") in ("MRC", "MRCZ") and isinstance(header, dict):
         path = metadata.get("path", "")
@@ -240,20 +265,36 @@ def layer_report(layer: Any) -> LayerReport:
         return LayerReport(layer.name, f"read from {path}", facts, rows, tree)
     if metadata.get("format") == "DM":
         facts.insert(0, ("format", "DigitalMicrograph"))
-        rows = [(str(key), _format_value(value), "") for key, value in
-                (header or {}).items() if not isinstance(value, dict)]
-        return LayerReport(layer.name, f"read from {metadata.get('path', '')}", facts, rows,
-                           {"DM tags": metadata.get("dm_tags") or {}})
+        rows = [
+            (str(key), _format_value(value), "")
+            for key, value in (header or {}).items()
+            if not isinstance(value, dict)
+        ]
+        return LayerReport(
+            layer.name,
+            f"read from {metadata.get('path', '')}",
+            facts,
+            rows,
+            {"DM tags": metadata.get("dm_tags") or {}},
+        )
     codec = _writer.writer_settings()["codec"]
     codec = None if codec == NO_COMPRESSION else codec
-    preview = new_file_header(data.shape[-3:] if data.ndim >= 3 else data.shape,
-                              mrc_dtype(data, plain=codec is None, warn=False,
-                                                scan=False) or data.dtype,
-                              layer_pixel_size(layer), codec)
+    preview = new_file_header(
+        data.shape[-3:] if data.ndim >= 3 else data.shape,
+        mrc_dtype(data, plain=codec is None, warn=False, scan=False) or data.dtype,
+        layer_pixel_size(layer),
+        codec,
+    )
     rows = _header_rows(header_fields(preview, "<"))
     tree = {"JSON meta to write": _writer.json_meta(metadata, warn=False)}
-    return LayerReport(layer.name, "not from a file: the header napari-mrcz would write "
-                       "(statistics are computed while saving)", facts, rows, tree)
+    return LayerReport(
+        layer.name,
+        "not from a file: the header napari-mrcz would write "
+        "(statistics are computed while saving)",
+        facts,
+        rows,
+        tree,
+    )
 
 
 def unit_factor(unit_label: str) -> float:

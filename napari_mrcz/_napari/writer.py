@@ -87,8 +87,9 @@ def check_savable(data: Any, meta: dict) -> Any:
     if meta.get("rgb"):
         raise ValueError("RGB layers cannot be saved as MRC: split the channels first")
     if data.ndim not in (2, 3):
-        raise ValueError(f"MRC holds 2D images and 3D stacks; this layer has {data.ndim} "
-                         "dimensions")
+        raise ValueError(
+            f"MRC holds 2D images and 3D stacks; this layer has {data.ndim} dimensions"
+        )
     return data
 
 
@@ -111,8 +112,9 @@ def json_meta(metadata: dict | None, warn: bool = True) -> dict:
             json.dumps(value, default=lambda item: item.tolist())
         except (TypeError, ValueError, AttributeError):
             if warn:
-                warnings.warn(f"layer metadata {key!r} cannot be saved as JSON; skipped",
-                              stacklevel=3)
+                warnings.warn(
+                    f"layer metadata {key!r} cannot be saved as JSON; skipped", stacklevel=3
+                )
             continue
         kept[key] = value
     return kept
@@ -121,9 +123,11 @@ def json_meta(metadata: dict | None, warn: bool = True) -> dict:
 def microscope_values(metadata: dict | None) -> dict[str, float]:
     """voltage, cs (C3) and gain of the file a layer was read from, for write_array."""
     header = (metadata or {}).get("header") or {}
-    return {name: float(header[key]) for key, name in (("voltage", "voltage"), ("C3", "cs"),
-                                                        ("gain", "gain"))
-            if isinstance(header.get(key), (int, float))}
+    return {
+        name: float(header[key])
+        for key, name in (("voltage", "voltage"), ("C3", "cs"), ("gain", "gain"))
+        if isinstance(header.get(key), (int, float))
+    }
 
 
 def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
@@ -141,11 +145,19 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
     origin = pixel_size_angstrom(meta.get("translate") or [0.0] * data.ndim, units)
     if data.ndim == 2:
         pixelsize = [pixelsize[0], *pixelsize]
-    write_array(data, path, meta=json_meta(meta.get("metadata")) or None,
-                dtype=mrc_dtype(data, plain=codec is None), pixelsize=pixelsize,
-                pixelunits="\\AA", origin=origin, compressor=codec,
-                clevel=int(settings["level"]), n_threads=threads,
-                **microscope_values(meta.get("metadata")))
+    write_array(
+        data,
+        path,
+        meta=json_meta(meta.get("metadata")) or None,
+        dtype=mrc_dtype(data, plain=codec is None),
+        pixelsize=pixelsize,
+        pixelunits="\\AA",
+        origin=origin,
+        compressor=codec,
+        clevel=int(settings["level"]),
+        n_threads=threads,
+        **microscope_values(meta.get("metadata")),
+    )
     return path
 
 

@@ -199,4 +199,5 @@ class MetadataInspector(QWidget):
         """Copy everything shown, as JSON, to the clipboard."""
         if self.report is not None:
             QApplication.clipboard().setText(
-                json.dumps(self.report.as_json_ready(), indent=2, default=str))
+                json.dumps(self.report.as_json_ready(), indent=2, default=str)
+            )

@@ -61,14 +61,24 @@ class SaveWidget(Container):
         self.viewer = napari_viewer
         self.layer = ComboBox(label="layer", choices=self._layer_choices)
         self.output = FileEdit(label="file", mode="w", filter="*.mrcz *.mrc")
-        self.codec = ComboBox(label="codec", choices=[*AVAILABLE_CODECS, NO_COMPRESSION],
-                              value=settings["codec"] if settings["codec"] in (
-                                  *AVAILABLE_CODECS, NO_COMPRESSION) else "zstd",
-                              tooltip="blosc codec; 'none' writes plain MRC2014")
-        self.level = SpinBox(label="level", min=1, max=9, value=int(settings["level"]),
-                             tooltip="1 is fastest; higher levels compress a little more")
-        self.threads = SpinBox(label="threads", min=1, max=cores,
-                               value=min(cores, int(settings["threads"]) or cores))
+        self.codec = ComboBox(
+            label="codec",
+            choices=[*AVAILABLE_CODECS, NO_COMPRESSION],
+            value=settings["codec"]
+            if settings["codec"] in (*AVAILABLE_CODECS, NO_COMPRESSION)
+            else "zstd",
+            tooltip="blosc codec; 'none' writes plain MRC2014",
+        )
+        self.level = SpinBox(
+            label="level",
+            min=1,
+            max=9,
+            value=int(settings["level"]),
+            tooltip="1 is fastest; higher levels compress a little more",
+        )
+        self.threads = SpinBox(
+            label="threads", min=1, max=cores, value=min(cores, int(settings["threads"]) or cores)
+        )
         self.size_x = FloatSpinBox(label="pixel x", min=0.0, max=1e9, step=0.01, value=1.0)
         self.size_y = FloatSpinBox(label="pixel y", min=0.0, max=1e9, step=0.01, value=1.0)
         self.size_z = FloatSpinBox(label="pixel z", min=0.0, max=1e9, step=0.01, value=1.0)
@@ -79,10 +89,23 @@ class SaveWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=False)
         self.status = Label(value="")
-        super().__init__(widgets=[
-            self.layer, self.output, self.codec, self.level, self.threads, self.size_x,
-            self.size_y, self.size_z, self.unit, self.save_button, self.cancel_button,
-            self.progress, self.status])
+        super().__init__(
+            widgets=[
+                self.layer,
+                self.output,
+                self.codec,
+                self.level,
+                self.threads,
+                self.size_x,
+                self.size_y,
+                self.size_z,
+                self.unit,
+                self.save_button,
+                self.cancel_button,
+                self.progress,
+                self.status,
+            ]
+        )
         self._job: SaveJob | None = None
         self._worker: Any = None
         self._prefilled_for: Any = None
@@ -106,8 +129,11 @@ class SaveWidget(Container):
     def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
         from napari.layers import Image, Labels
 
-        return [(layer.name, layer) for layer in self.viewer.layers
-                if isinstance(layer, (Image, Labels)) and not getattr(layer, "rgb", False)]
+        return [
+            (layer.name, layer)
+            for layer in self.viewer.layers
+            if isinstance(layer, (Image, Labels)) and not getattr(layer, "rgb", False)
+        ]
 
     def _refresh_layers(self, _event: Any = None) -> None:
         """Offer the current layers; the fields change only if the chosen layer did."""
@@ -186,16 +212,18 @@ class SaveWidget(Container):
             return
         options = self.options()
         try:
-            data = check_savable(layer.data, {"multiscale": layer.multiscale,
-                                              "rgb": getattr(layer, "rgb", False)})
+            data = check_savable(
+                layer.data, {"multiscale": layer.multiscale, "rgb": getattr(layer, "rgb", False)}
+            )
             options.dtype = mrc_dtype(data, plain=options.codec == NO_COMPRESSION, warn=False)
         except ValueError as error:
             self.status.value = f"Cannot save {layer.name}: {error}"
             show_error(self.status.value)
             return
         if options.dtype is not None:
-            show_warning(f"MRC cannot store {data.dtype}: {layer.name} is written as "
-                         f"{options.dtype}")
+            show_warning(
+                f"MRC cannot store {data.dtype}: {layer.name} is written as {options.dtype}"
+            )
         self._job = SaveJob(snapshot(data), options)
         self.progress.max = self._job.total
         self.progress.value = 0
@@ -206,8 +234,12 @@ class SaveWidget(Container):
         self._worker = create_worker(
             self._job.steps,
             _progress={"total": self._job.total, "desc": "Saving MRCZ"},
-            _connect={"yielded": self._advanced, "returned": self._finished,
-                      "errored": self._failed, "finished": self._stopped},
+            _connect={
+                "yielded": self._advanced,
+                "returned": self._finished,
+                "errored": self._failed,
+                "finished": self._stopped,
+            },
         )
 
     def cancel_save(self, _value: Any = None) -> None:

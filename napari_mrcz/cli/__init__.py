@@ -46,8 +46,14 @@ def _files(given: Sequence[str]) -> list[str]:
     return found
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str,
-                  lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
     """Warnings about files as one plain line on stderr (no source location)."""
     print(f"warning: {message}", file=sys.stderr)
 
@@ -63,8 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Dispatch to the subcommand; the exit status."""
-    commands = {"info": run_info, "validate": run_validate, "compress": run_batch_command,
-                "decompress": run_batch_command, "convert": run_convert}
+    commands = {
+        "info": run_info,
+        "validate": run_validate,
+        "compress": run_batch_command,
+        "decompress": run_batch_command,
+        "convert": run_convert,
+    }
     if args.command in ("info", "validate"):
         try:
             args.files = _files(args.files)

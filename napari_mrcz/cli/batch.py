@@ -47,8 +47,15 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 #: Errors that fail one file and let the others go on.
-FILE_ERRORS = (MRCZFormatError, VerificationError, OSError, ValueError, TypeError,
-               MemoryError, ImportError)
+FILE_ERRORS = (
+    MRCZFormatError,
+    VerificationError,
+    OSError,
+    ValueError,
+    TypeError,
+    MemoryError,
+    ImportError,
+)
 
 
 class RunCancelledError(Exception):
@@ -83,8 +90,7 @@ class Settings:
     overwrite: bool = False
 
 
-def find_inputs(inputs: Sequence[str], wanted: Callable[[str], bool]
-                ) -> Iterator[tuple[str, str]]:
+def find_inputs(inputs: Sequence[str], wanted: Callable[[str], bool]) -> Iterator[tuple[str, str]]:
     """Yield (file, its name relative to the output folder) for files and folders.
 
     A folder is walked recursively, in sorted order, for the files ``wanted``
@@ -103,8 +109,9 @@ def find_inputs(inputs: Sequence[str], wanted: Callable[[str], bool]
             yield given, os.path.basename(given)
 
 
-def plan(inputs: Sequence[str], out_dir: str, suffix: str,
-         wanted: Callable[[str], bool]) -> list[Task]:
+def plan(
+    inputs: Sequence[str], out_dir: str, suffix: str, wanted: Callable[[str], bool]
+) -> list[Task]:
     """One task per input file, its outputs ``out_dir/<name><suffix>``.
 
     A DM file of several images gets ``<name>_0<suffix>``, ``<name>_1<suffix>``, ...
@@ -137,8 +144,9 @@ def plan(inputs: Sequence[str], out_dir: str, suffix: str,
         raise ValueError("no input files found")
     replaced = {source for source in sources if source.casefold() in owners}
     if replaced:
-        raise ValueError(f"{sorted(replaced)[0]}: an output would replace this input; "
-                         "choose another -o")
+        raise ValueError(
+            f"{sorted(replaced)[0]}: an output would replace this input; choose another -o"
+        )
     return tasks
 
 
@@ -158,8 +166,9 @@ def estimated_bytes(path: str) -> int:
 class Runner:
     """Run tasks ``jobs`` at a time with one progress bar over the bytes of data."""
 
-    def __init__(self, settings: Settings, jobs: int, show_progress: bool, quiet: bool,
-                 err: TextIO) -> None:
+    def __init__(
+        self, settings: Settings, jobs: int, show_progress: bool, quiet: bool, err: TextIO
+    ) -> None:
         self.settings = settings
         self.jobs = max(1, jobs)
         self.quiet = quiet
@@ -168,10 +177,18 @@ class Runner:
         self.cancel = threading.Event()
         self.started = time.monotonic()
         self._lock = threading.Lock()
-        self._bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, file=err,
-                         disable=not show_progress, dynamic_ncols=True, smoothing=0.1,
-                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
-                                    "[{elapsed}<{remaining}, {rate_fmt}]{postfix}")
+        self._bar = tqdm(
+            total=0,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=err,
+            disable=not show_progress,
+            dynamic_ncols=True,
+            smoothing=0.1,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
+            "[{elapsed}<{remaining}, {rate_fmt}]{postfix}",
+        )
 
     def _tick(self, nbytes: int) -> None:
         if self.cancel.is_set():
@@ -204,13 +221,17 @@ class Runner:
             while True:
                 try:  # a signal may come at any point: estimating, submitting, waiting
                     if estimates is None:
-                        estimates = [0 if self.cancel.is_set() else
-                                     estimated_bytes(task.source) * self.passes
-                                     for task in tasks]
+                        estimates = [
+                            0
+                            if self.cancel.is_set()
+                            else estimated_bytes(task.source) * self.passes
+                            for task in tasks
+                        ]
                         self._add_total(sum(estimates))
                     while submitted < len(tasks):
-                        pending.add(pool.submit(self._convert, tasks[submitted],
-                                                estimates[submitted]))
+                        pending.add(
+                            pool.submit(self._convert, tasks[submitted], estimates[submitted])
+                        )
                         submitted += 1
                     if not pending:
                         break
@@ -218,8 +239,9 @@ class Runner:
                 except KeyboardInterrupt as stop:
                     self.cancel.set()
                     if stopped_by is None:
-                        stopped_by = stop.signum if isinstance(stop, _Terminated) \
-                            else signal.SIGINT
+                        stopped_by = (
+                            stop.signum if isinstance(stop, _Terminated) else signal.SIGINT
+                        )
                         self._say("interrupted: stopping, removing unfinished outputs...")
         finally:
             pool.shutdown(wait=True, cancel_futures=stopped_by is not None)
@@ -249,8 +271,10 @@ class Runner:
         if task.status == "failed":
             self._say(f"FAILED {task.source}: {task.message}")
         elif task.status in ("done", "skipped"):
-            self._say(f"{task.status} {task.source} -> {', '.join(task.targets)}"
-                      + (" (source deleted)" if task.source_deleted else ""))
+            self._say(
+                f"{task.status} {task.source} -> {', '.join(task.targets)}"
+                + (" (source deleted)" if task.source_deleted else "")
+            )
 
     def _convert_file(self, task: Task, estimate: int) -> None:
         """Write every image of the file to a temporary file, verify, then publish."""
@@ -264,14 +288,20 @@ class Runner:
                     raise ValueError(f"{task.source} changed while the run was planned")
                 task.data_bytes = sum(image.nbytes for image in images)
                 self._add_total(task.data_bytes * self.passes - estimate)
-                todo = [number for number, target in enumerate(task.targets)
-                        if settings.overwrite or not os.path.exists(target)]
-                self._tick(sum(image.nbytes for number, image in enumerate(images)
-                               if number not in todo) * self.passes)
+                todo = [
+                    number
+                    for number, target in enumerate(task.targets)
+                    if settings.overwrite or not os.path.exists(target)
+                ]
+                self._tick(
+                    sum(image.nbytes for number, image in enumerate(images) if number not in todo)
+                    * self.passes
+                )
                 if not todo:
                     task.status = "skipped"
                     task.message = "output exists (--overwrite replaces it)" + (
-                        "; source kept" if settings.delete_source else "")
+                        "; source kept" if settings.delete_source else ""
+                    )
                     return
                 if len(todo) < len(task.targets):
                     task.message = f"{len(task.targets) - len(todo)} existing output(s) kept"
@@ -279,8 +309,14 @@ class Runner:
                 for number in todo:
                     temporary = temporary_name(task.targets[number])
                     temporaries.append((temporary, task.targets[number]))
-                    write_image(images[number], temporary, settings.compressor,
-                                settings.clevel, settings.threads, self._tick)
+                    write_image(
+                        images[number],
+                        temporary,
+                        settings.compressor,
+                        settings.clevel,
+                        settings.threads,
+                        self._tick,
+                    )
                 if settings.verify:
                     for number, (temporary, _) in zip(todo, temporaries, strict=True):
                         verify_image(images[number], temporary, self._tick)
@@ -315,15 +351,11 @@ class Runner:
         task.source_deleted = True
 
 
-
-
-
-
 def error_text(error: BaseException, path: str) -> str:
     """The error's message without a leading copy of ``path``."""
     text = str(error) or type(error).__name__
     prefix = f"{path}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 class _Terminated(KeyboardInterrupt):
@@ -354,22 +386,30 @@ def summary_table(tasks: list[Task], seconds: float) -> str:
     rows = []
     for task in tasks:
         done = task.status == "done"
-        rows.append((
-            task.status.upper() if task.status == "failed" else task.status,
-            task.source,
-            ", ".join(task.targets) if task.status in ("done", "skipped") else "-",
-            human_size(task.source_bytes) if task.source_bytes else "-",
-            human_size(task.output_bytes) if done else "-",
-            f"{task.source_bytes / task.output_bytes:.2f}" if done and task.output_bytes
-            else "-",
-            f"{task.data_bytes / task.seconds / 2**20:.1f}" if done and task.seconds > 0
-            else "-",
-        ))
+        rows.append(
+            (
+                task.status.upper() if task.status == "failed" else task.status,
+                task.source,
+                ", ".join(task.targets) if task.status in ("done", "skipped") else "-",
+                human_size(task.source_bytes) if task.source_bytes else "-",
+                human_size(task.output_bytes) if done else "-",
+                f"{task.source_bytes / task.output_bytes:.2f}"
+                if done and task.output_bytes
+                else "-",
+                f"{task.data_bytes / task.seconds / 2**20:.1f}"
+                if done and task.seconds > 0
+                else "-",
+            )
+        )
     widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header))]
     right = {3, 4, 5, 6}
-    lines = ["  ".join(cell.rjust(width) if column in right else cell.ljust(width)
-                       for column, (cell, width) in enumerate(zip(row, widths, strict=True)))
-             .rstrip() for row in (header, *rows)]
+    lines = [
+        "  ".join(
+            cell.rjust(width) if column in right else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in (header, *rows)
+    ]
     counts = {}
     for task in tasks:
         counts[task.status] = counts.get(task.status, 0) + 1
@@ -378,11 +418,14 @@ def summary_table(tasks: list[Task], seconds: float) -> str:
     total_out = sum(task.output_bytes for task in finished)
     total_data = sum(task.data_bytes for task in finished)
     ratio = f" ({total_in / total_out:.2f}x)" if total_out else ""
-    rate = f", {total_data / seconds / 2**20:.1f} MiB/s of data" if seconds > 0 and total_data \
-        else ""
-    lines.append(", ".join(f"{count} {status}" for status, count in counts.items())
-                 + f"; {human_size(total_in)} in, {human_size(total_out)} out{ratio} "
-                 f"in {seconds:.1f} s{rate}")
+    rate = (
+        f", {total_data / seconds / 2**20:.1f} MiB/s of data" if seconds > 0 and total_data else ""
+    )
+    lines.append(
+        ", ".join(f"{count} {status}" for status, count in counts.items())
+        + f"; {human_size(total_in)} in, {human_size(total_out)} out{ratio} "
+        f"in {seconds:.1f} s{rate}"
+    )
     deleted = sum(task.source_deleted for task in tasks)
     if deleted:
         lines.append(f"{deleted} source file(s) deleted after verification")
@@ -394,8 +437,15 @@ def summary_table(tasks: list[Task], seconds: float) -> str:
     return "\n".join(lines)
 
 
-def run_batch(tasks: list[Task], settings: Settings, jobs: int, show_progress: bool,
-              quiet: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_batch(
+    tasks: list[Task],
+    settings: Settings,
+    jobs: int,
+    show_progress: bool,
+    quiet: bool,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
     """Convert ``tasks``, print the summary to ``out``; return the exit status.
 
     0 when every file was converted or skipped, 1 when any failed, 128 + the signal

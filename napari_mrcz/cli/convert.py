@@ -22,9 +22,14 @@ def _settings(args: argparse.Namespace, compressor: str | None) -> Settings:
     jobs = max(1, getattr(args, "jobs", 1))
     threads = args.threads if args.threads > 0 else max(1, default_threads() // jobs)
     delete_source = getattr(args, "delete_source", False)
-    return Settings(compressor=compressor, clevel=getattr(args, "level", 1), threads=threads,
-                    verify=args.verify or delete_source, delete_source=delete_source,
-                    overwrite=args.overwrite)
+    return Settings(
+        compressor=compressor,
+        clevel=getattr(args, "level", 1),
+        threads=threads,
+        verify=args.verify or delete_source,
+        delete_source=delete_source,
+        overwrite=args.overwrite,
+    )
 
 
 def _show_progress(args: argparse.Namespace, err: TextIO) -> bool:
@@ -46,8 +51,15 @@ def run_batch_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     except ValueError as error:
         print(f"mrcz {args.command}: {error}", file=err)
         return EXIT_USAGE
-    return run_batch(tasks, _settings(args, compressor), args.jobs, _show_progress(args, err),
-                     args.quiet, out, err)
+    return run_batch(
+        tasks,
+        _settings(args, compressor),
+        args.jobs,
+        _show_progress(args, err),
+        args.quiet,
+        out,
+        err,
+    )
 
 
 def _compress_picks(path: str) -> bool:
@@ -62,8 +74,11 @@ def run_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     elif args.output.lower().endswith(PLAIN_SUFFIXES):
         compressor = None
     else:
-        print(f"mrcz convert: {args.output}: the name must end in {COMPRESSED_SUFFIX} or one "
-              f"of {', '.join(PLAIN_SUFFIXES)}", file=err)
+        print(
+            f"mrcz convert: {args.output}: the name must end in {COMPRESSED_SUFFIX} or one "
+            f"of {', '.join(PLAIN_SUFFIXES)}",
+            file=err,
+        )
         return EXIT_USAGE
     targets = numbered_targets(args.output, image_count(args.input))
     if os.path.realpath(args.input) in map(os.path.realpath, targets):

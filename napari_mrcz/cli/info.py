@@ -27,8 +27,10 @@ def statistics_text(stats: dict[str, float]) -> str:
     known = stats_determined(stats["min"], stats["max"], stats["mean"], stats["rms"])
     if not any(known.values()):
         return "not determined"
-    return ", ".join(f"{name} {stats[name]:g}" if is_known else f"{name} not determined"
-                     for name, is_known in known.items())
+    return ", ".join(
+        f"{name} {stats[name]:g}" if is_known else f"{name} not determined"
+        for name, is_known in known.items()
+    )
 
 
 def info_text(summary: dict[str, Any]) -> str:
@@ -37,11 +39,14 @@ def info_text(summary: dict[str, Any]) -> str:
     if "images" in summary:
         for number, image in enumerate(summary["images"]):
             axes = ", ".join("xyz"[: len(image["shape"])])
-            scales = ", ".join(f"{axis['scale']:g} {axis['units'] or 'px'}"
-                               for axis in image["calibration"][::-1])
-            lines.append(f"  image {number}: {image['name'] or '(unnamed)'}  "
-                         f"{_numbers(image['shape'][::-1])} ({axes})  {image['dtype']} "
-                         f"({image['data_type']})")
+            scales = ", ".join(
+                f"{axis['scale']:g} {axis['units'] or 'px'}" for axis in image["calibration"][::-1]
+            )
+            lines.append(
+                f"  image {number}: {image['name'] or '(unnamed)'}  "
+                f"{_numbers(image['shape'][::-1])} ({axes})  {image['dtype']} "
+                f"({image['data_type']})"
+            )
             lines.append(f"    pixel size: {scales} ({axes})")
             for key, value in image["highlights"].items():
                 lines.append(f"    {key}: {value}")
@@ -51,29 +56,36 @@ def info_text(summary: dict[str, Any]) -> str:
     level = summary["level"]
     lines += [
         f"  dimensions: {nx} x {ny} x {nz} (x, y, z)"
-        + (f", {summary['slices_per_frame']} slices per frame"
-           if summary["slices_per_frame"] else ""),
+        + (
+            f", {summary['slices_per_frame']} slices per frame"
+            if summary["slices_per_frame"]
+            else ""
+        ),
         f"  mode: {summary['mode']} ({summary['dtype']}, {summary['byte_order']} endian)",
         "  pixel size: " + _numbers(summary["pixel_size_angstrom"][::-1]) + " Å (x, y, z)",
     ]
     if codec:
         level_text = f"level {level}" if level is not None else "level not recorded"
         packed, data = human_size(summary["packed_bytes"]), human_size(summary["data_bytes"])
-        lines.append(f"  codec: blosc {codec}, {level_text}; packed {packed} of {data} "
-                     f"(ratio {summary['ratio']:.2f})")
+        lines.append(
+            f"  codec: blosc {codec}, {level_text}; packed {packed} of {data} "
+            f"(ratio {summary['ratio']:.2f})"
+        )
     else:
         lines.append(f"  codec: none (plain MRC), data {human_size(summary['data_bytes'])}")
     lines.append("  statistics: " + statistics_text(summary["statistics"]))
     if summary["voltage_kv"] or summary["cs_mm"]:
         lines.append(f"  microscope: {summary['voltage_kv']:g} kV, Cs {summary['cs_mm']:g} mm")
     if any(summary["origin_angstrom"]):
-        lines.append("  origin: " + _numbers(summary["origin_angstrom"]) + " Å (x, y, z)")
+        lines.append("  origin: " + _numbers(summary["origin_angstrom"][::-1]) + " Å (x, y, z)")
     if summary["axis_order"] != [1, 2, 3]:
         lines.append(f"  axis order (MAPC, MAPR, MAPS): {summary['axis_order']}")
     extended = summary["extended_header"]
     if extended["bytes"]:
-        lines.append(f"  extended header: {extended['type'] or '(no type)'}, "
-                     f"{human_size(extended['bytes'])}")
+        lines.append(
+            f"  extended header: {extended['type'] or '(no type)'}, "
+            f"{human_size(extended['bytes'])}"
+        )
     if summary["json_meta_keys"]:
         lines.append("  JSON meta keys: " + ", ".join(summary["json_meta_keys"]))
     for label in summary["labels"]:

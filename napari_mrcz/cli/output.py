@@ -19,6 +19,5 @@ def json_safe(value: Any) -> Any:
 
 
 def print_json(results: list[dict], out: TextIO) -> None:
-    json.dump(json_safe(results), out, indent=2, ensure_ascii=False, allow_nan=False,
-              default=str)
+    json.dump(json_safe(results), out, indent=2, ensure_ascii=False, allow_nan=False, default=str)
     print(file=out)

@@ -17,10 +17,13 @@ renamed when complete: an interrupted run leaves no partial file.
 """
 
 
-_BATCH_EPILOG = _CONVERT_EPILOG + """\
+_BATCH_EPILOG = (
+    _CONVERT_EPILOG
+    + """\
 --delete-source keeps a source with bytes after its data, DM tag arrays too large for
 JSON meta, or float64 data (stored as float32), and says so in the summary.
 """
+)
 
 
 def _count(text: str) -> int:
@@ -31,40 +34,81 @@ def _count(text: str) -> int:
     return value
 
 
-def _add_conversion_options(parser: argparse.ArgumentParser, codec: bool,
-                            threads_help: str) -> None:
+def _add_conversion_options(
+    parser: argparse.ArgumentParser, codec: bool, threads_help: str
+) -> None:
     if codec:
-        parser.add_argument("--codec", default="zstd", choices=sorted(AVAILABLE_CODECS),
-                            help="blosc codec (default: zstd)")
-        parser.add_argument("--level", type=int, default=1, choices=range(1, 10),
-                            metavar="1-9", help="compression level (default: 1, fastest)")
+        parser.add_argument(
+            "--codec",
+            default="zstd",
+            choices=sorted(AVAILABLE_CODECS),
+            help="blosc codec (default: zstd)",
+        )
+        parser.add_argument(
+            "--level",
+            type=int,
+            default=1,
+            choices=range(1, 10),
+            metavar="1-9",
+            help="compression level (default: 1, fastest)",
+        )
     parser.add_argument("--threads", type=int, default=0, metavar="N", help=threads_help)
-    parser.add_argument("--verify", action="store_true",
-                        help="read each output back and compare it with its source")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace existing outputs (default: skip them)")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="read each output back and compare it with its source",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
+    )
 
 
 def _add_batch_options(parser: argparse.ArgumentParser, codec: bool) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="IN",
-                        help="files, or folders searched recursively")
-    parser.add_argument("-o", "--output", required=True, metavar="DIR",
-                        help="output folder (created if missing; folder inputs keep "
-                             "their tree under it)")
-    _add_conversion_options(parser, codec, "slices encoded in parallel per file (default: "
-                                           "all cores, shared among the jobs)")
-    parser.add_argument("--jobs", type=_count, default=1, metavar="N",
-                        help="files converted at the same time (default: 1)")
-    parser.add_argument("--delete-source", action="store_true",
-                        help="delete each source once its output is verified and holds "
-                             "all of it (implies --verify; see below)")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="IN", help="files, or folders searched recursively"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="output folder (created if missing; folder inputs keep their tree under it)",
+    )
+    _add_conversion_options(
+        parser,
+        codec,
+        "slices encoded in parallel per file (default: all cores, shared among the jobs)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="files converted at the same time (default: 1)",
+    )
+    parser.add_argument(
+        "--delete-source",
+        action="store_true",
+        help="delete each source once its output is verified and holds "
+        "all of it (implies --verify; see below)",
+    )
     progress = parser.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
-                          help="show the progress bar even when not on a terminal")
-    progress.add_argument("--no-progress", dest="progress", action="store_false",
-                          help="never show the progress bar")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no line per file while running (the summary is printed)")
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show the progress bar even when not on a terminal",
+    )
+    progress.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="never show the progress bar"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no line per file while running (the summary is printed)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,53 +117,77 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mrcz",
         description="Inspect, validate, compress, decompress and convert MRC, MRCZ and DM files.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run 'mrcz COMMAND --help' for the options of a command.")
+        epilog="Run 'mrcz COMMAND --help' for the options of a command.",
+    )
     parser.add_argument("--version", action="version", version=f"napari-mrcz {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     info = commands.add_parser(
-        "info", help="summarise MRC, MRCZ and DM files",
+        "info",
+        help="summarise MRC, MRCZ and DM files",
         description="Header summary of each file: dimensions, mode and dtype, pixel size, "
-                    "codec and level, packed size and ratio, JSON meta keys, DM tag "
-                    "highlights. Reads headers only (a .gz or .bz2 file is decompressed to a "
-                    "temporary copy first).")
-    info.add_argument("files", nargs="+", metavar="FILE",
-                      help="files, or folders searched recursively")
+        "codec and level, packed size and ratio, JSON meta keys, DM tag "
+        "highlights. Reads headers only (a .gz or .bz2 file is decompressed to a "
+        "temporary copy first).",
+    )
+    info.add_argument(
+        "files", nargs="+", metavar="FILE", help="files, or folders searched recursively"
+    )
     info.add_argument("--json", action="store_true", help="print one JSON list for scripts")
 
     validate = commands.add_parser(
-        "validate", help="check files against MRC2014 and MRCZ",
+        "validate",
+        help="check files against MRC2014 and MRCZ",
         description="MRC2014 checks as mrcfile.validate makes them, plus MRCZ checks "
-                    "(blosc chunk headers consistent with the file, sizes, statistics). "
-                    "Exit status 1 if any file has a problem.")
-    validate.add_argument("files", nargs="+", metavar="FILE",
-                          help="files, or folders searched recursively")
-    validate.add_argument("--no-stats", action="store_true",
-                          help="check headers and sizes only; do not read the data")
-    validate.add_argument("--strict", action="store_true",
-                          help="count warnings (such as EXTTYP 'json') as problems")
+        "(blosc chunk headers consistent with the file, sizes, statistics). "
+        "Exit status 1 if any file has a problem.",
+    )
+    validate.add_argument(
+        "files", nargs="+", metavar="FILE", help="files, or folders searched recursively"
+    )
+    validate.add_argument(
+        "--no-stats",
+        action="store_true",
+        help="check headers and sizes only; do not read the data",
+    )
+    validate.add_argument(
+        "--strict", action="store_true", help="count warnings (such as EXTTYP 'json') as problems"
+    )
     validate.add_argument("--json", action="store_true", help="print one JSON list for scripts")
 
     compress = commands.add_parser(
-        "compress", help="MRC, MRCZ or DM files to MRCZ",
+        "compress",
+        help="MRC, MRCZ or DM files to MRCZ",
         description="Compress MRC and DM files (folders searched recursively) into "
-                    "MRCZ files in DIR.", epilog=_BATCH_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "MRCZ files in DIR.",
+        epilog=_BATCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_batch_options(compress, codec=True)
 
     decompress = commands.add_parser(
-        "decompress", help="MRCZ files (or any file named) to plain MRC",
+        "decompress",
+        help="MRCZ files (or any file named) to plain MRC",
         description="Write plain MRC2014 files (readable by every MRC program) into DIR.",
-        epilog=_BATCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_BATCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_batch_options(decompress, codec=False)
-    decompress.add_argument("--suffix", default=".mrc", choices=PLAIN_SUFFIXES,
-                            help="suffix of the outputs (default: .mrc)")
+    decompress.add_argument(
+        "--suffix",
+        default=".mrc",
+        choices=PLAIN_SUFFIXES,
+        help="suffix of the outputs (default: .mrc)",
+    )
 
     convert = commands.add_parser(
-        "convert", help="one file to MRCZ or MRC, the format chosen by OUT's suffix",
+        "convert",
+        help="one file to MRCZ or MRC, the format chosen by OUT's suffix",
         description=f"Convert IN (MRC, MRCZ, DM3, DM4) to OUT: compressed MRCZ for "
-                    f"'{COMPRESSED_SUFFIX}', plain MRC for {', '.join(PLAIN_SUFFIXES)}.",
-        epilog=_CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        f"'{COMPRESSED_SUFFIX}', plain MRC for {', '.join(PLAIN_SUFFIXES)}.",
+        epilog=_CONVERT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     convert.add_argument("input", metavar="IN")
     convert.add_argument("output", metavar="OUT")
     _add_conversion_options(convert, True, "slices encoded in parallel (default: all cores)")

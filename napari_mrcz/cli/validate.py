@@ -25,13 +25,23 @@ def run_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             results.append({"path": path, "valid": False, "error": str(error)})
             status = EXIT_FAILED
             continue
-        failing = [finding for finding in findings
-                   if finding.severity == "problem" or args.strict]
+        failing = [finding for finding in findings if finding.severity == "problem" or args.strict]
         valid = not failing
         status = status if valid else EXIT_FAILED
-        results.append({"path": path, "valid": valid,
-                        "findings": [{"severity": finding.severity, "check": finding.check,
-                                      "message": finding.message} for finding in findings]})
+        results.append(
+            {
+                "path": path,
+                "valid": valid,
+                "findings": [
+                    {
+                        "severity": finding.severity,
+                        "check": finding.check,
+                        "message": finding.message,
+                    }
+                    for finding in findings
+                ],
+            }
+        )
         if not args.json:
             print(f"{'OK' if valid else 'INVALID'}  {path}", file=out)
             for finding in findings:

@@ -61,10 +61,20 @@ DATA_TYPES: dict[int, tuple[str, str, str]] = {
 }
 #: Types we know but do not read, for the error message.
 UNSUPPORTED_TYPES: dict[int, str] = {
-    0: "NULL", 4: "OBSOLETE", 5: "PACKED_COMPLEX (DM2 layout)",
-    15: "RGB_UINT8_0", 16: "RGB_UINT8_1", 17: "RGB_UINT16", 18: "RGB_FLOAT32",
-    19: "RGB_FLOAT64", 20: "RGBA_UINT8_0", 21: "RGBA_UINT8_1", 22: "RGBA_UINT8_2",
-    24: "RGBA_UINT16", 25: "RGBA_FLOAT32", 26: "RGBA_FLOAT64",
+    0: "NULL",
+    4: "OBSOLETE",
+    5: "PACKED_COMPLEX (DM2 layout)",
+    15: "RGB_UINT8_0",
+    16: "RGB_UINT8_1",
+    17: "RGB_UINT16",
+    18: "RGB_FLOAT32",
+    19: "RGB_FLOAT64",
+    20: "RGBA_UINT8_0",
+    21: "RGBA_UINT8_1",
+    22: "RGBA_UINT8_2",
+    24: "RGBA_UINT16",
+    25: "RGBA_FLOAT32",
+    26: "RGBA_FLOAT64",
 }
 #: Bytes per stored RGB(A) pixel: red, green, blue and one unused byte.
 RGB_BYTES = 4
@@ -162,9 +172,12 @@ class DMImageLayout:
             while got < out.nbytes:
                 count = handle.readinto(view[got:])
                 if not count:
-                    raise MRCZFormatError(self.path, f"image {self.index} ends at byte "
-                                          f"{self.offset + self.nbytes}, past the end of "
-                                          "the file")
+                    raise MRCZFormatError(
+                        self.path,
+                        f"image {self.index} ends at byte "
+                        f"{self.offset + self.nbytes}, past the end of "
+                        "the file",
+                    )
                 got += count
         return self.decode(out)
 
@@ -228,8 +241,9 @@ def _image_layout(path: str, index: int, image: dict, byteorder: str) -> DMImage
         _, element, kind = DATA_TYPES[code]
     dims = data.get("Dimensions")
     values = list(dims.values()) if isinstance(dims, dict) else None
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                             for v in values):
+    if not values or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values
+    ):
         raise _dm_error(path, index, f"ImageData/Dimensions is {values!r}")
     grid = tuple(reversed(values))
     if kind == RGB:
@@ -238,13 +252,19 @@ def _image_layout(path: str, index: int, image: dict, byteorder: str) -> DMImage
         stored_shape = (*grid[:-1], grid[-1] // 2 + 1)
     else:
         stored_shape = grid
-    stored_dtype = np.dtype(byteorder + element) if np.dtype(element).itemsize > 1 \
-        else np.dtype(element)
-    layout = DMImageLayout(path, index, code, grid, ref.offset, stored_dtype, stored_shape,
-                           kind, image)
+    stored_dtype = (
+        np.dtype(byteorder + element) if np.dtype(element).itemsize > 1 else np.dtype(element)
+    )
+    layout = DMImageLayout(
+        path, index, code, grid, ref.offset, stored_dtype, stored_shape, kind, image
+    )
     if layout.nbytes != ref.nbytes:
-        raise _dm_error(path, index, f"Dimensions {values} of DM type {code} need "
-                        f"{layout.nbytes} bytes but ImageData/Data holds {ref.nbytes}")
+        raise _dm_error(
+            path,
+            index,
+            f"Dimensions {values} of DM type {code} need "
+            f"{layout.nbytes} bytes but ImageData/Data holds {ref.nbytes}",
+        )
     return layout
 
 
@@ -332,8 +352,10 @@ class LazyDMArray(ArrayLike):
         return self.layout.dtype
 
     def __repr__(self) -> str:
-        return (f"<LazyDMArray {self.path!r} image {self.layout.index} shape={self.shape} "
-                f"dtype={self.dtype}>")
+        return (
+            f"<LazyDMArray {self.path!r} image {self.layout.index} shape={self.shape} "
+            f"dtype={self.dtype}>"
+        )
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self.layout.read()
@@ -364,20 +386,6 @@ class LazyDMArray(ArrayLike):
 
 
 # --------------------------------------------------------------------------- metadata
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # --------------------------------------------------------------------------- functions
@@ -419,15 +427,3 @@ def read_dm(path: str | os.PathLike, lazy: bool | None = None) -> list[tuple[Any
         data = LazyDMArray(layout) if big else layout.read()
         images.append((data, image_meta(layout, parser.header.version, plain)))
     return images
-
-
-
-
-
-
-
-
-
-
-
-

@@ -56,16 +56,18 @@ def axes_meta(layout: DMImageLayout) -> list[dict[str, Any]]:
         origin = _number(entry.get("Origin"), 0.0)
         units = _text(entry.get("Units"))
         factor = _angstrom_factor(units)
-        axes.append({
-            "name": _AXIS_NAMES[dm_axis] if dm_axis < len(_AXIS_NAMES) else f"axis{dm_axis}",
-            "size": layout.grid_shape[ndim - 1 - dm_axis],
-            "scale": scale,
-            "origin": origin,
-            "units": units,
-            "offset": 0.0 - origin * scale,
-            "scale_angstrom": None if factor is None else scale * factor,
-            "offset_angstrom": None if factor is None else 0.0 - origin * scale * factor,
-        })
+        axes.append(
+            {
+                "name": _AXIS_NAMES[dm_axis] if dm_axis < len(_AXIS_NAMES) else f"axis{dm_axis}",
+                "size": layout.grid_shape[ndim - 1 - dm_axis],
+                "scale": scale,
+                "origin": origin,
+                "units": units,
+                "offset": 0.0 - origin * scale,
+                "scale_angstrom": None if factor is None else scale * factor,
+                "offset_angstrom": None if factor is None else 0.0 - origin * scale * factor,
+            }
+        )
     return axes[::-1]
 
 
@@ -74,9 +76,11 @@ def intensity_meta(layout: DMImageLayout) -> dict[str, Any]:
     calibrations = layout.image["ImageData"].get("Calibrations")
     brightness = calibrations.get("Brightness") if isinstance(calibrations, dict) else None
     brightness = brightness if isinstance(brightness, dict) else {}
-    return {"origin": _number(brightness.get("Origin"), 0.0),
-            "scale": _number(brightness.get("Scale"), 1.0),
-            "units": _text(brightness.get("Units"))}
+    return {
+        "origin": _number(brightness.get("Origin"), 0.0),
+        "scale": _number(brightness.get("Scale"), 1.0),
+        "units": _text(brightness.get("Units")),
+    }
 
 
 def image_meta(layout: DMImageLayout, version: int, tags: dict[str, Any]) -> dict[str, Any]:
@@ -103,12 +107,18 @@ def image_meta(layout: DMImageLayout, version: int, tags: dict[str, Any]) -> dic
         "rgb": layout.is_rgb,
         "axes": axes,
         "pixelsize": [axis["scale_angstrom"] for axis in axes],
-        "scale_angstrom": [axis["scale_angstrom"] if is_length else axis["scale"]
-                           for axis, is_length in zip(axes, lengths, strict=True)],
-        "offset_angstrom": [axis["offset_angstrom"] if is_length else axis["offset"]
-                            for axis, is_length in zip(axes, lengths, strict=True)],
-        "units_napari": ["angstrom" if is_length else (axis["units"] or "pixel")
-                         for axis, is_length in zip(axes, lengths, strict=True)],
+        "scale_angstrom": [
+            axis["scale_angstrom"] if is_length else axis["scale"]
+            for axis, is_length in zip(axes, lengths, strict=True)
+        ],
+        "offset_angstrom": [
+            axis["offset_angstrom"] if is_length else axis["offset"]
+            for axis, is_length in zip(axes, lengths, strict=True)
+        ],
+        "units_napari": [
+            "angstrom" if is_length else (axis["units"] or "pixel")
+            for axis, is_length in zip(axes, lengths, strict=True)
+        ],
         "intensity": intensity_meta(layout),
         "tags": tags,
     }
@@ -180,8 +190,11 @@ def python_mrcz_info(image: dict) -> dict[str, Any]:
     data = image.get("ImageData", {})
     calibrations = data.get("Calibrations", {}) if isinstance(data, dict) else {}
     brightness = calibrations.get("Brightness", {}) if isinstance(calibrations, dict) else {}
-    for tag, key in (("Origin", "IntensityOrigin"), ("Scale", "IntensityScale"),
-                     ("Units", "IntensityUnits")):
+    for tag, key in (
+        ("Origin", "IntensityOrigin"),
+        ("Scale", "IntensityScale"),
+        ("Units", "IntensityUnits"),
+    ):
         if isinstance(brightness, dict) and tag in brightness:
             info[key] = _info_value(brightness[tag])
     dimension = calibrations.get("Dimension", {}) if isinstance(calibrations, dict) else {}

@@ -41,12 +41,31 @@ GROUP_TAG, DATA_TAG = 20, 21
 STRUCT, STRING, ARRAY = 15, 18, 20
 #: Simple value type codes -> numpy type (without byte order). Code 8 is a one-byte bool.
 SIMPLE_TYPES: dict[int, str] = {
-    2: "i2", 3: "i4", 4: "u2", 5: "u4", 6: "f4", 7: "f8",
-    8: "u1", 9: "i1", 10: "u1", 11: "i8", 12: "u8",
+    2: "i2",
+    3: "i4",
+    4: "u2",
+    5: "u4",
+    6: "f4",
+    7: "f8",
+    8: "u1",
+    9: "i1",
+    10: "u1",
+    11: "i8",
+    12: "u8",
 }
 BOOL_CODE = 8
-_STRUCT_CHARS = {"i1": "b", "u1": "B", "i2": "h", "u2": "H", "i4": "i", "u4": "I",
-                 "i8": "q", "u8": "Q", "f4": "f", "f8": "d"}
+_STRUCT_CHARS = {
+    "i1": "b",
+    "u1": "B",
+    "i2": "h",
+    "u2": "H",
+    "i4": "i",
+    "u4": "I",
+    "i8": "q",
+    "u8": "Q",
+    "f4": "f",
+    "f8": "d",
+}
 
 #: Deepest nesting of tag groups (and of types inside an info array) we follow.
 MAX_DEPTH = 64
@@ -141,9 +160,11 @@ def read_header(raw: bytes | mmap.mmap, path: str | None) -> DMHeader:
 class DMTagParser:
     """Parse the tag tree of a DM3 or DM4 file.
 
-    The methods ``parseTagDir``, ``parseTag``, ``discardTag`` and ``retrieveTagData``
-    keep python-mrcz's names: each works at the current position of ``f``, the
-    memory map of the file, which is open only while :meth:`parse_file` runs.
+    The methods :meth:`parse_group`, :meth:`parse_tag`, :meth:`skip_tag` and
+    :meth:`tag_data` (python-mrcz's ``parseTagDir``, ``parseTag``, ``discardTag`` and
+    ``retrieveTagData``, see :class:`napari_mrcz.readDM4`) each work at the current
+    position of ``f``, the memory map of the file, which is open only while
+    :meth:`parse_file` runs.
 
     Parameters
     ----------
@@ -188,26 +209,35 @@ class DMTagParser:
         with open(self.filename, "rb") as handle:
             self.file_size = os.fstat(handle.fileno()).st_size
             if self.file_size < 16:
-                raise MRCZFormatError(self.filename, f"{self.file_size} bytes are too few for "
-                                      "a DigitalMicrograph file")
+                raise MRCZFormatError(
+                    self.filename,
+                    f"{self.file_size} bytes are too few for a DigitalMicrograph file",
+                )
             self.f = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         try:
             self.header = read_header(self.f, self.filename)
             self._setup(self.header)
             if self.verbose:
-                logger.debug("%s: DM%d, data byte order %r, %d bytes", self.filename,
-                             self.header.version, self.header.byteorder, self.file_size)
+                logger.debug(
+                    "%s: DM%d, data byte order %r, %d bytes",
+                    self.filename,
+                    self.header.version,
+                    self.header.byteorder,
+                    self.file_size,
+                )
             self.tags = self._root()
         except (struct.error, IndexError):
-            raise MRCZFormatError(self.filename, "the tag structure runs past the end of the "
-                                  "file (truncated or damaged)") from None
+            raise MRCZFormatError(
+                self.filename,
+                "the tag structure runs past the end of the file (truncated or damaged)",
+            ) from None
         finally:
             self.f.close()
             self.f = None
         return self.tags
 
     def _root(self) -> dict[str, Any]:
-        """Parse the root group through the python-mrcz-named methods."""
+        """Parse the root group through :meth:`parse_group` and :meth:`parse_tag`."""
         ntags, pos = self._group_header(self.header.size, "")
         root: dict[str, Any] = {}
         unnamed = 0
@@ -215,12 +245,13 @@ class DMTagParser:
             kind = self.f[pos]
             self.f.seek(pos + 1)
             if kind == GROUP_TAG:
-                name, value = self.parseTagDir(b"/")
+                name, value = self.parse_group(b"/")
             elif kind == DATA_TAG:
-                name, value = self.parseTag(b"/")
+                name, value = self.parse_tag(b"/")
             else:
-                raise self._error(f"unknown tag kind {kind} at byte {pos} in the root group "
-                                  "(expected 20 or 21)")
+                raise self._error(
+                    f"unknown tag kind {kind} at byte {pos} in the root group (expected 20 or 21)"
+                )
             unnamed = _store(root, name, value, unnamed)
             pos = self.f.tell()
         return root
@@ -231,8 +262,10 @@ class DMTagParser:
         self._word_char = "Q" if wide else "I"
         self._length_bytes = 8 if wide else 0
         self._order = header.byteorder
-        self._scalars = {code: struct.Struct(self._order + _STRUCT_CHARS[char])
-                         for code, char in SIMPLE_TYPES.items()}
+        self._scalars = {
+            code: struct.Struct(self._order + _STRUCT_CHARS[char])
+            for code, char in SIMPLE_TYPES.items()
+        }
         self._dtypes = {code: np.dtype(self._order + char) for code, char in SIMPLE_TYPES.items()}
 
     def _error(self, problem: str) -> MRCZFormatError:
@@ -242,11 +275,15 @@ class DMTagParser:
         """Refuse ``nbytes`` starting at ``pos`` (or anywhere, for None) past the end."""
         if pos is None:
             if nbytes > self.file_size:
-                raise self._error(f"{what} declares {nbytes} bytes, past the end of the file "
-                                  f"({self.file_size} bytes)")
+                raise self._error(
+                    f"{what} declares {nbytes} bytes, past the end of the file "
+                    f"({self.file_size} bytes)"
+                )
         elif nbytes < 0 or pos + nbytes > self.file_size:
-            raise self._error(f"{what} at byte {pos} declares {nbytes} bytes, past the end of "
-                              f"the file ({self.file_size} bytes)")
+            raise self._error(
+                f"{what} at byte {pos} declares {nbytes} bytes, past the end of "
+                f"the file ({self.file_size} bytes)"
+            )
 
     # ------------------------------------------------------------------ groups and tags
 
@@ -267,8 +304,10 @@ class DMTagParser:
         ntags = self._word.unpack_from(self.f, pos + 2)[0]
         pos += 2 + self._word.size
         if ntags * MIN_TAG_BYTES > self.file_size - pos:
-            raise self._error(f"tag group {group_name!r} at byte {pos} declares {ntags} tags, "
-                              "more than the rest of the file can hold")
+            raise self._error(
+                f"tag group {group_name!r} at byte {pos} declares {ntags} tags, "
+                "more than the rest of the file can hold"
+            )
         if self.verbose:
             logger.debug("group %r: %d tags at byte %d", group_name, ntags, pos)
         return ntags, pos
@@ -303,11 +342,15 @@ class DMTagParser:
         elif kind == DATA_TAG:
             value, pos = self._data_tag(pos, name, group_name)
         else:
-            raise self._error(f"unknown tag kind {kind} before byte {pos} in group "
-                              f"{group_name!r} (expected 20 or 21)")
+            raise self._error(
+                f"unknown tag kind {kind} before byte {pos} in group "
+                f"{group_name!r} (expected 20 or 21)"
+            )
         if end is not None and pos != end:
-            raise self._error(f"tag {name!r} declares that it ends at byte {end} but its "
-                              f"contents end at byte {pos}")
+            raise self._error(
+                f"tag {name!r} declares that it ends at byte {end} but its "
+                f"contents end at byte {pos}"
+            )
         return name, value, pos
 
     def _data_tag(self, pos: int, name: str, group_name: str) -> tuple[Any, int]:
@@ -322,8 +365,9 @@ class DMTagParser:
         """Read the info array of ``ninfo`` words at ``pos`` and the value after it."""
         word = self._word.size
         if not 1 <= ninfo <= MAX_INFO or ninfo * word > self.file_size - pos:
-            raise self._error(f"data tag {name!r} at byte {pos} has an info array of {ninfo} "
-                              "entries")
+            raise self._error(
+                f"data tag {name!r} at byte {pos} has an info array of {ninfo} entries"
+            )
         infos = struct.unpack_from(f">{ninfo}{self._word_char}", self.f, pos)
         pos += ninfo * word
         code = infos[0]
@@ -351,8 +395,9 @@ class DMTagParser:
             return _decode_text(bytes(value)), pos + dtype.itemsize
         return tuple(_plain(field) for field in value.tolist()), pos + dtype.itemsize
 
-    def _dtype(self, infos: tuple[int, ...], at: int, depth: int,
-               name: str) -> tuple[np.dtype, int]:
+    def _dtype(
+        self, infos: tuple[int, ...], at: int, depth: int, name: str
+    ) -> tuple[np.dtype, int]:
         """Element type described by ``infos[at:]``; return it and the next unused index.
 
         For an array (20) the element type is returned and the count is left at the
@@ -376,8 +421,9 @@ class DMTagParser:
                 for _ in range(nfields):
                     field, at = self._dtype(infos, at + 1, depth + 1, name)
                     fields.append(field)
-                return np.dtype({"names": [f"f{k}" for k in range(nfields)],
-                                 "formats": fields}), at
+                return np.dtype(
+                    {"names": [f"f{k}" for k in range(nfields)], "formats": fields}
+                ), at
             if code == ARRAY:
                 element, at = self._dtype(infos, at + 1, depth + 1, name)
                 if depth == 0:
@@ -395,9 +441,9 @@ class DMTagParser:
             return _decode_text(raw, "utf-16-le" if self._order == "<" else "utf-16-be")
         return np.frombuffer(raw, dtype=element, count=count)
 
-    # ------------------------------------------------------------------ python-mrcz API
+    # ------------------------------------------------------------------ one entry at f
 
-    def parseTagDir(self, parent: bytes = b"/", depth: int = 0) -> tuple[str, dict[str, Any]]:
+    def parse_group(self, parent: bytes = b"/", depth: int = 0) -> tuple[str, dict[str, Any]]:
         """Parse the tag group whose name starts at the current position of ``f``.
 
         ``f`` must be just past the group's kind byte (20); it is left after the group.
@@ -420,7 +466,7 @@ class DMTagParser:
         self.f.seek(pos)
         return name, group
 
-    def parseTag(self, parent: bytes = b"/") -> tuple[str, Any]:
+    def parse_tag(self, parent: bytes = b"/") -> tuple[str, Any]:
         """Parse the data tag whose name starts at the current position of ``f``.
 
         ``f`` must be just past the tag's kind byte (21); it is left after the tag.
@@ -441,11 +487,11 @@ class DMTagParser:
         self.f.seek(pos)
         return name, value
 
-    def discardTag(self) -> None:
+    def skip_tag(self) -> None:
         """Skip the data tag whose name starts at the current position of ``f``."""
         self.f.seek(self._entry(self.f.tell(), DATA_TAG, 0, "")[2])
 
-    def retrieveTagData(self, tag_ninfo: int) -> Any:
+    def tag_data(self, tag_ninfo: int) -> Any:
         """Read a data tag's info array (``tag_ninfo`` words) and value at ``f``.
 
         ``f`` must be just past the info-array length; it is left after the value.
@@ -538,8 +584,11 @@ def summarised_tags(plain: dict[str, Any]) -> list[str]:
         for key, value in group.items():
             if isinstance(value, dict):
                 stack.append(((*path, key), value))
-            elif (isinstance(value, str) and value.startswith("<array ")
-                  and (*path[-1:], key) != ("ImageData", "Data")):
+            elif (
+                isinstance(value, str)
+                and value.startswith("<array ")
+                and (*path[-1:], key) != ("ImageData", "Data")
+            ):
                 found.append("/".join((*path, key)))
     return sorted(found)
 

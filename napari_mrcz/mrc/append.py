@@ -21,8 +21,14 @@ from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
 from napari_mrcz.mrc.stats import SliceStats, shift_for
 
 
-def write_at_index(path: str, frames: Frames, idx: int, clevel: int, n_threads: int,
-                    progress: Callable[[int], None] | None = None) -> None:
+def write_at_index(
+    path: str,
+    frames: Frames,
+    idx: int,
+    clevel: int,
+    n_threads: int,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     """Write frames into an existing file from z-slice ``idx`` on.
 
     Plain MRC: any ``idx`` from 0 to nz (nz appends). MRCZ: appending only. Only the
@@ -32,27 +38,35 @@ def write_at_index(path: str, frames: Frames, idx: int, clevel: int, n_threads: 
     nz = layout.nz
     start = idx + nz if idx < 0 else idx
     if not 0 <= start <= nz:
-        raise ValueError(f"Error: image or slice index out of range. idx = {idx}, "
-                         f"z_dimension = {nz}")
+        raise ValueError(
+            f"Error: image or slice index out of range. idx = {idx}, z_dimension = {nz}"
+        )
     if frames.shape != layout.shape[1:]:
-        raise ValueError(f"Error: x,y dimensions of image {frames.shape} do not match that of "
-                         f"MRC file {path}: {layout.shape[1:]}")
+        raise ValueError(
+            f"Error: x,y dimensions of image {frames.shape} do not match that of "
+            f"MRC file {path}: {layout.shape[1:]}"
+        )
     if layout.is_uint4:
         raise ValueError(f"{path}: writing into a 4-bit (mode 101) file is not supported")
     if layout.compressor is not None and start != nz:
-        raise RuntimeError("Writing at arbitrary positions not supported for compressed files: "
-                           f"MRCZ frames can only be appended (idx={nz}). "
-                           f"Compressor = {layout.compressor}")
+        raise RuntimeError(
+            "Writing at arbitrary positions not supported for compressed files: "
+            f"MRCZ frames can only be appended (idx={nz}). "
+            f"Compressor = {layout.compressor}"
+        )
     if layout.slices and frames.count % layout.slices:
-        raise ValueError(f"{path} holds frames of {layout.slices} slices; "
-                         f"{frames.count} slices do not make whole frames")
+        raise ValueError(
+            f"{path} holds frames of {layout.slices} slices; "
+            f"{frames.count} slices do not make whole frames"
+        )
     new_nz = max(nz, start + frames.count)
     header = layout.header.copy()
     recorded = recorded_settings(layout.labels)
     if recorded is not None and recorded != (layout.compressor, int(clevel)):
         # The new slices are packed otherwise: the label no longer says how.
-        set_labels(header, [label for label in layout.labels
-                            if recorded_settings([label]) is None])
+        set_labels(
+            header, [label for label in layout.labels if recorded_settings([label]) is None]
+        )
     old_stats = _trusted_stats(layout) if start == nz else None
     with open(path, "r+b", buffering=0) as handle:
         if layout.compressor is not None:
@@ -62,9 +76,17 @@ def write_at_index(path: str, frames: Frames, idx: int, clevel: int, n_threads: 
             header["packed_bytes"] = packed_before
         else:
             handle.seek(layout.data_offset + start * layout.slice_nbytes)
-        stats, packed_bytes = write_slices(handle, frames, layout.dtype, layout.compressor,
-                                            clevel, False, n_threads, stats=old_stats,
-                                            progress=progress)
+        stats, packed_bytes = write_slices(
+            handle,
+            frames,
+            layout.dtype,
+            layout.compressor,
+            clevel,
+            False,
+            n_threads,
+            stats=old_stats,
+            progress=progress,
+        )
         header["packed_bytes"] += packed_bytes
         header["nz"] = new_nz
         sections_axis = layout.mapcrs[2] - 1
@@ -99,8 +121,9 @@ def _trusted_stats(layout: MRCLayout) -> SliceStats | None:
     if rms == 0 and (dmin != dmax or layout.written_by_python_mrcz):
         return None
     shift = round(dmean) if layout.dtype.kind in "iub" else dmean
-    return SliceStats.from_header(dmin, dmax, dmean, rms, layout.nz * layout.shape[1]
-                                  * layout.shape[2], shift=shift)
+    return SliceStats.from_header(
+        dmin, dmax, dmean, rms, layout.nz * layout.shape[1] * layout.shape[2], shift=shift
+    )
 
 
 def _file_stats(path: str, n_threads: int) -> SliceStats:

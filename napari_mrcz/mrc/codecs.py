@@ -101,9 +101,7 @@ def chunk_header_problem(header: ChunkHeader, expected_nbytes: int, room: int) -
     if header.typesize < 1:
         return "blosc typesize is 0"
     if header.nbytes != expected_nbytes:
-        return (
-            f"chunk holds {header.nbytes} bytes uncompressed, a z-slice needs {expected_nbytes}"
-        )
+        return f"chunk holds {header.nbytes} bytes uncompressed, a z-slice needs {expected_nbytes}"
     if header.cbytes < CHUNK_HEADER_SIZE:
         return f"chunk size {header.cbytes} is smaller than its own header"
     if header.cbytes > room:
@@ -111,8 +109,10 @@ def chunk_header_problem(header: ChunkHeader, expected_nbytes: int, room: int) -
     if header.blocksize <= 0 and header.nbytes > 0:
         return f"blosc blocksize {header.blocksize} is not positive"
     if header.nbytes > header.cbytes * max_expansion(header):
-        return (f"{header.cbytes} compressed bytes cannot hold the {header.nbytes} they claim "
-                f"(at most {max_expansion(header)}x for this codec)")
+        return (
+            f"{header.cbytes} compressed bytes cannot hold the {header.nbytes} they claim "
+            f"(at most {max_expansion(header)}x for this codec)"
+        )
     return None
 
 

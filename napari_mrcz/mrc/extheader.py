@@ -168,10 +168,12 @@ def fei_record_dtype(exttyp: str, byteorder: str = "<") -> np.dtype:
     numpy.dtype
         768 bytes for FEI1, 888 for FEI2.
     """
-    return np.dtype([
-        (name, ("<" if name in FEI_LITTLE_ENDIAN else byteorder) + code)
-        for name, code in FEI_FIELDS[exttyp]
-    ])
+    return np.dtype(
+        [
+            (name, ("<" if name in FEI_LITTLE_ENDIAN else byteorder) + code)
+            for name, code in FEI_FIELDS[exttyp]
+        ]
+    )
 
 
 def _plain(value: np.generic) -> str | int | float | bool:
@@ -181,8 +183,9 @@ def _plain(value: np.generic) -> str | int | float | bool:
     return value.item()
 
 
-def _fei_records(exttyp: str, raw: bytes, nz: int,
-                 byteorder: str) -> tuple[list[dict], str | None]:
+def _fei_records(
+    exttyp: str, raw: bytes, nz: int, byteorder: str
+) -> tuple[list[dict], str | None]:
     """Parse up to ``nz`` FEI records; return them and what is wrong, if anything."""
     if len(raw) < _FEI_PREAMBLE:
         return [], f"{len(raw)} bytes cannot hold a record"
@@ -192,23 +195,32 @@ def _fei_records(exttyp: str, raw: bytes, nz: int,
     full = fei_record_dtype(exttyp, byteorder)
     # A record shorter than the table holds the fields that fit (older versions);
     # a longer one is padded (Velox), and its size is the stride.
-    fields = [name for name in full.names
-              if name not in FEI_SKIPPED and full.fields[name][1] + full[name].itemsize <= size]
-    record_dtype = np.dtype({"names": fields,
-                             "formats": [full.fields[name][0] for name in fields],
-                             "offsets": [full.fields[name][1] for name in fields],
-                             "itemsize": size})
+    fields = [
+        name
+        for name in full.names
+        if name not in FEI_SKIPPED and full.fields[name][1] + full[name].itemsize <= size
+    ]
+    record_dtype = np.dtype(
+        {
+            "names": fields,
+            "formats": [full.fields[name][0] for name in fields],
+            "offsets": [full.fields[name][1] for name in fields],
+            "itemsize": size,
+        }
+    )
     count = min(nz, len(raw) // size)
     array = np.frombuffer(raw, dtype=record_dtype, count=count)
     records = [{name: _plain(record[name]) for name in fields} for record in array]
     if count < nz:
-        return records, (f"holds {count} complete records of {size} bytes, "
-                         f"fewer than the {nz} sections")
+        return records, (
+            f"holds {count} complete records of {size} bytes, fewer than the {nz} sections"
+        )
     return records, None
 
 
-def parse_extended_header(exttyp: str, raw: bytes, nz: int, path: str,
-                          byteorder: str = "<") -> dict:
+def parse_extended_header(
+    exttyp: str, raw: bytes, nz: int, path: str, byteorder: str = "<"
+) -> dict:
     """Describe an extended header: per-section records for FEI1/FEI2, the size otherwise.
 
     Never raises for damaged input, since the image data can still be read: a

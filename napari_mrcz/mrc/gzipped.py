@@ -58,8 +58,11 @@ def is_compressed(path: str | os.PathLike) -> bool:
 
 def _voxel_bytes(mode: int) -> int:
     """An upper bound of the bytes per voxel of ``mode`` in either mode numbering."""
-    sizes = [np.dtype(table[mode]).itemsize
-             for table in (MODE_DTYPES, EMAN2_MODE_DTYPES) if mode in table]
+    sizes = [
+        np.dtype(table[mode]).itemsize
+        for table in (MODE_DTYPES, EMAN2_MODE_DTYPES)
+        if mode in table
+    ]
     return max(sizes) if sizes else _MAX_VOXEL_BYTES
 
 
@@ -125,15 +128,19 @@ def _copy_decompressed(path: str, stream: BinaryIO, target: BinaryIO) -> None:
     room = shutil.disk_usage(tempfile.gettempdir()).free
     if limit - len(head) > room:
         raise MRCZFormatError(
-            path, f"its MRC header declares {limit} bytes once decompressed, more than the "
-                  f"{room} bytes free for a temporary copy (damaged or hostile header?)")
+            path,
+            f"its MRC header declares {limit} bytes once decompressed, more than the "
+            f"{room} bytes free for a temporary copy (damaged or hostile header?)",
+        )
     written = len(head)
     while piece := _read(path, stream, min(CHUNK_BYTES, limit - written + 1)):
         written += len(piece)
         if written > limit:
             raise MRCZFormatError(
-                path, f"decompresses to more than the {limit} bytes its MRC header "
-                      "accounts for (damaged, or a decompression bomb); refusing it")
+                path,
+                f"decompresses to more than the {limit} bytes its MRC header "
+                "accounts for (damaged, or a decompression bomb); refusing it",
+            )
         target.write(piece)
 
 
@@ -163,8 +170,7 @@ def open_decompressed(path: str | os.PathLike) -> str:
     path = os.fspath(path)
     suffix = next(suffix for suffix in COMPRESSIONS if path.lower().endswith(suffix))
     with open(path, "rb") as raw:
-        handle, local = tempfile.mkstemp(prefix="napari-mrcz-",
-                                         suffix="-" + _temporary_name(path))
+        handle, local = tempfile.mkstemp(prefix="napari-mrcz-", suffix="-" + _temporary_name(path))
         try:
             with os.fdopen(handle, "wb") as target, COMPRESSIONS[suffix](raw) as stream:
                 _copy_decompressed(path, stream, target)
@@ -208,10 +214,10 @@ class DecompressedFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.original = os.fspath(path)
-        self.path = open_decompressed(self.original) if is_compressed(self.original) \
-            else self.original
-        self._finalizer = weakref.finalize(self, _remove, self.path) if self.is_temporary \
-            else None
+        self.path = (
+            open_decompressed(self.original) if is_compressed(self.original) else self.original
+        )
+        self._finalizer = weakref.finalize(self, _remove, self.path) if self.is_temporary else None
 
     @property
     def is_temporary(self) -> bool:

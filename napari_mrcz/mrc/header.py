@@ -116,9 +116,7 @@ HEADER_DTYPE = np.dtype(HEADER_FIELDS)
 assert HEADER_DTYPE.itemsize == HEADER_SIZE
 
 #: Byte offset of each field, for code that patches one field in place.
-FIELD_OFFSETS: dict[str, int] = {
-    name: HEADER_DTYPE.fields[name][1] for name in HEADER_DTYPE.names
-}
+FIELD_OFFSETS: dict[str, int] = {name: HEADER_DTYPE.fields[name][1] for name in HEADER_DTYPE.names}
 
 
 def header_dtype(byteorder: str) -> np.dtype:
@@ -167,8 +165,7 @@ def stats_determined(dmin: float, dmax: float, dmean: float, rms: float) -> dict
     determined; RMS < 0: RMS not determined (see :data:`UNKNOWN_STATS`).
     """
     extremes = dmax >= dmin
-    return {"min": extremes, "max": extremes, "mean": dmean >= min(dmin, dmax),
-            "rms": rms >= 0}
+    return {"min": extremes, "max": extremes, "mean": dmean >= min(dmin, dmax), "rms": rms >= 0}
 
 
 def set_labels(header: np.ndarray, labels: list[str]) -> None:

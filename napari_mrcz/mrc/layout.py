@@ -128,6 +128,63 @@ class MRCLayout:
         return crystal_axes(self.mapcrs)
 
     @property
+    def is_image(self) -> bool:
+        """True for a single 2D image (one z-slice): its z pixel size and origin mean nothing."""
+        return self.nz == 1
+
+    @property
+    def unusable_pixel_axes(self) -> tuple[str, ...]:
+        """Data axes (``'z'``, ``'y'``, ``'x'``) whose pixel size is 0, negative or not finite.
+
+        The z axis of a single image is never listed: programs write 0 there.
+        """
+        axes = ("y", "x") if self.is_image else ("z", "y", "x")
+        sizes = self.pixelsize[-len(axes) :]
+        usable = (sizes > 0) & (sizes < np.inf)
+        return tuple(axis for axis, ok in zip(axes, usable, strict=True) if not ok)
+
+    @property
+    def usable_pixelsize(self) -> np.ndarray:
+        """:attr:`pixelsize` with 1 Angstrom where it is 0, negative or not finite."""
+        sizes = self.pixelsize.astype(np.float64)
+        return np.where((sizes > 0) & (sizes < np.inf), sizes, 1.0)
+
+    @property
+    def origin(self) -> np.ndarray:
+        """Origin in Angstrom in data order (z, y, x).
+
+        ORIGIN (stored per crystal axis x, y, z) when it is set and finite, else
+        N*START (the index of the first voxel) times the pixel size.
+        """
+        origin_xyz = [float(value) for value in self.header["origin"]]
+        origin = np.array([origin_xyz[axis] for axis in self.crystal_axes])
+        if origin.any() and np.isfinite(origin).all():
+            return origin
+        starts = [int(self.header[name]) for name in ("nzstart", "nystart", "nxstart")]
+        return np.array(starts, dtype=np.float64) * self.usable_pixelsize
+
+    @property
+    def display_order(self) -> tuple[int, int, int]:
+        """The transpose that shows the data as (z, y, x) whatever MAPC/MAPR/MAPS say.
+
+        The identity for the standard order, and for RGB files (IMOD keeps theirs).
+        A single image is only ever transposed in its plane (MAPC/MAPR = 2, 1).
+        """
+        axes = self.crystal_axes
+        order = tuple(axes.index(axis) for axis in (2, 1, 0))
+        if self.mode == RGB_MODE or (self.is_image and order != (0, 2, 1)):
+            return 0, 1, 2
+        return order
+
+    @property
+    def header_contrast_limits(self) -> tuple[float, float] | None:
+        """DMIN, DMAX when they are finite and DMIN < DMAX, else None."""
+        dmin, dmax = float(self.header["dmin"]), float(self.header["dmax"])
+        if np.isfinite(dmin) and np.isfinite(dmax) and dmin < dmax:
+            return dmin, dmax
+        return None
+
+    @property
     def is_uint4(self) -> bool:
         """True for the packed 4-bit mode 101."""
         return self.mode == UINT4_MODE
@@ -194,8 +251,9 @@ class MRCLayout:
         return offsets
 
 
-def header_problem(header: np.ndarray, file_size: int,
-                   modes: Collection[int] = frozenset()) -> str | None:
+def header_problem(
+    header: np.ndarray, file_size: int, modes: Collection[int] = frozenset()
+) -> str | None:
     """Say what makes ``header`` (read in some byte order) not an MRC header, or None.
 
     ``modes`` are the MRC modes recognised (the MRC2014 table by default).
@@ -204,23 +262,29 @@ def header_problem(header: np.ndarray, file_size: int,
     dims = {name: int(header[name]) for name in ("nx", "ny", "nz")}
     if min(dims.values()) <= 0:
         return "dimensions must be positive, found " + ", ".join(
-            f"{name}={value}" for name, value in dims.items())
+            f"{name}={value}" for name, value in dims.items()
+        )
     raw_mode = int(header["mode"])
     codec_id, mode = divmod(raw_mode, MODE_CODEC_FACTOR)
     if raw_mode < 0 or codec_id not in COMPRESSOR_ENUM:
-        return (f"unrecognized MRCZ compressor id = {codec_id} (MODE {raw_mode}); "
-                f"known ids: {sorted(COMPRESSOR_ENUM)}")
+        return (
+            f"unrecognized MRCZ compressor id = {codec_id} (MODE {raw_mode}); "
+            f"known ids: {sorted(COMPRESSOR_ENUM)}"
+        )
     if mode not in modes:
         return f"unknown MRC mode {mode}"
     nsymbt = int(header["nsymbt"])
     if not 0 <= nsymbt <= file_size - HEADER_SIZE:
-        return (f"extended header length NSYMBT={nsymbt} runs past the end of the "
-                f"{file_size}-byte file")
+        return (
+            f"extended header length NSYMBT={nsymbt} runs past the end of the "
+            f"{file_size}-byte file"
+        )
     return None
 
 
-def parse_header(raw: bytes, file_size: int, hint: str = "<",
-                 modes: Collection[int] = frozenset()) -> tuple[np.ndarray, str, str | None]:
+def parse_header(
+    raw: bytes, file_size: int, hint: str = "<", modes: Collection[int] = frozenset()
+) -> tuple[np.ndarray, str, str | None]:
     """Read a 1024-byte MRC header in the byte order that makes sense of it.
 
     Parameters
@@ -310,8 +374,14 @@ def python_mrcz_signature(header: np.ndarray, labels: list[str]) -> tuple[int, i
     return None
 
 
-def _slices_per_frame(path: str, header: np.ndarray, nz: int, labels: list[str],
-                      json_meta: dict | None, requested: int | None) -> int:
+def _slices_per_frame(
+    path: str,
+    header: np.ndarray,
+    nz: int,
+    labels: list[str],
+    json_meta: dict | None,
+    requested: int | None,
+) -> int:
     """python-mrcz's slices-per-frame, or 0 for one monolithic array.
 
     MZ means slices per frame only in files python-mrcz wrote (its MRCZ label with
@@ -344,8 +414,9 @@ def crystal_axes(mapcrs: tuple[int, int, int]) -> tuple[int, int, int]:
     return mapcrs[2] - 1, mapcrs[1] - 1, mapcrs[0] - 1
 
 
-def _pixelsize(header: np.ndarray, shape: tuple[int, int, int], mapcrs: tuple[int, int, int],
-               slices: int) -> np.ndarray:
+def _pixelsize(
+    header: np.ndarray, shape: tuple[int, int, int], mapcrs: tuple[int, int, int], slices: int
+) -> np.ndarray:
     """Pixel size in Angstrom, in data order (z, y, x).
 
     CELLA / M along each crystal axis, as MRC2014 and mrcfile define it, or CELLA / N
@@ -361,8 +432,12 @@ def _pixelsize(header: np.ndarray, shape: tuple[int, int, int], mapcrs: tuple[in
     return np.array(sizes)
 
 
-def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None = None,
-                file_convention: str = "ccpem") -> MRCLayout:
+def read_layout(
+    path: str | os.PathLike,
+    endian: str = "le",
+    slices: int | None = None,
+    file_convention: str = "ccpem",
+) -> MRCLayout:
     """Read and check the header of an MRC/MRCZ file.
 
     Parameters
@@ -399,15 +474,18 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
         if convention not in ("ccpem", "eman2"):
             raise ValueError(f"unrecognized MRC file convention: {file_convention}")
         modes = EMAN2_MODE_DTYPES.keys() if convention == "eman2" else KNOWN_MODES
-        header, byteorder, problem = parse_header(raw, file_size,
-                                                  "<" if endian == "le" else ">", modes)
+        header, byteorder, problem = parse_header(
+            raw, file_size, "<" if endian == "le" else ">", modes
+        )
         if problem is not None:
             raise MRCZFormatError(path, problem)
         nx, ny, nz = (int(header[name]) for name in ("nx", "ny", "nz"))
         codec_id, mode = divmod(int(header["mode"]), MODE_CODEC_FACTOR)
         compressor = COMPRESSOR_ENUM[codec_id]
-        imod_unsigned = (int(header["imod_stamp"]) == IMOD_STAMP
-                         and not int(header["imod_flags"]) & IMOD_FLAG_SIGNED_BYTES)
+        imod_unsigned = (
+            int(header["imod_stamp"]) == IMOD_STAMP
+            and not int(header["imod_flags"]) & IMOD_FLAG_SIGNED_BYTES
+        )
         if convention == "eman2":
             dtype = np.dtype(EMAN2_MODE_DTYPES[mode]).newbyteorder(byteorder)
         elif mode in UNSUPPORTED_MODES:
@@ -428,13 +506,18 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
     if compressor is None:
         if nz * slice_nbytes > data_room:
             raise MRCZFormatError(
-                path, f"truncated: {nz} z-slices of {slice_nbytes} bytes need "
-                      f"{nz * slice_nbytes} bytes of data but only {data_room} follow the header")
+                path,
+                f"truncated: {nz} z-slices of {slice_nbytes} bytes need "
+                f"{nz * slice_nbytes} bytes of data but only {data_room} follow the header",
+            )
     elif nz * CHUNK_HEADER_SIZE > data_room or (
-            nz * slice_nbytes > max(data_room, 1) * MAX_EXPANSION_OTHER):
+        nz * slice_nbytes > max(data_room, 1) * MAX_EXPANSION_OTHER
+    ):
         raise MRCZFormatError(
-            path, f"{nz} compressed z-slices of {slice_nbytes} bytes cannot fit in the "
-                  f"{data_room} bytes that follow the header (truncated or damaged)")
+            path,
+            f"{nz} compressed z-slices of {slice_nbytes} bytes cannot fit in the "
+            f"{data_room} bytes that follow the header (truncated or damaged)",
+        )
     if compressor is not None and mode == UINT4_MODE:
         raise MRCZFormatError(path, "compressed 4-bit (mode 101) data is not defined by MRCZ")
     if compressor is not None and mode == RGB_MODE:
@@ -442,8 +525,9 @@ def read_layout(path: str | os.PathLike, endian: str = "le", slices: int | None 
 
     mapcrs = (int(header["mapc"]), int(header["mapr"]), int(header["maps"]))
     if sorted(mapcrs) != [1, 2, 3]:
-        warnings.warn(f"{path}: invalid axis order MAPC/MAPR/MAPS={mapcrs}, assuming 1, 2, 3",
-                      stacklevel=2)
+        warnings.warn(
+            f"{path}: invalid axis order MAPC/MAPR/MAPS={mapcrs}, assuming 1, 2, 3", stacklevel=2
+        )
         mapcrs = (1, 2, 3)
     shape = (nz, ny, nx)
     missed = formalities_missed(header, labels)

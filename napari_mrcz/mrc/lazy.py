@@ -18,8 +18,6 @@ from napari_mrcz.threads import default_threads
 DEFAULT_CACHE_BYTES = 256 * 2**20
 
 
-
-
 class LazyMRC(ArrayLike):
     """An MRC or MRCZ file opened without reading its data.
 
@@ -46,8 +44,9 @@ class LazyMRC(ArrayLike):
     ...     last = movie[-1]
     """
 
-    def __init__(self, path: str | os.PathLike, endian: str = "le",
-                 cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+    def __init__(
+        self, path: str | os.PathLike, endian: str = "le", cache_bytes: int = DEFAULT_CACHE_BYTES
+    ) -> None:
         self._source = DecompressedFile(path)
         try:
             with self._source.original_in_errors():
@@ -114,7 +113,8 @@ class LazyMRC(ArrayLike):
         key = full_key
         z_key, rest = key[0], key[1:]
         if isinstance(z_key, (int, np.integer)) or (
-                isinstance(z_key, np.ndarray) and z_key.ndim == 0 and z_key.dtype.kind in "iu"):
+            isinstance(z_key, np.ndarray) and z_key.ndim == 0 and z_key.dtype.kind in "iu"
+        ):
             return self.read_slice(int(z_key))[rest]
         wanted = np.arange(self.layout.nz)[z_key]
         if isinstance(z_key, slice) and wanted.size > 1 and z_key.step in (None, 1):

@@ -136,8 +136,9 @@ def storage_dtype(dtype: np.dtype | str) -> np.dtype:
     return np.dtype(name)
 
 
-def mrc_dtype(data: Any, plain: bool = False, warn: bool = True,
-              scan: bool = True) -> np.dtype | None:
+def mrc_dtype(
+    data: Any, plain: bool = False, warn: bool = True, scan: bool = True
+) -> np.dtype | None:
     """The dtype to cast a layer to for MRC, or None to keep its own; warns on a cast.
 
     float64 becomes float32; integers of 32 bits or more (labels) become the smallest
@@ -156,9 +157,14 @@ def mrc_dtype(data: Any, plain: bool = False, warn: bool = True,
     elif dtype.kind in "iu" and dtype.itemsize >= 4:
         low, high = _value_range(data) if scan else (0, 0 if plain else 2**31 - 1)
         candidates = (np.int16, np.uint16) if plain else (np.int16, np.uint16, np.int32)
-        target = next((np.dtype(candidate) for candidate in candidates
-                       if np.iinfo(candidate).min <= low and high <= np.iinfo(candidate).max),
-                      None)
+        target = next(
+            (
+                np.dtype(candidate)
+                for candidate in candidates
+                if np.iinfo(candidate).min <= low and high <= np.iinfo(candidate).max
+            ),
+            None,
+        )
         if target is None:
             if max(abs(low), abs(high)) >= 2**24:
                 raise ValueError(f"values from {low} to {high} fit no MRC pixel type exactly")
@@ -177,6 +183,5 @@ def _value_range(data: Any) -> tuple[int, int]:
     if isinstance(data, np.ndarray) or data.ndim < 3:
         array = np.asarray(data)
         return (int(array.min()), int(array.max())) if array.size else (0, 0)
-    lows, highs = zip(*(_value_range(data[index]) for index in range(data.shape[0])),
-                      strict=True)
+    lows, highs = zip(*(_value_range(data[index]) for index in range(data.shape[0])), strict=True)
     return min(lows), max(highs)

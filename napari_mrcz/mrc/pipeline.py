@@ -44,14 +44,22 @@ class Frames:
     def __iter__(self) -> Iterator[np.ndarray]:
         if isinstance(self.source, list):
             for frame in self.source:
-                yield from (np.asarray(frame),) if frame.ndim == 2 else (
-                    np.asarray(frame[index]) for index in range(frame.shape[0]))
+                yield from (
+                    (np.asarray(frame),)
+                    if frame.ndim == 2
+                    else (np.asarray(frame[index]) for index in range(frame.shape[0]))
+                )
             return
         if isinstance(self.source, LazyMRC):
             # Runs of slices, decompressed in parallel: one slice at a time would
             # leave the encoding threads waiting for this one.
-            run = max(1, min(default_threads(), STREAM_BLOCK_BYTES // max(1, self.source.nbytes
-                                                                      // self.count)))
+            run = max(
+                1,
+                min(
+                    default_threads(),
+                    STREAM_BLOCK_BYTES // max(1, self.source.nbytes // self.count),
+                ),
+            )
             for start in range(0, self.count, run):
                 yield from self.source[start : start + run]
             return
@@ -85,8 +93,9 @@ def describe_input(input_image: Any) -> Frames:
         if 0 in first.shape:
             raise ValueError(f"cannot write frames of shape {first.shape}: MRC has no empty axes")
         slices = 1 if first.ndim == 2 else first.shape[0]
-        return Frames(frames, len(frames) * slices, tuple(first.shape[-2:]),
-                       np.dtype(first.dtype), slices)
+        return Frames(
+            frames, len(frames) * slices, tuple(first.shape[-2:]), np.dtype(first.dtype), slices
+        )
     data = input_image
     if not hasattr(data, "shape") or not hasattr(data, "dtype") or data.ndim < 3:
         data = np.asarray(data)
@@ -96,8 +105,9 @@ def describe_input(input_image: Any) -> Frames:
         raise ValueError(f"MRC holds 1 to 3 dimensions, got an array of shape {data.shape}")
     if 0 in data.shape:
         raise ValueError(f"cannot write an array of shape {data.shape}: MRC has no empty axes")
-    return Frames(data, int(data.shape[0]), tuple(int(n) for n in data.shape[1:]),
-                   np.dtype(data.dtype), 0)
+    return Frames(
+        data, int(data.shape[0]), tuple(int(n) for n in data.shape[1:]), np.dtype(data.dtype), 0
+    )
 
 
 def pack_uint4(frame: np.ndarray) -> np.ndarray:
@@ -133,8 +143,9 @@ def write_fully(handle: BinaryIO, payload: Any) -> None:
 class SliceEncoder:
     """What happens to one z-slice before it is written: cast, statistics, compression."""
 
-    def __init__(self, file_dtype: np.dtype, compressor: str | None, clevel: int,
-                 uint4: bool) -> None:
+    def __init__(
+        self, file_dtype: np.dtype, compressor: str | None, clevel: int, uint4: bool
+    ) -> None:
         self.file_dtype = file_dtype
         self.native_dtype = file_dtype.newbyteorder("=")
         self.compressor = compressor
@@ -171,9 +182,14 @@ class SliceWriter:
     surface on the next call.
     """
 
-    def __init__(self, handle: BinaryIO, encoder: SliceEncoder, n_threads: int,
-                 stats: SliceStats | None = None,
-                 progress: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        handle: BinaryIO,
+        encoder: SliceEncoder,
+        n_threads: int,
+        stats: SliceStats | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self.handle = handle
         self.encoder = encoder
         self.stats = stats
@@ -181,8 +197,9 @@ class SliceWriter:
         self.packed_bytes = 0
         self.written = 0
         self._max_in_flight = n_threads + MAX_PENDING_WRITES
-        self._encoders = ThreadPoolExecutor(max_workers=n_threads,
-                                            thread_name_prefix="napari-mrcz-encode")
+        self._encoders = ThreadPoolExecutor(
+            max_workers=n_threads, thread_name_prefix="napari-mrcz-encode"
+        )
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-write")
         self._encoding: deque[Future] = deque()
         self._writing: deque[Future] = deque()
@@ -225,17 +242,25 @@ class SliceWriter:
         self._writer.shutdown(wait=True)
 
 
-def write_slices(handle: BinaryIO, frames: Frames, file_dtype: np.dtype,
-                  compressor: str | None, clevel: int, uint4: bool, n_threads: int,
-                  stats: SliceStats | None = None,
-                  progress: Callable[[int], None] | None = None) -> tuple[SliceStats, int]:
+def write_slices(
+    handle: BinaryIO,
+    frames: Frames,
+    file_dtype: np.dtype,
+    compressor: str | None,
+    clevel: int,
+    uint4: bool,
+    n_threads: int,
+    stats: SliceStats | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[SliceStats, int]:
     """Write every slice of ``frames``; return their statistics (merged into ``stats``).
 
     ``progress(k)`` is called once slice k (counting from 1) is written; whatever it
     raises stops the write.
     """
-    writer = SliceWriter(handle, SliceEncoder(file_dtype, compressor, clevel, uint4),
-                          n_threads, stats, progress)
+    writer = SliceWriter(
+        handle, SliceEncoder(file_dtype, compressor, clevel, uint4), n_threads, stats, progress
+    )
     try:
         for frame in frames:
             writer.add(frame)

@@ -69,17 +69,25 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA", with_json: bool = T
     meta["mrcHeader"] = header_fields(layout.header, layout.byteorder)
     if layout.nsymbt > 0 and layout.exttyp != "json":
         meta["extendedHeader"] = parse_extended_header(
-            layout.exttyp, layout.read_extended_header(), layout.nz, layout.path,
-            byteorder=layout.byteorder)
+            layout.exttyp,
+            layout.read_extended_header(),
+            layout.nz,
+            layout.path,
+            byteorder=layout.byteorder,
+        )
     if layout.json_meta and with_json:
         for key, value in layout.json_meta.items():
             meta.setdefault(key, value)
     return meta
 
 
-def read_header_meta(path: str | os.PathLike, slices: int | None = None, endian: str = "le",
-                     file_convention: str = "ccpem", pixelunits: str = "\\AA"
-                     ) -> tuple[dict, int]:
+def read_header_meta(
+    path: str | os.PathLike,
+    slices: int | None = None,
+    endian: str = "le",
+    file_convention: str = "ccpem",
+    pixelunits: str = "\\AA",
+) -> tuple[dict, int]:
     """Read the header of an MRC/MRCZ file into python-mrcz's meta dict.
 
     The engine's form of :func:`napari_mrcz.readMRCHeader` (same parameters, snake_case).
@@ -92,8 +100,9 @@ def read_header_meta(path: str | os.PathLike, slices: int | None = None, endian:
         Slices per frame (0 for one array).
     """
     with DecompressedFile(path) as source, source.original_in_errors():
-        layout = read_layout(source.path, endian=endian, slices=slices,
-                             file_convention=file_convention)
+        layout = read_layout(
+            source.path, endian=endian, slices=slices, file_convention=file_convention
+        )
         return layout_meta(layout, pixelunits), layout.slices
 
 
@@ -118,10 +127,17 @@ def _split_into_frames(image: np.ndarray, slices: int) -> list[np.ndarray]:
     return [frame[0] if slices == 1 else frame for frame in frames]
 
 
-def read_array(path: str | os.PathLike, idx: int | tuple[int, int] | None = None, *,
-               endian: str = "le", pixelunits: str = "\\AA", file_convention: str = "ccpem",
-               use_memmap: bool = False, n_threads: int | None = None,
-               slices: int | None = None) -> tuple[np.ndarray | list[np.ndarray], dict]:
+def read_array(
+    path: str | os.PathLike,
+    idx: int | tuple[int, int] | None = None,
+    *,
+    endian: str = "le",
+    pixelunits: str = "\\AA",
+    file_convention: str = "ccpem",
+    use_memmap: bool = False,
+    n_threads: int | None = None,
+    slices: int | None = None,
+) -> tuple[np.ndarray | list[np.ndarray], dict]:
     """Read an MRC or MRCZ file into a numpy array (or list of frames) and a meta dict.
 
     The engine's form of :func:`napari_mrcz.readMRC`, which documents every
@@ -133,15 +149,21 @@ def read_array(path: str | os.PathLike, idx: int | tuple[int, int] | None = None
         If the file is damaged or truncated.
     """
     with DecompressedFile(path) as source, source.original_in_errors():
-        layout = read_layout(source.path, endian=endian, slices=slices,
-                             file_convention=file_convention)
-        return _read_layout(layout, idx, pixelunits, use_memmap and not source.is_temporary,
-                            n_threads)
+        layout = read_layout(
+            source.path, endian=endian, slices=slices, file_convention=file_convention
+        )
+        return _read_layout(
+            layout, idx, pixelunits, use_memmap and not source.is_temporary, n_threads
+        )
 
 
-def _read_layout(layout: MRCLayout, idx: int | tuple[int, int] | None, pixelunits: str,
-                 use_memmap: bool, n_threads: int | None
-                 ) -> tuple[np.ndarray | list[np.ndarray], dict]:
+def _read_layout(
+    layout: MRCLayout,
+    idx: int | tuple[int, int] | None,
+    pixelunits: str,
+    use_memmap: bool,
+    n_threads: int | None,
+) -> tuple[np.ndarray | list[np.ndarray], dict]:
     """:func:`read_array` on a file whose header is read already."""
     meta = layout_meta(layout, pixelunits)
     nz = layout.nz
@@ -149,9 +171,13 @@ def _read_layout(layout: MRCLayout, idx: int | tuple[int, int] | None, pixelunit
     meta["dimensions"][0] = stop - start
 
     if use_memmap and layout.compressor is None and not layout.is_uint4:
-        image = np.memmap(layout.path, dtype=layout.dtype, mode="c",
-                          offset=layout.data_offset + start * layout.slice_nbytes,
-                          shape=(stop - start, *layout.shape[1:]))
+        image = np.memmap(
+            layout.path,
+            dtype=layout.dtype,
+            mode="c",
+            offset=layout.data_offset + start * layout.slice_nbytes,
+            shape=(stop - start, *layout.shape[1:]),
+        )
     else:
         threads = default_threads() if n_threads is None else n_threads
         with SliceReader(layout, threads) as reader:
@@ -161,7 +187,8 @@ def _read_layout(layout: MRCLayout, idx: int | tuple[int, int] | None, pixelunit
             except MemoryError:
                 raise MemoryError(
                     f"{layout.path}: not enough memory to read {stop - start} slices of "
-                    f"{layout.slice_nbytes} bytes at once; use idx= or open_lazy()") from None
+                    f"{layout.slice_nbytes} bytes at once; use idx= or open_lazy()"
+                ) from None
             reader.read_into(start, stop, image, sequential=True)
 
     if layout.slices > 0 and idx is None:
@@ -169,4 +196,3 @@ def _read_layout(layout: MRCLayout, idx: int | tuple[int, int] | None, pixelunit
     if (idx is not None and np.ndim(idx) == 0) or image.shape[0] == 1:
         image = image[0]
     return image, meta
-

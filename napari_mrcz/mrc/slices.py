@@ -100,8 +100,9 @@ class SliceReader:
         _, ny, nx = self.layout.shape
         return np.empty((count, ny, nx), dtype=self.layout.dtype)
 
-    def read_into(self, start: int, stop: int, out: np.ndarray,
-                  sequential: bool = False) -> np.ndarray:
+    def read_into(
+        self, start: int, stop: int, out: np.ndarray, sequential: bool = False
+    ) -> np.ndarray:
         """Read z-slices ``start`` to ``stop`` (exclusive) into the C-contiguous ``out``.
 
         Parameters
@@ -147,8 +148,10 @@ class SliceReader:
         while view:
             count = _pread_into(self._file, view, offset)
             if not count:
-                raise MRCZFormatError(self.layout.path, "the file ended while reading data; "
-                                                        "was it truncated after opening?")
+                raise MRCZFormatError(
+                    self.layout.path,
+                    "the file ended while reading data; was it truncated after opening?",
+                )
             view = view[count:]
             offset += count
 
@@ -159,11 +162,13 @@ class SliceReader:
         """
         size = os.fstat(self._file.fileno()).st_size
         if size < end:
-            raise MRCZFormatError(self.layout.path, f"the file shrank to {size} bytes since it "
-                                                    "was opened (truncated by another program?)")
+            raise MRCZFormatError(
+                self.layout.path,
+                f"the file shrank to {size} bytes since it "
+                "was opened (truncated by another program?)",
+            )
 
-    def _decompress_range(self, start: int, stop: int, out: np.ndarray,
-                          sequential: bool) -> None:
+    def _decompress_range(self, start: int, stop: int, out: np.ndarray, sequential: bool) -> None:
         if self._mmap is None or self.chunk_offsets is None:
             raise ValueError(f"{self.layout.path} is closed")
         if sequential and hasattr(self._mmap, "madvise"):
@@ -171,7 +176,6 @@ class SliceReader:
         offsets = self.chunk_offsets
         self._check_still_holds(int(offsets[stop]))
         with memoryview(self._mmap) as whole:
-
             blosc1_file = whole[offsets[0]] in BLOSC1_FORMATS
 
             def decompress(index: int) -> None:
@@ -220,4 +224,3 @@ class SliceReader:
 
     def __del__(self) -> None:
         self.close()
-

@@ -41,13 +41,17 @@ class LazyStack(ArrayLike):
             raise ValueError("a stack needs at least one file")
         first = self.members[0]
         for member in self.members[1:]:
-            for what, value, expected in (("shape", member.shape, first.shape),
-                                          ("dtype", member.dtype, first.dtype)):
+            for what, value, expected in (
+                ("shape", member.shape, first.shape),
+                ("dtype", member.dtype, first.dtype),
+            ):
                 if value != expected:
                     self.close()
                     raise MRCZFormatError(
-                        member.path, f"cannot be stacked with {os.path.basename(first.path)}: "
-                                     f"its {what} is {value}, not {expected}")
+                        member.path,
+                        f"cannot be stacked with {os.path.basename(first.path)}: "
+                        f"its {what} is {value}, not {expected}",
+                    )
         self.shape: tuple[int, ...] = (len(self.members), *first.shape)
         self.dtype: np.dtype = first.dtype
 

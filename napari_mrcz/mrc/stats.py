@@ -132,8 +132,9 @@ class SliceStats:
         self.is_complex = self.is_complex or other.is_complex
 
     @classmethod
-    def from_header(cls, dmin: float, dmax: float, dmean: float, rms: float, count: int,
-                    shift: float | int = 0) -> SliceStats | None:
+    def from_header(
+        cls, dmin: float, dmax: float, dmean: float, rms: float, count: int, shift: float | int = 0
+    ) -> SliceStats | None:
         """Rebuild an accumulator from trusted header values, or None if they are unknown."""
         if count <= 0 or not all(stats_determined(dmin, dmax, dmean, rms).values()):
             return None

@@ -88,9 +88,18 @@ def _resolve_dtype(frames: Frames, dtype: Any, path: str) -> tuple[np.dtype, boo
     return stored, False
 
 
-def make_header(byteorder: str, shape: tuple[int, int, int], mode: int, codec_id: int,
-                 pixelsize_zyx: np.ndarray, mz: int, slices: int, voltage: float, cs: float,
-                 gain: float) -> np.ndarray:
+def make_header(
+    byteorder: str,
+    shape: tuple[int, int, int],
+    mode: int,
+    codec_id: int,
+    pixelsize_zyx: np.ndarray,
+    mz: int,
+    slices: int,
+    voltage: float,
+    cs: float,
+    gain: float,
+) -> np.ndarray:
     """Build the header of a new file (statistics and extended header are set later)."""
     nz, ny, nx = shape
     header = new_header(byteorder)
@@ -106,8 +115,13 @@ def make_header(byteorder: str, shape: tuple[int, int, int], mode: int, codec_id
     return header
 
 
-def new_file_header(shape: Sequence[int], dtype: Any, pixelsize_zyx: Sequence[float],
-                    compressor: str | None = None, byteorder: str = "<") -> np.ndarray:
+def new_file_header(
+    shape: Sequence[int],
+    dtype: Any,
+    pixelsize_zyx: Sequence[float],
+    compressor: str | None = None,
+    byteorder: str = "<",
+) -> np.ndarray:
     """The header :func:`write_array` would start a file with (statistics still unknown).
 
     Parameters
@@ -126,16 +140,32 @@ def new_file_header(shape: Sequence[int], dtype: Any, pixelsize_zyx: Sequence[fl
     nz, ny, nx = (1, *shape) if len(shape) == 2 else tuple(shape)
     mode = mode_for_dtype(storage_dtype(dtype))
     codec = None if compressor is None else check_codec(compressor)
-    return make_header(byteorder, (nz, ny, nx), mode, REVERSE_COMPRESSOR_ENUM[codec],
-                        np.asarray(pixelsize_zyx, dtype=np.float64),
-                        0 if codec is not None else nz, 0, 0.0, 0.0, 1.0)
+    return make_header(
+        byteorder,
+        (nz, ny, nx),
+        mode,
+        REVERSE_COMPRESSOR_ENUM[codec],
+        np.asarray(pixelsize_zyx, dtype=np.float64),
+        0 if codec is not None else nz,
+        0,
+        0.0,
+        0.0,
+        1.0,
+    )
 
 
-def _write_new_file(path: str, frames: Frames, header: np.ndarray,
-                    extended_header: bytes | None,
-                    file_dtype: np.dtype, compressor: str | None, clevel: int,
-                    uint4: bool, n_threads: int,
-                    progress: Callable[[int], None] | None = None) -> None:
+def _write_new_file(
+    path: str,
+    frames: Frames,
+    header: np.ndarray,
+    extended_header: bytes | None,
+    file_dtype: np.dtype,
+    compressor: str | None,
+    clevel: int,
+    uint4: bool,
+    n_threads: int,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     """Write a whole file to a temporary name and rename it over ``path``."""
     descriptor, temporary = create_temporary(path)
     try:
@@ -143,8 +173,9 @@ def _write_new_file(path: str, frames: Frames, header: np.ndarray,
             write_fully(handle, bytes(HEADER_SIZE))
             if extended_header:
                 write_fully(handle, extended_header)
-            stats, packed_bytes = write_slices(handle, frames, file_dtype, compressor, clevel,
-                                                uint4, n_threads, progress=progress)
+            stats, packed_bytes = write_slices(
+                handle, frames, file_dtype, compressor, clevel, uint4, n_threads, progress=progress
+            )
             set_header_stats(header, stats)
             header["packed_bytes"] = packed_bytes
             handle.seek(0)
@@ -156,10 +187,16 @@ def _write_new_file(path: str, frames: Frames, header: np.ndarray,
         raise
 
 
-def write_with_header(path: str | os.PathLike, data: Any, header: np.ndarray,
-                      extended_header: bytes = b"", compressor: str | None = None,
-                      clevel: int = 1, n_threads: int | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> None:
+def write_with_header(
+    path: str | os.PathLike,
+    data: Any,
+    header: np.ndarray,
+    extended_header: bytes = b"",
+    compressor: str | None = None,
+    clevel: int = 1,
+    n_threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Write ``data`` under a header the caller made, as the converters need.
 
     Unlike :func:`write_array`, nothing about the header is decided here but what the
@@ -190,24 +227,46 @@ def write_with_header(path: str | os.PathLike, data: Any, header: np.ndarray,
     path = os.path.realpath(os.fspath(path))
     frames = describe_input(data)
     if int(header["nsymbt"]) != len(extended_header):
-        raise ValueError(f"NSYMBT is {int(header['nsymbt'])} but the extended header has "
-                         f"{len(extended_header)} bytes")
+        raise ValueError(
+            f"NSYMBT is {int(header['nsymbt'])} but the extended header has "
+            f"{len(extended_header)} bytes"
+        )
     byteorder = header.dtype["nx"].str[0]  # '<' or '>', also on a big-endian machine
     report = None if progress is None else partial(_report, progress, frames.count)
     threads = default_threads() if n_threads is None else int(n_threads)
-    _write_new_file(path, frames, header.copy(), extended_header,
-                    frames.dtype.newbyteorder(byteorder),
-                    None if compressor is None else check_codec(compressor), clevel, False,
-                    threads, report)
+    _write_new_file(
+        path,
+        frames,
+        header.copy(),
+        extended_header,
+        frames.dtype.newbyteorder(byteorder),
+        None if compressor is None else check_codec(compressor),
+        clevel,
+        False,
+        threads,
+        report,
+    )
 
 
-def write_array(data: Any, path: str | os.PathLike, *, meta: dict | None = None,
-                endian: str = "le", dtype: Any = None,
-                pixelsize: Sequence[float] | float = (0.1, 0.1, 0.1), pixelunits: str = "\\AA",
-                voltage: float = 0.0, cs: float = 0.0, gain: float = 1.0,
-                compressor: str | None = None, clevel: int = 1, n_threads: int | None = None,
-                idx: int | None = None, progress: Callable[[int, int], None] | None = None,
-                origin: Sequence[float] | None = None) -> None:
+def write_array(
+    data: Any,
+    path: str | os.PathLike,
+    *,
+    meta: dict | None = None,
+    endian: str = "le",
+    dtype: Any = None,
+    pixelsize: Sequence[float] | float = (0.1, 0.1, 0.1),
+    pixelunits: str = "\\AA",
+    voltage: float = 0.0,
+    cs: float = 0.0,
+    gain: float = 1.0,
+    compressor: str | None = None,
+    clevel: int = 1,
+    n_threads: int | None = None,
+    idx: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    origin: Sequence[float] | None = None,
+) -> None:
     """Write an array (or a list of frames) as a new plain MRC or MRCZ file, or into one.
 
     The engine's form of python-mrcz's ``writeMRC`` (:func:`napari_mrcz.writeMRC`
@@ -262,9 +321,18 @@ def write_array(data: Any, path: str | os.PathLike, *, meta: dict | None = None,
         mz = 0
     else:
         mz = nz
-    header = make_header(byteorder, (nz, *frames.shape), mode, REVERSE_COMPRESSOR_ENUM[codec],
-                         pixelsize_angstrom(pixelsize, pixelunits), mz, frames.slices, voltage,
-                         cs, gain)
+    header = make_header(
+        byteorder,
+        (nz, *frames.shape),
+        mode,
+        REVERSE_COMPRESSOR_ENUM[codec],
+        pixelsize_angstrom(pixelsize, pixelunits),
+        mz,
+        frames.slices,
+        voltage,
+        cs,
+        gain,
+    )
     if codec is not None:
         set_labels(header, [WRITER_LABEL, settings_label(codec, clevel)])
     if encoded_meta is not None:
@@ -275,8 +343,9 @@ def write_array(data: Any, path: str | os.PathLike, *, meta: dict | None = None,
         origin_zyx = np.concatenate([np.zeros(3 - origin_zyx.size), origin_zyx])
         header["origin"] = origin_zyx[::-1] / units_per_angstrom(pixelunits)
     file_dtype = stored.newbyteorder(byteorder)
-    _write_new_file(path, frames, header, encoded_meta, file_dtype, codec, clevel, uint4,
-                    threads, report)
+    _write_new_file(
+        path, frames, header, encoded_meta, file_dtype, codec, clevel, uint4, threads, report
+    )
 
 
 def _report(progress: Callable[[int, int], None], total: int, written: int) -> None:

@@ -51,7 +51,8 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         ``codec`` (None for plain MRC), ``level`` (None unless recorded by the
         writer: blosc does not store it), ``data_bytes`` (uncompressed),
         ``packed_bytes``, ``ratio``, ``slices_per_frame``, ``statistics``,
-        ``voltage_kv``, ``cs_mm``, ``origin_angstrom`` (x, y, z as stored),
+        ``voltage_kv``, ``cs_mm``, ``origin_angstrom`` (z, y, x like the pixel size:
+        ORIGIN, or N*START times the pixel size),
         ``axis_order`` (MAPC, MAPR, MAPS), ``space_group``, ``extended_header``
         (type and bytes), ``json_meta_keys`` and ``labels``. For DM: ``path``,
         ``format``, ``file_bytes`` and ``images``, each with ``name``, ``shape``,
@@ -91,15 +92,24 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "packed_bytes": packed,
         "ratio": data_bytes / packed if packed else None,
         "slices_per_frame": layout.slices,
-        "statistics": {name: float(header[field]) for name, field in
-                       (("min", "dmin"), ("max", "dmax"), ("mean", "dmean"), ("rms", "rms"))},
+        "statistics": {
+            name: float(header[field])
+            for name, field in (
+                ("min", "dmin"),
+                ("max", "dmax"),
+                ("mean", "dmean"),
+                ("rms", "rms"),
+            )
+        },
         "voltage_kv": float(header["voltage"]),
         "cs_mm": float(header["cs"]),
-        "origin_angstrom": [float(value) for value in header["origin"]],
+        "origin_angstrom": [float(value) for value in layout.origin],
         "axis_order": list(layout.mapcrs),
         "space_group": int(header["ispg"]),
-        "extended_header": {"type": layout.exttyp if layout.nsymbt else None,
-                            "bytes": layout.nsymbt},
+        "extended_header": {
+            "type": layout.exttyp if layout.nsymbt else None,
+            "bytes": layout.nsymbt,
+        },
         "json_meta_keys": sorted(layout.json_meta) if layout.json_meta else [],
         "labels": layout.labels,
     }
@@ -119,20 +129,30 @@ def _describe_dm(path: str) -> dict[str, Any]:
     for data, meta in read_dm(path, lazy=True):
         format_name = meta["format"]
         entry = image_entry(meta)
-        highlights = {key: value for key, value in python_mrcz_info(entry).items()
-                      if not key.startswith(_CALIBRATION_PREFIXES)}
+        highlights = {
+            key: value
+            for key, value in python_mrcz_info(entry).items()
+            if not key.startswith(_CALIBRATION_PREFIXES)
+        }
         for tag_path, name in DM_HIGHLIGHT_TAGS:
             value = _tag(entry.get("ImageTags"), tag_path)
             if value is not None:
                 highlights[name] = value
-        images.append({
-            "name": meta["name"],
-            "shape": list(data.shape),
-            "dtype": meta["dtype"],
-            "data_type": meta["data_type_name"],
-            "calibration": [{"scale": axis["scale"], "units": axis["units"]}
-                            for axis in meta["axes"]],
-            "highlights": highlights,
-        })
-    return {"path": path, "format": format_name,
-            "file_bytes": os.path.getsize(path), "images": images}
+        images.append(
+            {
+                "name": meta["name"],
+                "shape": list(data.shape),
+                "dtype": meta["dtype"],
+                "data_type": meta["data_type_name"],
+                "calibration": [
+                    {"scale": axis["scale"], "units": axis["units"]} for axis in meta["axes"]
+                ],
+                "highlights": highlights,
+            }
+        )
+    return {
+        "path": path,
+        "format": format_name,
+        "file_bytes": os.path.getsize(path),
+        "images": images,
+    }

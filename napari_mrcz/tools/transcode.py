@@ -109,23 +109,31 @@ def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
         images = []
         dm_images = read_dm(path, lazy=True)
         summarised = summarised_tags(dm_images[0][1]["tags"]) if dm_images else []
-        left_out = (f"{len(summarised)} DM tag array(s) too large for JSON meta, such as "
-                    f"{summarised[0]}") if summarised else None
+        left_out = (
+            (f"{len(summarised)} DM tag array(s) too large for JSON meta, such as {summarised[0]}")
+            if summarised
+            else None
+        )
         for number, (data, meta) in enumerate(dm_images):
             if meta["rgb"]:
                 raise MRCZFormatError(path, f"image {number} is RGB, which MRC cannot hold")
             if data.ndim > 3:
-                raise MRCZFormatError(path, f"image {number} has {data.ndim} dimensions; MRC "
-                                            "holds at most 3")
-            images.append(SourceImage(path, data, _written_nbytes(data), dm_meta=meta,
-                                      left_out=left_out))
+                raise MRCZFormatError(
+                    path, f"image {number} has {data.ndim} dimensions; MRC holds at most 3"
+                )
+            images.append(
+                SourceImage(path, data, _written_nbytes(data), dm_meta=meta, left_out=left_out)
+            )
         yield images
         return
     with LazyMRC(path, cache_bytes=0) as lazy:  # streamed once: no cache
         layout = lazy.layout
         if layout.dtype.shape:
-            raise MRCZFormatError(path, "RGB (mode 16) data cannot be converted: MRCZ does "
-                                        "not define it, and the plain writer has no RGB")
+            raise MRCZFormatError(
+                path,
+                "RGB (mode 16) data cannot be converted: MRCZ does "
+                "not define it, and the plain writer has no RGB",
+            )
         nbytes = lazy.nbytes
         trailing = layout.file_size - lazy.data_end
         left_out = f"{trailing} bytes after the data" if trailing > 0 else None
@@ -162,8 +170,9 @@ def _as_stack(data: Any) -> Any:
     return array.reshape((1,) * (3 - array.ndim) + array.shape)
 
 
-def _carried_header(layout: MRCLayout, mode: int, compressor: str | None,
-                    clevel: int) -> np.ndarray:
+def _carried_header(
+    layout: MRCLayout, mode: int, compressor: str | None, clevel: int
+) -> np.ndarray:
     """The header of ``layout`` made right for the new encoding (see the module doc)."""
     header = layout.header.copy()
     header["mode"] = mode + MODE_CODEC_FACTOR * REVERSE_COMPRESSOR_ENUM[compressor]
@@ -191,9 +200,9 @@ def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool) -> None:
     """
     if compressed and layout.slices:
         return
-    for axis, count, pixel, is_sections in zip(layout.crystal_axes, layout.shape,
-                                               layout.pixelsize, (True, False, False),
-                                               strict=True):
+    for axis, count, pixel, is_sections in zip(
+        layout.crystal_axes, layout.shape, layout.pixelsize, (True, False, False), strict=True
+    ):
         name = ("mx", "my", "mz")[axis]
         old = int(header[name])
         framed = is_sections and layout.slices > 0
@@ -209,8 +218,9 @@ def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool) -> None:
             header["cella"][axis] = pixel * (new or count)
 
 
-def _bytes_progress(progress: Progress | None, slice_nbytes: int
-                    ) -> Callable[[int, int], None] | None:
+def _bytes_progress(
+    progress: Progress | None, slice_nbytes: int
+) -> Callable[[int, int], None] | None:
     """Turn the writer's ``(slices written, total)`` calls into byte increments."""
     if progress is None:
         return None
@@ -223,8 +233,14 @@ def _bytes_progress(progress: Progress | None, slice_nbytes: int
     return report
 
 
-def write_image(image: SourceImage, target: str, compressor: str | None, clevel: int = 1,
-                n_threads: int | None = None, progress: Progress | None = None) -> None:
+def write_image(
+    image: SourceImage,
+    target: str,
+    compressor: str | None,
+    clevel: int = 1,
+    n_threads: int | None = None,
+    progress: Progress | None = None,
+) -> None:
     """Write one source image to ``target``, MRCZ with ``compressor`` or plain MRC.
 
     Parameters
@@ -249,9 +265,12 @@ def write_image(image: SourceImage, target: str, compressor: str | None, clevel:
     layout = image.layout
     if layout is not None:
         if compressor is not None and layout.mapcrs != (1, 2, 3):
-            raise MRCZFormatError(image.path, f"axis order MAPC, MAPR, MAPS = {layout.mapcrs}: "
-                                              "MRCZ readers (python-mrcz) ignore it, so the "
-                                              "file can only be converted to plain MRC")
+            raise MRCZFormatError(
+                image.path,
+                f"axis order MAPC, MAPR, MAPS = {layout.mapcrs}: "
+                "MRCZ readers (python-mrcz) ignore it, so the "
+                "file can only be converted to plain MRC",
+            )
         mode, cast_to = layout.mode, None
         if layout.mode == UINT4_MODE:  # MRCZ has no 4-bit mode; values 0-15 fit int8
             mode, cast_to = 0, np.dtype(np.int8)
@@ -264,8 +283,7 @@ def write_image(image: SourceImage, target: str, compressor: str | None, clevel:
         extended = layout.read_extended_header() if layout.nsymbt else b""
         if cast_to is not None:
             data = _CastView(data, cast_to)
-        write_with_header(target, data, header, extended, compressor, clevel, n_threads,
-                          report)
+        write_with_header(target, data, header, extended, compressor, clevel, n_threads, report)
         return
     meta = image.dm_meta
     pixelsize = [size or 0.0 for size in meta["pixelsize"]]
@@ -273,10 +291,20 @@ def write_image(image: SourceImage, target: str, compressor: str | None, clevel:
     if len(pixelsize) < 3:  # a single image: z as y, as the napari writer does
         pixelsize = [pixelsize[0]] * (3 - len(pixelsize)) + pixelsize
         origin = [0.0] * (3 - len(origin)) + origin
-    write_array(data, target, meta={"dm_tags": meta["tags"]},
-                dtype=mrc_dtype(data, plain=compressor is None, warn=False),
-                pixelsize=pixelsize, pixelunits="\\AA", origin=origin, compressor=compressor,
-                clevel=clevel, n_threads=n_threads, progress=report, **dm_microscope(meta))
+    write_array(
+        data,
+        target,
+        meta={"dm_tags": meta["tags"]},
+        dtype=mrc_dtype(data, plain=compressor is None, warn=False),
+        pixelsize=pixelsize,
+        pixelunits="\\AA",
+        origin=origin,
+        compressor=compressor,
+        clevel=clevel,
+        n_threads=n_threads,
+        progress=report,
+        **dm_microscope(meta),
+    )
 
 
 class _CastView:
@@ -321,12 +349,16 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
     with LazyMRC(target, cache_bytes=0) as written:
         layout = written.layout
         if layout.shape != tuple(source.shape):
-            raise VerificationError(f"{target}: shape {layout.shape} differs from the "
-                                    f"source's {tuple(source.shape)}")
-        if image.layout is not None and not np.allclose(layout.pixelsize,
-                                                        image.layout.pixelsize, rtol=1e-6):
-            raise VerificationError(f"{target}: pixel size {layout.pixelsize} differs from "
-                                    f"the source's {image.layout.pixelsize}")
+            raise VerificationError(
+                f"{target}: shape {layout.shape} differs from the source's {tuple(source.shape)}"
+            )
+        if image.layout is not None and not np.allclose(
+            layout.pixelsize, image.layout.pixelsize, rtol=1e-6
+        ):
+            raise VerificationError(
+                f"{target}: pixel size {layout.pixelsize} differs from "
+                f"the source's {image.layout.pixelsize}"
+            )
         copy_stack = _as_stack(written)
         nz = layout.nz
         block = max(1, STREAM_BLOCK_BYTES // max(1, layout.slice_nbytes))
@@ -335,7 +367,8 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
             copy = np.asarray(copy_stack[start:stop])
             original = np.asarray(source[start:stop])
             for offset, (written_slice, source_slice) in enumerate(
-                    zip(copy, original, strict=True)):
+                zip(copy, original, strict=True)
+            ):
                 problem = _slice_problem(written_slice, source_slice)
                 if problem is not None:
                     raise VerificationError(f"{target}: z-slice {start + offset} {problem}")
@@ -354,8 +387,7 @@ def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
     if native.kind in "fc":
         precision = np.finfo(written.dtype).eps
         if not np.isclose(written, source, rtol=precision, atol=0, equal_nan=True).all():
-            return (f"holds {native} values that {cast.dtype} cannot (overflow or "
-                    "underflow)")
+            return f"holds {native} values that {cast.dtype} cannot (overflow or underflow)"
     elif not np.array_equal(written, source):
         return f"holds {native} values that {cast.dtype} cannot"
     return None
@@ -373,4 +405,3 @@ def incomplete(image: SourceImage) -> str | None:
     if source.kind in "fc" and stored.itemsize < source.itemsize:
         return f"{source} stored as {stored}"
     return image.left_out
-

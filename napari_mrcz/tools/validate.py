@@ -103,8 +103,9 @@ def _problem(check: str, message: str) -> Finding:
     return Finding(PROBLEM, check, message)
 
 
-def validate_file(path: str | os.PathLike, check_stats: bool = True,
-                  n_threads: int | None = None) -> list[Finding]:
+def validate_file(
+    path: str | os.PathLike, check_stats: bool = True, n_threads: int | None = None
+) -> list[Finding]:
     """Check one MRC, MRCZ, ``.gz``/``.bz2`` MRC or DM3/DM4 file.
 
     Parameters
@@ -186,8 +187,13 @@ def _validate_mrc(path: str, check_stats: bool, n_threads: int) -> list[Finding]
     with open(path, "rb") as handle:
         raw = handle.read(HEADER_SIZE)
         if len(raw) < HEADER_SIZE:
-            return [_problem("unreadable", f"the file is {len(raw)} bytes long, too short "
-                                           f"for the {HEADER_SIZE}-byte MRC header")]
+            return [
+                _problem(
+                    "unreadable",
+                    f"the file is {len(raw)} bytes long, too short "
+                    f"for the {HEADER_SIZE}-byte MRC header",
+                )
+            ]
         header, byteorder, problem = parse_header(raw, file_size)
         if problem is not None:
             return [_problem("unreadable", problem)]
@@ -233,57 +239,102 @@ def _header_findings(header: np.ndarray, byteorder: str, compressed: bool) -> li
     """mrcfile's header checks, with MRCZ's exceptions."""
     found = []
     if header["map"].item() != MAP_ID:
-        found.append(_problem("map-id", f"map ID is {header['map'].item()!r}, "
-                                        f"should be {MAP_ID!r}"))
+        found.append(
+            _problem("map-id", f"map ID is {header['map'].item()!r}, should be {MAP_ID!r}")
+        )
     stamp = bytes(header["machst"])
     if stamp[:2] not in STAMPS:
-        found.append(_problem("machine-stamp", f"machine stamp is {stamp.hex(' ')}, should "
-                              "begin 44 44 or 44 41 (little endian) or 11 11 (big endian)"))
+        found.append(
+            _problem(
+                "machine-stamp",
+                f"machine stamp is {stamp.hex(' ')}, should "
+                "begin 44 44 or 44 41 (little endian) or 11 11 (big endian)",
+            )
+        )
     elif stamp_byteorder(stamp) != byteorder:
         names = {"<": "little", ">": "big"}
-        found.append(_problem("machine-stamp", f"machine stamp {stamp.hex(' ')} declares "
-                              f"{names[stamp_byteorder(stamp)]} endian but the header only "
-                              f"makes sense read {names[byteorder]} endian"))
+        found.append(
+            _problem(
+                "machine-stamp",
+                f"machine stamp {stamp.hex(' ')} declares "
+                f"{names[stamp_byteorder(stamp)]} endian but the header only "
+                f"makes sense read {names[byteorder]} endian",
+            )
+        )
     mode = int(header["mode"]) % MODE_CODEC_FACTOR
     if mode in PYTHON_MRCZ_MODES and not compressed:
-        found.append(Finding(WARNING, "mode", f"mode {mode} ({np.dtype(MODE_DTYPES[mode])}) "
-                             "is python-mrcz's, not one of MRC2014's 0-4, 6, 12, 16, 101"))
+        found.append(
+            Finding(
+                WARNING,
+                "mode",
+                f"mode {mode} ({np.dtype(MODE_DTYPES[mode])}) "
+                "is python-mrcz's, not one of MRC2014's 0-4, 6, 12, 16, 101",
+            )
+        )
     for name in ("nx", "ny", "nz", "mx", "my", "mz", "ispg", "nlabl"):
         if int(header[name]) < 0:
-            found.append(_problem("negative-field", f"{name.upper()} is {int(header[name])}, "
-                                                    "should not be negative"))
+            found.append(
+                _problem(
+                    "negative-field",
+                    f"{name.upper()} is {int(header[name])}, should not be negative",
+                )
+            )
     for axis, size in zip("xyz", header["cella"].tolist(), strict=True):
         if size < 0:
-            found.append(_problem("cell", f"CELLA.{axis} is {size:.9g}, "
-                                          "should not be negative"))
+            found.append(_problem("cell", f"CELLA.{axis} is {size:.9g}, should not be negative"))
     mapcrs = [int(header[name]) for name in ("mapc", "mapr", "maps")]
     if set(mapcrs) != {1, 2, 3}:
-        found.append(_problem("axes", f"MAPC, MAPR, MAPS are {mapcrs}, should be 1, 2 and 3 "
-                                      "in some order"))
+        found.append(
+            _problem("axes", f"MAPC, MAPR, MAPS are {mapcrs}, should be 1, 2 and 3 in some order")
+        )
     ispg, nz, mz = int(header["ispg"]), int(header["nz"]), int(header["mz"])
     if 401 <= ispg <= 630 and not (compressed and mz == 0) and (mz == 0 or nz % mz):
-        found.append(_problem("volume-stack", f"volume stack (ISPG {ispg}): NZ = {nz} "
-                                              f"should be a multiple of MZ = {mz}"))
+        found.append(
+            _problem(
+                "volume-stack",
+                f"volume stack (ISPG {ispg}): NZ = {nz} should be a multiple of MZ = {mz}",
+            )
+        )
     texts = [bool(bytes(label).strip()) for label in header["label"]]
     if any(texts[index] and not all(texts[:index]) for index in range(len(texts))):
-        found.append(_problem("labels", "an empty label comes before a label with text; "
-                                        "labels in use should come first"))
+        found.append(
+            _problem(
+                "labels",
+                "an empty label comes before a label with text; labels in use should come first",
+            )
+        )
     if sum(texts) != int(header["nlabl"]):
-        found.append(_problem("labels", f"NLABL is {int(header['nlabl'])} but {sum(texts)} "
-                                        "labels contain text"))
+        found.append(
+            _problem(
+                "labels", f"NLABL is {int(header['nlabl'])} but {sum(texts)} labels contain text"
+            )
+        )
     if int(header["nversion"]) not in (20140, MRC2014_VERSION):
-        found.append(_problem("nversion", f"NVERSION is {int(header['nversion'])}, "
-                                          "should be 20140 or 20141"))
+        found.append(
+            _problem(
+                "nversion", f"NVERSION is {int(header['nversion'])}, should be 20140 or 20141"
+            )
+        )
     exttyp = header["exttyp"].item()
     if int(header["nsymbt"]) > 0 and exttyp not in EXTTYPES:
         expected = "should be one of " + ", ".join(name.decode() for name in EXTTYPES)
         if exttyp != b"json":
-            found.append(_problem("exttyp", f"EXTTYP is {exttyp.decode('latin-1')!r} with a "
-                                            f"{int(header['nsymbt'])}-byte extended header, "
-                                            f"{expected}"))
+            found.append(
+                _problem(
+                    "exttyp",
+                    f"EXTTYP is {exttyp.decode('latin-1')!r} with a "
+                    f"{int(header['nsymbt'])}-byte extended header, "
+                    f"{expected}",
+                )
+            )
         elif not compressed:
-            found.append(Finding(WARNING, "exttyp", f"EXTTYP is 'json' (MRCZ's JSON "
-                                                    f"metadata) in a plain MRC file, {expected}"))
+            found.append(
+                Finding(
+                    WARNING,
+                    "exttyp",
+                    f"EXTTYP is 'json' (MRCZ's JSON metadata) in a plain MRC file, {expected}",
+                )
+            )
     return found
 
 
@@ -299,12 +350,22 @@ def _plain_size(header: np.ndarray, file_size: int, findings: list[Finding]) -> 
         return True  # read_layout says why it cannot read it
     expected = HEADER_SIZE + int(header["nsymbt"]) + data
     if file_size > expected:
-        findings.append(_problem("file-size", f"the file is {file_size} bytes, "
-                                 f"{file_size - expected} more than the {expected} of its "
-                                 "header, extended header and data"))
+        findings.append(
+            _problem(
+                "file-size",
+                f"the file is {file_size} bytes, "
+                f"{file_size - expected} more than the {expected} of its "
+                "header, extended header and data",
+            )
+        )
     elif file_size < expected:
-        findings.append(_problem("file-size", f"the file is {file_size} bytes, but its header, "
-                                 f"extended header and data need {expected} (truncated)"))
+        findings.append(
+            _problem(
+                "file-size",
+                f"the file is {file_size} bytes, but its header, "
+                f"extended header and data need {expected} (truncated)",
+            )
+        )
         return False
     return True
 
@@ -314,12 +375,22 @@ def _chunk_findings(reader: SliceReader, header: np.ndarray, file_size: int) -> 
     found = []
     end = int(reader.chunk_offsets[-1])
     if end != file_size:
-        found.append(_problem("file-size", f"{file_size - end} bytes follow the last blosc "
-                              f"chunk, which ends at byte {end} of the {file_size}"))
+        found.append(
+            _problem(
+                "file-size",
+                f"{file_size - end} bytes follow the last blosc "
+                f"chunk, which ends at byte {end} of the {file_size}",
+            )
+        )
     packed = int(header["packed_bytes"])
     if packed and packed != reader.packed_bytes:
-        found.append(_problem("packed-bytes", f"the header's packed_bytes is {packed}, but "
-                              f"the blosc chunks hold {reader.packed_bytes} bytes"))
+        found.append(
+            _problem(
+                "packed-bytes",
+                f"the header's packed_bytes is {packed}, but "
+                f"the blosc chunks hold {reader.packed_bytes} bytes",
+            )
+        )
     return found
 
 
@@ -337,8 +408,7 @@ def _data_stats(reader: SliceReader, findings: list[Finding]) -> tuple | None:
     for first in range(0, layout.nz, block):
         stop = min(first + block, layout.nz)
         try:
-            data = reader.read_into(first, stop, reader.new_array(stop - first),
-                                    sequential=True)
+            data = reader.read_into(first, stop, reader.new_array(stop - first), sequential=True)
         except ImportError as error:  # c-blosc2 chunks without the blosc2 package
             findings.append(Finding(WARNING, "chunk", f"the data cannot be checked: {error}"))
             return CANNOT_DECODE
@@ -372,8 +442,11 @@ def _stats_findings(header: np.ndarray, real: tuple, note: str) -> list[Finding]
     found = []
 
     def differs(check: str, what: str, actual, stored: float) -> None:
-        found.append(_problem(check, f"the header's {what} is {stored:.9g}, but the data's "
-                                     f"is {actual:.9g}{note}"))
+        found.append(
+            _problem(
+                check, f"the header's {what} is {stored:.9g}, but the data's is {actual:.9g}{note}"
+            )
+        )
 
     if rms >= 0 and not np.isclose(real_rms, rms, rtol=0.01):
         differs("stats-rms", "RMS deviation", real_rms, rms)

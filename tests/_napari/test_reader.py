@@ -25,17 +25,22 @@ def read(path):
 
 
 def test_reader_module_imports_no_qt():
-    code = ("import sys, napari_mrcz._napari.reader, napari_mrcz._napari.writer, "
-            "napari_mrcz._napari.samples\n"
-            "print([m for m in ('qtpy', 'PyQt6', 'PyQt5', 'PySide6', 'magicgui', 'napari')"
-            " if m in sys.modules])")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    code = (
+        "import sys, napari_mrcz._napari.reader, napari_mrcz._napari.writer, "
+        "napari_mrcz._napari.samples\n"
+        "print([m for m in ('qtpy', 'PyQt6', 'PyQt5', 'PySide6', 'magicgui', 'napari')"
+        " if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", ["a.mrcz", "b.MRC", "c.mrcs", "d.map", "e.st", "f.ali",
-                                  "g.rec", "h.dm4", "i.DM3", "j.ccp4"])
+@pytest.mark.parametrize(
+    "name",
+    ["a.mrcz", "b.MRC", "c.mrcs", "d.map", "e.st", "f.ali", "g.rec", "h.dm4", "i.DM3", "j.ccp4"],
+)
 def test_get_reader_claims_our_suffixes(name):
     assert napari_reader.get_reader(name) is napari_reader.read_layers
 
@@ -48,8 +53,9 @@ def test_get_reader_declines_others(name):
 def test_mrcz_layer(tmp_path, rng):
     data = rng.normal(10, 2, size=(5, 12, 16)).astype(np.float32)
     path = tmp_path / "stack.mrcz"
-    napari_mrcz.writeMRC(data, path, pixelsize=[3.0, 2.0, 1.5], compressor="zstd",
-                         meta={"dose": 1.5})
+    napari_mrcz.writeMRC(
+        data, path, pixelsize=[3.0, 2.0, 1.5], compressor="zstd", meta={"dose": 1.5}
+    )
     [(layer_data, kwargs, layer_type)] = read(path)
     assert layer_type == "image"
     np.testing.assert_array_equal(np.asarray(layer_data), data)
@@ -155,13 +161,15 @@ def test_real_files_open_at_mrcfile_voxel_size(path):
             voxel = [float(mrc.voxel_size[axis]) for axis in ("z", "y", "x")]
             mapcrs = (int(mrc.header.mapc), int(mrc.header.mapr), int(mrc.header.maps))
     if expected.ndim == 3:
-        expected = expected.transpose(napari_reader.crystal_order(mapcrs))
+        # MAPS, MAPR, MAPC name the crystal axes (1 = x) of the sections, rows, columns.
+        stored = (mapcrs[2] - 1, mapcrs[1] - 1, mapcrs[0] - 1)
+        expected = expected.transpose([stored.index(axis) for axis in (2, 1, 0)])
     layer_data, kwargs, _ = layers[0]
     if np.iscomplexobj(expected):
         expected = np.abs(expected)
     np.testing.assert_array_equal(np.asarray(layer_data), expected)
     if all(np.isfinite(voxel)) and min(voxel) > 0:
-        np.testing.assert_allclose(kwargs["scale"], voxel[-len(kwargs["scale"]):], rtol=1e-6)
+        np.testing.assert_allclose(kwargs["scale"], voxel[-len(kwargs["scale"]) :], rtol=1e-6)
     assert all(size > 0 for size in kwargs["scale"])
 
 
@@ -185,8 +193,10 @@ def test_real_dm_files_open_one_layer_per_image(path):
     complex_images = sum(np.iscomplexobj(data) for data, _ in images)
     assert len(layers) == len(images) + complex_images
     for (data, meta), (layer_data, kwargs, _) in zip(
-            [image for image in images for _ in range(1 + np.iscomplexobj(image[0]))],
-            layers, strict=True):
+        [image for image in images for _ in range(1 + np.iscomplexobj(image[0]))],
+        layers,
+        strict=True,
+    ):
         expected = np.asarray(data)
         if np.iscomplexobj(expected):
             continue
@@ -266,8 +276,7 @@ def test_stack_of_files_with_different_pixel_sizes_is_not_merged(tmp_path, rng):
     paths = []
     for number, size in enumerate((1.0, 5.0)):
         path = tmp_path / f"s{number}.mrc"
-        napari_mrcz.writeMRC(rng.normal(size=(3, 4, 4)).astype(np.float32), path,
-                             pixelsize=size)
+        napari_mrcz.writeMRC(rng.normal(size=(3, 4, 4)).astype(np.float32), path, pixelsize=size)
         paths.append(str(path))
     with pytest.warns(UserWarning, match="one layer per file"):
         layers = npe2.read(paths, stack=True, plugin_name="napari-mrcz")

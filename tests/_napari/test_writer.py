@@ -21,8 +21,7 @@ UREG = pint.get_application_registry()
 
 
 def image_meta(**extra):
-    meta = {"name": "layer", "scale": (2.0, 1.5, 1.5), "units": (UREG.nm,) * 3,
-            "metadata": {}}
+    meta = {"name": "layer", "scale": (2.0, 1.5, 1.5), "units": (UREG.nm,) * 3, "metadata": {}}
     meta.update(extra)
     return meta
 
@@ -45,8 +44,9 @@ def test_mrc_extension_writes_plain_valid_mrc(tmp_path, rng):
     assert mrcfile.validate(written, print_file=report) is True, report.getvalue()
     with mrcfile.open(written) as mrc:
         np.testing.assert_array_equal(mrc.data, data)
-        np.testing.assert_allclose([mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z],
-                                   [15.0, 15.0, 20.0])
+        np.testing.assert_allclose(
+            [mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z], [15.0, 15.0, 20.0]
+        )
 
 
 def test_npe2_write_chooses_by_extension(tmp_path, rng):
@@ -62,8 +62,9 @@ def test_python_mrcz_reads_what_the_writer_writes(tmp_path, rng):
     import mrcz
 
     data = rng.normal(size=(4, 8, 10)).astype(np.float32)
-    [written] = napari_writer.write_mrcz(str(tmp_path / "x.mrcz"), data,
-                                   image_meta(metadata={"operator": "ada"}))
+    [written] = napari_writer.write_mrcz(
+        str(tmp_path / "x.mrcz"), data, image_meta(metadata={"operator": "ada"})
+    )
     image, meta = mrcz.readMRC(written)
     np.testing.assert_array_equal(image, data)
     np.testing.assert_allclose(meta["pixelsize"], [20.0, 15.0, 15.0], rtol=1e-6)
@@ -85,11 +86,16 @@ def test_float64_and_int64_labels_are_cast_with_a_warning(tmp_path, rng):
 
 def test_metadata_that_json_cannot_hold_is_skipped(tmp_path, rng):
     data = rng.normal(size=(2, 4, 4)).astype(np.float32)
-    metadata = {"good": [1, 2], "bad": object(), "path": "/somewhere/else.mrc",
-                "json_meta": {"dose": 3}}
+    metadata = {
+        "good": [1, 2],
+        "bad": object(),
+        "path": "/somewhere/else.mrc",
+        "json_meta": {"dose": 3},
+    }
     with pytest.warns(UserWarning, match="bad"):
-        [written] = napari_writer.write_mrcz(str(tmp_path / "m.mrcz"), data,
-                                       image_meta(metadata=metadata))
+        [written] = napari_writer.write_mrcz(
+            str(tmp_path / "m.mrcz"), data, image_meta(metadata=metadata)
+        )
     _, meta = napari_mrcz.readMRC(written)
     assert meta["good"] == [1, 2]
     assert meta["dose"] == 3
@@ -97,12 +103,20 @@ def test_metadata_that_json_cannot_hold_is_skipped(tmp_path, rng):
 
 
 def test_several_layers_go_to_a_folder(tmp_path, rng):
-    layers = [(rng.normal(size=(4, 4)).astype(np.float32),
-               {"name": f"layer{index}.mrc", "scale": (1.0, 1.0), "metadata": {}}, "image")
-              for index in range(3)]
+    layers = [
+        (
+            rng.normal(size=(4, 4)).astype(np.float32),
+            {"name": f"layer{index}.mrc", "scale": (1.0, 1.0), "metadata": {}},
+            "image",
+        )
+        for index in range(3)
+    ]
     written = npe2.write(str(tmp_path / "folder"), layers, plugin_name="napari-mrcz")
     assert sorted(path.rsplit("/", 1)[1] for path in written) == [
-        "layer0.mrcz", "layer1.mrcz", "layer2.mrcz"]
+        "layer0.mrcz",
+        "layer1.mrcz",
+        "layer2.mrcz",
+    ]
     for (data, _, _), path in zip(layers, written, strict=True):
         np.testing.assert_array_equal(napari_mrcz.readMRC(path)[0], data)
 
@@ -110,16 +124,21 @@ def test_several_layers_go_to_a_folder(tmp_path, rng):
 def test_pixel_units_keep_the_scale_as_angstrom():
     assert napari_writer.pixel_size_angstrom((2.0, 3.0), (UREG.pixel, UREG.pixel)) == [2.0, 3.0]
     assert napari_writer.pixel_size_angstrom((2.0, 3.0), (UREG.um, UREG.nm)) == pytest.approx(
-        [20000.0, 30.0])
+        [20000.0, 30.0]
+    )
 
 
 def test_folder_names_are_unique_and_safe(tmp_path, rng):
-    layers = [(rng.normal(size=(4, 4)).astype(np.float32),
-               {"name": name, "scale": (1.0, 1.0), "metadata": {}}, "image")
-              for name in ("same", "same", "a/b")]
+    layers = [
+        (
+            rng.normal(size=(4, 4)).astype(np.float32),
+            {"name": name, "scale": (1.0, 1.0), "metadata": {}},
+            "image",
+        )
+        for name in ("same", "same", "a/b")
+    ]
     written = napari_writer.write_folder(str(tmp_path / "out"), layers)
-    assert [path.rsplit("/", 1)[1] for path in written] == ["same.mrcz", "same-1.mrcz",
-                                                             "a_b.mrcz"]
+    assert [path.rsplit("/", 1)[1] for path in written] == ["same.mrcz", "same-1.mrcz", "a_b.mrcz"]
     assert len(set(written)) == 3
 
 
@@ -141,8 +160,9 @@ def test_json_meta_does_not_swallow_the_header(tmp_path, rng):
     reader's header still describes the file, not the stale copy in the JSON."""
     data = rng.normal(size=(2, 4, 4)).astype(np.float32)
     path = tmp_path / "habit.mrcz"
-    napari_mrcz.writeMRC(data, path, compressor="zstd",
-                         meta={"compressor": None, "pixelsize": [9, 9, 9]})
+    napari_mrcz.writeMRC(
+        data, path, compressor="zstd", meta={"compressor": None, "pixelsize": [9, 9, 9]}
+    )
     [(_, kwargs, _)] = npe2.read([str(path)], stack=False, plugin_name="napari-mrcz")
     assert kwargs["metadata"]["header"]["compressor"] == "zstd"
     assert kwargs["metadata"]["header"]["mrcHeader"]["nz"] == 2

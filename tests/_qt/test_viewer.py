@@ -14,8 +14,9 @@ from napari_mrcz.mrc.lazy import LazyMRC
 from tests.helpers import SHARED_DATA
 
 pytest.importorskip("napari")
-pytestmark = pytest.mark.skipif(not os.environ.get("DISPLAY"),
-                                reason="a napari viewer needs a display (run under xvfb-run)")
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("DISPLAY"), reason="a napari viewer needs a display (run under xvfb-run)"
+)
 
 
 def _rss_bytes() -> int:
@@ -26,8 +27,9 @@ def _rss_bytes() -> int:
 def test_open_mrcz_in_viewer(make_napari_viewer, tmp_path, rng):
     data = rng.normal(5, 1, size=(4, 20, 30)).astype(np.float32)
     path = tmp_path / "stack.mrcz"
-    napari_mrcz.writeMRC(data, path, pixelsize=[4.0, 2.0, 1.0], compressor="zstd",
-                         meta={"grid": "A3"})
+    napari_mrcz.writeMRC(
+        data, path, pixelsize=[4.0, 2.0, 1.0], compressor="zstd", meta={"grid": "A3"}
+    )
     viewer = make_napari_viewer()
     [layer] = viewer.open(str(path), plugin="napari-mrcz")
     np.testing.assert_array_equal(np.asarray(layer.data), data)
@@ -54,8 +56,9 @@ def test_save_layers_round_trip(make_napari_viewer, tmp_path, rng):
 
     data = rng.normal(size=(3, 16, 24)).astype(np.float32)
     viewer = make_napari_viewer()
-    viewer.add_image(data, scale=(3.0, 0.5, 0.5), units="nm", name="tilt series",
-                     metadata={"operator": "grace"})
+    viewer.add_image(
+        data, scale=(3.0, 0.5, 0.5), units="nm", name="tilt series", metadata={"operator": "grace"}
+    )
     [written] = viewer.layers.save(str(tmp_path / "series"), plugin="napari-mrcz")
     assert written.endswith("series.mrcz")
     image, meta = mrcz.readMRC(written)
@@ -127,8 +130,9 @@ def test_open_dm4_in_viewer(make_napari_viewer):
     path = SHARED_DATA / "dm4" / "openncem_dmTest_3D_int16_64_65_66.dm4"
     viewer = make_napari_viewer()
     [layer] = viewer.open(str(path), plugin="napari-mrcz")
-    np.testing.assert_array_equal(np.asarray(layer.data),
-                                  np.asarray(napari_mrcz.read_dm(path)[0][0]))
+    np.testing.assert_array_equal(
+        np.asarray(layer.data), np.asarray(napari_mrcz.read_dm(path)[0][0])
+    )
     # 4 um, 3 nm and 2 pm per pixel along z, y, x
     np.testing.assert_allclose(layer.scale, [40000.0, 30.0, 0.02])
     assert [str(unit) for unit in layer.units] == ["angstrom"] * 3
@@ -139,8 +143,16 @@ def test_open_dm4_in_viewer(make_napari_viewer):
 def test_open_save_open_keeps_origin_and_microscope(make_napari_viewer, tmp_path, rng):
     data = rng.normal(size=(3, 8, 8)).astype(np.float32)
     path = tmp_path / "map.mrcz"
-    napari_mrcz.writeMRC(data, path, pixelsize=2.0, compressor="zstd", voltage=300.0,
-                         C3=2.7, origin=[30.0, 20.0, 10.0], meta={"sample": "apoferritin"})
+    napari_mrcz.writeMRC(
+        data,
+        path,
+        pixelsize=2.0,
+        compressor="zstd",
+        voltage=300.0,
+        C3=2.7,
+        origin=[30.0, 20.0, 10.0],
+        meta={"sample": "apoferritin"},
+    )
     viewer = make_napari_viewer()
     [layer] = viewer.open(str(path), plugin="napari-mrcz")
     np.testing.assert_allclose(layer.translate, [30.0, 20.0, 10.0])

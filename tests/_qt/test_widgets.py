@@ -11,8 +11,9 @@ import napari_mrcz
 from tests.helpers import REPO, SHARED_DATA
 
 pytest.importorskip("napari")
-pytestmark = pytest.mark.skipif(not os.environ.get("DISPLAY"),
-                                reason="a napari viewer needs a display (run under xvfb-run)")
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("DISPLAY"), reason="a napari viewer needs a display (run under xvfb-run)"
+)
 
 SCREENSHOT = REPO / "docs" / "screenshot.png"
 
@@ -36,7 +37,8 @@ def test_save_widget_is_prefilled_from_the_layer(make_napari_viewer, tmp_path, r
     save, _ = _docks(viewer)
     assert save.layer.value is viewer.layers[0]
     assert (save.size_z.value, save.size_y.value, save.size_x.value) == pytest.approx(
-        (3.0, 1.5, 1.25))
+        (3.0, 1.5, 1.25)
+    )
     assert pathlib.Path(save.output.value) == tmp_path / "tilt-saved.mrcz"  # not the source
     save.unit.value = "nm"
     assert save.size_x.value == pytest.approx(0.125)
@@ -62,8 +64,9 @@ def test_background_save_completes(make_napari_viewer, qtbot, tmp_path, rng):
 
     viewer = make_napari_viewer()
     data = rng.poisson(1.0, size=(12, 64, 64)).astype(np.int8)
-    viewer.add_image(data, scale=(2.0, 1.0, 1.0), units="angstrom", name="movie",
-                     metadata={"dose": 0.8})
+    viewer.add_image(
+        data, scale=(2.0, 1.0, 1.0), units="angstrom", name="movie", metadata={"dose": 0.8}
+    )
     save, _ = _docks(viewer)
     save.output.value = tmp_path / "movie.mrcz"
     steps = []
@@ -130,8 +133,12 @@ def test_failed_save_is_a_notification_not_a_crash(make_napari_viewer, qtbot, tm
 def test_inspector_follows_the_selection(make_napari_viewer, tmp_path, rng):
     viewer = make_napari_viewer()
     path = tmp_path / "with_meta.mrcz"
-    napari_mrcz.writeMRC(rng.normal(size=(3, 8, 8)).astype(np.float32), path,
-                         compressor="zstd", meta={"microscope": {"voltage": 300}})
+    napari_mrcz.writeMRC(
+        rng.normal(size=(3, 8, 8)).astype(np.float32),
+        path,
+        compressor="zstd",
+        meta={"microscope": {"voltage": 300}},
+    )
     [from_file] = viewer.open(str(path), plugin="napari-mrcz")
     plain = viewer.add_image(np.zeros((5, 6, 7), np.float64), name="plain", scale=(1, 2, 3))
     _, inspector = _docks(viewer)
@@ -140,8 +147,10 @@ def test_inspector_follows_the_selection(make_napari_viewer, tmp_path, rng):
     facts = dict(inspector.report.facts)
     assert facts["compression"] == "zstd"
     assert "compression ratio" in facts
-    fields = {inspector.table.item(row, 0).text(): inspector.table.item(row, 1).text()
-              for row in range(inspector.table.rowCount())}
+    fields = {
+        inspector.table.item(row, 0).text(): inspector.table.item(row, 1).text()
+        for row in range(inspector.table.rowCount())
+    }
     assert fields["nz"] == "3"
     assert fields["exttyp"] == "json"
     inspector.search.setText("voltage")
@@ -159,12 +168,15 @@ def test_inspector_follows_the_selection(make_napari_viewer, tmp_path, rng):
     plain.scale = (4, 5, 6)
     assert dict(inspector.report.facts)["pixel size (z, y, x)"] == "4, 5, 6 Å"
     assert "would write" in inspector.report.origin
-    fields = {inspector.table.item(row, 0).text(): inspector.table.item(row, 1).text()
-              for row in range(inspector.table.rowCount())}
+    fields = {
+        inspector.table.item(row, 0).text(): inspector.table.item(row, 1).text()
+        for row in range(inspector.table.rowCount())
+    }
     assert fields["mode"] == "6002"  # float64 is written as float32 (mode 2), zstd (6)
     inspector.table.selectRow(0)
     inspector.copy_value()
     from qtpy.QtWidgets import QApplication
+
     assert QApplication.clipboard().text() == fields["nx"]
     inspector.copy_all()
     assert '"layer": "plain"' in QApplication.clipboard().text()

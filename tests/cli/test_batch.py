@@ -29,21 +29,46 @@ def test_plan_refuses_an_empty_input(tmp_path):
 
 
 def test_summary_table_rows_totals_and_failures():
-    done = Task("in/a.mrc", ["out/a.mrcz"], status="done", data_bytes=4 * 2**20,
-                source_bytes=4 * 2**20, output_bytes=2**20, seconds=2.0)
+    done = Task(
+        "in/a.mrc",
+        ["out/a.mrcz"],
+        status="done",
+        data_bytes=4 * 2**20,
+        source_bytes=4 * 2**20,
+        output_bytes=2**20,
+        seconds=2.0,
+    )
     failed = Task("in/b.mrc", ["out/b.mrcz"], status="failed", message="truncated: ...")
     table = summary_table([done, failed], seconds=2.0).splitlines()
     assert table[0].split() == ["status", "file", "output", "in", "out", "ratio", "MiB/s"]
-    assert table[1].split() == ["done", "in/a.mrc", "out/a.mrcz", "4.0", "MiB", "1.0", "MiB",
-                                "4.00", "2.0"]
+    assert table[1].split() == [
+        "done",
+        "in/a.mrc",
+        "out/a.mrcz",
+        "4.0",
+        "MiB",
+        "1.0",
+        "MiB",
+        "4.00",
+        "2.0",
+    ]
     assert table[2].split()[:3] == ["FAILED", "in/b.mrc", "-"]  # no output to show
-    assert table[3] == "1 done, 1 failed; 4.0 MiB in, 1.0 MiB out (4.00x) in 2.0 s, " \
-                       "2.0 MiB/s of data"
+    assert (
+        table[3] == "1 done, 1 failed; 4.0 MiB in, 1.0 MiB out (4.00x) in 2.0 s, 2.0 MiB/s of data"
+    )
     assert table[4] == "FAILED in/b.mrc: truncated: ..."
 
 
-@pytest.mark.parametrize(("nbytes", "text"), [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"),
-                                               (3 * 2**30, "3.0 GiB"), (5 * 2**40, "5.0 TiB")])
+@pytest.mark.parametrize(
+    ("nbytes", "text"),
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1536, "1.5 KiB"),
+        (3 * 2**30, "3.0 GiB"),
+        (5 * 2**40, "5.0 TiB"),
+    ],
+)
 def test_human_size(nbytes, text):
     assert human_size(nbytes) == text
 
@@ -51,15 +76,18 @@ def test_human_size(nbytes, text):
 def test_statistics_text_says_what_mrc2014_leaves_undetermined():
     known = {"min": 0.0, "max": 0.0, "mean": 0.0, "rms": 0.0}  # a constant image
     assert statistics_text(known) == "min 0, max 0, mean 0, rms 0"
-    assert statistics_text({"min": 3.0, "max": 2.0, "mean": 1.0, "rms": -1.0}) == \
-        "not determined"
-    assert statistics_text({"min": 1.0, "max": 5.0, "mean": 0.0, "rms": 2.0}) == \
-        "min 1, max 5, mean not determined, rms 2"
+    assert statistics_text({"min": 3.0, "max": 2.0, "mean": 1.0, "rms": -1.0}) == "not determined"
+    assert (
+        statistics_text({"min": 1.0, "max": 5.0, "mean": 0.0, "rms": 2.0})
+        == "min 1, max 5, mean not determined, rms 2"
+    )
 
 
 @pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
 def test_plan_gives_several_dm_images_numbered_outputs(tmp_path):
     source = SHARED_DATA / "dm3" / "rsciio_2D_multi_signal.dm3"
     [task] = plan([str(source)], str(tmp_path), ".mrcz", is_readable)
-    assert task.targets == [str(tmp_path / "rsciio_2D_multi_signal_0.mrcz"),
-                            str(tmp_path / "rsciio_2D_multi_signal_1.mrcz")]
+    assert task.targets == [
+        str(tmp_path / "rsciio_2D_multi_signal_0.mrcz"),
+        str(tmp_path / "rsciio_2D_multi_signal_1.mrcz"),
+    ]

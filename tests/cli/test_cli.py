@@ -25,8 +25,9 @@ CLI = [sys.executable, "-m", "napari_mrcz.cli"]
 
 def run(*args, check_status=None, timeout=120):
     """Run ``mrcz`` with ``args``; return the completed process."""
-    result = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
     if check_status is not None:
         assert result.returncode == check_status, (result.stdout, result.stderr)
     return result
@@ -49,8 +50,9 @@ def movies(tmp_path, rng):
     data = {}
     for name in ("a.mrc", "b.mrcs", "grid2/c.mrc"):
         frames = rng.poisson(2.0, size=(6, 40, 48)).astype(np.int16)
-        napari_mrcz.writeMRC(frames, source / name, pixelsize=[1.5, 1.06, 1.06],
-                             voltage=300.0, C3=2.7)
+        napari_mrcz.writeMRC(
+            frames, source / name, pixelsize=[1.5, 1.06, 1.06], voltage=300.0, C3=2.7
+        )
         data[name] = frames
     return source, data
 
@@ -101,8 +103,15 @@ def test_wrong_arguments_exit_2(tmp_path):
 def test_info_of_an_mrcz_file(tmp_path, rng):
     path = tmp_path / "movie.mrcz"
     data = rng.poisson(1.0, size=(5, 64, 32)).astype(np.int8)
-    napari_mrcz.writeMRC(data, path, meta={"dose": 1.2, "detector": "K3"},
-                         pixelsize=[2.0, 1.1, 1.0], compressor="lz4", clevel=5, voltage=200)
+    napari_mrcz.writeMRC(
+        data,
+        path,
+        meta={"dose": 1.2, "detector": "K3"},
+        pixelsize=[2.0, 1.1, 1.0],
+        compressor="lz4",
+        clevel=5,
+        voltage=200,
+    )
     text = run("info", path, check_status=0).stdout
     assert "32 x 64 x 5 (x, y, z)" in text
     assert "mode: 0 (int8" in text
@@ -134,8 +143,9 @@ def test_info_of_undetermined_statistics():
 def test_info_says_when_the_level_was_not_recorded(tmp_path, rng):
     """python-mrcz does not record the level (blosc chunks do not hold it)."""
     path = tmp_path / "theirs.mrcz"
-    mrcz.writeMRC(rng.random((2, 16, 16), dtype=np.float32), str(path), compressor="zstd",
-                  clevel=3)
+    mrcz.writeMRC(
+        rng.random((2, 16, 16), dtype=np.float32), str(path), compressor="zstd", clevel=3
+    )
     assert "blosc zstd, level not recorded" in run("info", path, check_status=0).stdout
     [summary] = json.loads(run("info", "--json", path, check_status=0).stdout)
     assert summary["level"] is None
@@ -244,8 +254,7 @@ def test_existing_outputs_are_skipped_unless_overwrite(movies, tmp_path):
     again = run("compress", source, "-o", out, "--codec", "lz4", check_status=0)
     assert "3 skipped" in again.stdout
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*.mrcz")} == before
-    replaced = run("compress", source, "-o", out, "--codec", "lz4", "--overwrite",
-                   check_status=0)
+    replaced = run("compress", source, "-o", out, "--codec", "lz4", "--overwrite", check_status=0)
     assert "3 done" in replaced.stdout
     assert napari_mrcz.readMRCHeader(out / "a.mrcz")[0]["compressor"] == "lz4"
 
@@ -272,14 +281,18 @@ def test_outputs_reach_the_disk_before_a_source_is_deleted(movies, tmp_path, mon
     source, _ = movies
     events = []
     real_fsync, real_unlink = os.fsync, os.unlink
-    monkeypatch.setattr(cli_batch.os, "fsync",
-                        lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-                        or real_fsync(fd))
-    monkeypatch.setattr(cli_batch.os, "unlink",
-                        lambda path: events.append(("unlink", str(path))) or real_unlink(path))
+    monkeypatch.setattr(
+        cli_batch.os,
+        "fsync",
+        lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or real_fsync(fd),
+    )
+    monkeypatch.setattr(
+        cli_batch.os,
+        "unlink",
+        lambda path: events.append(("unlink", str(path))) or real_unlink(path),
+    )
     out = tmp_path / "archive"
-    assert main(["compress", str(source / "a.mrc"), "-o", str(out), "--delete-source",
-                 "-q"]) == 0
+    assert main(["compress", str(source / "a.mrc"), "-o", str(out), "--delete-source", "-q"]) == 0
     deleted = events.index(("unlink", str(source / "a.mrc")))
     synced = [path for kind, path in events[:deleted] if kind == "fsync"]
     assert str(out / "a.mrcz") in synced
@@ -288,8 +301,9 @@ def test_outputs_reach_the_disk_before_a_source_is_deleted(movies, tmp_path, mon
 
 def test_parallel_jobs_write_the_same_bytes(movies, tmp_path):
     source, _ = movies
-    run("compress", source, "-o", tmp_path / "one", "--jobs", "1", "--threads", "1",
-        check_status=0)
+    run(
+        "compress", source, "-o", tmp_path / "one", "--jobs", "1", "--threads", "1", check_status=0
+    )
     run("compress", source, "-o", tmp_path / "two", "--jobs", "2", check_status=0)
     for path in (tmp_path / "one").rglob("*.mrcz"):
         assert digest(path) == digest(tmp_path / "two" / path.relative_to(tmp_path / "one"))
@@ -326,8 +340,9 @@ def test_same_source_twice_is_converted_once(movies, tmp_path):
     source, data = movies
     (source / "link.mrc").symlink_to(source / "a.mrc")
     out = tmp_path / "archive"
-    result = run("compress", source, source / "a.mrc", "-o", out, "--delete-source",
-                 check_status=0)
+    result = run(
+        "compress", source, source / "a.mrc", "-o", out, "--delete-source", check_status=0
+    )
     assert "3 done" in result.stdout
     assert not (source / "a.mrc").exists()
     np.testing.assert_array_equal(napari_mrcz.readMRC(out / "a.mrcz")[0], data["a.mrc"])
@@ -351,8 +366,7 @@ def test_rounded_source_is_not_deleted(tmp_path):
     """float64 DM data are stored as float32: verified, but the source is kept."""
     source = tmp_path / "double.dm4"
     shutil.copy(SHARED_DATA / "dm4" / "rsciio_3D_test-12.dm4", source)
-    result = run("compress", source, "-o", tmp_path / "out", "--delete-source",
-                 check_status=0)
+    result = run("compress", source, "-o", tmp_path / "out", "--delete-source", check_status=0)
     assert "source kept: float64 stored as float32" in result.stdout
     assert source.exists()
 
@@ -366,8 +380,7 @@ def test_sources_holding_more_than_their_output_are_kept(tmp_path, rng):
         handle.write(b"two more slices a program forgot to count")
     if SHARED_DATA is not None:
         shutil.copy(SHARED_DATA / "dm3" / "rsciio_1D_test-EELS_spectrum.dm3", folder / "e.dm3")
-    result = run("compress", folder, "-o", tmp_path / "out", "--delete-source",
-                 check_status=0)
+    result = run("compress", folder, "-o", tmp_path / "out", "--delete-source", check_status=0)
     assert "source kept: 41 bytes after the data" in result.stdout
     assert (folder / "t.mrc").exists()
     if SHARED_DATA is not None:
@@ -409,8 +422,7 @@ def test_interrupt_while_planning_stops_cleanly(movies, tmp_path, monkeypatch):
         return 0
 
     monkeypatch.setattr(cli_batch, "estimated_bytes", interrupted)
-    status = main(["compress", str(source), "-o", str(tmp_path / "out"), "-q",
-                   "--delete-source"])
+    status = main(["compress", str(source), "-o", str(tmp_path / "out"), "-q", "--delete-source"])
     assert status == 130
     assert all((source / name).exists() for name in data)
     assert leftovers(tmp_path) == []
@@ -430,8 +442,19 @@ def test_failed_verification_keeps_the_previous_output(movies, tmp_path, monkeyp
         raise cli_batch.VerificationError(f"{target}: z-slice 0 differs from the source")
 
     monkeypatch.setattr(cli_batch, "verify_image", damaged)
-    status = main(["compress", str(source / "a.mrc"), "-o", str(out), "--codec", "lz4",
-                   "--overwrite", "--verify", "-q"])
+    status = main(
+        [
+            "compress",
+            str(source / "a.mrc"),
+            "-o",
+            str(out),
+            "--codec",
+            "lz4",
+            "--overwrite",
+            "--verify",
+            "-q",
+        ]
+    )
     assert status == 1
     assert digest(out / "a.mrcz") == before
     assert leftovers(out) == []
@@ -547,8 +570,9 @@ def slow_batch(tmp_path):
 
 
 def start_and_interrupt(args, out, signum, wait_for_partial=True):
-    process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         if not wait_for_partial or leftovers(out):
@@ -561,13 +585,26 @@ def start_and_interrupt(args, out, signum, wait_for_partial=True):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_interrupted_run_leaves_no_partial_output_and_no_lost_input(slow_batch, tmp_path,
-                                                                    signum):
+def test_interrupted_run_leaves_no_partial_output_and_no_lost_input(slow_batch, tmp_path, signum):
     source, digests = slow_batch
     out = tmp_path / "archive"
     status, stdout, stderr = start_and_interrupt(
-        ["compress", source, "-o", out, "--codec", "zlib", "--level", "9", "--threads", "1",
-         "--delete-source"], out, signum)
+        [
+            "compress",
+            source,
+            "-o",
+            out,
+            "--codec",
+            "zlib",
+            "--level",
+            "9",
+            "--threads",
+            "1",
+            "--delete-source",
+        ],
+        out,
+        signum,
+    )
     assert status == 128 + signum, (stdout, stderr)
     assert leftovers(out) == []
     assert "cancelled" in stdout

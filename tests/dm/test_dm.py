@@ -27,7 +27,7 @@ from napari_mrcz.dm.images import (
     read_dm,
     unpack_complex_fft,
 )
-from napari_mrcz.dm.tags import MAX_DEPTH, DMTagParser
+from napari_mrcz.dm.tags import MAX_DEPTH
 
 from tests.helpers import read_or_none
 
@@ -36,8 +36,19 @@ from tests.helpers import read_or_none
 #: Tag value type codes.
 I16, I32, U16, U32, F32, F64, BOOL, I8, U8, I64, U64 = 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 STRUCT, STRING, ARRAY = 15, 18, 20
-CODE_DTYPES = {I16: "i2", I32: "i4", U16: "u2", U32: "u4", F32: "f4", F64: "f8", BOOL: "u1",
-               I8: "i1", U8: "u1", I64: "i8", U64: "u8"}
+CODE_DTYPES = {
+    I16: "i2",
+    I32: "i4",
+    U16: "u2",
+    U32: "u4",
+    F32: "f4",
+    F64: "f8",
+    BOOL: "u1",
+    I8: "i1",
+    U8: "u1",
+    I64: "i8",
+    U64: "u8",
+}
 
 
 class DMBuilder:
@@ -64,8 +75,14 @@ class DMBuilder:
     def group(self, name: str, children: list[bytes], ntags: int | None = None) -> bytes:
         return self._tag(20, name, self.group_body(children, ntags))
 
-    def raw_tag(self, name: str, infos: list[int], payload: bytes,
-                length: int | None = None, ninfo: int | None = None) -> bytes:
+    def raw_tag(
+        self,
+        name: str,
+        infos: list[int],
+        payload: bytes,
+        length: int | None = None,
+        ninfo: int | None = None,
+    ) -> bytes:
         body = b"%%%%" + self.words([len(infos) if ninfo is None else ninfo, *infos]) + payload
         return self._tag(21, name, body, length)
 
@@ -93,44 +110,74 @@ class DMBuilder:
         infos = [ARRAY, STRUCT, 0, len(codes)]
         for code in codes:
             infos += [0, code]
-        payload = b"".join(self.pack(c, v) for row in rows
-                           for c, v in zip(codes, row, strict=True))
+        payload = b"".join(
+            self.pack(c, v) for row in rows for c, v in zip(codes, row, strict=True)
+        )
         return self.raw_tag(name, [*infos, len(rows)], payload)
 
     def string(self, name: str, value: bytes) -> bytes:
         return self.raw_tag(name, [STRING, len(value)], value)
 
-    def image(self, data_type: int, dims: list[int], payload: bytes, *,
-              calibrations: list[tuple[float, float, str]] | None = None,
-              brightness: tuple[float, float, str] = (0.0, 1.0, ""),
-              name: str = "image", image_tags: list[bytes] = (),
-              data_code: int = U8, count: int | None = None) -> bytes:
+    def image(
+        self,
+        data_type: int,
+        dims: list[int],
+        payload: bytes,
+        *,
+        calibrations: list[tuple[float, float, str]] | None = None,
+        brightness: tuple[float, float, str] = (0.0, 1.0, ""),
+        name: str = "image",
+        image_tags: list[bytes] = (),
+        data_code: int = U8,
+        count: int | None = None,
+    ) -> bytes:
         """One ImageList entry; ``dims`` in DM's order (x first)."""
         itemsize = np.dtype(CODE_DTYPES[data_code]).itemsize
         count = len(payload) // itemsize if count is None else count
         data = self.raw_tag("Data", [ARRAY, data_code, count], payload)
         calibrations = calibrations or [(0.0, 1.0, "")] * len(dims)
-        dimension = [self.group("", [self.scalar("Origin", F32, origin),
-                                     self.scalar("Scale", F32, scale),
-                                     self.text("Units", units)])
-                     for origin, scale, units in calibrations]
-        cal = self.group("Calibrations", [
-            self.group("Brightness", [self.scalar("Origin", F32, brightness[0]),
-                                      self.scalar("Scale", F32, brightness[1]),
-                                      self.text("Units", brightness[2])]),
-            self.group("Dimension", dimension),
-        ])
-        image_data = self.group("ImageData", [
-            cal, data, self.scalar("DataType", I32, data_type),
-            self.group("Dimensions", [self.scalar("", U32, n) for n in dims]),
-        ])
-        return self.group("", [image_data, self.group("ImageTags", list(image_tags)),
-                               self.text("Name", name)])
+        dimension = [
+            self.group(
+                "",
+                [
+                    self.scalar("Origin", F32, origin),
+                    self.scalar("Scale", F32, scale),
+                    self.text("Units", units),
+                ],
+            )
+            for origin, scale, units in calibrations
+        ]
+        cal = self.group(
+            "Calibrations",
+            [
+                self.group(
+                    "Brightness",
+                    [
+                        self.scalar("Origin", F32, brightness[0]),
+                        self.scalar("Scale", F32, brightness[1]),
+                        self.text("Units", brightness[2]),
+                    ],
+                ),
+                self.group("Dimension", dimension),
+            ],
+        )
+        image_data = self.group(
+            "ImageData",
+            [
+                cal,
+                data,
+                self.scalar("DataType", I32, data_type),
+                self.group("Dimensions", [self.scalar("", U32, n) for n in dims]),
+            ],
+        )
+        return self.group(
+            "", [image_data, self.group("ImageTags", list(image_tags)), self.text("Name", name)]
+        )
 
-    def file(self, images: list[bytes], thumbnails: list[int] = (),
-             extra: list[bytes] = ()) -> bytes:
-        thumbs = [self.group("", [self.scalar("ImageIndex", U32, index)])
-                  for index in thumbnails]
+    def file(
+        self, images: list[bytes], thumbnails: list[int] = (), extra: list[bytes] = ()
+    ) -> bytes:
+        thumbs = [self.group("", [self.scalar("ImageIndex", U32, index)]) for index in thumbnails]
         children = [*extra, self.group("ImageList", images)]
         if thumbnails:
             children.append(self.group("Thumbnails", thumbs))
@@ -163,8 +210,20 @@ FORMATS = [(4, "<"), (4, ">"), (3, "<"), (3, ">")]
 FORMAT_IDS = ["dm4-le", "dm4-be", "dm3-le", "dm3-be"]
 
 #: numpy type of each plain DM data type.
-PLAIN_TYPES = {1: "i2", 2: "f4", 3: "c8", 6: "u1", 7: "i4", 9: "i1", 10: "u2", 11: "u4",
-               12: "f8", 13: "c16", 39: "i8", 40: "u8"}
+PLAIN_TYPES = {
+    1: "i2",
+    2: "f4",
+    3: "c8",
+    6: "u1",
+    7: "i4",
+    9: "i1",
+    10: "u2",
+    11: "u4",
+    12: "f8",
+    13: "c16",
+    39: "i8",
+    40: "u8",
+}
 
 
 def _values(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -185,10 +244,11 @@ def _values(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.
 def test_plain_types_read_exactly(tmp_path, rng, version, order, data_type):
     builder = DMBuilder(version, order)
     image = _values(rng, PLAIN_TYPES[data_type], (3, 4, 5))
-    raw = builder.file([thumbnail(builder),
-                        builder.image(data_type, [5, 4, 3], stored_bytes(image, order))],
-                       thumbnails=[0])
-    (data, meta), = read_dm(write(tmp_path, raw))
+    raw = builder.file(
+        [thumbnail(builder), builder.image(data_type, [5, 4, 3], stored_bytes(image, order))],
+        thumbnails=[0],
+    )
+    ((data, meta),) = read_dm(write(tmp_path, raw))
     assert data.dtype == image.dtype.newbyteorder("=")
     assert data.dtype.isnative
     npt.assert_array_equal(data, image)
@@ -204,7 +264,7 @@ def test_bool_images_are_bool(tmp_path, version, order):
     builder = DMBuilder(version, order)
     stored = np.array([[0, 1, 2], [255, 0, 7]], dtype=np.uint8)
     raw = builder.file([builder.image(14, [3, 2], stored.tobytes())])
-    (data, _), = read_dm(write(tmp_path, raw))
+    ((data, _),) = read_dm(write(tmp_path, raw))
     assert data.dtype == bool
     npt.assert_array_equal(data, stored != 0)
 
@@ -214,7 +274,7 @@ def test_rgb_images_are_red_green_blue_bytes(tmp_path, rng, data_type):
     builder = DMBuilder()
     pixels = rng.integers(0, 256, size=(2, 3, 4, 4), dtype=np.uint8)  # z, y, x, bytes
     raw = builder.file([builder.image(data_type, [4, 3, 2], pixels.tobytes())])
-    (data, meta), = read_dm(write(tmp_path, raw))
+    ((data, meta),) = read_dm(write(tmp_path, raw))
     assert data.shape == (2, 3, 4, 3)
     assert data.dtype == np.uint8
     npt.assert_array_equal(data, pixels[..., :3])
@@ -235,9 +295,8 @@ def test_packed_complex_fft_comes_back_whole(tmp_path, rng, shape, data_type):
     real = rng.normal(size=shape)
     full = np.fft.fftshift(np.fft.fft2(real)).astype("c8" if data_type == 27 else "c16")
     builder = DMBuilder()
-    raw = builder.file([builder.image(data_type, [shape[1], shape[0]],
-                                      _packed(full).tobytes())])
-    (data, meta), = read_dm(write(tmp_path, raw))
+    raw = builder.file([builder.image(data_type, [shape[1], shape[0]], _packed(full).tobytes())])
+    ((data, meta),) = read_dm(write(tmp_path, raw))
     assert data.shape == shape
     assert data.dtype == full.dtype
     npt.assert_allclose(data, full, rtol=1e-5, atol=1e-4)
@@ -273,15 +332,33 @@ def test_unsupported_data_types_are_refused(tmp_path, data_type):
 def test_calibrations_per_axis_in_numpy_order(tmp_path):
     builder = DMBuilder(3)
     cal = [(2.5, 0.5, "nm"), (-4.0, 2.0, "µm"), (10.0, 0.25, "eV")]  # DM order: x, y, z
-    raw = builder.file([builder.image(2, [2, 3, 4], bytes(4 * 24), calibrations=cal,
-                                      brightness=(1.5, 3.0, "e-"), name="calibrated")])
-    (data, meta), = read_dm(write(tmp_path, raw, "f.dm3"))
+    raw = builder.file(
+        [
+            builder.image(
+                2,
+                [2, 3, 4],
+                bytes(4 * 24),
+                calibrations=cal,
+                brightness=(1.5, 3.0, "e-"),
+                name="calibrated",
+            )
+        ]
+    )
+    ((data, meta),) = read_dm(write(tmp_path, raw, "f.dm3"))
     assert data.shape == (4, 3, 2)
     z, y, x = meta["axes"]
     assert (z["name"], y["name"], x["name"]) == ("z", "y", "x")
     assert (z["size"], y["size"], x["size"]) == (4, 3, 2)
-    assert x == {"name": "x", "size": 2, "scale": 0.5, "origin": 2.5, "units": "nm",
-                 "offset": -1.25, "scale_angstrom": 5.0, "offset_angstrom": -12.5}
+    assert x == {
+        "name": "x",
+        "size": 2,
+        "scale": 0.5,
+        "origin": 2.5,
+        "units": "nm",
+        "offset": -1.25,
+        "scale_angstrom": 5.0,
+        "offset_angstrom": -12.5,
+    }
     assert y["scale_angstrom"] == pytest.approx(2e4)
     assert y["offset_angstrom"] == pytest.approx(8e4)
     assert z["units"] == "eV"
@@ -295,14 +372,27 @@ def test_calibrations_per_axis_in_numpy_order(tmp_path):
     assert meta["name"] == "calibrated"
 
 
-@pytest.mark.parametrize(("unit", "angstrom"), [
-    ("nm", 10.0), ("µm", 1e4), ("\u03bcm", 1e4), ("um", 1e4), ("pm", 0.01),
-    ("Å", 1.0), ("\u212b", 1.0), ("A", 1.0), ("1/nm", None), ("", None), ("s", None)])
+@pytest.mark.parametrize(
+    ("unit", "angstrom"),
+    [
+        ("nm", 10.0),
+        ("µm", 1e4),
+        ("\u03bcm", 1e4),
+        ("um", 1e4),
+        ("pm", 0.01),
+        ("Å", 1.0),
+        ("\u212b", 1.0),
+        ("A", 1.0),
+        ("1/nm", None),
+        ("", None),
+        ("s", None),
+    ],
+)
 def test_length_units_become_angstrom(tmp_path, unit, angstrom):
     builder = DMBuilder()
     raw = builder.file([builder.image(6, [2], bytes(2), calibrations=[(0.0, 2.0, unit)])])
-    (_, meta), = read_dm(write(tmp_path, raw))
-    axis, = meta["axes"]
+    ((_, meta),) = read_dm(write(tmp_path, raw))
+    (axis,) = meta["axes"]
     assert axis["units"] == unit
     assert axis["scale"] == 2.0
     if angstrom is None:
@@ -316,11 +406,22 @@ def test_length_units_become_angstrom(tmp_path, unit, angstrom):
 def test_missing_calibrations_default_to_pixels(tmp_path):
     builder = DMBuilder()
     data = builder.raw_tag("Data", [ARRAY, U8, 6], bytes(6))
-    image = builder.group("", [builder.group("ImageData", [
-        data, builder.scalar("DataType", I32, 6),
-        builder.group("Dimensions", [builder.scalar("", U32, 3), builder.scalar("", U32, 2)]),
-    ])])
-    (array, meta), = read_dm(write(tmp_path, builder.file([image])))
+    image = builder.group(
+        "",
+        [
+            builder.group(
+                "ImageData",
+                [
+                    data,
+                    builder.scalar("DataType", I32, 6),
+                    builder.group(
+                        "Dimensions", [builder.scalar("", U32, 3), builder.scalar("", U32, 2)]
+                    ),
+                ],
+            )
+        ],
+    )
+    ((array, meta),) = read_dm(write(tmp_path, builder.file([image])))
     assert array.shape == (2, 3)
     assert [(a["scale"], a["origin"], a["units"]) for a in meta["axes"]] == [(1.0, 0.0, "")] * 2
     assert meta["intensity"] == {"origin": 0.0, "scale": 1.0, "units": ""}
@@ -330,8 +431,9 @@ def test_missing_calibrations_default_to_pixels(tmp_path):
 def test_thumbnails_left_out_by_their_recorded_index(tmp_path):
     builder = DMBuilder()
     first = builder.image(6, [2, 2], bytes([1, 2, 3, 4]), name="first")
-    second = builder.image(10, [3], stored_bytes(np.array([5, 6, 7], np.uint16), "<"),
-                           name="second")
+    second = builder.image(
+        10, [3], stored_bytes(np.array([5, 6, 7], np.uint16), "<"), name="second"
+    )
     raw = builder.file([first, thumbnail(builder), second], thumbnails=[1])
     images = read_dm(write(tmp_path, raw))
     assert [meta["name"] for _, meta in images] == ["first", "second"]
@@ -358,23 +460,36 @@ def test_tag_tree_is_plain_python(tmp_path):
     builder = DMBuilder(3, ">")
     big = np.arange(5000, dtype=np.uint8)
     extra = [
-        builder.group("Values", [
-            builder.scalar("Int", I32, -7), builder.scalar("UInt64", U64, 2**63 + 5),
-            builder.scalar("Float", F64, 0.125), builder.scalar("Flag", BOOL, 1),
-            builder.scalar("Byte", I8, -3), builder.scalar("", I16, 4),
-            builder.scalar("", I16, 5), builder.scalar("Twice", U8, 1),
-            builder.scalar("Twice", U8, 2), builder.text("Text", "Åbc µm"),
-            builder.text("Empty", ""), builder.string("Bytes", b"latin \xe9"),
-            builder.array("Small", F32, [1.5, 2.5]), builder.array("Big", U8, big),
-            builder.struct("Pair", [(I16, 3), (F32, 0.5)]),
-            builder.struct_array("Table", [I16, I16, I16], [(1, 2, 3), (4, 5, 6)]),
-            builder.raw_tag("Nested", [ARRAY, ARRAY, I16, 3, 2], stored_bytes(
-                np.arange(6, dtype=np.int16), ">")),
-            builder.raw_tag("Strings", [ARRAY, STRING, 2, 2], b"abcd"),
-        ]),
+        builder.group(
+            "Values",
+            [
+                builder.scalar("Int", I32, -7),
+                builder.scalar("UInt64", U64, 2**63 + 5),
+                builder.scalar("Float", F64, 0.125),
+                builder.scalar("Flag", BOOL, 1),
+                builder.scalar("Byte", I8, -3),
+                builder.scalar("", I16, 4),
+                builder.scalar("", I16, 5),
+                builder.scalar("Twice", U8, 1),
+                builder.scalar("Twice", U8, 2),
+                builder.text("Text", "Åbc µm"),
+                builder.text("Empty", ""),
+                builder.string("Bytes", b"latin \xe9"),
+                builder.array("Small", F32, [1.5, 2.5]),
+                builder.array("Big", U8, big),
+                builder.struct("Pair", [(I16, 3), (F32, 0.5)]),
+                builder.struct_array("Table", [I16, I16, I16], [(1, 2, 3), (4, 5, 6)]),
+                builder.raw_tag(
+                    "Nested",
+                    [ARRAY, ARRAY, I16, 3, 2],
+                    stored_bytes(np.arange(6, dtype=np.int16), ">"),
+                ),
+                builder.raw_tag("Strings", [ARRAY, STRING, 2, 2], b"abcd"),
+            ],
+        ),
     ]
     raw = builder.file([builder.image(6, [1], b"\x00")], extra=extra)
-    (_, meta), = read_dm(write(tmp_path, raw, "f.dm3"))
+    ((_, meta),) = read_dm(write(tmp_path, raw, "f.dm3"))
     values = meta["tags"]["Values"]
     assert values["Int"] == -7
     assert values["UInt64"] == 2**63 + 5
@@ -411,21 +526,38 @@ def stack_file(tmp_path, rng):
     return write(tmp_path, raw), stack
 
 
-@pytest.mark.parametrize("key", [
-    0, -1, 5, np.int64(2), slice(None), slice(1, 4), slice(None, None, 2), slice(5, 0, -2),
-    slice(4, 2), (2, 3), (slice(1, 3), 0, slice(None, None, -1)), (Ellipsis, 1),
-    [0, 5, 2], (np.array([1, 1]), 2), (), (slice(None), Ellipsis), (3, Ellipsis, 2),
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        0,
+        -1,
+        5,
+        np.int64(2),
+        slice(None),
+        slice(1, 4),
+        slice(None, None, 2),
+        slice(5, 0, -2),
+        slice(4, 2),
+        (2, 3),
+        (slice(1, 3), 0, slice(None, None, -1)),
+        (Ellipsis, 1),
+        [0, 5, 2],
+        (np.array([1, 1]), 2),
+        (),
+        (slice(None), Ellipsis),
+        (3, Ellipsis, 2),
+    ],
+)
 def test_lazy_indexing_matches_numpy(stack_file, key):
     path, stack = stack_file
-    (lazy, _), = read_dm(path, lazy=True)
+    ((lazy, _),) = read_dm(path, lazy=True)
     assert isinstance(lazy, LazyDMArray)
     npt.assert_array_equal(lazy[key], stack[key])
 
 
 def test_lazy_array_protocol(stack_file):
     path, stack = stack_file
-    (lazy, _), = read_dm(path, lazy=True)
+    ((lazy, _),) = read_dm(path, lazy=True)
     assert lazy.shape == stack.shape
     assert lazy.dtype == stack.dtype
     assert lazy.ndim == 3
@@ -437,7 +569,7 @@ def test_lazy_array_protocol(stack_file):
     npt.assert_array_equal(np.asarray(lazy, dtype=np.float64), stack.astype(np.float64))
     with pytest.raises(IndexError):
         lazy[6]
-    (eager, _), = read_dm(path, lazy=False)
+    ((eager, _),) = read_dm(path, lazy=False)
     assert isinstance(eager, np.ndarray)
 
 
@@ -447,15 +579,18 @@ def test_lazy_special_types_match_eager(tmp_path, rng, kind):
     if kind == "rgb":
         image = builder.image(23, [3, 2, 2], rng.integers(0, 256, 48, dtype=np.uint8).tobytes())
     elif kind == "packed":
-        image = builder.image(27, [6, 4], _packed(np.fft.fftshift(np.fft.fft2(
-            rng.normal(size=(4, 6))))).astype(">c8").tobytes())
+        image = builder.image(
+            27,
+            [6, 4],
+            _packed(np.fft.fftshift(np.fft.fft2(rng.normal(size=(4, 6))))).astype(">c8").tobytes(),
+        )
     elif kind == "bool":
         image = builder.image(14, [2, 3, 2], rng.integers(0, 3, 12, dtype=np.uint8).tobytes())
     else:
         image = builder.image(7, [5], stored_bytes(np.arange(5, dtype=np.int32), ">"))
     path = write(tmp_path, builder.file([image]), "f.dm3")
-    (eager, _), = read_dm(path, lazy=False)
-    (lazy, _), = read_dm(path, lazy=True)
+    ((eager, _),) = read_dm(path, lazy=False)
+    ((lazy, _),) = read_dm(path, lazy=True)
     assert lazy.shape == eager.shape
     assert lazy.dtype == eager.dtype
     npt.assert_array_equal(np.asarray(lazy), eager)
@@ -469,8 +604,9 @@ def test_huge_movie_opens_without_reading_its_data(tmp_path):
     frames, side = 1024, 1024
     count = frames * side * side  # float32 values
     marker = b"\xab\xcd\xef\x01"
-    raw = builder.file([builder.image(2, [side, side, frames], marker, data_code=F32,
-                                      count=count)])
+    raw = builder.file(
+        [builder.image(2, [side, side, frames], marker, data_code=F32, count=count)]
+    )
     assert raw.count(marker) == 1
     at = raw.index(marker)
     path = tmp_path / "movie.dm3"
@@ -479,14 +615,13 @@ def test_huge_movie_opens_without_reading_its_data(tmp_path):
         handle.seek(at + 4 * count)
         handle.write(raw[at + len(marker) :])
     start = time.perf_counter()
-    (movie, meta), = read_dm(path)
+    ((movie, meta),) = read_dm(path)
     assert time.perf_counter() - start < 1.0
     assert isinstance(movie, LazyDMArray)
     assert movie.shape == (frames, side, side)
     assert movie.dtype == np.float32
     assert meta["shape"] == (frames, side, side)
-    assert meta["tags"]["ImageList"]["0"]["ImageData"]["Data"] == \
-        f"<array float32 ({count},)>"
+    assert meta["tags"]["ImageList"]["0"]["ImageData"]["Data"] == f"<array float32 ({count},)>"
     assert not movie[-1].any()
     dm4 = readDM4(path)
     assert dm4.f is None
@@ -495,7 +630,7 @@ def test_huge_movie_opens_without_reading_its_data(tmp_path):
 
 def test_lazy_read_of_a_file_truncated_after_opening(stack_file):
     path, _ = stack_file
-    (lazy, _), = read_dm(path, lazy=True)
+    ((lazy, _),) = read_dm(path, lazy=True)
     with open(path, "r+b") as handle:
         handle.truncate(lazy.layout.offset + 10)
     with pytest.raises(MRCZFormatError, match="past the end of the file"):
@@ -506,23 +641,55 @@ def test_lazy_read_of_a_file_truncated_after_opening(stack_file):
 
 
 @pytest.mark.parametrize(("version", "order"), FORMATS, ids=FORMAT_IDS)
-def test_readDM4_python_mrcz_interface(tmp_path, rng, version, order):
+def test_read_dm4_python_mrcz_interface(tmp_path, rng, version, order):
     builder = DMBuilder(version, order)
     stack = rng.normal(size=(2, 3, 4)).astype(np.float32)
-    tags = [builder.group("Microscope Info", [builder.scalar("Voltage", F32, 3e5),
-                                              builder.scalar("Cs(mm)", F32, 2.7),
-                                              builder.text("Mode", "TEM")]),
-            builder.group("Acquisition", [builder.group("Device", [
-                builder.group("CCD", [builder.struct("Pixel Size (um)", [(F32, 5.0),
-                                                                         (F32, 5.0)])]),
-                builder.group("Configuration", [builder.group("Transpose", [
-                    builder.scalar("Horizontal Flip", BOOL, 1),
-                    builder.scalar("Diagonal Flip", BOOL, 0)])])])]),
-            builder.group("Calibration", [builder.group("Dose Rate", [
-                builder.scalar("Calibration", F64, 1.25)])])]
-    image = builder.image(2, [4, 3, 2], stored_bytes(stack, order), image_tags=tags,
-                          calibrations=[(0.0, 0.5, "nm"), (1.0, 0.5, "nm"), (0.0, 2.0, "s")],
-                          brightness=(0.0, 1.0, "e-"))
+    tags = [
+        builder.group(
+            "Microscope Info",
+            [
+                builder.scalar("Voltage", F32, 3e5),
+                builder.scalar("Cs(mm)", F32, 2.7),
+                builder.text("Mode", "TEM"),
+            ],
+        ),
+        builder.group(
+            "Acquisition",
+            [
+                builder.group(
+                    "Device",
+                    [
+                        builder.group(
+                            "CCD", [builder.struct("Pixel Size (um)", [(F32, 5.0), (F32, 5.0)])]
+                        ),
+                        builder.group(
+                            "Configuration",
+                            [
+                                builder.group(
+                                    "Transpose",
+                                    [
+                                        builder.scalar("Horizontal Flip", BOOL, 1),
+                                        builder.scalar("Diagonal Flip", BOOL, 0),
+                                    ],
+                                )
+                            ],
+                        ),
+                    ],
+                )
+            ],
+        ),
+        builder.group(
+            "Calibration", [builder.group("Dose Rate", [builder.scalar("Calibration", F64, 1.25)])]
+        ),
+    ]
+    image = builder.image(
+        2,
+        [4, 3, 2],
+        stored_bytes(stack, order),
+        image_tags=tags,
+        calibrations=[(0.0, 0.5, "nm"), (1.0, 0.5, "nm"), (0.0, 2.0, "s")],
+        brightness=(0.0, 1.0, "e-"),
+    )
     path = write(tmp_path, builder.file([thumbnail(builder), image], thumbnails=[0]))
     with readDM4(path) as dm4:
         assert dm4.f is None
@@ -547,14 +714,14 @@ def test_readDM4_python_mrcz_interface(tmp_path, rng, version, order):
         assert dm4.tags["ImageList"]["1"]["Name"] == "image"
 
 
-def test_readDM4_keeps_one_dimensional_data_unflipped(tmp_path):
+def test_read_dm4_keeps_one_dimensional_data_unflipped(tmp_path):
     builder = DMBuilder()
     spectrum = np.arange(7, dtype=np.float32)
     path = write(tmp_path, builder.file([builder.image(2, [7], spectrum.tobytes())]))
     npt.assert_array_equal(readDM4(path).im[0].imageData, spectrum)
 
 
-def test_readDM4_reads_image_data_only_when_used(tmp_path, rng):
+def test_read_dm4_reads_image_data_only_when_used(tmp_path, rng):
     builder = DMBuilder()
     image = rng.normal(size=(3, 5)).astype(np.float32)
     path = write(tmp_path, builder.file([builder.image(2, [5, 3], image.tobytes())]))
@@ -580,17 +747,25 @@ def test_async_read_and_aliases(tmp_path, rng):
 
 
 def test_python_mrcz_method_names_walk_the_file(tmp_path):
-    """parseTagDir, parseTag, discardTag and retrieveTagData agree with each other."""
+    """parse_group, parse_tag and readDM4's discardTag and retrieveTagData agree."""
     builder = DMBuilder()
-    raw = builder.file([builder.image(6, [2], b"\x01\x02")], extra=[
-        builder.scalar("A", I32, 5), builder.struct("B", [(I16, 1), (F64, 2.0)]),
-        builder.text("C", "text"), builder.group("D", [builder.scalar("E", F32, 1.0)])])
+    raw = builder.file(
+        [builder.image(6, [2], b"\x01\x02")],
+        extra=[
+            builder.scalar("A", I32, 5),
+            builder.struct("B", [(I16, 1), (F64, 2.0)]),
+            builder.text("C", "text"),
+            builder.group("D", [builder.scalar("E", F32, 1.0)]),
+        ],
+    )
     seen = []
 
-    class Checking(DMTagParser):
-        def parseTag(self, parent=b"/"):
+    class Checking(readDM4):
+        """Checks each entry with python-mrcz's method names while the file is parsed."""
+
+        def parse_tag(self, parent=b"/"):
             start = self.f.tell()
-            name, value = super().parseTag(parent)
+            name, value = super().parse_tag(parent)
             end = self.f.tell()
             self.f.seek(start)
             self.discardTag()
@@ -604,12 +779,12 @@ def test_python_mrcz_method_names_walk_the_file(tmp_path):
             seen.append(name)
             return name, value
 
-        def parseTagDir(self, parent=b"/", depth=0):
-            name, group = super().parseTagDir(parent, depth)
+        def parse_group(self, parent=b"/", depth=0):
+            name, group = super().parse_group(parent, depth)
             seen.append(name)
             return name, group
 
-    tags = Checking(write(tmp_path, raw), verbose=True).parse_file()
+    tags = Checking(write(tmp_path, raw), verbose=True).tags
     assert seen == ["A", "B", "C", "D", "ImageList"]
     assert tags["B"] == (1, 2.0)
     assert tags["C"] == "text"
@@ -637,42 +812,106 @@ def _bad_files() -> dict[str, tuple[bytes, str]]:
         "version 5": (struct.pack(">iQi", 5, 0, 1) + bytes(20), "version field is 5"),
         "byte order 7": (struct.pack(">iQi", 4, 0, 7) + bytes(20), "byte-order field is 7"),
         "many root tags": (b4.wrap(b4.group_body([ok4], ntags=2**60)), "declares"),
-        "many tags dm3": (b3.wrap(b3.group_body([b3.group("G", [], ntags=2**31)])),
-                          "declares"),
+        "many tags dm3": (b3.wrap(b3.group_body([b3.group("G", [], ntags=2**31)])), "declares"),
         "tag kind 7": (b4.wrap(b4.group_body([b"\x07" + ok4[1:]])), "unknown tag kind 7"),
         "nested kind 0": (b4.file([b4.group("", [b"\x00" + ok4[1:]])]), "unknown tag kind 0"),
         "name past end": (b4.wrap(b4.group_body([b"\x15\xff\xffab"])), "past the end"),
-        "giant array": (b4.file([], extra=[b4.raw_tag("A", [ARRAY, U8, 2**62], b"")]),
-                        "past the end"),
-        "giant struct array": (b4.file([], extra=[b4.raw_tag(
-            "A", [ARRAY, STRUCT, 0, 1, 0, F64, 2**61], b"")]), "past the end"),
-        "giant string": (b4.file([], extra=[b4.raw_tag("S", [STRING, 2**40], b"")]),
-                         "past the end"),
-        "giant info": (b4.file([], extra=[b4.raw_tag("I", [I32], b"\0" * 4, ninfo=2**40)]),
-                       "info array"),
-        "giant fields": (b4.file([], extra=[b4.raw_tag("T", [STRUCT, 0, 2**40], b"")]),
-                         "fields"),
+        "giant array": (
+            b4.file([], extra=[b4.raw_tag("A", [ARRAY, U8, 2**62], b"")]),
+            "past the end",
+        ),
+        "giant struct array": (
+            b4.file([], extra=[b4.raw_tag("A", [ARRAY, STRUCT, 0, 1, 0, F64, 2**61], b"")]),
+            "past the end",
+        ),
+        "giant string": (
+            b4.file([], extra=[b4.raw_tag("S", [STRING, 2**40], b"")]),
+            "past the end",
+        ),
+        "giant info": (
+            b4.file([], extra=[b4.raw_tag("I", [I32], b"\0" * 4, ninfo=2**40)]),
+            "info array",
+        ),
+        "giant fields": (b4.file([], extra=[b4.raw_tag("T", [STRUCT, 0, 2**40], b"")]), "fields"),
         "short info": (b4.file([], extra=[b4.raw_tag("A", [ARRAY, U8], b"")]), "ends too early"),
-        "unknown type": (b4.file([], extra=[b4.raw_tag("U", [33], b"\0" * 8)]),
-                         "unknown type code 33"),
-        "no delimiter": (b4.file([], extra=[b4.raw_tag("A", [I32], b"\0" * 4).replace(
-            b"%%%%", b"%%%!")]), "delimiter"),
-        "wrong tag length": (b4.file([], extra=[b4.raw_tag("A", [I32], b"\0" * 4, length=30)]),
-                             "declares that it ends"),
-        "tag length past end": (b4.file([], extra=[b4.raw_tag("A", [I32], b"\0" * 4,
-                                                              length=2**62)]), "past the end"),
+        "unknown type": (
+            b4.file([], extra=[b4.raw_tag("U", [33], b"\0" * 8)]),
+            "unknown type code 33",
+        ),
+        "no delimiter": (
+            b4.file([], extra=[b4.raw_tag("A", [I32], b"\0" * 4).replace(b"%%%%", b"%%%!")]),
+            "delimiter",
+        ),
+        "wrong tag length": (
+            b4.file([], extra=[b4.raw_tag("A", [I32], b"\0" * 4, length=30)]),
+            "declares that it ends",
+        ),
+        "tag length past end": (
+            b4.file([], extra=[b4.raw_tag("A", [I32], b"\0" * 4, length=2**62)]),
+            "past the end",
+        ),
         "too deep": (b4.file([], extra=[deep]), f"deeper than {MAX_DEPTH}"),
         "dims mismatch": (b4.file([b4.image(10, [3, 3], bytes(12))]), "need 18 bytes"),
         "bad dims": (b4.file([b4.image(10, [], bytes(12))]), "Dimensions"),
-        "data not array": (b4.file([b4.group("", [b4.group("ImageData", [
-            b4.scalar("Data", I32, 1), b4.scalar("DataType", I32, 7),
-            b4.group("Dimensions", [b4.scalar("", U32, 1)])])])]), "not an array"),
-        "data type text": (b4.file([b4.group("", [b4.group("ImageData", [
-            b4.array("Data", U8, [1]), b4.text("DataType", "x"),
-            b4.group("Dimensions", [b4.scalar("", U32, 1)])])])]), "DataType is 'x'"),
-        "no data type, struct data": (b4.file([b4.group("", [b4.group("ImageData", [
-            b4.struct_array("Data", [I16, I16], [(1, 2)]),
-            b4.group("Dimensions", [b4.scalar("", U32, 1)])])])]), "DataType is None"),
+        "data not array": (
+            b4.file(
+                [
+                    b4.group(
+                        "",
+                        [
+                            b4.group(
+                                "ImageData",
+                                [
+                                    b4.scalar("Data", I32, 1),
+                                    b4.scalar("DataType", I32, 7),
+                                    b4.group("Dimensions", [b4.scalar("", U32, 1)]),
+                                ],
+                            )
+                        ],
+                    )
+                ]
+            ),
+            "not an array",
+        ),
+        "data type text": (
+            b4.file(
+                [
+                    b4.group(
+                        "",
+                        [
+                            b4.group(
+                                "ImageData",
+                                [
+                                    b4.array("Data", U8, [1]),
+                                    b4.text("DataType", "x"),
+                                    b4.group("Dimensions", [b4.scalar("", U32, 1)]),
+                                ],
+                            )
+                        ],
+                    )
+                ]
+            ),
+            "DataType is 'x'",
+        ),
+        "no data type, struct data": (
+            b4.file(
+                [
+                    b4.group(
+                        "",
+                        [
+                            b4.group(
+                                "ImageData",
+                                [
+                                    b4.struct_array("Data", [I16, I16], [(1, 2)]),
+                                    b4.group("Dimensions", [b4.scalar("", U32, 1)]),
+                                ],
+                            )
+                        ],
+                    )
+                ]
+            ),
+            "DataType is None",
+        ),
         "truncated": (_valid()[1][:200], "past the end"),
         "truncated dm3": (_valid(3)[1][:150], "past the end"),
     }
@@ -716,7 +955,7 @@ def test_nesting_up_to_the_cap_is_read(tmp_path):
     for _ in range(MAX_DEPTH - 1):
         deep = builder.group("g", [deep])
     raw = builder.file([builder.image(6, [1], b"\x05")], extra=[deep])
-    (data, meta), = read_dm(write(tmp_path, raw))
+    ((data, meta),) = read_dm(write(tmp_path, raw))
     node = meta["tags"]
     for _ in range(MAX_DEPTH - 1):
         node = node["g"]
@@ -742,21 +981,39 @@ def test_parser_closes_its_memory_map_on_errors(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- fuzz
 
-FUZZ = settings(derandomize=True, database=None, max_examples=200, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    derandomize=True,
+    database=None,
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _rich_file(version: int, order: str) -> bytes:
     builder = DMBuilder(version, order)
     rng = np.random.default_rng(3)
     stack = rng.normal(size=(2, 3, 4)).astype(np.float32)
-    extra = [builder.group("Tags", [builder.struct("S", [(I16, 1), (F64, 2.0)]),
-                                    builder.text("T", "µm"), builder.string("B", b"xy"),
-                                    builder.struct_array("A", [I16, U8], [(1, 2), (3, 4)])])]
-    return builder.file([thumbnail(builder),
-                         builder.image(2, [4, 3, 2], stored_bytes(stack, order)),
-                         builder.image(27, [4, 3], bytes(72))],
-                        thumbnails=[0], extra=extra)
+    extra = [
+        builder.group(
+            "Tags",
+            [
+                builder.struct("S", [(I16, 1), (F64, 2.0)]),
+                builder.text("T", "µm"),
+                builder.string("B", b"xy"),
+                builder.struct_array("A", [I16, U8], [(1, 2), (3, 4)]),
+            ],
+        )
+    ]
+    return builder.file(
+        [
+            thumbnail(builder),
+            builder.image(2, [4, 3, 2], stored_bytes(stack, order)),
+            builder.image(27, [4, 3], bytes(72)),
+        ],
+        thumbnails=[0],
+        extra=extra,
+    )
 
 
 SOURCES = {f"{v}{o}": _rich_file(v, o) for v, o in FORMATS}
@@ -771,8 +1028,10 @@ def read_or_refuse(path: pathlib.Path) -> None:
         array = np.asarray(data)
         assert array.shape == meta["shape"]
         lazy = read_dm(path, lazy=True)
-        assert all(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=a.dtype.kind in "fc")
-                   for (a, _), (b, _) in zip(images, lazy, strict=True))
+        assert all(
+            np.array_equal(np.asarray(a), np.asarray(b), equal_nan=a.dtype.kind in "fc")
+            for (a, _), (b, _) in zip(images, lazy, strict=True)
+        )
 
 
 @FUZZ
@@ -785,9 +1044,10 @@ def test_fuzz_truncated_synthetic_files(tmp_path_factory, source, cut):
 
 
 @FUZZ
-@given(source=st.sampled_from(sorted(SOURCES)),
-       flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1,
-                      max_size=4))
+@given(
+    source=st.sampled_from(sorted(SOURCES)),
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=4),
+)
 def test_fuzz_flipped_bytes_synthetic_files(tmp_path_factory, source, flips):
     raw = bytearray(SOURCES[source])
     for at, xor in flips:

@@ -80,9 +80,11 @@ def test_matches_rosettasciio(path):
         npt.assert_allclose([a["offset"] for a in meta["axes"]], [a["offset"] for a in axes])
         image = reference["original_metadata"]["ImageList"]["TagGroup0"]  # this image
         brightness = image["ImageData"]["Calibrations"]["Brightness"]
-        assert meta["intensity"] == {"origin": pytest.approx(brightness["Origin"]),
-                                     "scale": pytest.approx(brightness["Scale"]),
-                                     "units": brightness["Units"] or ""}
+        assert meta["intensity"] == {
+            "origin": pytest.approx(brightness["Origin"]),
+            "scale": pytest.approx(brightness["Scale"]),
+            "units": brightness["Units"] or "",
+        }
         assert meta["name"] == (image.get("Name") or "")
         assert meta["format"] == f"DM{path.suffix[-1]}"
 
@@ -96,7 +98,7 @@ def test_matches_ncempy_where_it_reads(path):
     npt.assert_array_equal(data, reference["data"])
     assert reference["data"].dtype == data.dtype
     # ncempy lists only the calibrations the file has (the stack builder's has two of three).
-    calibrated = meta["axes"][len(meta["axes"]) - len(reference["pixelSize"]):]
+    calibrated = meta["axes"][len(meta["axes"]) - len(reference["pixelSize"]) :]
     npt.assert_allclose(reference["pixelSize"], [a["scale"] for a in calibrated], rtol=1e-6)
     assert list(reference["pixelUnit"]) == [a["units"] for a in calibrated]
 
@@ -128,7 +130,7 @@ TEST_K_FILES = [path for path in DM_FILES if TEST_K.search(path.name)]
 def test_digitalmicrograph_written_ramps_read_exactly(path):
     """rosettasciio's test-<k> files hold 1, 2, ... cast to DM type k by DM itself."""
     ndim, asked = (int(group) for group in TEST_K.search(path.name).groups())
-    (data, meta), = read_dm(path)
+    ((data, meta),) = read_dm(path)
     stored = STORED_TYPE.get(asked, asked)
     assert meta["data_type"] == stored
     shape = (2,) * ndim
@@ -154,7 +156,7 @@ def _shared(kind: str, name: str) -> pathlib.Path:
 
 def test_packed_complex_fft_is_whole():
     path = _shared("dm4", "rsciio_2D_test_fft_packed_complex8.dm4")
-    (data, meta), = read_dm(path)
+    ((data, meta),) = read_dm(path)
     assert data.shape == (5, 5)
     assert meta["data_type_name"] == "COMPLEX8_PACKED"
     # The file is DM's FFT of a 5 x 5 ramp along x (its zero frequency is 50 = 5 * 10).
@@ -185,33 +187,33 @@ def test_multi_image_file_leaves_out_the_thumbnail():
 
 @pytest.mark.parametrize("suffix", ["dm3", "dm4"])
 def test_pixel_sizes_in_angstrom(suffix):
-    stack, = read_dm(_shared(suffix, f"openncem_dmTest_3D_int16_64_65_66.{suffix}"))
+    (stack,) = read_dm(_shared(suffix, f"openncem_dmTest_3D_int16_64_65_66.{suffix}"))
     data, meta = stack
     assert data.shape == (66, 65, 64)
     assert [a["units"] for a in meta["axes"]] == ["um", "nm", "pm"]
     assert meta["pixelsize"] == pytest.approx([4e4, 30.0, 0.02])
     assert meta["intensity"] == {"origin": 1.0, "scale": pytest.approx(1.1), "units": "e"}
-    (plane, plane_meta), = read_dm(
-        _shared(suffix, f"openncem_dmTest_float32_nonSquare_diffPixelSize.{suffix}"))
+    ((plane, plane_meta),) = read_dm(
+        _shared(suffix, f"openncem_dmTest_float32_nonSquare_diffPixelSize.{suffix}")
+    )
     assert plane.shape == (64, 128)
     assert [a["units"] for a in plane_meta["axes"]] == ["A", "nm"]
     assert plane_meta["pixelsize"] == pytest.approx([2.0, 10.0])
 
 
 def test_spectrum_image_axes():
-    (data, meta), = read_dm(_shared("dm3", "scifi_DMReader_SpectrumImage_SI-EELS.dm3"))
+    ((data, meta),) = read_dm(_shared("dm3", "scifi_DMReader_SpectrumImage_SI-EELS.dm3"))
     assert data.shape == (1024, 49, 6)
     energy = meta["axes"][0]
     assert energy["units"] == "eV"
     assert energy["scale"] == 0.5
     assert energy["scale_angstrom"] is None
     assert meta["units_napari"] == ["eV", "pixel", "pixel"]
-    assert meta["tags"]["ImageList"]["1"]["ImageTags"]["Meta Data"]["Format"] == \
-        "Spectrum image"
+    assert meta["tags"]["ImageList"]["1"]["ImageTags"]["Meta Data"]["Format"] == "Spectrum image"
 
 
 def test_tag_tree_strings_and_arrays():
-    (_, meta), = read_dm(_shared("dm4", "rsciio_2D_test_fft_packed_complex8.dm4"))
+    ((_, meta),) = read_dm(_shared("dm4", "rsciio_2D_test_fft_packed_complex8.dm4"))
     tags = meta["tags"]
     assert tags["LayoutType"] == "Unknown"
     assert tags["ImageList"]["1"]["Name"] == "FFT of untitled2"
@@ -225,10 +227,19 @@ def test_tag_tree_strings_and_arrays():
 # --------------------------------------------------------------------------- fuzz
 
 #: Small real files: DM3 and DM4, thumbnail plus ramp, stack, packed FFT, two images.
-FUZZ_NAMES = ("rsciio_2D_test-1.dm3", "rsciio_3D_test-2.dm4",
-              "rsciio_2D_test_fft_packed_complex8.dm4", "rsciio_3D_test-23.dm4")
-FUZZ = settings(derandomize=True, database=None, max_examples=120, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ_NAMES = (
+    "rsciio_2D_test-1.dm3",
+    "rsciio_3D_test-2.dm4",
+    "rsciio_2D_test_fft_packed_complex8.dm4",
+    "rsciio_3D_test-23.dm4",
+)
+FUZZ = settings(
+    derandomize=True,
+    database=None,
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @functools.cache
@@ -264,9 +275,12 @@ def test_fuzz_truncated_real_files(tmp_path_factory, name, fraction):
 
 
 @FUZZ
-@given(name=st.sampled_from(_fuzz_names()),
-       flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(1, 255), st.booleans()),
-                      min_size=1, max_size=3))
+@given(
+    name=st.sampled_from(_fuzz_names()),
+    flips=st.lists(
+        st.tuples(st.floats(0.0, 1.0), st.integers(1, 255), st.booleans()), min_size=1, max_size=3
+    ),
+)
 def test_fuzz_flipped_bytes_real_files(tmp_path_factory, name, flips):
     """Flips anywhere, or (more often useful) in the first 8 kB of tags or the tail."""
     if name not in fuzz_sources():

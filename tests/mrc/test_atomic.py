@@ -94,8 +94,9 @@ def test_source_error_mid_write_leaves_old_file(existing, data, compressor, fail
 def test_source_error_without_previous_file_leaves_nothing(tmp_path, data, compressor):
     target = tmp_path / "new.mrc"
     with pytest.raises(OSError, match="read error"):
-        napari_mrcz.writeMRC(FailingSource(data, 3, OSError("read error")), target,
-                             compressor=compressor)
+        napari_mrcz.writeMRC(
+            FailingSource(data, 3, OSError("read error")), target, compressor=compressor
+        )
     assert listing(tmp_path) == []
 
 
@@ -104,14 +105,16 @@ def test_source_error_without_previous_file_leaves_nothing(tmp_path, data, compr
 def test_keyboard_interrupt_leaves_no_debris(existing, data, compressor, fail_at):
     folder, target, old_bytes = existing
     with pytest.raises(KeyboardInterrupt):
-        napari_mrcz.writeMRC(FailingSource(data, fail_at, KeyboardInterrupt()), target,
-                             compressor=compressor)
+        napari_mrcz.writeMRC(
+            FailingSource(data, fail_at, KeyboardInterrupt()), target, compressor=compressor
+        )
     assert_untouched(folder, target, old_bytes)
     assert not write_threads()
 
 
-@pytest.mark.parametrize("meta", [{"bad": object()}, {"s": {1, 2}}, {"f": open}],
-                         ids=["object", "set", "function"])
+@pytest.mark.parametrize(
+    "meta", [{"bad": object()}, {"s": {1, 2}}, {"f": open}], ids=["object", "set", "function"]
+)
 def test_meta_json_cannot_serialise(existing, data, meta):
     folder, target, old_bytes = existing
     with pytest.raises(TypeError):
@@ -144,8 +147,11 @@ def test_unknown_codec(existing, data, compressor):
 
 
 def test_codec_missing_from_installed_blosc(existing, data):
-    missing = [name for name in napari_mrcz.COMPRESSOR_ENUM.values()
-               if name and name not in napari_mrcz.AVAILABLE_CODECS]
+    missing = [
+        name
+        for name in napari_mrcz.COMPRESSOR_ENUM.values()
+        if name and name not in napari_mrcz.AVAILABLE_CODECS
+    ]
     if not missing:
         pytest.skip("the installed blosc has every MRCZ codec")
     folder, target, old_bytes = existing
@@ -154,11 +160,15 @@ def test_codec_missing_from_installed_blosc(existing, data):
     assert_untouched(folder, target, old_bytes)
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"pixelsize": [1, 2, 3, 4]}, ValueError),
-    ({"pixelunits": "furlong"}, ValueError),
-    ({"dtype": "uint4", "compressor": "zstd"}, TypeError),
-], ids=["pixelsize", "units", "uint4-compressed"])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"pixelsize": [1, 2, 3, 4]}, ValueError),
+        ({"pixelunits": "furlong"}, ValueError),
+        ({"dtype": "uint4", "compressor": "zstd"}, TypeError),
+    ],
+    ids=["pixelsize", "units", "uint4-compressed"],
+)
 def test_argument_errors(existing, data, kwargs, error):
     folder, target, old_bytes = existing
     with pytest.raises(error):
@@ -271,11 +281,16 @@ def test_disk_full_leaves_old_file(existing, tmp_path, compressor, room):
     probe.unlink()
     limit = 20000 if room == "early" else full_size - 10
     assert len(old_bytes) < limit
-    result = subprocess.run([sys.executable, "-c", DISK_FULL, str(target), compressor,
-                             str(limit)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", DISK_FULL, str(target), compressor, str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[0] == "OSError", (
-        f"writeMRC reported success with only {limit} of {full_size} bytes writable")
+        f"writeMRC reported success with only {limit} of {full_size} bytes writable"
+    )
     assert result.stdout.split() == ["OSError", str(errno.EFBIG)], result.stdout
     assert_untouched(folder, target, old_bytes)
 
@@ -311,7 +326,7 @@ def test_new_file_gets_umask_permissions(tmp_path, data):
 
 def frame_bytes(raw: bytes, data_offset: int, frame_nbytes: int, index: int) -> bytes:
     start = data_offset + index * frame_nbytes
-    return raw[start:start + frame_nbytes]
+    return raw[start : start + frame_nbytes]
 
 
 @pytest.mark.parametrize(("idx", "count"), [(0, 1), (2, 2), (4, 2), (5, 1), (-2, 1), (-1, 1)])
@@ -328,14 +343,15 @@ def test_idx_overwrite_touches_only_written_frames(tmp_path, data, rng, idx, cou
     start = idx % nz
     assert len(after) == len(before)
     # The extended header is untouched; frames outside [start, start + count) too.
-    assert after[HEADER_SIZE:layout.data_offset] == before[HEADER_SIZE:layout.data_offset]
+    assert after[HEADER_SIZE : layout.data_offset] == before[HEADER_SIZE : layout.data_offset]
     for index in range(nz):
         if start <= index < start + count:
             continue
-        assert frame_bytes(after, layout.data_offset, frame_nbytes, index) == \
-            frame_bytes(before, layout.data_offset, frame_nbytes, index), f"frame {index}"
+        assert frame_bytes(after, layout.data_offset, frame_nbytes, index) == frame_bytes(
+            before, layout.data_offset, frame_nbytes, index
+        ), f"frame {index}"
     expected = data.copy()
-    expected[start:start + count] = new
+    expected[start : start + count] = new
     image, _ = napari_mrcz.readMRC(target)
     np.testing.assert_array_equal(image, expected)
 
@@ -348,7 +364,7 @@ def test_idx_append_plain(tmp_path, data, rng, endian):
     new = rng.integers(-500, 500, size=(3, *SHAPE[1:])).astype(np.int16)
     napari_mrcz.writeMRC(new, target, idx=SHAPE[0])
     after = target.read_bytes()
-    assert after[HEADER_SIZE:len(before)] == before[HEADER_SIZE:]
+    assert after[HEADER_SIZE : len(before)] == before[HEADER_SIZE:]
     image, meta = napari_mrcz.readMRC(target)
     np.testing.assert_array_equal(image, np.concatenate([data, new]))
     assert meta["dimensions"][0] == SHAPE[0] + 3
@@ -365,7 +381,7 @@ def test_idx_append_compressed(tmp_path, data, rng, compressor):
         napari_mrcz.writeMRC(new, target, idx=expected.shape[0])
         after = target.read_bytes()
         # Every byte after the header (JSON and all existing chunks) is unchanged.
-        assert after[HEADER_SIZE:len(before)] == before[HEADER_SIZE:]
+        assert after[HEADER_SIZE : len(before)] == before[HEADER_SIZE:]
         expected = np.concatenate([expected, new])
         image, meta = napari_mrcz.readMRC(target)
         np.testing.assert_array_equal(image, expected)
@@ -403,10 +419,9 @@ def test_failed_append_keeps_existing_frames(tmp_path, data, rng, compressor):
     before = target.read_bytes()
     new = rng.integers(-500, 500, size=(3, *SHAPE[1:])).astype(np.int16)
     with pytest.raises(RuntimeError, match="lost"):
-        napari_mrcz.writeMRC(FailingSource(new, 1, RuntimeError("lost")), target,
-                             idx=SHAPE[0])
+        napari_mrcz.writeMRC(FailingSource(new, 1, RuntimeError("lost")), target, idx=SHAPE[0])
     after = target.read_bytes()
-    assert after[:len(before)] == before
+    assert after[: len(before)] == before
     image, _ = napari_mrcz.readMRC(target)
     np.testing.assert_array_equal(image, data)
     assert not write_threads()
@@ -418,20 +433,40 @@ def test_failed_append_keeps_existing_frames(tmp_path, data, rng, compressor):
 def concurrency_jobs(rng) -> list[tuple[str, np.ndarray, dict]]:
     """(name, array, writeMRC keywords): compressed and plain, tiny to a few MB."""
     jobs = []
-    shapes = [(1, 1, 1), (3, 1, 7), (2, 3, 2), (5, 8, 8), (4, 64, 64), (2, 1, 4000),
-              (3, 256, 256), (6, 33, 17), (1, 512, 300)]
-    dtypes = [np.int16, np.float32, np.uint16, np.int8, np.float32, np.int32, np.float32,
-              np.uint16, np.complex64]
+    shapes = [
+        (1, 1, 1),
+        (3, 1, 7),
+        (2, 3, 2),
+        (5, 8, 8),
+        (4, 64, 64),
+        (2, 1, 4000),
+        (3, 256, 256),
+        (6, 33, 17),
+        (1, 512, 300),
+    ]
+    dtypes = [
+        np.int16,
+        np.float32,
+        np.uint16,
+        np.int8,
+        np.float32,
+        np.int32,
+        np.float32,
+        np.uint16,
+        np.complex64,
+    ]
     codecs = ["zstd", "lz4", "zstd", "lz4", "zstd", "lz4", "zstd", None, "lz4"]
     for number, (shape, dtype, codec) in enumerate(zip(shapes, dtypes, codecs, strict=True)):
         values = rng.normal(scale=50, size=shape)
         if np.dtype(dtype).kind == "c":
             values = values + 1j * rng.normal(size=shape)
-        array = values.astype(dtype) if np.dtype(dtype).kind in "fc" else \
-            np.abs(values).astype(dtype)
+        array = (
+            values.astype(dtype) if np.dtype(dtype).kind in "fc" else np.abs(values).astype(dtype)
+        )
         for clevel in (1, 5):
-            jobs.append((f"job{number}-c{clevel}.mrcz", array,
-                         {"compressor": codec, "clevel": clevel}))
+            jobs.append(
+                (f"job{number}-c{clevel}.mrcz", array, {"compressor": codec, "clevel": clevel})
+            )
     return jobs
 
 
@@ -447,8 +482,10 @@ def run_concurrently(jobs, folder: pathlib.Path, extra: dict) -> None:
     with ThreadPoolExecutor(max_workers=len(jobs) // 2 + 1) as pool:
         threaded = [pool.submit(on_thread, *job) for job in jobs[1::2]]
         barrier.wait()
-        futures = [napari_mrcz.asyncWriteMRC(array, folder / name, **kwargs, **extra)
-                   for name, array, kwargs in jobs[0::2]]
+        futures = [
+            napari_mrcz.asyncWriteMRC(array, folder / name, **kwargs, **extra)
+            for name, array, kwargs in jobs[0::2]
+        ]
         for future in [*threaded, *futures]:
             assert future.result(timeout=120) is None
 
@@ -488,8 +525,9 @@ def test_concurrent_saves_match_sequential(tmp_path, rng):
     for name, array, _ in jobs:
         image, _ = napari_mrcz.readMRC(folder / name)
         np.testing.assert_array_equal(np.asarray(image).reshape(array.shape), array)
-    differing = [name for name, _, _ in jobs
-                 if (folder / name).read_bytes() != (serial / name).read_bytes()]
+    differing = [
+        name for name, _, _ in jobs if (folder / name).read_bytes() != (serial / name).read_bytes()
+    ]
     assert not differing, f"bytes differ from the sequential save: {differing}"
 
 
@@ -508,4 +546,5 @@ def test_same_save_twice_gives_same_bytes(tmp_path, rng):
             results[target.name] = target.read_bytes()
     distinct = set(results.values())
     assert len(distinct) == 1, (
-        f"{len(distinct)} different files from {len(results)} identical saves")
+        f"{len(distinct)} different files from {len(results)} identical saves"
+    )

@@ -19,8 +19,7 @@ import pytest
 import napari_mrcz
 
 #: dtypes MRC2014 (and so mrcfile) defines, and the mode each is stored as.
-MRC2014_DTYPES = {"int8": 0, "int16": 1, "float32": 2, "complex64": 4, "uint16": 6,
-                  "float16": 12}
+MRC2014_DTYPES = {"int8": 0, "int16": 1, "float32": 2, "complex64": 4, "uint16": 6, "float16": 12}
 #: dtypes we write through a cast, and what mrcfile then reads.
 CAST_DTYPES = {"uint8": "uint16", "float64": "float32"}
 #: python-mrcz's modes outside MRC2014, which mrcfile rejects.
@@ -70,8 +69,9 @@ ONLY_JSON_PROBLEM = (False, ["Extended header type is undefined or unrecognised:
 def test_our_plain_files_are_valid_mrc2014(tmp_path, rng, dtype, shape, endian):
     """Every uncompressed file we write without meta passes mrcfile.validate silently."""
     path = tmp_path / "ours.mrc"
-    napari_mrcz.writeMRC(make_data(rng, dtype, shape), path, endian=endian,
-                         pixelsize=PIXELSIZE_ZYX)
+    napari_mrcz.writeMRC(
+        make_data(rng, dtype, shape), path, endian=endian, pixelsize=PIXELSIZE_ZYX
+    )
     assert validate(path) == VALID
 
 
@@ -99,8 +99,11 @@ def test_our_files_with_meta_only_break_exttyp(tmp_path, rng, kind, endian):
     napari_mrcz.writeMRC(image, path, meta=meta, endian=endian, pixelsize=PIXELSIZE_ZYX)
     assert validate(path) == ONLY_JSON_PROBLEM
 
-    expected = image if kind == "volume" else np.concatenate(
-        [frame.reshape(-1, *frame.shape[-2:]) for frame in image])
+    expected = (
+        image
+        if kind == "volume"
+        else np.concatenate([frame.reshape(-1, *frame.shape[-2:]) for frame in image])
+    )
     with mrcfile.open(str(path)) as mrc:
         np.testing.assert_array_equal(mrc.data, expected)
         assert bytes(mrc.header.exttyp) == b"json"
@@ -130,20 +133,26 @@ def test_mrcfile_reads_our_data(tmp_path, rng, dtype, shape, endian):
 
 
 @pytest.mark.parametrize("pixelunits", ["\\AA", "nm"])
-@pytest.mark.parametrize(("pixelsize", "expected_xyz"), [
-    ((3.0, 2.0, 1.5), (1.5, 2.0, 3.0)),
-    (1.75, (1.75, 1.75, 1.75)),
-], ids=["zyx", "scalar"])
+@pytest.mark.parametrize(
+    ("pixelsize", "expected_xyz"),
+    [
+        ((3.0, 2.0, 1.5), (1.5, 2.0, 3.0)),
+        (1.75, (1.75, 1.75, 1.75)),
+    ],
+    ids=["zyx", "scalar"],
+)
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_mrcfile_voxel_size_is_our_pixel_size(tmp_path, rng, shape, pixelsize, expected_xyz,
-                                              pixelunits):
+def test_mrcfile_voxel_size_is_our_pixel_size(
+    tmp_path, rng, shape, pixelsize, expected_xyz, pixelunits
+):
     """mrcfile's voxel_size (x, y, z, Å) of our plain files is the pixelsize we wrote (z, y, x).
 
     python-mrcz's own files show an infinite voxel size in mrcfile (it writes M = 0).
     """
     path = tmp_path / "ours.mrc"
-    napari_mrcz.writeMRC(make_data(rng, "float32", shape), path, pixelsize=pixelsize,
-                         pixelunits=pixelunits)
+    napari_mrcz.writeMRC(
+        make_data(rng, "float32", shape), path, pixelsize=pixelsize, pixelunits=pixelunits
+    )
     scale = 10.0 if pixelunits == "nm" else 1.0
     with mrcfile.open(str(path)) as mrc:
         voxel = np.array(mrc.voxel_size.tolist())
@@ -153,8 +162,9 @@ def test_mrcfile_voxel_size_is_our_pixel_size(tmp_path, rng, shape, pixelsize, e
     np.testing.assert_allclose(meta["pixelsize"], np.array(expected_xyz)[::-1], rtol=1e-6)
 
     theirs = tmp_path / "theirs.mrc"
-    mrcz.writeMRC(make_data(rng, "float32", shape), str(theirs), pixelsize=pixelsize,
-                  pixelunits=pixelunits)
+    mrcz.writeMRC(
+        make_data(rng, "float32", shape), str(theirs), pixelsize=pixelsize, pixelunits=pixelunits
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # mrcfile divides by M = 0
         with mrcfile.open(str(theirs), permissive=True) as mrc:
@@ -211,7 +221,8 @@ def test_we_read_mrcfile_files(tmp_path, rng, dtype, kind, byteorder):
     np.testing.assert_array_equal(ours, data)
     assert meta["MRCtype"] == MRC2014_DTYPES[dtype]
     assert meta["mrcHeader"]["byteorder"] == (
-        "big" if byteorder == ">" and data.dtype.itemsize > 1 else "little")
+        "big" if byteorder == ">" and data.dtype.itemsize > 1 else "little"
+    )
     np.testing.assert_allclose(meta["pixelsize"], (3.0, 2.0, 1.5), rtol=1e-6)
     assert meta["mrcHeader"]["origin"] == [10.0, -20.0, 30.5]
     assert meta["maxImage"] == float(header.dmax)

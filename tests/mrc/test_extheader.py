@@ -24,9 +24,22 @@ from tests.helpers import SHARED_DATA
 HAADF = None if SHARED_DATA is None else SHARED_DATA / "mrc" / "rsciio_HAADFscan.mrc"
 
 #: Fields compared with mrcfile: every kind of value (int, text, float, bool, bitmask).
-COMPARED = ["Metadata size", "Metadata version", "Bitmask 1", "Timestamp", "Microscope type",
-            "Application", "HT", "Pixel size X", "Pixel size Y", "EFTEM On", "Camera name",
-            "Dwell time", "Bitmask 4", "Alpha tilt max"]
+COMPARED = [
+    "Metadata size",
+    "Metadata version",
+    "Bitmask 1",
+    "Timestamp",
+    "Microscope type",
+    "Application",
+    "HT",
+    "Pixel size X",
+    "Pixel size Y",
+    "EFTEM On",
+    "Camera name",
+    "Dwell time",
+    "Bitmask 4",
+    "Alpha tilt max",
+]
 FEI2_ONLY = ["Scan rotation", "Acquisition time stamp", "Objective aperture name"]
 
 
@@ -131,7 +144,8 @@ def test_velox_padded_records():
         record["Objective aperture name"] = b"None"
         raw[index * stride : index * stride + table.itemsize] = record.tobytes()
         raw[index * stride + table.itemsize : (index + 1) * stride] = b"\xff" * (
-            stride - table.itemsize)
+            stride - table.itemsize
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         parsed = parse_extended_header("FEI2", bytes(raw), 3, "velox.mrc")
@@ -152,13 +166,16 @@ def test_short_record_keeps_the_fields_that_fit():
     assert "Alpha tilt max" in parsed["records"][0]
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    (b"", "cannot hold a record"),
-    (b"\x00" * 6, "cannot hold a record"),
-    (struct.pack("<ii", 0, 2) + bytes(900), "Metadata size"),
-    (struct.pack("<ii", -888, 2) + bytes(900), "Metadata size"),
-    (struct.pack("<ii", 888, 2) + bytes(500), "Metadata size"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"", "cannot hold a record"),
+        (b"\x00" * 6, "cannot hold a record"),
+        (struct.pack("<ii", 0, 2) + bytes(900), "Metadata size"),
+        (struct.pack("<ii", -888, 2) + bytes(900), "Metadata size"),
+        (struct.pack("<ii", 888, 2) + bytes(500), "Metadata size"),
+    ],
+)
 def test_damaged_fei_header_warns(raw, message):
     with pytest.warns(UserWarning, match=r"bad\.mrc: damaged FEI2 extended header"):
         parsed = parse_extended_header("FEI2", raw, 1, "bad.mrc")
@@ -248,9 +265,20 @@ def test_real_velox_fei2_file():
     assert "error" not in parsed
     assert len(parsed["records"]) == 1
     record = parsed["records"][0]
-    for name in ["Metadata size", "Metadata version", "Microscope type", "Application", "HT",
-                 "Pixel size X", "Pixel size Y", "Camera name", "Dwell time", "Timestamp",
-                 "Scan rotation", "Detector commercial name"]:
+    for name in [
+        "Metadata size",
+        "Metadata version",
+        "Microscope type",
+        "Application",
+        "HT",
+        "Pixel size X",
+        "Pixel size Y",
+        "Camera name",
+        "Dwell time",
+        "Timestamp",
+        "Scan rotation",
+        "Detector commercial name",
+    ]:
         assert record[name] == plain(reference[0][name]), name
     assert record["Microscope type"] == "Spectra"
     assert record["HT"] == 300000.0

@@ -51,8 +51,9 @@ def test_imod_signed_bytes(volume):
     np.testing.assert_array_equal(image, data)
 
 
-@pytest.mark.parametrize("stamp", [b"\0\0\0\0", b"\x44\x00\x00\x00", b"\x44\x20\x20\x20",
-                                   b"\x00\x00\x44\x44"])
+@pytest.mark.parametrize(
+    "stamp", [b"\0\0\0\0", b"\x44\x00\x00\x00", b"\x44\x20\x20\x20", b"\x00\x00\x44\x44"]
+)
 def test_odd_machine_stamps_little_endian(volume, stamp):
     """Stamps seen in the field: the header's sanity decides the byte order."""
     path, data = volume

@@ -44,8 +44,9 @@ def _make_data(rng: np.random.Generator, shape: tuple[int, ...], dtype: str | No
 
 
 def _write(path, data, compressor=None, endian="le", dtype=None) -> str:
-    napari_mrcz.writeMRC(data, str(path), compressor=compressor, endian=endian, dtype=dtype,
-                         n_threads=1)
+    napari_mrcz.writeMRC(
+        data, str(path), compressor=compressor, endian=endian, dtype=dtype, n_threads=1
+    )
     return str(path)
 
 
@@ -150,30 +151,72 @@ def test_open_lazy_and_lazymrc_agree(tmp_path, rng):
 NZ = SHAPE_3D[0]
 KEYS_3D = [
     # integers, negative ones and numpy integers
-    0, 3, NZ - 1, -1, -NZ, np.int64(2), np.intp(-3),
+    0,
+    3,
+    NZ - 1,
+    -1,
+    -NZ,
+    np.int64(2),
+    np.intp(-3),
     # slices, with steps, negative steps, clipping and empty results
-    slice(None), slice(2, 5), slice(None, None, 2), slice(1, None, 3),
-    slice(None, None, -1), slice(5, 1, -2), slice(-2, None, -3), slice(0, 100),
-    slice(-100, 2), slice(3, 3), slice(5, 2), slice(2, 5, -1), slice(None, None, 100),
+    slice(None),
+    slice(2, 5),
+    slice(None, None, 2),
+    slice(1, None, 3),
+    slice(None, None, -1),
+    slice(5, 1, -2),
+    slice(-2, None, -3),
+    slice(0, 100),
+    slice(-100, 2),
+    slice(3, 3),
+    slice(5, 2),
+    slice(2, 5, -1),
+    slice(None, None, 100),
     # lists and arrays of indices (repeats, any order, negative, empty)
-    [0, 2, 4], [6, 0, 3], [-1, 0], [2, 2, 2], np.array([5, 1]), np.array([], dtype=np.intp),
+    [0, 2, 4],
+    [6, 0, 3],
+    [-1, 0],
+    [2, 2, 2],
+    np.array([5, 1]),
+    np.array([], dtype=np.intp),
     # boolean masks on z
-    np.arange(NZ) % 2 == 0, np.zeros(NZ, dtype=bool), np.ones(NZ, dtype=bool),
+    np.arange(NZ) % 2 == 0,
+    np.zeros(NZ, dtype=bool),
+    np.ones(NZ, dtype=bool),
     [True, False, True, False, False, False, True],
     # Ellipsis
-    Ellipsis, (Ellipsis, 2), (2, Ellipsis), (Ellipsis, slice(1, 4), 2), (1, Ellipsis, 3),
-    (slice(None, None, 2), Ellipsis), (Ellipsis, slice(None, None, -1)),
+    Ellipsis,
+    (Ellipsis, 2),
+    (2, Ellipsis),
+    (Ellipsis, slice(1, 4), 2),
+    (1, Ellipsis, 3),
+    (slice(None, None, 2), Ellipsis),
+    (Ellipsis, slice(None, None, -1)),
     # tuples mixing ints and slices on y and x
-    (2, 3), (2, slice(1, 4)), (-1, -1, -1), (0, 0, 0), (slice(None), 3),
-    (slice(None), slice(None), 2), (slice(1, 6, 2), slice(None, None, -1), slice(1, 5)),
-    (2, slice(None, None, -1), 0), (slice(2, 5), 1, slice(None)), (-2, slice(4, 1, -1), -1),
-    (slice(3, 3), slice(1, 4)), (slice(None), slice(2, 2)),
+    (2, 3),
+    (2, slice(1, 4)),
+    (-1, -1, -1),
+    (0, 0, 0),
+    (slice(None), 3),
+    (slice(None), slice(None), 2),
+    (slice(1, 6, 2), slice(None, None, -1), slice(1, 5)),
+    (2, slice(None, None, -1), 0),
+    (slice(2, 5), 1, slice(None)),
+    (-2, slice(4, 1, -1), -1),
+    (slice(3, 3), slice(1, 4)),
+    (slice(None), slice(2, 2)),
     # an index array on z with ints or slices on y/x
-    ([0, 3], slice(1, 3)), ([0, 3], 1), ([0, 3], slice(None), 2),
-    (np.arange(NZ) % 3 == 0, slice(None, 2)), ([5, 1], -1, slice(None, None, -2)),
+    ([0, 3], slice(1, 3)),
+    ([0, 3], 1),
+    ([0, 3], slice(None), 2),
+    (np.arange(NZ) % 3 == 0, slice(None, 2)),
+    ([5, 1], -1, slice(None, None, -2)),
     # index arrays on y/x only
-    (slice(None), [1, 3]), (slice(1, 3), slice(None), [0, 5]), (3, [1, 2], [3, 4]),
-    (slice(None), [1, 2], [3, 4]), (2, np.arange(5) > 2),
+    (slice(None), [1, 3]),
+    (slice(1, 3), slice(None), [0, 5]),
+    (3, [1, 2], [3, 4]),
+    (slice(None), [1, 2], [3, 4]),
+    (2, np.arange(5) > 2),
 ]
 
 
@@ -196,8 +239,11 @@ def test_single_slice_selections_as_napari_asks(opened):
         assert_same(lazy[k], data[k])
 
 
-@pytest.mark.parametrize("bad", [NZ, -NZ - 1, (0, 0, 0, 0), (NZ, 0)],
-                         ids=["past-end", "before-start", "too-many", "tuple-past-end"])
+@pytest.mark.parametrize(
+    "bad",
+    [NZ, -NZ - 1, (0, 0, 0, 0), (NZ, 0)],
+    ids=["past-end", "before-start", "too-many", "tuple-past-end"],
+)
 def test_out_of_range_raises_indexerror(opened, bad):
     lazy, data = opened
     with pytest.raises(IndexError):
@@ -213,9 +259,22 @@ def test_newaxis_matches_numpy(opened):
 
 
 KEYS_2D = [
-    0, -1, 4, slice(1, 4), slice(None, None, -2), slice(3, 3), (1, 2), (-1, -1),
-    (slice(None), 3), (slice(None), slice(None, None, -1)), Ellipsis, (Ellipsis, 1),
-    (1, Ellipsis), [0, 2, 2], [True, False, False, True, True], np.arange(5) % 2 == 1,
+    0,
+    -1,
+    4,
+    slice(1, 4),
+    slice(None, None, -2),
+    slice(3, 3),
+    (1, 2),
+    (-1, -1),
+    (slice(None), 3),
+    (slice(None), slice(None, None, -1)),
+    Ellipsis,
+    (Ellipsis, 1),
+    (1, Ellipsis),
+    [0, 2, 2],
+    [True, False, False, True, True],
+    np.arange(5) % 2 == 1,
     (slice(1, 3), [0, 4]),
 ]
 
@@ -315,8 +374,7 @@ def test_opening_decompresses_nothing(tmp_path, rng, decompressions, compressor,
 
 
 @pytest.mark.parametrize("compressor", COMPRESSED)
-def test_reading_a_slice_decompresses_only_its_chunk(tmp_path, rng, decompressions,
-                                                     compressor):
+def test_reading_a_slice_decompresses_only_its_chunk(tmp_path, rng, decompressions, compressor):
     data = _make_data(rng, SHAPE_3D, None)
     path = _write(tmp_path / "a.mrcz", data, compressor)
     with open_lazy(path) as lazy:
@@ -406,8 +464,7 @@ def test_dask_from_array(tmp_path, rng, decompressions, compressor):
         assert_same(per_slice[3].compute(), data[3])
         assert decompressions.count == (1 if compressor else 0)
         assert_same(per_slice.compute(scheduler="threads"), data)
-        assert_same(per_slice[::-1, 1:4, ::2].compute(scheduler="threads"),
-                    data[::-1, 1:4, ::2])
+        assert_same(per_slice[::-1, 1:4, ::2].compute(scheduler="threads"), data[::-1, 1:4, ::2])
         whole = da.from_array(lazy)
         assert_same(whole.compute(), data)
         np.testing.assert_allclose(float(whole.sum().compute()), float(data.sum()), rtol=1e-5)

@@ -49,8 +49,11 @@ def mrcfile_reading(path):
     """(data, voxel size x/y/z as float64, header) from mrcfile, permissive."""
     with quiet(), mrcfile.open(path, permissive=True) as mrc:
         voxel = mrc.voxel_size
-        return (np.array(mrc.data), np.array([voxel.x, voxel.y, voxel.z], dtype=np.float64),
-                mrc.header.copy())
+        return (
+            np.array(mrc.data),
+            np.array([voxel.x, voxel.y, voxel.z], dtype=np.float64),
+            mrc.header.copy(),
+        )
 
 
 def data_order_voxel(voxel_xyz: np.ndarray, mapcrs) -> np.ndarray:
@@ -81,7 +84,8 @@ def test_real_files_are_the_published_ones():
 REFERENCE_ROW = re.compile(
     r"^\| mrc \| (?P<name>[^|]+?) \|.*mrcfile: \((?P<shape>[\d, ]+)\) (?P<dtype>\w+), "
     r"voxel \[(?P<voxel>[^\]]+)\] A, mode (?P<mode>\d+), mapcrs \[(?P<mapcrs>[\d, ]+)\], "
-    r"exttyp '(?P<exttyp>[^']*)', nsymbt (?P<nsymbt>\d+)")
+    r"exttyp '(?P<exttyp>[^']*)', nsymbt (?P<nsymbt>\d+)"
+)
 
 
 def provenance_rows() -> dict[str, dict]:
@@ -189,10 +193,15 @@ def test_pixelsize_matches_mrcfile(path, references):
         np.testing.assert_allclose(meta["pixelsize"], voxel[::-1], rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", [
-    by_name("cryodrgn_empiar_10076_7.mrc"), by_name("rsciio_20241021_00405_movie.mrc"),
-    by_name("rsciio_ROI_Random_Scan_movie.mrc"), by_name("rsciio_HAADFscan.mrc"),
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        by_name("cryodrgn_empiar_10076_7.mrc"),
+        by_name("rsciio_20241021_00405_movie.mrc"),
+        by_name("rsciio_ROI_Random_Scan_movie.mrc"),
+        by_name("rsciio_HAADFscan.mrc"),
+    ],
+)
 def test_non_positive_cell_is_reported_as_stored(name, shared_data):
     expected = {
         "cryodrgn_empiar_10076_7.mrc": [0.0, 0.0, 0.0],

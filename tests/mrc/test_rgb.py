@@ -74,8 +74,18 @@ def test_lazy_rgb(rgb_path, rgb):
         assert lazy.dtype == np.uint8
         assert lazy.ndim == 4
         assert lazy.nbytes == rgb.nbytes
-        for key in [1, -1, slice(1, 3), slice(None, None, 2), [3, 0, 3], (2, 4), (0, 1, 2),
-                    (Ellipsis, 1), (slice(None), 0, slice(None), 2), np.int64(3)]:
+        for key in [
+            1,
+            -1,
+            slice(1, 3),
+            slice(None, None, 2),
+            [3, 0, 3],
+            (2, 4),
+            (0, 1, 2),
+            (Ellipsis, 1),
+            (slice(None), 0, slice(None), 2),
+            np.int64(3),
+        ]:
             np.testing.assert_array_equal(lazy[key], rgb[key], err_msg=str(key))
         np.testing.assert_array_equal(np.asarray(lazy), rgb)
 

@@ -34,8 +34,9 @@ def files(tmp_path, rng):
     paths = []
     for number, data in enumerate(volumes):
         path = tmp_path / f"vol{number}.mrc"
-        napari_mrcz.writeMRC(data, path, pixelsize=[2.0, 1.5, 1.0],
-                             compressor="zstd" if number == 1 else None)
+        napari_mrcz.writeMRC(
+            data, path, pixelsize=[2.0, 1.5, 1.0], compressor="zstd" if number == 1 else None
+        )
         paths.append(path)
     return np.stack(volumes), paths
 
@@ -87,8 +88,7 @@ def test_lazy_stack_indexing_errors(files):
 def test_mismatched_file_is_named(files, tmp_path, what):
     _, paths = files
     odd = tmp_path / "odd.mrc"
-    data = (np.zeros((4, 6, 9), np.float32) if what == "shape"
-            else np.zeros((4, 6, 8), np.int16))
+    data = np.zeros((4, 6, 9), np.float32) if what == "shape" else np.zeros((4, 6, 8), np.int16)
     napari_mrcz.writeMRC(data, odd)
     with pytest.raises(MRCZFormatError, match=what) as info:
         read_stack([paths[0], odd, paths[2]])

@@ -29,8 +29,9 @@ def slice_by_slice(data):
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.uint16, np.float32])
 def test_matches_mrcfile(tmp_path, rng, dtype):
     data = (rng.normal(size=(5, 16, 24)) * 20 + 40).astype(dtype)
-    np.testing.assert_allclose(slice_by_slice(data), mrcfile_stats(data, tmp_path / "m.mrc"),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        slice_by_slice(data), mrcfile_stats(data, tmp_path / "m.mrc"), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("where", [(0, 0, 0), (3, 2, 1), (4, 15, 23)])

@@ -19,9 +19,11 @@ from napari_mrcz.mrc.layout import read_layout
 @pytest.mark.parametrize("layout", ["fortran", "transposed", "strided"])
 def test_any_memory_layout_round_trips(tmp_path, rng, endian, compressor, layout):
     data = rng.normal(size=(3, 10, 14)).astype(np.float32)
-    source = {"fortran": np.asfortranarray(data),
-              "transposed": data.transpose(0, 2, 1).copy().transpose(0, 2, 1),
-              "strided": np.repeat(data, 2, axis=2)[:, :, ::2]}[layout]
+    source = {
+        "fortran": np.asfortranarray(data),
+        "transposed": data.transpose(0, 2, 1).copy().transpose(0, 2, 1),
+        "strided": np.repeat(data, 2, axis=2)[:, :, ::2],
+    }[layout]
     path = tmp_path / "layout.mrcz"
     napari_mrcz.writeMRC(source, path, endian=endian, compressor=compressor)
     np.testing.assert_array_equal(napari_mrcz.readMRC(path)[0], data)
@@ -66,8 +68,9 @@ def test_write_header_with_slices_reads_as_list(tmp_path, rng):
 
     frames = rng.normal(size=(5, 4, 6)).astype(np.float32)
     header = napari_mrcz.defaultHeader()
-    header.update(dimensions=frames.shape, dtype="float32", pixelsize=1.0,
-                  pixelunits="\\AA", meta=None)
+    header.update(
+        dimensions=frames.shape, dtype="float32", pixelsize=1.0, pixelunits="\\AA", meta=None
+    )
     path = tmp_path / "raw.mrc"
     with open(path, "wb") as handle:
         napari_mrcz.writeMRCHeader(handle, header, slices=1)
@@ -97,8 +100,11 @@ def test_user_slices_key_does_not_turn_an_array_into_a_list(tmp_path, rng):
     assert meta["dose"] == 1.0
 
 
-@pytest.mark.parametrize("empty", [np.zeros((0, 4, 4)), np.zeros((2, 0, 4)),
-                                   [np.zeros((0, 4, 4))]], ids=["nz", "ny", "list"])
+@pytest.mark.parametrize(
+    "empty",
+    [np.zeros((0, 4, 4)), np.zeros((2, 0, 4)), [np.zeros((0, 4, 4))]],
+    ids=["nz", "ny", "list"],
+)
 def test_empty_arrays_are_refused(tmp_path, empty):
     with pytest.raises(ValueError, match="empty"):
         napari_mrcz.writeMRC(empty, tmp_path / "empty.mrc")

@@ -17,9 +17,27 @@ from napari_mrcz.tools import transcode
 
 from tests.helpers import SHARED_DATA, real_files
 
-KEPT_FIELDS = ("nx", "ny", "nz", "mapc", "mapr", "maps", "ispg", "origin", "nxstart",
-               "nystart", "nzstart", "cellb", "voltage", "cs", "gain", "exttyp", "nsymbt",
-               "imod_stamp", "imod_flags")
+KEPT_FIELDS = (
+    "nx",
+    "ny",
+    "nz",
+    "mapc",
+    "mapr",
+    "maps",
+    "ispg",
+    "origin",
+    "nxstart",
+    "nystart",
+    "nzstart",
+    "cellb",
+    "voltage",
+    "cs",
+    "gain",
+    "exttyp",
+    "nsymbt",
+    "imod_stamp",
+    "imod_flags",
+)
 
 
 def convert(source, target, compressor, **kwargs):
@@ -96,8 +114,9 @@ def test_real_files_round_trip(path, tmp_path):
             with mrcfile.open(one, permissive=True) as copy:
                 np.testing.assert_array_equal(copy.data, original.data)
                 assert copy.voxel_size.tolist() == original.voxel_size.tolist()
-                np.testing.assert_array_equal(copy.header.origin.tolist(),
-                                              original.header.origin.tolist())
+                np.testing.assert_array_equal(
+                    copy.header.origin.tolist(), original.header.origin.tolist()
+                )
                 assert bytes(copy.extended_header) == bytes(original.extended_header)
 
 
@@ -187,14 +206,12 @@ def test_permuted_map_goes_to_plain_mrc_only(tmp_path, rng):
 def test_verify_refuses_values_lost_by_a_cast(tmp_path):
     """float64 beyond float32's range would become inf or 0: not a faithful copy."""
     [(_, meta)] = napari_mrcz.read_dm(SHARED_DATA / "dm4" / "rsciio_2D_test-12.dm4")
-    lost = transcode.SourceImage("a.dm4", np.array([[0.1, 1e-50], [3.3, 1e300]]), 16,
-                                 dm_meta=meta)
+    lost = transcode.SourceImage("a.dm4", np.array([[0.1, 1e-50], [3.3, 1e300]]), 16, dm_meta=meta)
     transcode.write_image(lost, str(tmp_path / "lost.mrcz"), "zstd")
     with pytest.raises(transcode.VerificationError, match="float64 values that float32"):
         transcode.verify_image(lost, str(tmp_path / "lost.mrcz"))
     assert transcode.incomplete(lost) == "float64 stored as float32"
-    kept = transcode.SourceImage("b.dm4", np.array([[0.1, -2.5], [3.3e30, 0.0]]), 16,
-                                 dm_meta=meta)
+    kept = transcode.SourceImage("b.dm4", np.array([[0.1, -2.5], [3.3e30, 0.0]]), 16, dm_meta=meta)
     transcode.write_image(kept, str(tmp_path / "kept.mrcz"), "zstd")
     transcode.verify_image(kept, str(tmp_path / "kept.mrcz"))
 
@@ -242,8 +259,7 @@ def test_dm_image_to_mrcz(tmp_path):
 @pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
 def test_dm_rgb_is_refused(tmp_path):
     source = SHARED_DATA / "dm4" / "rsciio_2D_test-23.dm4"
-    with pytest.raises(napari_mrcz.MRCZFormatError, match="RGB"), \
-            transcode.open_images(source):
+    with pytest.raises(napari_mrcz.MRCZFormatError, match="RGB"), transcode.open_images(source):
         pass
 
 

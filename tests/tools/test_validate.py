@@ -69,8 +69,9 @@ def mrcfile_verdict(path) -> tuple[bool, set[str]]:
     checks = set()
     for line in text.splitlines()[1:]:
         if line != "File appears to be valid.":
-            matches = [check for start, check in MRCFILE_MESSAGES.items()
-                       if line.startswith(start)]
+            matches = [
+                check for start, check in MRCFILE_MESSAGES.items() if line.startswith(start)
+            ]
             assert len(matches) == 1, f"unmapped mrcfile message: {line}"
             checks.add(matches[0])
     return valid, checks
@@ -159,6 +160,7 @@ def test_dm_file_recognised_by_its_magic(tmp_path):
 
 def test_dm_image_that_does_not_read(monkeypatch):
     """One 'dm' problem per image; check_stats=False reads no image."""
+
     def broken(self, start=0, stop=None):
         raise napari_mrcz.MRCZFormatError(self.path, f"image {self.index} is short")
 
@@ -182,12 +184,15 @@ def test_imod_unsigned_bytes_are_read_unsigned(tmp_path, rng):
     patch_field(path, "imod_stamp", IMOD_STAMP)
     patch_field(path, "imod_flags", 0)
     as_float = values.astype(np.float64)
-    for name, value in [("dmin", as_float.min()), ("dmax", as_float.max()),
-                        ("dmean", as_float.mean()), ("rms", as_float.std())]:
+    for name, value in [
+        ("dmin", as_float.min()),
+        ("dmax", as_float.max()),
+        ("dmean", as_float.mean()),
+        ("rms", as_float.std()),
+    ]:
         patch_field(path, name, value)
     assert validate_file(path) == []
-    assert mrcfile_verdict(path) == (False, {"stats-rms", "stats-min", "stats-max",
-                                             "stats-mean"})
+    assert mrcfile_verdict(path) == (False, {"stats-rms", "stats-min", "stats-max", "stats-mean"})
 
 
 def test_volume_stack_with_mz_zero(plain_file, mrcz_file):
@@ -197,14 +202,18 @@ def test_volume_stack_with_mz_zero(plain_file, mrcz_file):
         patch_field(path, "mz", 0)
     assert checks_of(validate_file(plain_file)) == {"volume-stack"}
     assert mrcfile_verdict(plain_file) == (
-        False, {"mrcfile-crash: ZeroDivisionError: integer division or modulo by zero"})
+        False,
+        {"mrcfile-crash: ZeroDivisionError: integer division or modulo by zero"},
+    )
     # In MRCZ, MZ = 0 means MZ = NZ (python-mrcz writes it).
     assert validate_file(mrcz_file) == []
     patch_field(plain_file, "mz", 4)
     assert checks_of(validate_file(plain_file)) == {"volume-stack"}
     # mrcfile then reads one 4-slice volume of the 6 slices: size and statistics differ.
-    assert mrcfile_verdict(plain_file) == (False, {"volume-stack", "file-size", "stats-min",
-                                                   "stats-max", "stats-mean"})
+    assert mrcfile_verdict(plain_file) == (
+        False,
+        {"volume-stack", "file-size", "stats-min", "stats-max", "stats-mean"},
+    )
 
 
 def test_modes_mrcfile_cannot_read(tmp_path, rng):
@@ -220,8 +229,9 @@ def test_modes_mrcfile_cannot_read(tmp_path, rng):
     assert [(f.severity, f.check) for f in findings] == [("warning", "mode")]
     assert "mode 7" in findings[0].message
     assert "mode" in mrcfile_verdict(wide)[1]
-    napari_mrcz.writeMRC(rng.integers(-9, 9, (3, 5, 8), dtype=np.int32), wide.with_suffix(
-        ".mrcz"), compressor="lz4")
+    napari_mrcz.writeMRC(
+        rng.integers(-9, 9, (3, 5, 8), dtype=np.int32), wide.with_suffix(".mrcz"), compressor="lz4"
+    )
     assert validate_file(wide.with_suffix(".mrcz")) == []
 
 
@@ -265,8 +275,9 @@ def test_trailing_bytes_in_a_plain_file(plain_file):
 
 
 @pytest.mark.parametrize("compressor", [None, "zstd", "lz4", "zlib"])
-@pytest.mark.parametrize("dtype", ["float32", "int8", "int16", "uint16", "float16",
-                                   "complex64", "uint8"])
+@pytest.mark.parametrize(
+    "dtype", ["float32", "int8", "int16", "uint16", "float16", "complex64", "uint8"]
+)
 @pytest.mark.parametrize("with_meta", [False, True])
 def test_our_files_are_valid(tmp_path, rng, compressor, dtype, with_meta):
     if dtype == "complex64":
@@ -277,8 +288,9 @@ def test_our_files_are_valid(tmp_path, rng, compressor, dtype, with_meta):
         info = np.iinfo(dtype)
         values = rng.integers(info.min, info.max, SHAPE, dtype=dtype, endpoint=True)
     path = tmp_path / ("file.mrcz" if compressor else "file.mrc")
-    napari_mrcz.writeMRC(values, path, compressor=compressor,
-                         meta={"k": [1, 2]} if with_meta else None)
+    napari_mrcz.writeMRC(
+        values, path, compressor=compressor, meta={"k": [1, 2]} if with_meta else None
+    )
     findings = validate_file(path)
     if compressor is None and with_meta:
         assert [(f.severity, f.check) for f in findings] == [("warning", "exttyp")]
@@ -433,8 +445,7 @@ def test_undecodable_chunk(mrcz_file, monkeypatch):
     assert len(chunks) == 1
     assert chunks[0].message.startswith("slice 3: ")
     # The data cannot be read, so the statistics count as 0 (mrcfile's rule).
-    assert checks_of(findings) == {"chunk", "stats-rms", "stats-min", "stats-max",
-                                   "stats-mean"}
+    assert checks_of(findings) == {"chunk", "stats-rms", "stats-min", "stats-max", "stats-mean"}
     monkeypatch.setattr(napari_mrcz.tools.validate, "STREAM_BLOCK_BYTES", 1)  # one slice at a time
     smash_block_starts(mrcz_file, 5)
     messages = [f.message for f in validate_file(mrcz_file, n_threads=1) if f.check == "chunk"]
@@ -458,10 +469,13 @@ def test_check_stats_false_reads_no_data(plain_file, mrcz_file, monkeypatch):
         assert checks_of(validate_file(path, check_stats=False)) == {"nversion"}
 
 
-@pytest.mark.parametrize("raw", [
-    pytest.param(bytes(range(10)), id="10-bytes"),
-    pytest.param(b"\0" * 2048, id="zero-dimensions"),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(bytes(range(10)), id="10-bytes"),
+        pytest.param(b"\0" * 2048, id="zero-dimensions"),
+    ],
+)
 def test_unreadable(tmp_path, raw):
     path = tmp_path / "junk.mrc"
     path.write_bytes(raw)
