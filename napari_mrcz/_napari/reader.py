@@ -32,7 +32,7 @@ LAZY_THRESHOLD_BYTES = 512 * 2**20
 
 #: Keys the reader puts into ``layer.metadata``; the writer leaves them out of the
 #: JSON meta it writes back (they describe the file read, not the data).
-READER_METADATA_KEYS = ("path", "format", "header", "json_meta", "dm_tags")
+READER_METADATA_KEYS = ("path", "format", "header", "json_meta", "dm_tags", "formalities_missed")
 
 LayerData = tuple[Any, dict, str]
 
@@ -153,6 +153,7 @@ def _read_mrc_stack(paths: list[str]) -> list[LayerData]:
         warnings.warn(
             f"{paths[0]}: these files differ in pixel size or axis order, or are "
             "not one plain image each: opened as one layer per file",
+            MRCZWarning,
             stacklevel=2,
         )
         return [layer for one in paths for layer in _read_mrc_file(one)]
@@ -253,6 +254,7 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
         "format": "MRCZ" if layout.compressor else "MRC",
         "header": _json_safe(meta),
         "json_meta": _json_safe(json_meta),
+        "formalities_missed": layout.formalities_missed,
     }
     kwargs: dict[str, Any] = {
         "name": name,

@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_mrcz._napari.widget_models import MAX_LISTED, LayerReport, layer_report
+from napari_mrcz._napari.layer_report import MAX_LISTED, LayerReport, layer_report
 
 if TYPE_CHECKING:
     import napari

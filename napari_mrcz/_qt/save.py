@@ -16,7 +16,14 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from napari_mrcz._napari.widget_models import (
+from napari_mrcz._napari.layers import (
+    check_savable,
+    json_meta,
+    layer_pixel_size,
+    microscope_values,
+    pixel_size_angstrom,
+)
+from napari_mrcz._napari.save_job import (
     NO_COMPRESSION,
     PIXEL_UNITS,
     SaveCancelledError,
@@ -24,17 +31,10 @@ from napari_mrcz._napari.widget_models import (
     SaveOptions,
     SaveResult,
     default_output_path,
-    layer_pixel_size,
     snapshot,
     unit_factor,
 )
-from napari_mrcz._napari.writer import (
-    check_savable,
-    json_meta,
-    microscope_values,
-    pixel_size_angstrom,
-    writer_settings,
-)
+from napari_mrcz._napari.writer import writer_settings
 from napari_mrcz.mrc.codecs import AVAILABLE_CODECS
 from napari_mrcz.mrc.modes import mrc_dtype
 from napari_mrcz.threads import default_threads

@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 
+from napari_mrcz.errors import MRCZWarning
+
 #: Fields of an FEI1 record (metadata version 0 and 1), in order, packed. Codes
 #: carry no byte order: the file's is added, except for :data:`FEI_LITTLE_ENDIAN`.
 FEI1_FIELDS: list[tuple[str, str]] = [
@@ -252,6 +254,8 @@ def parse_extended_header(
     records, problem = _fei_records(exttyp, raw, nz, byteorder)
     result: dict = {"type": exttyp, "records": records}
     if problem is not None:
-        warnings.warn(f"{path}: damaged {exttyp} extended header: {problem}", stacklevel=2)
+        warnings.warn(
+            f"{path}: damaged {exttyp} extended header: {problem}", MRCZWarning, stacklevel=2
+        )
         result["error"] = problem
     return result

@@ -6,7 +6,6 @@ The reader, the lazy array and the appending writer all start from its result.
 
 from __future__ import annotations
 
-import logging
 import mmap
 import os
 import re
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.mrc.codecs import (
     CHUNK_HEADER_SIZE,
     COMPRESSOR_ENUM,
@@ -47,8 +46,6 @@ from napari_mrcz.mrc.modes import (
     dtype_for_mode,
     uint4_row_bytes,
 )
-
-logger = logging.getLogger(__name__)
 
 #: MRC2014 modes, read or recognised.
 KNOWN_MODES = READABLE_MODES | UNSUPPORTED_MODES
@@ -175,6 +172,11 @@ class MRCLayout:
         if self.mode == RGB_MODE or (self.is_image and order != (0, 2, 1)):
             return 0, 1, 2
         return order
+
+    @property
+    def formalities_missed(self) -> list[str]:
+        """What the header gets wrong as a formality only (see :func:`formalities_missed`)."""
+        return formalities_missed(self.header, self.labels)
 
     @property
     def header_contrast_limits(self) -> tuple[float, float] | None:
@@ -304,7 +306,7 @@ def parse_header(
         The header, a 0-d structured array (a copy).
     byteorder : str
         ``'<'`` or ``'>'``: the machine stamp's if the header makes sense that way,
-        else the first order that does (a warning says so).
+        else the first order that does (see :func:`byteorder_doubt`).
     problem : str or None
         What makes it no MRC header in either order, or None.
     """
@@ -318,18 +320,48 @@ def _choose_byteorder(raw: bytes, file_size: int, hint: str, modes: Collection[i
     """Decide the byte order: the machine stamp if the header agrees, else what is sane."""
     declared = stamp_byteorder(raw[212:216])
     first = declared or hint
-    candidates = (first, ">" if first == "<" else "<")
-    for order in candidates:
-        candidate = np.frombuffer(raw, dtype=header_dtype(order))[0]
-        if header_problem(candidate, file_size, modes) is None:
-            if declared is not None and order != declared:
-                warnings.warn(
-                    f"machine stamp says {'little' if declared == '<' else 'big'} endian but "
-                    "the header only makes sense the other way round; reading it that way",
-                    stacklevel=5,
-                )
+    for order in (first, _other(first)):
+        if _sane(raw, file_size, order, modes):
             return order
     return first
+
+
+def _other(byteorder: str) -> str:
+    return ">" if byteorder == "<" else "<"
+
+
+def _sane(raw: bytes, file_size: int, byteorder: str, modes: Collection[int]) -> bool:
+    candidate = np.frombuffer(raw, dtype=header_dtype(byteorder))[0]
+    return header_problem(candidate, file_size, modes) is None
+
+
+def _endian_name(byteorder: str) -> str:
+    return "little-endian" if byteorder == "<" else "big-endian"
+
+
+def byteorder_doubt(
+    raw: bytes, file_size: int, byteorder: str, modes: Collection[int] = frozenset()
+) -> str | None:
+    """Why the byte order ``byteorder`` chosen for a header is a guess, or None if it is sure.
+
+    A guess when the machine stamp says the other order (only ``byteorder`` makes
+    sense of the header), or says none and the header makes sense either way. A
+    stamp of zeros whose header reads only one way (RELION, Leginon) is no guess.
+    """
+    modes = modes or KNOWN_MODES
+    declared = stamp_byteorder(raw[212:216])
+    if declared is not None and declared != byteorder:
+        return (
+            f"the header says {_endian_name(declared)} but only makes sense as "
+            f"{_endian_name(byteorder)}: read as {_endian_name(byteorder)}"
+        )
+    if declared is None and _sane(raw, file_size, _other(byteorder), modes):
+        return (
+            f"the byte order is not recorded (machine stamp {raw[212:216].hex(' ')}) and the "
+            f"header reads either way: read as {_endian_name(byteorder)}; if the image looks "
+            "like noise, the file is the other way round"
+        )
+    return None
 
 
 def formalities_missed(header: np.ndarray, labels: list[str]) -> list[str]:
@@ -400,7 +432,12 @@ def _slices_per_frame(
     if slices < 0 or (slices > 0 and nz % slices):
         if requested is not None:
             raise ValueError(f"slices={slices} does not divide the {nz} z-slices of {path}")
-        logger.warning("%s: ignoring slices=%d, which does not divide nz=%d", path, slices, nz)
+        warnings.warn(
+            f"{path}: frames of {slices} slices recorded in the file do not divide its {nz} "
+            "z-slices: read as one stack",
+            MRCZWarning,
+            stacklevel=3,
+        )
         return 0
     return slices
 
@@ -479,6 +516,9 @@ def read_layout(
         )
         if problem is not None:
             raise MRCZFormatError(path, problem)
+        doubt = byteorder_doubt(raw, file_size, byteorder, modes)
+        if doubt is not None:
+            warnings.warn(f"{path}: {doubt}", MRCZWarning, stacklevel=2)
         nx, ny, nz = (int(header[name]) for name in ("nx", "ny", "nz"))
         codec_id, mode = divmod(int(header["mode"]), MODE_CODEC_FACTOR)
         compressor = COMPRESSOR_ENUM[codec_id]
@@ -526,13 +566,13 @@ def read_layout(
     mapcrs = (int(header["mapc"]), int(header["mapr"]), int(header["maps"]))
     if sorted(mapcrs) != [1, 2, 3]:
         warnings.warn(
-            f"{path}: invalid axis order MAPC/MAPR/MAPS={mapcrs}, assuming 1, 2, 3", stacklevel=2
+            f"{path}: the axis order in the header (MAPC, MAPR, MAPS = {mapcrs}) is invalid: "
+            "shown as columns x, rows y, sections z",
+            MRCZWarning,
+            stacklevel=2,
         )
         mapcrs = (1, 2, 3)
     shape = (nz, ny, nx)
-    missed = formalities_missed(header, labels)
-    if missed:
-        warnings.warn(f"{path}: read despite " + "; ".join(missed), stacklevel=2)
     slices = _slices_per_frame(path, header, nz, labels, json_meta, slices)
     return MRCLayout(
         path=path,

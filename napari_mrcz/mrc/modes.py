@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_mrcz.errors import MRCZWarning
+
 #: Packed 4-bit mode: two pixels a byte, low nibble first, read back as uint8.
 UINT4_MODE = 101
 
@@ -174,7 +176,7 @@ def mrc_dtype(
     else:
         return None
     if warn:
-        warnings.warn(f"MRC cannot store {dtype}: writing {target}", stacklevel=3)
+        warnings.warn(f"MRC cannot store {dtype}: writing {target}", MRCZWarning, stacklevel=3)
     return target
 
 

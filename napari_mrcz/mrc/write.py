@@ -10,8 +10,8 @@ python-mrcz's ``writeMRC`` (:mod:`napari_mrcz._compat`) is a thin face on
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz import __about__
+from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.mrc.append import write_at_index
 from napari_mrcz.mrc.atomic import create_temporary
 from napari_mrcz.mrc.codecs import (
@@ -49,8 +50,6 @@ from napari_mrcz.mrc.pipeline import (
 )
 from napari_mrcz.threads import default_threads
 from napari_mrcz.units import units_per_angstrom
-
-logger = logging.getLogger(__name__)
 
 #: Label 0 of every file we write. It starts like python-mrcz's ``MRCZ<version>``
 #: with a format version python-mrcz accepts, and says who wrote the file.
@@ -84,7 +83,11 @@ def _resolve_dtype(frames: Frames, dtype: Any, path: str) -> tuple[np.dtype, boo
     wanted = frames.dtype if dtype is None else np.dtype(dtype)
     stored = storage_dtype(wanted)
     if stored != wanted.newbyteorder("="):
-        logger.warning("Casting %s from %s to %s for MRC", path, wanted, stored)
+        warnings.warn(
+            f"{path}: MRC has no {wanted.name} pixels: stored as {stored.name}",
+            MRCZWarning,
+            stacklevel=4,
+        )
     return stored, False
 
 

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import mrcfile
 import npe2
@@ -281,3 +282,33 @@ def test_stack_of_files_with_different_pixel_sizes_is_not_merged(tmp_path, rng):
     with pytest.warns(UserWarning, match="one layer per file"):
         layers = npe2.read(paths, stack=True, plugin_name="napari-mrcz")
     assert len(layers) == 2
+
+
+@pytest.mark.parametrize("path", real_files("mrc"), ids=lambda path: path.name)
+def test_real_files_warn_only_about_what_changes_the_view(path):
+    """No warning for pre-2014 formalities (NVERSION 0, no 'MAP ', zero stamps) nor for
+    the z cell of a single image (EPU, FEI): only for an unusable pixel size."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        napari_reader.read_layers(str(path))
+    messages = [str(warning.message) for warning in caught]
+    assert all(issubclass(warning.category, napari_mrcz.MRCZWarning) for warning in caught)
+    if path.name.startswith("rsciio_HAADF"):  # a 2D scan whose z cell is 0
+        assert messages == []
+    for message in messages:
+        assert "pixel size" in message
+        assert str(path) in message
+    assert len(messages) <= 1
+
+
+def test_single_image_with_zero_z_cell_opens_without_warning(tmp_path, caplog):
+    """EPU and FEI micrographs store CELLA z = 0: the 2D layer needs no z pixel size."""
+    path = tmp_path / "epu_like.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.zeros((8, 6), dtype=np.float32))
+        mrc.header.cella = (6 * 0.667, 8 * 0.667, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ((_, kwargs, _),) = napari_reader.read_layers(str(path))
+    assert kwargs["scale"] == pytest.approx([0.667, 0.667])
+    assert not [record for record in caplog.records if record.levelname == "WARNING"]

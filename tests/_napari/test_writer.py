@@ -10,6 +10,7 @@ import pytest
 
 import napari_mrcz
 from napari_mrcz._napari import writer as napari_writer
+from napari_mrcz._napari.layers import pixel_size_angstrom
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -122,10 +123,8 @@ def test_several_layers_go_to_a_folder(tmp_path, rng):
 
 
 def test_pixel_units_keep_the_scale_as_angstrom():
-    assert napari_writer.pixel_size_angstrom((2.0, 3.0), (UREG.pixel, UREG.pixel)) == [2.0, 3.0]
-    assert napari_writer.pixel_size_angstrom((2.0, 3.0), (UREG.um, UREG.nm)) == pytest.approx(
-        [20000.0, 30.0]
-    )
+    assert pixel_size_angstrom((2.0, 3.0), (UREG.pixel, UREG.pixel)) == [2.0, 3.0]
+    assert pixel_size_angstrom((2.0, 3.0), (UREG.um, UREG.nm)) == pytest.approx([20000.0, 30.0])
 
 
 def test_folder_names_are_unique_and_safe(tmp_path, rng):

@@ -1,0 +1,126 @@
+"""What the metadata inspector shows about a layer, kept apart from Qt."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from napari_mrcz._napari.layers import json_meta, layer_pixel_size
+from napari_mrcz._napari.writer import NO_COMPRESSION, writer_settings
+from napari_mrcz.mrc.header import FIELD_MEANINGS, header_fields
+from napari_mrcz.mrc.modes import mrc_dtype
+from napari_mrcz.mrc.write import new_file_header
+
+#: Lists longer than this are summarised in the inspector, not listed.
+MAX_LISTED = 32
+
+
+@dataclass
+class LayerReport:
+    """What the metadata inspector shows about one layer."""
+
+    title: str
+    origin: str
+    facts: list[tuple[str, str]]
+    header_rows: list[tuple[str, str, str]]
+    tree: dict
+
+    def as_json_ready(self) -> dict:
+        """Everything, as a dict :func:`json.dumps` can write."""
+        return {
+            "layer": self.title,
+            "origin": self.origin,
+            "facts": dict(self.facts),
+            "header": {name: value for name, value, _ in self.header_rows},
+            "metadata": self.tree,
+        }
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)) and len(value) > MAX_LISTED:
+        return f"<{len(value)} values>"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)) and all(isinstance(item, float) for item in value):
+        return ", ".join(f"{item:.6g}" for item in value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def _header_rows(fields: dict) -> list[tuple[str, str, str]]:
+    return [
+        (name, _format_value(value), FIELD_MEANINGS.get(name, ""))
+        for name, value in fields.items()
+    ]
+
+
+def layer_report(layer: Any) -> LayerReport:
+    """Describe ``layer`` for the inspector.
+
+    Layers our reader made show the file's header, its JSON meta or DM tags and its
+    compression. Other layers show the header napari-mrcz would write for them.
+    """
+    metadata = layer.metadata or {}
+    pixel = ", ".join(f"{size:.4g}" for size in layer_pixel_size(layer))
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    facts = [
+        ("shape", " x ".join(str(n) for n in data.shape)),
+        ("dtype", str(data.dtype)),
+        ("pixel size (z, y, x)", f"{pixel} Å"),
+    ]
+    header = metadata.get("header")
+    if metadata.get("format") in ("MRC", "MRCZ") and isinstance(header, dict):
+        path = metadata.get("path", "")
+        facts.insert(0, ("format", metadata["format"]))
+        codec = header.get("compressor")
+        facts.append(("compression", codec or "none"))
+        if codec and os.path.isfile(path):
+            packed = int(header.get("packedBytes") or 0)
+            data_bytes = int(np.prod(data.shape)) * np.dtype(data.dtype).itemsize
+            facts.append(("packed size", f"{packed / 1e6:.2f} MB"))
+            if packed:
+                facts.append(("compression ratio", f"{data_bytes / packed:.2f}x"))
+        missed = metadata.get("formalities_missed")
+        if missed:
+            facts.append(("MRC2014 formalities missed", "; ".join(missed)))
+        rows = _header_rows(header.get("mrcHeader", {}))
+        tree = {"JSON meta": metadata.get("json_meta") or {}}
+        if header.get("extendedHeader"):
+            tree["extended header"] = header["extendedHeader"]
+        return LayerReport(layer.name, f"read from {path}", facts, rows, tree)
+    if metadata.get("format") == "DM":
+        facts.insert(0, ("format", "DigitalMicrograph"))
+        rows = [
+            (str(key), _format_value(value), "")
+            for key, value in (header or {}).items()
+            if not isinstance(value, dict)
+        ]
+        return LayerReport(
+            layer.name,
+            f"read from {metadata.get('path', '')}",
+            facts,
+            rows,
+            {"DM tags": metadata.get("dm_tags") or {}},
+        )
+    codec = writer_settings()["codec"]
+    codec = None if codec == NO_COMPRESSION else codec
+    preview = new_file_header(
+        data.shape[-3:] if data.ndim >= 3 else data.shape,
+        mrc_dtype(data, plain=codec is None, warn=False, scan=False) or data.dtype,
+        layer_pixel_size(layer),
+        codec,
+    )
+    rows = _header_rows(header_fields(preview, "<"))
+    tree = {"JSON meta to write": json_meta(metadata, warn=False)}
+    return LayerReport(
+        layer.name,
+        "not from a file: the header napari-mrcz would write "
+        "(statistics are computed while saving)",
+        facts,
+        rows,
+        tree,
+    )
