@@ -373,12 +373,12 @@ def test_opening_decompresses_nothing(tmp_path, rng, decompressions, compressor,
         assert decompressions.count == 0
 
 
-@pytest.mark.parametrize("compressor", COMPRESSED)
 def _slice_index(decoded: np.ndarray, data: np.ndarray) -> int:
     """Which z-slice of ``data`` a decoded chunk holds."""
     return next(index for index, plane in enumerate(data) if np.array_equal(decoded, plane))
 
 
+@pytest.mark.parametrize("compressor", COMPRESSED)
 def test_reading_a_slice_decompresses_only_its_chunk(tmp_path, rng, decompressions, compressor):
     data = _make_data(rng, SHAPE_3D, None)
     path = _write(tmp_path / "a.mrcz", data, compressor)
