@@ -6,14 +6,9 @@ import argparse
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from napari_mrcz.cli.batch import (
-    EXIT_FAILED,
-    EXIT_OK,
-    FILE_ERRORS,
-    error_text,
-    human_size,
-)
+from napari_mrcz.cli.batch import EXIT_FAILED, EXIT_OK, FILE_ERRORS, error_text
 from napari_mrcz.cli.output import print_json
+from napari_mrcz.cli.report import human_size
 from napari_mrcz.mrc.header import stats_determined
 from napari_mrcz.tools.summary import describe
 

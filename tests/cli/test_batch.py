@@ -2,8 +2,9 @@
 
 import pytest
 
-from napari_mrcz.cli.batch import Task, human_size, plan, summary_table
+from napari_mrcz.cli.batch import Task, plan
 from napari_mrcz.cli.info import statistics_text
+from napari_mrcz.cli.report import human_size, summary_table
 from napari_mrcz.suffixes import is_readable
 
 from tests.helpers import SHARED_DATA
