@@ -34,11 +34,19 @@ SNAKE_ALIASES = {
 }
 
 
-def test_engine_import_pulls_in_no_gui():
+def test_engine_and_command_line_import_no_gui_and_no_python_mrcz():
+    """Every module outside _napari/ and _qt/ loads without napari, Qt or python-mrcz.
+
+    python-mrcz turns on blosc's GIL release when imported: a process that has it
+    loaded would hide our own settings.
+    """
     code = (
-        "import sys, napari_mrcz\n"
-        "heavy = [m for m in ('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6', 'magicgui', 'npe2')"
-        " if m in sys.modules]\n"
+        "import importlib, pkgutil, sys, napari_mrcz\n"
+        "for module in pkgutil.walk_packages(napari_mrcz.__path__, 'napari_mrcz.'):\n"
+        "    if not module.name.startswith(('napari_mrcz._napari', 'napari_mrcz._qt')):\n"
+        "        importlib.import_module(module.name)\n"
+        "heavy = [m for m in ('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6', 'magicgui', 'npe2',"
+        " 'mrcz', 'mrcfile') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     result = subprocess.run(
