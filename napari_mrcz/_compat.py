@@ -222,6 +222,7 @@ def writeMRC(
         idx=idx,
         progress=progress,
         origin=origin,
+        fixity=False,
     )
 
 

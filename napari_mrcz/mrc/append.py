@@ -6,6 +6,7 @@ MRCZ files can only be appended to (their slices are packed one after another).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from napari_mrcz.mrc.codecs import (
@@ -76,7 +77,7 @@ def write_at_index(
             header["packed_bytes"] = packed_before
         else:
             handle.seek(layout.data_offset + start * layout.slice_nbytes)
-        stats, packed_bytes = write_slices(
+        written = write_slices(
             handle,
             frames,
             layout.dtype,
@@ -87,7 +88,7 @@ def write_at_index(
             stats=old_stats,
             progress=progress,
         )
-        header["packed_bytes"] += packed_bytes
+        header["packed_bytes"] += written.packed_bytes
         header["nz"] = new_nz
         sections_axis = layout.mapcrs[2] - 1
         mz = int(header["mz"])
@@ -98,13 +99,14 @@ def write_at_index(
                 header["mz"] = new_nz
             header["cella"][sections_axis] = layout.pixelsize[0] * new_nz
         if old_stats is not None:
-            set_header_stats(header, stats)
+            set_header_stats(header, written.stats)
         else:
             handle.seek(0)
             write_fully(handle, header.tobytes())
             set_header_stats(header, _file_stats(path, n_threads))
         handle.seek(0)
         write_fully(handle, header.tobytes())
+        os.fsync(handle.fileno())
 
 
 def _trusted_stats(layout: MRCLayout) -> SliceStats | None:

@@ -45,8 +45,6 @@ BLOSC2_FORMATS = frozenset({3, 4, 5})
 #: blosc caps it at the slice size.
 BLOCK_SIZE = 2**20
 
-blosc.set_releasegil(True)
-
 
 class ChunkHeader(NamedTuple):
     """The fields of a c-blosc chunk header."""
@@ -141,13 +139,17 @@ class ChunkDecodeError(ValueError):
 
 
 def _blosc_settings() -> None:
-    """Keep c-blosc single-threaded and our block size in force.
+    """Keep c-blosc single-threaded, the GIL released and our block size in force.
 
     c-blosc 1.x lays out a chunk's blocks in the order its threads finish them, so
     a chunk compressed with several threads differs from run to run. We compress and
-    decompress with one blosc thread per call and run slices in parallel instead;
-    the settings are globals of c-blosc, which another library may have changed.
+    decompress with one blosc thread per call and run slices in parallel instead,
+    which needs python-blosc to release the GIL during each call (its default is to
+    hold it: the slices would then run one at a time). The settings are globals of
+    python-blosc and c-blosc, which another library may have changed: they are set
+    here, before each chunk, rather than once when this module is imported.
     """
+    blosc.set_releasegil(True)
     if blosc.nthreads != 1:
         blosc.set_nthreads(1)
     if blosc.get_blocksize() != BLOCK_SIZE:

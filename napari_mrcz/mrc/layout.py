@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
+from napari_mrcz.mrc.checksums import CHECKSUM_KEY, recorded_checksums
 from napari_mrcz.mrc.codecs import (
     CHUNK_HEADER_SIZE,
     COMPRESSOR_ENUM,
@@ -88,9 +89,12 @@ class MRCLayout:
         MAPC, MAPR, MAPS: which crystal axis (1=x, 2=y, 3=z) runs along columns,
         rows and sections.
     json_meta : dict or None
-        The JSON extended header, if the file has one.
+        The JSON extended header, if the file has one (without the chunk checksums).
     labels : list of str
         The text labels.
+    chunk_checksums : list of int or None
+        The CRC32 of each compressed chunk the writer recorded in the JSON meta (see
+        :mod:`napari_mrcz.mrc.checksums`), or None.
     """
 
     path: str
@@ -108,6 +112,7 @@ class MRCLayout:
     mapcrs: tuple[int, int, int]
     json_meta: dict | None
     labels: list[str] = field(default_factory=list)
+    chunk_checksums: list[int] | None = None
 
     @property
     def nz(self) -> int:
@@ -335,6 +340,21 @@ def _sane(raw: bytes, file_size: int, byteorder: str, modes: Collection[int]) ->
     return header_problem(candidate, file_size, modes) is None
 
 
+def _could_be(raw: bytes, file_size: int, byteorder: str, modes: Collection[int]) -> bool:
+    """True if the header makes sense in ``byteorder`` and its data could fit the file.
+
+    The size is a lower bound (half a byte a voxel for plain files, a 16-byte blosc
+    chunk header a slice for MRCZ): dimensions read in the wrong byte order are huge.
+    """
+    if not _sane(raw, file_size, byteorder, modes):
+        return False
+    header = np.frombuffer(raw, dtype=header_dtype(byteorder))[0]
+    nx, ny, nz = (int(header[name]) for name in ("nx", "ny", "nz"))
+    compressed = int(header["mode"]) >= MODE_CODEC_FACTOR
+    least_data = nz * CHUNK_HEADER_SIZE if compressed else nx * ny * nz // 2
+    return HEADER_SIZE + int(header["nsymbt"]) + least_data <= file_size
+
+
 def _endian_name(byteorder: str) -> str:
     return "little-endian" if byteorder == "<" else "big-endian"
 
@@ -355,7 +375,7 @@ def byteorder_doubt(
             f"the header says {_endian_name(declared)} but only makes sense as "
             f"{_endian_name(byteorder)}: read as {_endian_name(byteorder)}"
         )
-    if declared is None and _sane(raw, file_size, _other(byteorder), modes):
+    if declared is None and _could_be(raw, file_size, _other(byteorder), modes):
         return (
             f"the byte order is not recorded (machine stamp {raw[212:216].hex(' ')}) and the "
             f"header reads either way: read as {_endian_name(byteorder)}; if the image looks "
@@ -540,6 +560,9 @@ def read_layout(
         if header["exttyp"] == b"json" and nsymbt > 0:
             handle.seek(HEADER_SIZE)
             json_meta = decode_meta(path, handle.read(nsymbt))
+    chunk_checksums = recorded_checksums(json_meta)
+    if json_meta is not None:
+        json_meta.pop(CHECKSUM_KEY, None)  # the format's, not the user's: see chunk_checksums
 
     slice_nbytes = ny * uint4_row_bytes(nx) if mode == UINT4_MODE else ny * nx * dtype.itemsize
     data_room = file_size - data_offset
@@ -590,4 +613,5 @@ def read_layout(
         mapcrs=mapcrs,
         json_meta=json_meta,
         labels=labels,
+        chunk_checksums=chunk_checksums,
     )

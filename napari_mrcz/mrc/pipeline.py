@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from napari_mrcz.mrc.checksums import chunk_checksum
 from napari_mrcz.mrc.codecs import (
     compress_slice,
 )
@@ -140,6 +141,15 @@ def write_fully(handle: BinaryIO, payload: Any) -> None:
         view = view[written:]
 
 
+@dataclass
+class WrittenSlices:
+    """What writing slices found out: statistics, compressed size and chunk checksums."""
+
+    stats: SliceStats
+    packed_bytes: int  # 0 for plain MRC
+    checksums: list[int]  # CRC32 of each compressed chunk; empty for plain MRC
+
+
 class SliceEncoder:
     """What happens to one z-slice before it is written: cast, statistics, compression."""
 
@@ -152,7 +162,10 @@ class SliceEncoder:
         self.clevel = clevel
         self.uint4 = uint4
 
-    def __call__(self, frame: np.ndarray, shift: float | int) -> tuple[Any, SliceStats]:
+    def __call__(
+        self, frame: np.ndarray, shift: float | int
+    ) -> tuple[Any, SliceStats, int | None]:
+        """The bytes to write, the slice's statistics and, compressed, the chunk's CRC32."""
         native = frame
         if native.dtype != self.native_dtype and not self.uint4:
             native = native.astype(self.native_dtype, order="C")
@@ -166,9 +179,10 @@ class SliceEncoder:
             payload = np.ascontiguousarray(native)
         else:
             payload = native.astype(self.file_dtype, order="C")
-        if self.compressor is not None:
-            payload = compress_slice(payload, self.compressor, self.clevel)
-        return payload, stats
+        if self.compressor is None:
+            return payload, stats, None
+        payload = compress_slice(payload, self.compressor, self.clevel)
+        return payload, stats, chunk_checksum(payload)
 
 
 class SliceWriter:
@@ -196,6 +210,8 @@ class SliceWriter:
         self.progress = progress
         self.packed_bytes = 0
         self.written = 0
+        #: CRC32 of each compressed chunk written, in slice order.
+        self.checksums: list[int] = []
         self._max_in_flight = n_threads + MAX_PENDING_WRITES
         self._encoders = ThreadPoolExecutor(
             max_workers=n_threads, thread_name_prefix="napari-mrcz-encode"
@@ -215,10 +231,11 @@ class SliceWriter:
     def _advance(self) -> None:
         """Hand the oldest encoded slice to the writer, or wait for the oldest write."""
         if self._encoding and len(self._writing) < MAX_PENDING_WRITES:
-            payload, stats = self._encoding.popleft().result()
+            payload, stats, checksum = self._encoding.popleft().result()
             self.stats.merge(stats)
-            if self.encoder.compressor is not None:
+            if checksum is not None:
                 self.packed_bytes += len(payload)
+                self.checksums.append(checksum)
             self._writing.append(self._writer.submit(write_fully, self.handle, payload))
         else:
             self._writing.popleft().result()
@@ -252,11 +269,11 @@ def write_slices(
     n_threads: int,
     stats: SliceStats | None = None,
     progress: Callable[[int], None] | None = None,
-) -> tuple[SliceStats, int]:
-    """Write every slice of ``frames``; return their statistics (merged into ``stats``).
+) -> WrittenSlices:
+    """Write every slice of ``frames``; return what the header needs to know of them.
 
-    ``progress(k)`` is called once slice k (counting from 1) is written; whatever it
-    raises stops the write.
+    The statistics are merged into ``stats`` when given. ``progress(k)`` is called
+    once slice k (counting from 1) is written; whatever it raises stops the write.
     """
     writer = SliceWriter(
         handle, SliceEncoder(file_dtype, compressor, clevel, uint4), n_threads, stats, progress
@@ -268,4 +285,8 @@ def write_slices(
         writer.abort()
         raise
     writer.finish()
-    return writer.stats if writer.stats is not None else SliceStats(), writer.packed_bytes
+    return WrittenSlices(
+        writer.stats if writer.stats is not None else SliceStats(),
+        writer.packed_bytes,
+        writer.checksums,
+    )

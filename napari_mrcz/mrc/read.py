@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from napari_mrcz.mrc.checksums import CHECKSUM_KEY, checksum_text
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS
 from napari_mrcz.mrc.extheader import parse_extended_header
 from napari_mrcz.mrc.gzipped import DecompressedFile
@@ -75,8 +76,11 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA", with_json: bool = T
             layout.path,
             byteorder=layout.byteorder,
         )
-    if layout.json_meta and with_json:
-        for key, value in layout.json_meta.items():
+    if with_json:
+        json_meta = dict(layout.json_meta or {})
+        if layout.chunk_checksums is not None:  # python-mrcz returns this key too
+            json_meta[CHECKSUM_KEY] = checksum_text(layout.chunk_checksums)
+        for key, value in json_meta.items():
             meta.setdefault(key, value)
     return meta
 

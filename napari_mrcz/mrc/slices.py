@@ -11,6 +11,7 @@ from typing import BinaryIO
 import numpy as np
 
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.mrc.checksums import mismatched_slices
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS, ChunkDecodeError, decompress_into
 from napari_mrcz.mrc.layout import MRCLayout
 from napari_mrcz.mrc.modes import uint4_row_bytes
@@ -91,6 +92,16 @@ class SliceReader:
         if self.chunk_offsets is not None:
             return int(self.chunk_offsets[-1])
         return self.layout.data_offset + self.layout.data_nbytes
+
+    def damaged_chunks(self) -> list[int] | None:
+        """The z-slices whose compressed bytes differ from the checksums the writer recorded.
+
+        None when the file records none (plain MRC, other writers' MRCZ); see
+        :mod:`napari_mrcz.mrc.checksums`.
+        """
+        if self._mmap is None or self.chunk_offsets is None:
+            return None
+        return mismatched_slices(self.layout.chunk_checksums, self._mmap, self.chunk_offsets)
 
     def new_array(self, count: int) -> np.ndarray:
         """Return an uninitialised (count, ny, nx) array of the file's pixel type.

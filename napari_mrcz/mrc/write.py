@@ -21,7 +21,8 @@ import numpy as np
 from napari_mrcz import __about__
 from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.mrc.append import write_at_index
-from napari_mrcz.mrc.atomic import create_temporary
+from napari_mrcz.mrc.atomic import create_temporary, flush_to_disk
+from napari_mrcz.mrc.checksums import CHECKSUM_KEY, checksum_placeholder, checksum_text
 from napari_mrcz.mrc.codecs import (
     MODE_CODEC_FACTOR,
     REVERSE_COMPRESSOR_ENUM,
@@ -35,7 +36,7 @@ from napari_mrcz.mrc.header import (
     new_header,
     set_labels,
 )
-from napari_mrcz.mrc.jsonmeta import encode_meta
+from napari_mrcz.mrc.jsonmeta import decode_meta, encode_meta
 from napari_mrcz.mrc.modes import (
     UINT4_MODE,
     mode_for_dtype,
@@ -168,26 +169,71 @@ def _write_new_file(
     uint4: bool,
     n_threads: int,
     progress: Callable[[int], None] | None = None,
+    fixity: bool = True,
 ) -> None:
-    """Write a whole file to a temporary name and rename it over ``path``."""
+    """Write a whole file to a temporary name, flush it to disk and rename it over ``path``.
+
+    MRCZ files get the CRC32 of every chunk in their JSON meta (see
+    :mod:`napari_mrcz.mrc.checksums`) unless their extended header is of another type;
+    without ``fixity``, only a file that has a JSON meta anyway gets them.
+    The data and the folder entry are flushed (fsync) before this returns, so a
+    crash right after a save loses nothing.
+    """
+    checksum_meta = None
+    if compressor is not None:
+        extended_header, checksum_meta = _room_for_checksums(
+            path, header, extended_header or b"", frames.count, fixity
+        )
     descriptor, temporary = create_temporary(path)
     try:
         with os.fdopen(descriptor, "wb", buffering=0) as handle:
             write_fully(handle, bytes(HEADER_SIZE))
             if extended_header:
                 write_fully(handle, extended_header)
-            stats, packed_bytes = write_slices(
+            written = write_slices(
                 handle, frames, file_dtype, compressor, clevel, uint4, n_threads, progress=progress
             )
-            set_header_stats(header, stats)
-            header["packed_bytes"] = packed_bytes
+            if checksum_meta is not None:
+                checksum_meta[CHECKSUM_KEY] = checksum_text(written.checksums)
+                filled = encode_meta(checksum_meta)
+                if len(filled) != len(extended_header):  # pragma: no cover - fixed widths
+                    raise AssertionError("the checksums changed the JSON meta's length")
+                handle.seek(HEADER_SIZE)
+                write_fully(handle, filled)
+            set_header_stats(header, written.stats)
+            header["packed_bytes"] = written.packed_bytes
             handle.seek(0)
             write_fully(handle, header.tobytes())
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    flush_to_disk(os.path.dirname(path) or ".")
+
+
+def _room_for_checksums(
+    path: str, header: np.ndarray, extended_header: bytes, count: int, fixity: bool
+) -> tuple[bytes, dict | None]:
+    """A new MRCZ file's extended header with a placeholder for ``count`` chunk checksums.
+
+    Returns the extended header to write first and the JSON meta to fill in once the
+    chunks are written; without a JSON extended header to hold them (another type, or
+    none and no ``fixity``), the extended header as it is and None. ``header``'s
+    NSYMBT and EXTTYP follow.
+    """
+    exttyp = bytes(header["exttyp"])
+    if extended_header and exttyp != b"json":
+        return extended_header, None  # FEI, CCP4, ...: no room for JSON
+    if not extended_header and not fixity:
+        return extended_header, None
+    meta = decode_meta(path, extended_header) if extended_header else {}
+    meta[CHECKSUM_KEY] = checksum_placeholder(count)
+    encoded = encode_meta(meta)
+    header["nsymbt"] = len(encoded)
+    header["exttyp"] = b"json"
+    return encoded, meta
 
 
 def write_with_header(
@@ -237,10 +283,13 @@ def write_with_header(
     byteorder = header.dtype["nx"].str[0]  # '<' or '>', also on a big-endian machine
     report = None if progress is None else partial(_report, progress, frames.count)
     threads = default_threads() if n_threads is None else int(n_threads)
+    header = header.copy()
+    if compressor is None:
+        extended_header = _without_checksums(path, header, extended_header)
     _write_new_file(
         path,
         frames,
-        header.copy(),
+        header,
         extended_header,
         frames.dtype.newbyteorder(byteorder),
         None if compressor is None else check_codec(compressor),
@@ -249,6 +298,25 @@ def write_with_header(
         threads,
         report,
     )
+
+
+def _without_checksums(path: str, header: np.ndarray, extended_header: bytes) -> bytes:
+    """A plain file's extended header without the chunk checksums of the MRCZ it came from.
+
+    A JSON meta that held nothing else goes altogether (NSYMBT 0, EXTTYP cleared),
+    so that compressing a plain file and decompressing it gives its header back.
+    """
+    if bytes(header["exttyp"]) != b"json" or not extended_header:
+        return extended_header
+    meta = decode_meta(path, extended_header)
+    if CHECKSUM_KEY not in meta:
+        return extended_header
+    del meta[CHECKSUM_KEY]
+    encoded = encode_meta(meta) if meta else b""
+    header["nsymbt"] = len(encoded)
+    if not encoded:
+        header["exttyp"] = bytes(4)
+    return encoded
 
 
 def write_array(
@@ -269,6 +337,7 @@ def write_array(
     idx: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     origin: Sequence[float] | None = None,
+    fixity: bool = True,
 ) -> None:
     """Write an array (or a list of frames) as a new plain MRC or MRCZ file, or into one.
 
@@ -287,6 +356,10 @@ def write_array(
         As for :func:`napari_mrcz.writeMRC` (``cs`` is its ``C3``).
     compressor, clevel, n_threads, idx, progress, origin
         As for :func:`napari_mrcz.writeMRC`.
+    fixity : bool
+        Record the CRC32 of every chunk of a new MRCZ file in its JSON meta, adding a
+        JSON extended header if there is no meta (see :mod:`napari_mrcz.mrc.checksums`).
+        When False, as python-mrcz writes, only a JSON meta given anyway holds them.
     """
     path = os.path.realpath(os.fspath(path))  # through symlinks, to their target
     frames = describe_input(data)
@@ -313,6 +386,8 @@ def write_array(
     elif json_meta is not None:
         # The writer owns this key: in a single array it would turn it into a list.
         json_meta.pop("slices", None)
+    if json_meta is not None:
+        json_meta.pop(CHECKSUM_KEY, None)  # the checksums of another file's chunks
     encoded_meta = encode_meta(json_meta) if json_meta is not None else None
 
     nz = frames.count
@@ -347,7 +422,17 @@ def write_array(
         header["origin"] = origin_zyx[::-1] / units_per_angstrom(pixelunits)
     file_dtype = stored.newbyteorder(byteorder)
     _write_new_file(
-        path, frames, header, encoded_meta, file_dtype, codec, clevel, uint4, threads, report
+        path,
+        frames,
+        header,
+        encoded_meta,
+        file_dtype,
+        codec,
+        clevel,
+        uint4,
+        threads,
+        report,
+        fixity,
     )
 
 

@@ -43,7 +43,7 @@ from napari_mrcz.mrc.modes import (
     mrc_dtype,
     storage_dtype,
 )
-from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES
+from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
 from napari_mrcz.mrc.write import write_array, write_with_header
 from napari_mrcz.suffixes import is_dm
 
@@ -374,6 +374,14 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
                     raise VerificationError(f"{target}: z-slice {start + offset} {problem}")
             if progress is not None:
                 progress(image.nbytes * stop // nz - image.nbytes * start // nz)
+    if layout.compressor is not None:
+        with SliceReader(layout) as reader:
+            damaged = reader.damaged_chunks()
+        if damaged:
+            raise VerificationError(
+                f"{target}: z-slice {damaged[0]}: its compressed bytes differ from the "
+                "CRC32 recorded while writing"
+            )
 
 
 def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:

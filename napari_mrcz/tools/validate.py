@@ -28,6 +28,10 @@ Differences from mrcfile, on purpose:
 * MRCZ (MODE = codec x 1000 + mode): MX = MY = MZ = 0 are normal; the size is checked
   through the blosc chunks (``"chunk"``, ``"file-size"`` for bytes after the last
   chunk, ``"packed-bytes"``) and every chunk is decompressed for the statistics.
+* MRCZ files we wrote record a CRC32 of every chunk (:mod:`napari_mrcz.mrc.checksums`):
+  with the data checks, each chunk whose bytes differ is a ``"checksum"`` problem
+  naming its z-slice (blosc 1 chunks carry no checksum of their own: a damaged chunk
+  may still decompress, to other data).
 * ``.gz``/``.bz2`` files are checked once decompressed (into a temporary copy).
 * DM3/DM4 files are parsed and, with ``check_stats``, every image read (``"dm"``).
 """
@@ -226,6 +230,7 @@ def _validate_mrc(path: str, check_stats: bool, n_threads: int) -> list[Finding]
                     findings.extend(_chunk_findings(reader, header, file_size))
                 if not check_stats:
                     return findings
+                findings.extend(_checksum_findings(reader))
                 real = _data_stats(reader, findings)
                 if real is CANNOT_DECODE:
                     return findings
@@ -392,6 +397,18 @@ def _chunk_findings(reader: SliceReader, header: np.ndarray, file_size: int) -> 
             )
         )
     return found
+
+
+def _checksum_findings(reader: SliceReader) -> list[Finding]:
+    """One problem per z-slice whose compressed bytes no longer match their CRC32."""
+    return [
+        _problem(
+            "checksum",
+            f"z-slice {index}: its compressed bytes differ from the CRC32 recorded when "
+            "the file was written: damaged since",
+        )
+        for index in reader.damaged_chunks() or []
+    ]
 
 
 def _data_stats(reader: SliceReader, findings: list[Finding]) -> tuple | None:

@@ -6,6 +6,7 @@ import mrcfile
 import numpy as np
 import pytest
 
+from napari_mrcz.mrc import stats, stats_kernels
 from napari_mrcz.mrc.stats import SliceStats, shift_for
 
 
@@ -51,3 +52,34 @@ def test_merged_accumulators_keep_a_nan():
     first.merge(second)
     assert np.isnan(first.minimum)
     assert np.isnan(first.maximum)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16])
+def test_compiled_kernel_is_exact_at_the_type_limits(rng, dtype):
+    """Blocks full of the extreme values are where int32/int64 accumulators overflow."""
+    kernel = stats_kernels.wait_for_kernel(timeout=120)
+    if kernel is None:
+        pytest.skip("numba is not installed here")
+    info = np.iinfo(dtype)
+    for values in (
+        np.full(3 * 2**16 + 5, info.max, dtype=dtype),
+        np.full(3 * 2**16 + 5, info.min, dtype=dtype),
+        rng.integers(info.min, info.max, size=2**18 + 3, endpoint=True).astype(dtype),
+    ):
+        exact = [int(value) for value in values.tolist()]  # Python integers: no overflow
+        assert kernel(values) == (
+            min(exact),
+            max(exact),
+            sum(exact),
+            sum(value * value for value in exact),
+        )
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.bool_])
+def test_compiled_and_numpy_routes_give_the_same_header(rng, monkeypatch, dtype):
+    data = (rng.normal(size=(4, 64, 48)) * 30 + 60).clip(0, 120).astype(dtype)
+    if stats_kernels.wait_for_kernel(timeout=120) is None:
+        pytest.skip("numba is not installed here")
+    compiled = slice_by_slice(data)
+    monkeypatch.setattr(stats, "integer_stats_kernel", lambda: None)
+    assert slice_by_slice(data) == compiled

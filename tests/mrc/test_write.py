@@ -129,11 +129,12 @@ def test_chunk_claiming_an_impossible_ratio_is_refused(tmp_path):
     napari_mrcz.writeMRC(data, path, compressor="zstd")
     raw = bytearray(path.read_bytes())
     struct.pack_into("<ii", raw, FIELD_OFFSETS["nx"], 4096, 4096)
-    struct.pack_into("<i", raw, HEADER_SIZE + 4, 4096 * 4096 * 4)
+    (nsymbt,) = struct.unpack_from("<i", raw, FIELD_OFFSETS["nsymbt"])  # the JSON meta
+    struct.pack_into("<i", raw, HEADER_SIZE + nsymbt + 4, 4096 * 4096 * 4)
     path.write_bytes(bytes(raw))
     with pytest.raises(napari_mrcz.MRCZFormatError, match=r"cannot (hold|fit)"):
         napari_mrcz.readMRC(path)
-    assert len(raw) < HEADER_SIZE + 4 * CHUNK_HEADER_SIZE + 1024
+    assert len(raw) < HEADER_SIZE + nsymbt + 4 * CHUNK_HEADER_SIZE + 1024
 
 
 def test_idx_out_of_range_is_a_value_error_as_in_python_mrcz(tmp_path, rng):

@@ -445,7 +445,15 @@ def test_undecodable_chunk(mrcz_file, monkeypatch):
     assert len(chunks) == 1
     assert chunks[0].message.startswith("slice 3: ")
     # The data cannot be read, so the statistics count as 0 (mrcfile's rule).
-    assert checks_of(findings) == {"chunk", "stats-rms", "stats-min", "stats-max", "stats-mean"}
+    assert checks_of(findings) == {
+        "checksum",
+        "chunk",
+        "stats-rms",
+        "stats-min",
+        "stats-max",
+        "stats-mean",
+    }
+    assert next(f.message for f in findings if f.check == "checksum").startswith("z-slice 3:")
     monkeypatch.setattr(napari_mrcz.tools.validate, "STREAM_BLOCK_BYTES", 1)  # one slice at a time
     smash_block_starts(mrcz_file, 5)
     messages = [f.message for f in validate_file(mrcz_file, n_threads=1) if f.check == "chunk"]

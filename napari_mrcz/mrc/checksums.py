@@ -1,0 +1,81 @@
+"""Fixity for MRCZ archives: a CRC32 of every compressed chunk, kept in the JSON meta.
+
+blosc 1 chunks carry no checksum: a few flipped bytes inside one decompress to other
+data without any error. The MRCZ files we write record the CRC32 of each chunk's
+bytes, computed in the encoding threads, under :data:`CHECKSUM_KEY` in the JSON
+extended header: one string of 8 hexadecimal digits per z-slice, in slice order.
+python-mrcz ignores keys it does not know. The string's length is fixed by the
+number of slices, so the extended header is written with a placeholder first and
+filled in once the slices are written; slices appended later carry no checksum
+(the string covers the slices it was written for).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+
+#: JSON meta key of the chunk checksums.
+CHECKSUM_KEY = "chunk_crc32"
+#: Hexadecimal digits per checksum.
+DIGITS = 8
+
+
+def chunk_checksum(chunk: bytes | memoryview | np.ndarray) -> int:
+    """CRC32 of one compressed chunk (zlib releases the GIL for large buffers)."""
+    return zlib.crc32(chunk)
+
+
+def checksum_placeholder(count: int) -> str:
+    """A checksum string of the right length for ``count`` slices, all zeros."""
+    return "0" * (DIGITS * count)
+
+
+def checksum_text(checksums: list[int]) -> str:
+    """The checksums as stored: 8 lower-case hexadecimal digits each, concatenated."""
+    return "".join(f"{value:0{DIGITS}x}" for value in checksums)
+
+
+def recorded_checksums(json_meta: dict[str, Any] | None) -> list[int] | None:
+    """The checksums a file's JSON meta records, or None if it records none (or garbage)."""
+    text = (json_meta or {}).get(CHECKSUM_KEY)
+    if not isinstance(text, str) or not text or len(text) % DIGITS:
+        return None
+    try:
+        return [int(text[at : at + DIGITS], 16) for at in range(0, len(text), DIGITS)]
+    except ValueError:
+        return None
+
+
+def mismatched_slices(
+    expected: list[int] | None, buffer: bytes | memoryview, offsets: np.ndarray
+) -> list[int] | None:
+    """The z-slices whose chunk bytes no longer match their recorded checksum.
+
+    Parameters
+    ----------
+    expected : list of int or None
+        The checksums recorded (:attr:`napari_mrcz.mrc.layout.MRCLayout.chunk_checksums`).
+    buffer : bytes-like
+        The whole file (a memory map).
+    offsets : numpy.ndarray
+        Offsets of the chunks and of the end of the last one
+        (:meth:`napari_mrcz.mrc.layout.MRCLayout.index_chunks`).
+
+    Returns
+    -------
+    list of int or None
+        Damaged slices (empty when all match); None when the file records no
+        checksums. Slices beyond the recorded ones (appended later) are not checked.
+    """
+    if expected is None:
+        return None
+    count = min(len(expected), len(offsets) - 1)
+    view = memoryview(buffer)
+    return [
+        index
+        for index in range(count)
+        if chunk_checksum(view[int(offsets[index]) : int(offsets[index + 1])]) != expected[index]
+    ]

@@ -1,0 +1,151 @@
+"""Compiled statistics for 8- and 16-bit integer slices: one pass, near memory speed.
+
+numpy needs several passes (min, max, the sum, the squares) to get exact integer
+statistics: about 2 GB/s for int8 here. One compiled loop over each cache-sized
+block reads the data once and vectorises (about 10 GB/s, measured in
+``benchmarks/bench_stats.py``) because it iterates over a slice, with no index
+checks in the loop. The kernels are compiled with numba in a background thread the
+first time statistics are asked for, so no save waits for the compiler: until they
+are ready, and where numba is missing, :mod:`napari_mrcz.mrc.stats` uses numpy.
+Both give the same, exact, integers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: The dtypes the kernel is compiled for.
+KERNEL_DTYPES = (np.int8, np.uint8, np.int16, np.uint16)
+
+#: Elements per block: 8-bit squares (at most 255**2) summed over 2**15 of them stay
+#: below 2**31 in the int32 accumulators that let the loop vectorise; 16-bit blocks
+#: sum into int64.
+_BLOCK_8BIT = 2**15
+_BLOCK_16BIT = 2**14
+
+IntegerStats = Callable[[np.ndarray], tuple[int, int, int, int]]
+
+_lock = threading.Lock()
+_compiling: threading.Thread | None = None
+_kernel: IntegerStats | None = None
+
+
+def integer_stats_kernel() -> IntegerStats | None:
+    """The compiled ``kernel(values) -> (min, max, sum, sum of squares)``, or None.
+
+    None until the kernel is compiled; the first call starts compiling it in the
+    background. ``values`` is a 1D C-contiguous array of a type in
+    :data:`KERNEL_DTYPES`; the results are exact Python-size integers.
+    """
+    global _compiling
+    if _kernel is not None:
+        return _kernel
+    with _lock:
+        if _compiling is None:
+            _compiling = threading.Thread(
+                target=_compile, name="napari-mrcz-compile-stats", daemon=False
+            )
+            _compiling.start()
+    return _kernel
+
+
+def wait_for_kernel(timeout: float | None = None) -> IntegerStats | None:
+    """Start compiling if needed and wait for it; the kernel, or None without numba.
+
+    For benchmarks and tests that want the compiled route from the first slice.
+    """
+    integer_stats_kernel()
+    if _compiling is not None:
+        _compiling.join(timeout)
+    return _kernel
+
+
+def _compile() -> None:
+    global _kernel
+    try:
+        kernel = _build()
+        for dtype in KERNEL_DTYPES:  # compile every signature now, not on a first save
+            kernel(np.zeros(3, dtype=dtype))
+    except Exception as error:  # no numba, or no compiler for this machine: numpy it is
+        logger.debug("statistics kernels not compiled (%s): using numpy", error)
+        return
+    _kernel = kernel
+
+
+def _build() -> IntegerStats:
+    import numba
+
+    options = {"nogil": True, "cache": True, "error_model": "numpy"}
+
+    @numba.njit(**options)
+    def block_8bit(block):  # pragma: no cover - compiled
+        total = np.int32(0)
+        total_sq = np.int32(0)
+        low = block[0]
+        high = block[0]
+        for value in block:
+            wide = np.int32(value)
+            total += wide
+            total_sq += wide * wide
+            low = min(low, value)
+            high = max(high, value)
+        return total, total_sq, low, high
+
+    @numba.njit(**options)
+    def block_16bit(block):  # pragma: no cover - compiled
+        total = np.int64(0)
+        total_sq = np.int64(0)
+        low = block[0]
+        high = block[0]
+        for value in block:
+            wide = np.int64(value)
+            total += wide
+            total_sq += wide * wide
+            low = min(low, value)
+            high = max(high, value)
+        return total, total_sq, low, high
+
+    @numba.njit(**options)
+    def stats_8bit(values):  # pragma: no cover - compiled
+        total = np.int64(0)
+        total_sq = np.int64(0)
+        low = values[0]
+        high = values[0]
+        for start in range(0, values.size, _BLOCK_8BIT):
+            block_total, block_sq, block_low, block_high = block_8bit(
+                values[start : start + _BLOCK_8BIT]
+            )
+            total += block_total
+            total_sq += block_sq
+            low = min(low, block_low)
+            high = max(high, block_high)
+        return low, high, total, total_sq
+
+    @numba.njit(**options)
+    def stats_16bit(values):  # pragma: no cover - compiled
+        total = np.int64(0)
+        total_sq = np.uint64(0)
+        low = values[0]
+        high = values[0]
+        for start in range(0, values.size, _BLOCK_16BIT):
+            block_total, block_sq, block_low, block_high = block_16bit(
+                values[start : start + _BLOCK_16BIT]
+            )
+            total += block_total
+            total_sq += np.uint64(block_sq)
+            low = min(low, block_low)
+            high = max(high, block_high)
+        return low, high, total, total_sq
+
+    def kernel(values: np.ndarray) -> tuple[int, int, int, int]:
+        compiled = stats_8bit if values.dtype.itemsize == 1 else stats_16bit
+        low, high, total, total_sq = compiled(values)
+        return int(low), int(high), int(total), int(total_sq)
+
+    return kernel
