@@ -48,6 +48,9 @@ print(*ratios)
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
 def test_two_threads_beat_one_without_python_mrcz(tmp_path):
+    load = os.getloadavg()[0]
+    if load > 0.75 * len(os.sched_getaffinity(0)):
+        pytest.skip(f"the machine is busy (load {load:.1f}): a second core is not free")
     result = subprocess.run(
         [sys.executable, "-c", SCALING, str(tmp_path / "movie.mrcz")],
         capture_output=True,
