@@ -21,15 +21,25 @@ What is measured, in one run and on the same seeded data:
   (``mrcz.writeMRC`` / ``readMRC``, default keywords otherwise, so ``quickStats=True``:
   it computes header statistics from the first frame only, where napari-mrcz and
   mrcfile compute exact ones over all the data), python-mrcz with ``quickStats=False``
-  (``pymrcz-exact``: exact min, max and mean like ours; it still writes RMS 0) and
-  mrcfile (``mrcfile.write`` /
-  ``mrcfile.read``; plain MRC only).
+  (``pymrcz-exact``: exact min, max and mean like ours; it still writes RMS 0),
+  mrcfile (``mrcfile.write`` / ``mrcfile.read``; plain MRC only), and napari-mrcz with
+  its fsync turned off (``ours-no-fsync``): napari-mrcz flushes every new file to disk
+  before renaming it onto its name (durable saves), the others return with the data
+  in the page cache; the difference is what the durability costs.
+
+* Each library runs as it would run alone: in a fresh process of its own for every
+  round (python-mrcz turns on python-blosc's GIL release when imported, which would
+  otherwise change how our threads run in the same process). Data is generated once
+  and handed over as ``.npy`` files. napari-mrcz loads its compiled statistics kernel
+  before timing (printed apart: later saves in a user's session have it).
 
 * Throughput is the uncompressed array size divided by the wall time of one call; the
-  best (shortest) of ``--repeat`` runs is kept. Repeats are interleaved across
-  libraries (run 1 of every library, then run 2, ...), so that drifting machine load
-  hits all of them alike. Every read is checked against the data, and each library
-  must read the other's MRCZ files (checked once, untimed).
+  best (shortest) of ``--repeat`` runs is kept. Rounds are interleaved across
+  libraries (round 1 of every library, then round 2, ...), so that drifting machine
+  load hits all of them alike. Every read is checked against the data, and each
+  library must read the other's MRCZ files (checked once, untimed, in another
+  process). napari-mrcz also writes over its own existing file once per round: the
+  cost of a rename over a file (ext4 flushes it) is printed apart.
 
 Page cache, identical for every library:
 
@@ -71,11 +81,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
+import json
 import math
 import os
 import platform
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,8 +100,6 @@ from pathlib import Path
 from typing import Any
 
 import blosc
-import mrcfile
-import mrcz
 import numpy as np
 
 try:
@@ -100,6 +111,10 @@ except ImportError:  # a checkout that is not installed: use the package beside 
 MB = 1e6
 SEED = 20261125
 OURS, THEIRS, MRCFILE = "napari-mrcz", "python-mrcz", "mrcfile"
+#: napari-mrcz with its fsync before the rename turned off: what durable saves cost.
+OURS_NO_FSYNC = "ours-no-fsync"
+#: The benchmark's own flush (untimed), whatever a worker does to os.fsync.
+FSYNC = os.fsync
 #: python-mrcz with quickStats=False: exact header statistics, as we and mrcfile write.
 THEIRS_EXACT = "pymrcz-exact"
 CODECS: list[tuple[str | None, int]] = [(None, 1), ("zstd", 1), ("lz4", 9)]
@@ -180,18 +195,24 @@ def write_ours(data: np.ndarray, path: str, codec: str | None, clevel: int, thre
 def write_theirs(
     data: np.ndarray, path: str, codec: str | None, clevel: int, threads: int
 ) -> None:
+    import mrcz
+
     mrcz.writeMRC(data, path, compressor=codec, clevel=clevel, n_threads=threads)
 
 
 def write_theirs_exact(
     data: np.ndarray, path: str, codec: str | None, clevel: int, threads: int
 ) -> None:
+    import mrcz
+
     mrcz.writeMRC(data, path, compressor=codec, clevel=clevel, n_threads=threads, quickStats=False)
 
 
 def write_mrcfile(
     data: np.ndarray, path: str, codec: str | None, clevel: int, threads: int
 ) -> None:
+    import mrcfile
+
     assert codec is None
     mrcfile.write(path, data, overwrite=True)
 
@@ -201,15 +222,20 @@ def read_ours(path: str, threads: int) -> np.ndarray:
 
 
 def read_theirs(path: str, threads: int) -> np.ndarray:
+    import mrcz
+
     return mrcz.readMRC(path, n_threads=threads)[0]
 
 
 def read_mrcfile(path: str, threads: int) -> np.ndarray:
+    import mrcfile
+
     return mrcfile.read(path)
 
 
 LIBRARIES: dict[str, tuple[Callable[..., None], Callable[..., np.ndarray]]] = {
     OURS: (write_ours, read_ours),
+    OURS_NO_FSYNC: (write_ours, read_ours),
     THEIRS: (write_theirs, read_theirs),
     THEIRS_EXACT: (write_theirs_exact, read_theirs),
     MRCFILE: (write_mrcfile, read_mrcfile),
@@ -234,7 +260,7 @@ def settle(path: str, cold: bool) -> None:
     """fsync ``path``; with ``cold``, also evict it from the page cache."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(descriptor)
+        FSYNC(descriptor)
         if cold:
             os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
@@ -303,6 +329,7 @@ class Result:
     nbytes: int
     write_s: list[float] = field(default_factory=list)
     read_s: list[float] = field(default_factory=list)
+    overwrite_s: list[float] = field(default_factory=list)
     file_size: int = 0
 
     @property
@@ -313,44 +340,132 @@ class Result:
     def read_mbs(self) -> float:
         return self.nbytes / MB / min(self.read_s)
 
+    @property
+    def overwrite_mbs(self) -> float | None:
+        return self.nbytes / MB / min(self.overwrite_s) if self.overwrite_s else None
+
+
+def cases() -> list[tuple[str | None, int, list[str]]]:
+    """(codec, clevel, libraries) of every throughput case."""
+    return [
+        (
+            codec,
+            clevel,
+            [OURS, OURS_NO_FSYNC, THEIRS, THEIRS_EXACT] + ([MRCFILE] if codec is None else []),
+        )
+        for codec, clevel in CODECS
+    ]
+
+
+def run_library(library: str, data_dir: str, threads: int, cold: bool) -> list[dict]:
+    """One round of every case for one library, in this (fresh) process.
+
+    Each library runs in a process of its own, as it would run alone: python-mrcz
+    turns on python-blosc's GIL release when imported, which would otherwise change
+    how our threads run. Ours waits for its compiled statistics kernel first (a
+    user's later saves have it; the first-save cost is printed apart). napari-mrcz
+    also times a write over its own existing file, which costs a flush on ext4.
+    """
+    write, read = LIBRARIES[library]
+    rows = []
+    if library == OURS_NO_FSYNC:  # the other libraries flush nothing before returning
+        os.fsync = lambda descriptor: None
+    if library in (OURS, OURS_NO_FSYNC):
+        from napari_mrcz.mrc import stats_kernels
+
+        seconds, kernel = timed(stats_kernels.wait_for_kernel)
+        rows.append({"kernel_s": seconds, "kernel": kernel is not None})
+    for name in sorted(os.listdir(data_dir)):
+        if not name.endswith(".npy"):
+            continue
+        dataset = name[: -len(".npy")]
+        data = np.load(os.path.join(data_dir, name))
+        for codec, clevel, libraries in cases():
+            if library not in libraries:
+                continue
+            path = os.path.join(
+                data_dir,
+                f"{dataset}-{codec_name(codec, clevel)}-{library}.mrc" + ("z" * bool(codec)),
+            )
+            remove(path)
+            write_s, _ = timed(partial(write, data, path, codec, clevel, threads))
+            settle(path, cold)
+            read_s, image = timed(partial(read, path, threads))
+            if not same(image, data):
+                raise AssertionError(f"{library} read back different data ({dataset}, {codec})")
+            del image
+            row = {
+                "dataset": dataset,
+                "codec": codec_name(codec, clevel),
+                "write_s": write_s,
+                "read_s": read_s,
+                "file_size": os.path.getsize(path),
+            }
+            if library == OURS:
+                row["overwrite_s"], _ = timed(partial(write, data, path, codec, clevel, threads))
+            rows.append(row)
+            if codec is None or library not in (OURS, THEIRS):
+                remove(path)
+    return rows
+
 
 def bench_throughput(
     datasets: dict[str, np.ndarray], folder: str, repeat: int, threads: int, cold: bool
-) -> list[Result]:
-    results: list[Result] = []
+) -> tuple[list[Result], list[float]]:
+    """Every case, each library in a fresh process per round; rounds interleave libraries.
+
+    Returns the results and the seconds napari-mrcz took to load its compiled kernel.
+    """
+    data_dir = os.path.join(folder, "data")
+    os.makedirs(data_dir, exist_ok=True)
     for dataset, data in datasets.items():
-        for codec, clevel in CODECS:
+        np.save(os.path.join(data_dir, dataset + ".npy"), data)
+    rows: dict[tuple[str, str, str], Result] = {}
+    kernel_s: list[float] = []
+    libraries = [OURS, OURS_NO_FSYNC, THEIRS, THEIRS_EXACT, MRCFILE]
+    for run in range(repeat):
+        for library in libraries:
+            command = [sys.executable, __file__, "--worker", library, "--out", data_dir]
+            command += ["--threads", str(threads)] + (["--cold"] if cold else [])
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            for row in json.loads(output):
+                if "kernel_s" in row:
+                    kernel_s.append(row["kernel_s"])
+                    continue
+                key = (row["dataset"], row["codec"], library)
+                nbytes = datasets[row["dataset"]].nbytes
+                result = rows.setdefault(key, Result(*key, nbytes))
+                result.write_s.append(row["write_s"])
+                result.read_s.append(row["read_s"])
+                if "overwrite_s" in row:
+                    result.overwrite_s.append(row["overwrite_s"])
+                result.file_size = row["file_size"]
+        print(f"  done: round {run + 1} of {repeat}", flush=True)
+    for dataset in datasets:  # each MRCZ library reads the other's files
+        for codec, clevel, _ in cases():
+            if codec is None:
+                continue
             name = codec_name(codec, clevel)
-            libraries = [OURS, THEIRS, THEIRS_EXACT] + ([MRCFILE] if codec is None else [])
-            rows = {lib: Result(dataset, name, lib, data.nbytes) for lib in libraries}
-            paths = {
-                lib: os.path.join(folder, f"{dataset}-{name}-{lib}.mrc" + ("z" if codec else ""))
-                for lib in libraries
-            }
-            for run in range(repeat):
-                for lib in libraries:
-                    write, read = LIBRARIES[lib]
-                    path = paths[lib]
-                    remove(path)
-                    seconds, _ = timed(partial(write, data, path, codec, clevel, threads))
-                    rows[lib].write_s.append(seconds)
-                    settle(path, cold)
-                    seconds, image = timed(partial(read, path, threads))
-                    rows[lib].read_s.append(seconds)
-                    if run == repeat - 1 and not same(image, data):
-                        raise AssertionError(f"{lib} read back different data ({dataset}, {name})")
-                    del image
-                    rows[lib].file_size = os.path.getsize(path)
-            if codec is not None:  # each MRCZ library reads the other's file
-                if not same(read_theirs(paths[OURS], threads), data):
-                    raise AssertionError(f"python-mrcz misreads napari-mrcz's {dataset} {name}")
-                if not same(read_ours(paths[THEIRS], threads), data):
-                    raise AssertionError(f"napari-mrcz misreads python-mrcz's {dataset} {name}")
-            for path in paths.values():
-                remove(path)
-            results.extend(rows.values())
-            print(f"  done: {dataset} {name}", flush=True)
-    return results
+            ours = os.path.join(data_dir, f"{dataset}-{name}-{OURS}.mrcz")
+            theirs = os.path.join(data_dir, f"{dataset}-{name}-{THEIRS}.mrcz")
+            command = [sys.executable, "-c", CROSS_READ, ours, theirs, str(threads)]
+            command.append(os.path.join(data_dir, dataset + ".npy"))
+            subprocess.run(command, check=True)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    order = {(d, c): i for i, (d, c) in enumerate(dict.fromkeys((k[0], k[1]) for k in rows))}
+    results = sorted(
+        rows.values(), key=lambda r: (order[(r.dataset, r.codec)], libraries.index(r.library))
+    )
+    return results, kernel_s
+
+
+#: Checked once, untimed: python-mrcz reads our file and we read python-mrcz's.
+CROSS_READ = """
+import sys, numpy as np, mrcz, napari_mrcz
+ours, theirs, threads, data = sys.argv[1], sys.argv[2], int(sys.argv[3]), np.load(sys.argv[4])
+for image in (mrcz.readMRC(ours, n_threads=threads)[0], napari_mrcz.readMRC(theirs)[0]):
+    assert image.size == data.size and np.array_equal(image.reshape(data.shape), data)
+"""
 
 
 def bench_lazy(folder: str, repeat: int, threads: int) -> dict[str, Any]:
@@ -446,6 +561,18 @@ def print_table(results: list[Result]) -> None:
             f"{result.write_mbs:>10.0f} {result.read_mbs:>10.0f} "
             f"{result.file_size / MB:>9.2f} {ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>7}"
         )
+
+
+def print_overwrite(results: list[Result]) -> None:
+    """napari-mrcz writing over its own existing file against writing a new one."""
+    print("\nnapari-mrcz, new file against a rename over the existing one (ext4 flushes it):")
+    for result in results:
+        if result.library == OURS and result.overwrite_mbs:
+            print(
+                f"  {result.dataset:<13} {result.codec:<6} new {result.write_mbs:6.0f} MB/s, "
+                f"over an existing file {result.overwrite_mbs:6.0f} MB/s "
+                f"({ratio(result.overwrite_mbs, result.write_mbs)})"
+            )
 
 
 def print_summary(results: list[Result]) -> None:
@@ -647,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
         help="frame side of the float32 frames (default 2048)",
     )
     parser.add_argument("--skip-lazy", action="store_true", help="skip the large lazy file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # one library's round, as JSON
     parser.add_argument(
         "--skip-dm",
         action="store_true",
@@ -656,14 +784,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1 or args.threads < 1:
         parser.error("--repeat and --threads must be at least 1")
 
+    if args.worker:
+        print(json.dumps(run_library(args.worker, args.out, args.threads, args.cold)))
+        return 0
+
     started = time.perf_counter()
     if args.out:
         os.makedirs(args.out, exist_ok=True)
     folder = tempfile.mkdtemp(prefix="bench_io-", dir=args.out)
     try:
         print(
-            f"napari-mrcz {napari_mrcz.__version__}, python-mrcz {mrcz.__version__}, "
-            f"mrcfile {mrcfile.__version__}, python-blosc {blosc.__version__} "
+            f"napari-mrcz {napari_mrcz.__version__}, "
+            f"python-mrcz {importlib.metadata.version('mrcz')}, "
+            f"mrcfile {importlib.metadata.version('mrcfile')}, python-blosc {blosc.__version__} "
             f"(c-blosc {blosc.blosclib_version.split()[0]}), numpy {np.__version__}, "
             f"Python {platform.python_version()}"
         )
@@ -680,9 +813,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(data generated in {seconds:.1f} s)")
 
         print("\n== Throughput (uncompressed MB per second of wall time) ==", flush=True)
-        results = bench_throughput(datasets, folder, args.repeat, args.threads, args.cold)
+        results, kernel_s = bench_throughput(
+            datasets, folder, args.repeat, args.threads, args.cold
+        )
         print()
+        print(
+            "each library in a fresh process per round (python-mrcz's import turns on blosc's "
+            "GIL release; ours sets what it needs itself); napari-mrcz's compiled statistics "
+            f"kernel loaded in {min(kernel_s) * 1e3:.0f}-{max(kernel_s) * 1e3:.0f} ms per process"
+        )
         print_table(results)
+        print_overwrite(results)
 
         if not args.skip_lazy:
             print("\n== Lazy open of a large MRCZ (napari_mrcz.open_lazy) ==", flush=True)
