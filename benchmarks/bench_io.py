@@ -550,7 +550,7 @@ def print_table(results: list[Result]) -> None:
     for result in results:
         theirs = by_key.get((result.dataset, result.codec, THEIRS))
         ratios = ("-", "-", "-")
-        if result.library == OURS and theirs is not None:
+        if result.library in (OURS, OURS_NO_FSYNC) and theirs is not None:
             ratios = (
                 ratio(result.write_mbs, theirs.write_mbs),
                 ratio(result.read_mbs, theirs.read_mbs),
@@ -560,6 +560,27 @@ def print_table(results: list[Result]) -> None:
             f"{result.dataset:<13} {result.codec:<6} {result.library:<12} "
             f"{result.write_mbs:>10.0f} {result.read_mbs:>10.0f} "
             f"{result.file_size / MB:>9.2f} {ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>7}"
+        )
+
+
+def print_targets(results: list[Result]) -> None:
+    """The figures issue 14 set targets for: geometric mean and the worst case."""
+    by_key = {(r.dataset, r.codec, r.library): r for r in results}
+    for library in (OURS, OURS_NO_FSYNC):
+        ratios = []
+        for (dataset, codec, name), ours in by_key.items():
+            if name != library:
+                continue
+            theirs = by_key[(dataset, codec, THEIRS)]
+            ratios += [
+                (f"{dataset} {codec} write", ours.write_mbs / theirs.write_mbs),
+                (f"{dataset} {codec} read", ours.read_mbs / theirs.read_mbs),
+            ]
+        mean = math.exp(sum(math.log(value) for _, value in ratios) / len(ratios))
+        worst = min(ratios, key=lambda item: item[1])
+        print(
+            f"SUMMARY {library}/python-mrcz over {len(ratios)} write/read cases: "
+            f"geometric mean {mean:.2f}x, lowest {worst[1]:.2f}x ({worst[0]})"
         )
 
 
@@ -582,10 +603,12 @@ def print_summary(results: list[Result]) -> None:
             continue
         theirs = by_key[(dataset, codec, THEIRS)]
         exact = by_key[(dataset, codec, THEIRS_EXACT)]
+        no_fsync = by_key[(dataset, codec, OURS_NO_FSYNC)]
         print(
             f"SUMMARY {dataset:<13} {codec:<6} napari-mrcz/python-mrcz: "
             f"write {ratio(ours.write_mbs, theirs.write_mbs)} "
-            f"({ratio(ours.write_mbs, exact.write_mbs)} against quickStats=False), "
+            f"({ratio(ours.write_mbs, exact.write_mbs)} against quickStats=False; "
+            f"{ratio(no_fsync.write_mbs, theirs.write_mbs)} without our fsync), "
             f"read {ratio(ours.read_mbs, theirs.read_mbs)}, "
             f"file size {ratio(ours.file_size, theirs.file_size)} "
             f"(ours {ours.write_mbs:.0f}/{ours.read_mbs:.0f} MB/s, "
@@ -824,6 +847,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_table(results)
         print_overwrite(results)
+        print_targets(results)
 
         if not args.skip_lazy:
             print("\n== Lazy open of a large MRCZ (napari_mrcz.open_lazy) ==", flush=True)
