@@ -43,7 +43,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TextIO
 
 from napari_mrcz.__about__ import __version__
@@ -420,9 +420,15 @@ class ClusterRunner(Runner):
         return stopped_by
 
     def _submit(self, task: Task, number: int) -> Any:
+        # Workers run elsewhere, in other folders: they get absolute names.
+        remote = replace(
+            task,
+            source=os.path.abspath(task.source),
+            targets=[os.path.abspath(target) for target in task.targets],
+        )
         future = self.client.submit(
             convert_on_worker,
-            task,
+            remote,
             self.settings,
             self._shown[number].total,
             self.run_id,
@@ -484,8 +490,13 @@ class ClusterRunner(Runner):
     def _take(self, number: int, result: WorkerResult) -> None:
         """Take a worker's result: its counts, warnings and progress; delete the source."""
         task = self._tasks[number]
+        names = dict(zip(result.task.targets, task.targets, strict=True))
+        names[result.task.source] = task.source
         for item in fields(Task):
-            setattr(task, item.name, getattr(result.task, item.name))
+            if item.name not in ("source", "targets"):
+                setattr(task, item.name, getattr(result.task, item.name))
+        for absolute, given in names.items():  # messages name files as the user did
+            task.message = task.message.replace(absolute, given)
         for message, category in result.warnings:
             warnings.warn(message, category, stacklevel=1)
         self._show(number, result.attempt, result.done, result.total, final=True)
@@ -552,12 +563,13 @@ def run_on_cluster(
         return EXIT_FAILED
 
 
-def _validate_on_worker(path: str, check_stats: bool) -> list[Finding] | OSError:
-    """``mrcz validate``'s checks of one file, on a worker (one thread, as dask wants)."""
+def _validate_on_worker(path: str, given: str, check_stats: bool) -> list[Finding] | OSError:
+    """``mrcz validate``'s checks of one file (absolute ``path``, named ``given`` by the
+    user), on a worker, on one thread as dask wants."""
     try:
         return validate_file(path, check_stats=check_stats, n_threads=1)
     except OSError as error:
-        return error
+        return type(error)(error.errno, error.strerror, given) if error.errno else error
 
 
 def validated_on_cluster(
@@ -572,7 +584,13 @@ def validated_on_cluster(
     """
     run_id = secrets.token_hex(4)
     futures = [
-        client.submit(_validate_on_worker, path, check_stats, key=f"mrcz-validate-{run_id}-{n}")
+        client.submit(
+            _validate_on_worker,
+            os.path.abspath(path),
+            path,
+            check_stats,
+            key=f"mrcz-validate-{run_id}-{n}",
+        )
         for n, path in enumerate(paths)
     ]
     try:

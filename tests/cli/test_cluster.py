@@ -145,7 +145,7 @@ def cluster(shared_cluster):
     return shared_cluster
 
 
-def mrcz_command(*args, cluster: Cluster | None = None, env=None):
+def mrcz_command(*args, cluster: Cluster | None = None, env=None, cwd=None):
     """Run ``mrcz args``, on ``cluster`` if given; the completed process."""
     where = ["--scheduler-file", cluster.scheduler_file] if cluster else []
     return subprocess.run(
@@ -154,6 +154,7 @@ def mrcz_command(*args, cluster: Cluster | None = None, env=None):
         text=True,
         timeout=TIMEOUT,
         env=env or _environment(),
+        cwd=cwd,
     )
 
 
@@ -306,20 +307,25 @@ def test_outputs_and_summary_match_a_local_run_byte_for_byte(cluster, mixed_fold
 
 
 def test_validate_reports_as_a_local_run(cluster, mixed_folder):
-    local = mrcz_command("validate", mixed_folder, "--json")
-    remote = mrcz_command("validate", mixed_folder, "--json", cluster=cluster)
+    # Names relative to this folder: the workers run in another one.
+    folder = mixed_folder.parent
+    local = mrcz_command("validate", "raw", "missing.mrc", "--json", cwd=folder)
+    remote = mrcz_command("validate", "raw", "missing.mrc", "--json", cluster=cluster, cwd=folder)
     assert local.returncode == remote.returncode == 1  # real files with real problems
     assert remote.stdout == local.stdout
+    assert '"path": "raw/made/counts.mrc"' in remote.stdout
 
 
-def test_convert_one_file(cluster, mixed_folder, tmp_path):
-    source = mixed_folder / "real" / "rsciio_2D_multi_signal.dm3"
-    mrcz_command("convert", source, tmp_path / "here.mrcz")
-    remote = mrcz_command("convert", source, tmp_path / "there.mrcz", cluster=cluster)
+def test_convert_one_file_named_relative_to_here(cluster, mixed_folder):
+    folder = mixed_folder.parent
+    source = "raw/real/rsciio_2D_multi_signal.dm3"
+    local = mrcz_command("convert", source, "here.mrcz", cwd=folder)
+    remote = mrcz_command("convert", source, "there.mrcz", cluster=cluster, cwd=folder)
     assert remote.returncode == 0, remote
+    assert summary(remote.stdout.replace("there", "here")) == summary(local.stdout)
     for number in (0, 1):
-        assert (tmp_path / f"there_{number}.mrcz").read_bytes() == (
-            tmp_path / f"here_{number}.mrcz"
+        assert (folder / f"there_{number}.mrcz").read_bytes() == (
+            folder / f"here_{number}.mrcz"
         ).read_bytes()
 
 
