@@ -361,8 +361,9 @@ class ClusterRunner(Runner):
         submitted = 0
         stopped_by = None
         try:
-            if not self.client.scheduler_info(n_workers=1)["workers"]:
-                self._say(f"waiting for dask workers to join the scheduler {self.where}...")
+            with contextlib.suppress(Exception, *_CANCELLED):  # if lost: seen below
+                if not self.client.scheduler_info(n_workers=1)["workers"]:
+                    self._say(f"waiting for dask workers to join the scheduler {self.where}...")
             while True:
                 try:
                     if not self._shown:
@@ -394,6 +395,13 @@ class ClusterRunner(Runner):
                         self.cancel.set()
                         with contextlib.suppress(Exception, *_CANCELLED):  # if lost: seen next
                             cancel_flag.set()
+                    else:  # again: stop waiting (for workers that never came, say)
+                        self._say("interrupted again: leaving the cluster's tasks to stop")
+                        with contextlib.suppress(Exception, *_CANCELLED):
+                            self.client.cancel(list(pending))
+                        for number in pending.values():
+                            tasks[number].status = "cancelled"
+                        pending.clear()
         except SchedulerLostError as error:
             with self._lock:  # even with --quiet
                 self._bar.write(
@@ -492,13 +500,24 @@ class ClusterRunner(Runner):
         task = self._tasks[number]
         names = dict(zip(result.task.targets, task.targets, strict=True))
         names[result.task.source] = task.source
+        for absolute, given in list(names.items()):  # and their folders (temporaries)
+            folder = os.path.dirname(given)
+            names.setdefault(os.path.dirname(absolute) + os.sep, folder + os.sep if folder else "")
         for item in fields(Task):
             if item.name not in ("source", "targets"):
                 setattr(task, item.name, getattr(result.task, item.name))
-        for absolute, given in names.items():  # messages name files as the user did
-            task.message = task.message.replace(absolute, given)
+
+        def as_given(text: str) -> str:  # messages name files as the user did
+            for absolute, given in names.items():
+                text = text.replace(absolute, given)
+            return text
+
+        task.message = as_given(task.message)
+        if task.status == "cancelled" and not self.cancel.is_set():
+            task.status = "failed"
+            task.message = "stopped on its worker, which could not reach the scheduler"
         for message, category in result.warnings:
-            warnings.warn(message, category, stacklevel=1)
+            warnings.warn(as_given(message), category, stacklevel=1)
         self._show(number, result.attempt, result.done, result.total, final=True)
         if result.check is not None and self.settings.delete_source and task.verified:
             record_outcome(task, lambda: delete_source(task, result.check))

@@ -226,6 +226,12 @@ def summary(stdout: str, *folders: pathlib.Path) -> list[str]:
     return lines
 
 
+def warnings_in(stderr: str, folder: pathlib.Path) -> list[str]:
+    """The warnings printed, temporary names and ``folder`` made neutral."""
+    found = re.findall(r"warning: .*", stderr.replace(str(folder), "<>"))
+    return sorted(re.sub(r"\.mrcz-[0-9a-f-]+\.partial", "<temporary>", line) for line in found)
+
+
 def noise_movies(folder: pathlib.Path, rng, count: int, shape) -> dict[str, np.ndarray]:
     """``count`` float32 noise movies written by mrcfile; their data by name."""
     folder.mkdir(parents=True)
@@ -258,6 +264,9 @@ def mixed_folder(tmp_path, rng):
     mrcfile.write(made / "counts.mrc", counts)
     mrcfile.write(made / "gain.mrc", rng.random((256, 256), dtype=np.float32))
     mrcfile.write(made / "map.mrc.gz", rng.normal(size=(20, 32, 48)).astype(np.float32))
+    with mrcfile.new(made / "odd_axes.mrc") as odd:  # an invalid axis order: a warning
+        odd.set_data(rng.normal(size=(4, 16, 16)).astype(np.float32))
+        odd.header.mapc = odd.header.mapr = 1
     mrcfile.write(made / "trailing.mrc", rng.normal(size=(3, 16, 16)).astype(np.float32))
     with open(made / "trailing.mrc", "ab") as handle:  # bytes after the data: source kept
         handle.write(b"junk")
@@ -284,6 +293,7 @@ def test_outputs_and_summary_match_a_local_run_byte_for_byte(cluster, mixed_fold
         "made/counts.mrcz",
         "made/gain.mrcz",
         "made/map.mrcz",
+        "made/odd_axes.mrcz",
         "made/trailing.mrcz",
         "real/cryodrgn_relion31.mrcz",
         "real/ngl_betaGal.mrcz",
@@ -295,7 +305,9 @@ def test_outputs_and_summary_match_a_local_run_byte_for_byte(cluster, mixed_fold
     assert digests(there / "raw") == digests(here / "raw")  # the same sources deleted
     assert summary(remote.stdout, there) == summary(local.stdout, here)
     assert "2 failed" in local.stdout
-    assert "7 source file(s) deleted" in local.stdout
+    assert "8 source file(s) deleted" in local.stdout
+    assert warnings_in(remote.stderr, there) == warnings_in(local.stderr, here)
+    assert "odd_axes.mrc: the axis order in the header" in remote.stderr  # from a worker
     assert "100%|" in remote.stderr  # the progress bar, run to its end
     assert leftovers(there) == []
 
