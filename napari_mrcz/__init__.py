@@ -27,6 +27,7 @@ from napari_mrcz._compat import (
     writeMRC,
     writeMRCHeader,
 )
+from napari_mrcz.dask_array import to_dask
 from napari_mrcz.dm.images import read_dm
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.mrc.codecs import AVAILABLE_CODECS, COMPRESSOR_ENUM, REVERSE_COMPRESSOR_ENUM
@@ -94,6 +95,7 @@ __all__ = [
     "read_mrc_header",
     "setDefaultThreads",
     "set_default_threads",
+    "to_dask",
     "writeMRC",
     "writeMRCHeader",
     "write_mrc",

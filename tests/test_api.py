@@ -38,7 +38,8 @@ def test_engine_and_command_line_import_no_gui_and_no_python_mrcz():
     """Every module outside _napari/ and _qt/ loads without napari, Qt or python-mrcz.
 
     python-mrcz turns on blosc's GIL release when imported: a process that has it
-    loaded would hide our own settings.
+    loaded would hide our own settings. dask and distributed are optional (to_dask and
+    the cluster options import them when used).
     """
     code = (
         "import importlib, pkgutil, sys, napari_mrcz\n"
@@ -46,7 +47,7 @@ def test_engine_and_command_line_import_no_gui_and_no_python_mrcz():
         "    if not module.name.startswith(('napari_mrcz._napari', 'napari_mrcz._qt')):\n"
         "        importlib.import_module(module.name)\n"
         "heavy = [m for m in ('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6', 'magicgui', 'npe2',"
-        " 'mrcz', 'mrcfile') if m in sys.modules]\n"
+        " 'mrcz', 'mrcfile', 'dask', 'distributed') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     result = subprocess.run(

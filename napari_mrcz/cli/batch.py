@@ -63,6 +63,10 @@ class RunCancelledError(Exception):
     """Raised inside a conversion when the run is interrupted."""
 
 
+#: Called with the bytes of data just processed; may raise RunCancelledError.
+Progress = Callable[[int], None]
+
+
 @dataclass
 class Task:
     """One input file and where its output goes."""
@@ -79,6 +83,14 @@ class Task:
     source_deleted: bool = False
 
 
+@dataclass(frozen=True)
+class SourceCheck:
+    """What deciding to delete a converted source needs, known once it is converted."""
+
+    before: os.stat_result  # the source when its conversion started
+    lacking: list[str]  # what no output holds of it (reasons to keep it)
+
+
 @dataclass
 class Settings:
     """What to do with each file (the command line's options)."""
@@ -89,6 +101,11 @@ class Settings:
     verify: bool = False
     delete_source: bool = False
     overwrite: bool = False
+
+    @property
+    def passes(self) -> int:
+        """Times each byte of data is processed: written, then read back to verify."""
+        return 2 if self.verify else 1
 
 
 def find_inputs(inputs: Sequence[str], wanted: Callable[[str], bool]) -> Iterator[tuple[str, str]]:
@@ -174,7 +191,7 @@ class Runner:
         self.jobs = max(1, jobs)
         self.quiet = quiet
         self.err = err
-        self.passes = 2 if settings.verify else 1  # written, then read back
+        self.passes = settings.passes
         self.cancel = threading.Event()
         self.started = time.monotonic()
         self._lock = threading.Lock()
@@ -256,19 +273,17 @@ class Runner:
         if self.cancel.is_set():
             task.status = "cancelled"
             return
-        started = time.monotonic()
-        try:
-            self._convert_file(task, estimate)
-        except RunCancelledError:
-            task.status = "cancelled"
-        except FILE_ERRORS as error:
-            task.status = "failed"
-            task.message = error_text(error, task.source)
-        except Exception as error:  # a bug must not stop the other files
-            logger.exception("converting %s failed", task.source)
-            task.status = "failed"
-            task.message = f"{type(error).__name__}: {error_text(error, task.source)}"
-        task.seconds = time.monotonic() - started
+        record_outcome(task, lambda: self._convert_file(task, estimate))
+        self._report(task)
+
+    def _convert_file(self, task: Task, estimate: int) -> None:
+        """Convert, then delete the source if asked and safe."""
+        check = write_outputs(task, self.settings, estimate, self._tick, self._add_total)
+        if check is not None and self.settings.delete_source and task.verified:
+            delete_source(task, check)
+
+    def _report(self, task: Task) -> None:
+        """The line a finished file gets while the run goes on."""
         if task.status == "failed":
             self._say(f"FAILED {task.source}: {task.message}")
         elif task.status in ("done", "skipped"):
@@ -277,79 +292,122 @@ class Runner:
                 + (" (source deleted)" if task.source_deleted else "")
             )
 
-    def _convert_file(self, task: Task, estimate: int) -> None:
-        """Write every image of the file to a temporary file, verify, then publish."""
-        settings = self.settings
-        before = os.stat(task.source)
-        task.source_bytes = before.st_size
-        temporaries: list[tuple[str, str]] = []  # (temporary, target)
-        try:
-            with open_images(task.source) as images:
-                if len(images) != len(task.targets):
-                    raise ValueError(f"{task.source} changed while the run was planned")
-                task.data_bytes = sum(image.nbytes for image in images)
-                self._add_total(task.data_bytes * self.passes - estimate)
-                todo = [
-                    number
-                    for number, target in enumerate(task.targets)
-                    if settings.overwrite or not os.path.exists(target)
-                ]
-                self._tick(
-                    sum(image.nbytes for number, image in enumerate(images) if number not in todo)
-                    * self.passes
-                )
-                if not todo:
-                    task.status = "skipped"
-                    task.message = "output exists (--overwrite replaces it)" + (
-                        "; source kept" if settings.delete_source else ""
-                    )
-                    return
-                if len(todo) < len(task.targets):
-                    task.message = f"{len(task.targets) - len(todo)} existing output(s) kept"
-                os.makedirs(os.path.dirname(task.targets[0]) or ".", exist_ok=True)
-                for number in todo:
-                    temporary = temporary_name(task.targets[number])
-                    temporaries.append((temporary, task.targets[number]))
-                    write_image(
-                        images[number],
-                        temporary,
-                        settings.compressor,
-                        settings.clevel,
-                        settings.threads,
-                        self._tick,
-                    )
-                if settings.verify:
-                    for number, (temporary, _) in zip(todo, temporaries, strict=True):
-                        verify_image(images[number], temporary, self._tick)
-                    task.verified = len(todo) == len(task.targets)
-                lacking = [incomplete(images[number]) for number in todo]
-            for temporary, target in temporaries:
-                publish(temporary, target, settings.overwrite)
-        finally:
-            for temporary, _ in temporaries:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temporary)
-        task.output_bytes = sum(os.path.getsize(target) for target in task.targets)
-        task.status = "done"
-        if settings.delete_source and task.verified:
-            self._delete_source(task, before, [note for note in lacking if note])
 
-    @staticmethod
-    def _delete_source(task: Task, before: os.stat_result, lacking: list[str]) -> None:
-        """Delete a converted and verified source, unless it changed or holds more."""
-        if lacking:
-            task.message = f"source kept: {lacking[0]}"
-            return
-        after = os.stat(task.source)
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            task.message = "source kept: it changed while it was converted"
-            return
-        # The copy must be on disk, not only in the page cache, before the original goes.
-        folders = {os.path.dirname(target) or "." for target in task.targets}
-        for path in [*task.targets, *sorted(folders)]:
-            flush_to_disk(path)
-        os.unlink(task.source)
-        task.source_deleted = True
+def record_outcome(task: Task, work: Callable[[], None]) -> None:
+    """Run ``work`` on ``task``'s file; record failures and the time in ``task``.
+
+    Never raises: a failed file must not stop the others.
+    """
+    started = time.monotonic()
+    try:
+        work()
+    except RunCancelledError:
+        task.status = "cancelled"
+    except FILE_ERRORS as error:
+        task.status = "failed"
+        task.message = error_text(error, task.source)
+    except Exception as error:  # a bug must not stop the other files
+        logger.exception("converting %s failed", task.source)
+        task.status = "failed"
+        task.message = f"{type(error).__name__}: {error_text(error, task.source)}"
+    task.seconds += time.monotonic() - started
+
+
+def write_outputs(
+    task: Task,
+    settings: Settings,
+    estimate: int,
+    progress: Progress,
+    add_total: Callable[[int], None],
+    temporary: Callable[[str], str] = temporary_name,
+) -> SourceCheck | None:
+    """Write every image of the file to a temporary file, verify, then publish.
+
+    Everything of a conversion but deleting the source: ``task`` gets its sizes
+    and status. ``progress`` is told the bytes of data written and verified,
+    ``add_total`` how far the file's real amount is from ``estimate``;
+    ``temporary`` names the temporary outputs beside their targets.
+
+    Returns
+    -------
+    SourceCheck or None
+        For a converted file; None when every output existed and was kept.
+
+    Raises
+    ------
+    RunCancelledError
+        From ``progress``; no output is then published.
+    """
+    passes = settings.passes
+    before = os.stat(task.source)
+    task.source_bytes = before.st_size
+    temporaries: list[tuple[str, str]] = []  # (temporary, target)
+    try:
+        with open_images(task.source) as images:
+            if len(images) != len(task.targets):
+                raise ValueError(f"{task.source} changed while the run was planned")
+            task.data_bytes = sum(image.nbytes for image in images)
+            add_total(task.data_bytes * passes - estimate)
+            todo = [
+                number
+                for number, target in enumerate(task.targets)
+                if settings.overwrite or not os.path.exists(target)
+            ]
+            progress(
+                sum(image.nbytes for number, image in enumerate(images) if number not in todo)
+                * passes
+            )
+            if not todo:
+                task.status = "skipped"
+                task.message = "output exists (--overwrite replaces it)" + (
+                    "; source kept" if settings.delete_source else ""
+                )
+                return None
+            if len(todo) < len(task.targets):
+                task.message = f"{len(task.targets) - len(todo)} existing output(s) kept"
+            os.makedirs(os.path.dirname(task.targets[0]) or ".", exist_ok=True)
+            for number in todo:
+                temporaries.append((temporary(task.targets[number]), task.targets[number]))
+                write_image(
+                    images[number],
+                    temporaries[-1][0],
+                    settings.compressor,
+                    settings.clevel,
+                    settings.threads,
+                    progress,
+                )
+            if settings.verify:
+                for number, (written, _) in zip(todo, temporaries, strict=True):
+                    verify_image(images[number], written, progress)
+                task.verified = len(todo) == len(task.targets)
+            lacking = [incomplete(images[number]) for number in todo]
+        for written, target in temporaries:
+            publish(written, target, settings.overwrite)
+    finally:
+        for written, _ in temporaries:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(written)
+    task.output_bytes = sum(os.path.getsize(target) for target in task.targets)
+    task.status = "done"
+    return SourceCheck(before, [note for note in lacking if note])
+
+
+def delete_source(task: Task, check: SourceCheck) -> None:
+    """Delete a converted and verified source, unless it changed or holds more."""
+    if check.lacking:
+        task.message = f"source kept: {check.lacking[0]}"
+        return
+    after = os.stat(task.source)
+    before = check.before
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        task.message = "source kept: it changed while it was converted"
+        return
+    # The copy must be on disk, not only in the page cache, before the original goes.
+    folders = {os.path.dirname(target) or "." for target in task.targets}
+    for path in [*task.targets, *sorted(folders)]:
+        flush_to_disk(path)
+    os.unlink(task.source)
+    task.source_deleted = True
 
 
 def error_text(error: BaseException, path: str) -> str:
@@ -380,13 +438,16 @@ def run_batch(
     quiet: bool,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    runner: Runner | None = None,
 ) -> int:
     """Convert ``tasks``, print the summary to ``out``; return the exit status.
 
     0 when every file was converted or skipped, 1 when any failed, 128 + the signal
     when the run was interrupted (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
+    ``runner`` runs the files elsewhere (:mod:`napari_mrcz.cli.cluster`); by
+    default a :class:`Runner` of ``jobs`` threads here.
     """
-    runner = Runner(settings, jobs, show_progress, quiet, err)
+    runner = runner or Runner(settings, jobs, show_progress, quiet, err)
     stopped_by = runner.run(tasks)
     print(summary_table(tasks, time.monotonic() - runner.started), file=out)
     if stopped_by is not None:

@@ -13,14 +13,20 @@ from napari_mrcz.cli.batch import (
     plan,
     run_batch,
 )
+from napari_mrcz.cli.cluster import on_cluster, run_on_cluster
 from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_mrcz, is_readable
 from napari_mrcz.threads import default_threads
 from napari_mrcz.tools.transcode import image_count, numbered_targets
 
 
 def _settings(args: argparse.Namespace, compressor: str | None) -> Settings:
-    jobs = max(1, getattr(args, "jobs", 1))
-    threads = args.threads if args.threads > 0 else max(1, default_threads() // jobs)
+    jobs = getattr(args, "jobs", None) or 1
+    if args.threads > 0:
+        threads = args.threads
+    elif on_cluster(args):
+        threads = 1  # dask's way: a worker runs one file per thread
+    else:
+        threads = max(1, default_threads() // jobs)
     delete_source = getattr(args, "delete_source", False)
     return Settings(
         compressor=compressor,
@@ -51,15 +57,23 @@ def run_batch_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     except ValueError as error:
         print(f"mrcz {args.command}: {error}", file=err)
         return EXIT_USAGE
-    return run_batch(
-        tasks,
-        _settings(args, compressor),
-        args.jobs,
-        _show_progress(args, err),
-        args.quiet,
-        out,
-        err,
-    )
+    return _run(args, tasks, _settings(args, compressor), _show_progress(args, err), out, err)
+
+
+def _run(
+    args: argparse.Namespace,
+    tasks: list[Task],
+    settings: Settings,
+    show_progress: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Run the planned tasks here, or on the cluster the command line names."""
+    quiet = getattr(args, "quiet", True)
+    if on_cluster(args):
+        return run_on_cluster(args, tasks, settings, show_progress, quiet, out, err)
+    jobs = getattr(args, "jobs", None) or 1
+    return run_batch(tasks, settings, jobs, show_progress, quiet, out, err)
 
 
 def _compress_picks(path: str) -> bool:
@@ -85,4 +99,4 @@ def run_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"mrcz convert: {args.output} is the input itself", file=err)
         return EXIT_USAGE
     task = Task(args.input, targets)
-    return run_batch([task], _settings(args, compressor), 1, err.isatty(), True, out, err)
+    return _run(args, [task], _settings(args, compressor), err.isatty(), out, err)

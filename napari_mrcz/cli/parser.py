@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 from napari_mrcz.__about__ import __version__
+from napari_mrcz.cli.cluster import DISTRIBUTED_MISSING
 from napari_mrcz.mrc.codecs import AVAILABLE_CODECS
 from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES
 
@@ -17,12 +19,21 @@ renamed when complete: an interrupted run leaves no partial file.
 """
 
 
+_CLUSTER_EPILOG = """\
+With --scheduler or --scheduler-file (pip install 'napari-mrcz[cluster]'), each file is
+one task on the workers of a dask.distributed cluster, which must see the same paths
+and run the same napari-mrcz: the outputs, the progress and the table are those of a
+local run. A task whose worker dies runs again elsewhere; --threads is 1 per file
+there unless given.
+"""
+
 _BATCH_EPILOG = (
     _CONVERT_EPILOG
     + """\
 --delete-source keeps a source with bytes after its data, DM tag arrays too large for
 JSON meta, or float64 data (stored as float32), and says so in the summary.
 """
+    + _CLUSTER_EPILOG
 )
 
 
@@ -32,6 +43,30 @@ def _count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return value
+
+
+def _needs_distributed(text: str) -> str:
+    """argparse type of the cluster options: the value, once dask.distributed is found."""
+    if importlib.util.find_spec("distributed") is None:
+        raise argparse.ArgumentTypeError(DISTRIBUTED_MISSING)
+    return text
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser, what: str) -> None:
+    group = parser.add_argument_group("on a dask cluster").add_mutually_exclusive_group()
+    group.add_argument(
+        "--scheduler",
+        type=_needs_distributed,
+        metavar="ADDRESS",
+        help=f"{what} on the workers of this dask scheduler (e.g. tcp://host:8786)",
+    )
+    group.add_argument(
+        "--scheduler-file",
+        type=_needs_distributed,
+        metavar="FILE",
+        help="the same, for the scheduler named in FILE "
+        "(as 'dask scheduler --scheduler-file FILE' writes it)",
+    )
 
 
 def _add_conversion_options(
@@ -82,9 +117,9 @@ def _add_batch_options(parser: argparse.ArgumentParser, codec: bool) -> None:
     parser.add_argument(
         "--jobs",
         type=_count,
-        default=1,
         metavar="N",
-        help="files converted at the same time (default: 1)",
+        help="files converted at the same time (default: 1; on a cluster, as many as "
+        "the workers take)",
     )
     parser.add_argument(
         "--delete-source",
@@ -154,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="count warnings (such as EXTTYP 'json') as problems"
     )
     validate.add_argument("--json", action="store_true", help="print one JSON list for scripts")
+    _add_cluster_options(validate, "check each file as one task")
 
     compress = commands.add_parser(
         "compress",
@@ -164,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_batch_options(compress, codec=True)
+    _add_cluster_options(compress, "convert each file as one task")
 
     decompress = commands.add_parser(
         "decompress",
@@ -173,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_batch_options(decompress, codec=False)
+    _add_cluster_options(decompress, "convert each file as one task")
     decompress.add_argument(
         "--suffix",
         default=".mrc",
@@ -185,10 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="one file to MRCZ or MRC, the format chosen by OUT's suffix",
         description=f"Convert IN (MRC, MRCZ, DM3, DM4) to OUT: compressed MRCZ for "
         f"'{COMPRESSED_SUFFIX}', plain MRC for {', '.join(PLAIN_SUFFIXES)}.",
-        epilog=_CONVERT_EPILOG,
+        epilog=_CONVERT_EPILOG + _CLUSTER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     convert.add_argument("input", metavar="IN")
     convert.add_argument("output", metavar="OUT")
     _add_conversion_options(convert, True, "slices encoded in parallel (default: all cores)")
+    _add_cluster_options(convert, "convert the file as a task")
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from typing import TextIO
 
 from napari_mrcz.cli.batch import (
@@ -10,17 +11,51 @@ from napari_mrcz.cli.batch import (
     EXIT_OK,
     error_text,
 )
+from napari_mrcz.cli.cluster import (
+    ClusterError,
+    connected,
+    on_cluster,
+    scheduler_named,
+    validated_on_cluster,
+)
 from napari_mrcz.cli.output import print_json
-from napari_mrcz.tools.validate import validate_file
+from napari_mrcz.tools.validate import Finding, validate_file
+
+
+def _validated_here(paths: list[str], check_stats: bool) -> Iterator[list[Finding] | OSError]:
+    for path in paths:
+        try:
+            yield validate_file(path, check_stats=check_stats)
+        except OSError as error:
+            yield error
 
 
 def run_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``mrcz validate`` on ``args.files`` (folders already walked)."""
+    """``mrcz validate`` on ``args.files`` (folders already walked), here or on a cluster."""
+    if not on_cluster(args):
+        return _report(args, _validated_here(args.files, not args.no_stats), out, err)
+    try:
+        with connected(args) as client:
+            verdicts = validated_on_cluster(
+                client, scheduler_named(args), args.files, not args.no_stats
+            )
+            return _report(args, verdicts, out, err)
+    except ClusterError as error:
+        print(f"mrcz validate: {error}", file=err)
+        return EXIT_FAILED
+
+
+def _report(
+    args: argparse.Namespace,
+    verdicts: Iterator[list[Finding] | OSError],
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Print each file's verdict (or the JSON list at the end); the exit status."""
     results, status = [], EXIT_OK
-    for path in args.files:
-        try:
-            findings = validate_file(path, check_stats=not args.no_stats)
-        except OSError as error:
+    for path, findings in zip(args.files, verdicts, strict=True):
+        if isinstance(findings, OSError):
+            error = findings
             print(f"{path}: {error_text(error, path)}", file=err)
             results.append({"path": path, "valid": False, "error": str(error)})
             status = EXIT_FAILED

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -325,7 +325,9 @@ class LazyDMArray(ArrayLike):
     Behaves like a read-only numpy array: ``shape``, ``dtype``, ``ndim``, ``size``,
     ``nbytes``, ``len`` and numpy-style indexing. Indexing the first axis with an
     integer or a slice reads only those frames; other keys read the whole image.
-    No file handle stays open between reads.
+    No file handle stays open between reads, so it pickles as its layout (the file's
+    absolute name, where the image lies, its tag group) and no data: dask can hand it
+    to workers in other processes, or on other machines that see the same files.
 
     Parameters
     ----------
@@ -356,6 +358,10 @@ class LazyDMArray(ArrayLike):
             f"<LazyDMArray {self.path!r} image {self.layout.index} shape={self.shape} "
             f"dtype={self.dtype}>"
         )
+
+    def __reduce__(self) -> tuple:
+        """Pickle the layout, with the file's absolute name; no data."""
+        return LazyDMArray, (replace(self.layout, path=os.path.abspath(self.path)),)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self.layout.read()

@@ -12,25 +12,51 @@ import contextlib
 import os
 import secrets
 
+#: How temporary names start (:func:`temporary_name`) and end (all of them).
+_PREFIX, _SUFFIX = ".mrcz-", ".partial"
+
 
 def _hidden_name(path: str) -> str:
     """A hidden name beside ``path`` for a file still being made: ``.name.<random>.partial``."""
     directory, name = os.path.split(path)
-    return os.path.join(directory, f".{name}.{secrets.token_hex(6)}.partial")
+    return os.path.join(directory, f".{name}.{secrets.token_hex(6)}{_SUFFIX}")
 
 
-def temporary_name(path: str) -> str:
-    """A free, short hidden name (``.mrcz-<random>.partial``) beside ``path``, not created.
+def temporary_name(path: str, tag: str = "") -> str:
+    """A free, short hidden name (``.mrcz-<tag><random>.partial``) beside ``path``, not created.
 
     A finished file renamed onto it replaces nothing, which on ext4 spares the
     flush of its blocks that a rename over an existing file costs. Short, so that
-    the writer's own temporary name beside it stays short too.
+    the writer's own temporary name beside it stays short too. ``tag`` marks the
+    temporaries of one job, so that :func:`remove_temporaries` finds what a process
+    that died while writing them left behind.
     """
     directory = os.path.dirname(path)
     while True:
-        candidate = os.path.join(directory, f".mrcz-{secrets.token_hex(8)}.partial")
+        candidate = os.path.join(directory, f"{_PREFIX}{tag}{secrets.token_hex(8)}{_SUFFIX}")
         if not os.path.lexists(candidate):
             return candidate
+
+
+def remove_temporaries(directory: str, tag: str) -> list[str]:
+    """Delete the temporaries tagged ``tag`` in ``directory``; return their paths.
+
+    Both :func:`temporary_name`'s names and the hidden files the writers make beside
+    them (:func:`create_temporary`) go. For the debris of a process killed while
+    writing: nothing else may be writing files with this tag.
+    """
+    removed = []
+    starts = (f"{_PREFIX}{tag}", f".{_PREFIX}{tag}")
+    try:
+        entries = list(os.scandir(directory or "."))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(starts) and entry.name.endswith(_SUFFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(entry.path)
+    return removed
 
 
 def create_temporary(path: str) -> tuple[int, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections import OrderedDict
@@ -10,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz.arraylike import ArrayLike
-from napari_mrcz.mrc.gzipped import DecompressedFile
+from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.mrc.gzipped import DecompressedFile, is_compressed
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.slices import SliceReader
 from napari_mrcz.threads import default_threads
@@ -27,6 +29,13 @@ class LazyMRC(ArrayLike):
     for. Plain MRC slices are read with ``pread``; MRCZ slices are decompressed on
     demand from a memory-mapped file. The most recent slices are kept in a small
     cache. A file truncated while open gives :class:`MRCZFormatError`, not a crash.
+
+    A LazyMRC pickles without its data: the copy carries the file's absolute name,
+    its parsed header and its MRCZ chunk index, and opens the file only where it is
+    first read, so that dask can hand it to workers in other processes, or on other
+    machines that see the same file system, at the cost of one open there. A
+    ``.gz``/``.bz2`` file is decompressed again where it is read. A file whose size
+    or header changed meanwhile gives :class:`MRCZFormatError`.
 
     Parameters
     ----------
@@ -47,33 +56,105 @@ class LazyMRC(ArrayLike):
     def __init__(
         self, path: str | os.PathLike, endian: str = "le", cache_bytes: int = DEFAULT_CACHE_BYTES
     ) -> None:
-        self._source = DecompressedFile(path)
+        source = DecompressedFile(path)
         try:
-            with self._source.original_in_errors():
-                self.layout: MRCLayout = read_layout(self._source.path, endian=endian)
-                self._reader = SliceReader(self.layout, default_threads())
+            with source.original_in_errors():
+                layout = read_layout(source.path, endian=endian)
+                reader = SliceReader(layout, default_threads())
         except BaseException:
-            self._source.close()
+            source.close()
             raise
+        self._start(source.original, layout, cache_bytes)
+        self._source, self._opened = source, reader
+
+    def _start(
+        self,
+        path: str,
+        layout: MRCLayout,
+        cache_bytes: int,
+        chunk_offsets: np.ndarray | None = None,
+    ) -> None:
+        """Set up everything but the open file (:meth:`_open` opens it)."""
+        self._path = path
+        self._layout = layout
+        self._cache_bytes = cache_bytes
+        self._chunk_offsets = chunk_offsets  # carried by a pickled copy
+        self._source: DecompressedFile | None = None
+        self._opened: SliceReader | None = None
+        self._closed = False
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_slots = max(1, cache_bytes // max(1, self.layout.slice_nbytes))
+        self._cache_slots = max(1, cache_bytes // max(1, layout.slice_nbytes))
         self._lock = threading.Lock()
-        self._drops_z = self.layout.nz == 1
+        self._open_lock = threading.Lock()
+        self._drops_z = layout.nz == 1
+
+    def _open(self) -> SliceReader:
+        """Open the file of an unpickled copy, once; check that it is the file pickled."""
+        with self._open_lock:
+            if self._opened is not None:
+                return self._opened
+            if self._closed:
+                raise ValueError(f"{self._path} is closed")
+            carried = self._layout
+            source = DecompressedFile(self._path)
+            try:
+                with source.original_in_errors():
+                    layout = (
+                        read_layout(source.path, endian="be" if carried.byteorder == ">" else "le")
+                        if source.is_temporary
+                        else carried
+                    )
+                    size = os.path.getsize(source.path)
+                    if (
+                        size != carried.file_size
+                        or layout.header.tobytes() != carried.header.tobytes()
+                    ):
+                        raise MRCZFormatError(
+                            source.path,
+                            f"the file changed since it was opened and handed over "
+                            f"(now {size} bytes, then {carried.file_size})",
+                        )
+                    reader = SliceReader(layout, default_threads(), self._chunk_offsets)
+            except BaseException:
+                source.close()
+                raise
+            self._source, self._layout, self._opened = source, layout, reader
+            return reader
+
+    @property
+    def _reader(self) -> SliceReader:
+        return self._opened if self._opened is not None else self._open()
+
+    def __reduce__(self) -> tuple:
+        """Pickle the file's name, header and chunk index, not its data."""
+        path = os.path.abspath(self._path)
+        layout = self._layout
+        if not is_compressed(path):
+            layout = dataclasses.replace(layout, path=path)
+        offsets = self._chunk_offsets if self._opened is None else self._opened.chunk_offsets
+        return _unpickled_lazy_mrc, (path, layout, offsets, self._cache_bytes)
+
+    @property
+    def layout(self) -> MRCLayout:
+        """The parsed header (``layout.path`` is the temporary copy of a compressed file)."""
+        if self._opened is None and is_compressed(self._path):
+            self._open()  # an unpickled copy: make this machine's copy first
+        return self._layout
 
     @property
     def path(self) -> str:
         """The file, as given (``layout.path`` is its temporary copy if compressed)."""
-        return self._source.original
+        return self._path
 
     @property
     def dtype(self) -> np.dtype:
         """Pixel dtype (uint8 for 4-bit and RGB files)."""
-        return self.layout.dtype.base
+        return self._layout.dtype.base
 
     @property
     def shape(self) -> tuple[int, ...]:
         """(nz, ny, nx), or (ny, nx) for a single image; RGB adds an axis of 3."""
-        shape = self.layout.shape + self.layout.dtype.shape
+        shape = self._layout.shape + self._layout.dtype.shape
         return shape[1:] if self._drops_z else shape
 
     @property
@@ -82,8 +163,21 @@ class LazyMRC(ArrayLike):
         return self._reader.data_end
 
     def __repr__(self) -> str:
-        codec = self.layout.compressor or "uncompressed"
+        codec = self._layout.compressor or "uncompressed"
         return f"<LazyMRC {self.path!r} shape={self.shape} dtype={self.dtype} {codec}>"
+
+    def read_slices(self, start: int, stop: int) -> np.ndarray:
+        """Return stored z-slices ``start`` to ``stop`` (exclusive) as a new array.
+
+        Shape (stop - start, ny, nx), plus 3 for RGB, whatever :attr:`shape` drops.
+        Read straight into the new array, several slices at once, past the cache:
+        each chunk of :func:`napari_mrcz.to_dask` is one such read.
+        """
+        nz = self._layout.nz
+        if not 0 <= start <= stop <= nz:
+            raise IndexError(f"z-slices {start}:{stop} are out of range for {nz} slices")
+        reader = self._reader
+        return reader.read_into(start, stop, reader.new_array(stop - start))
 
     def read_slice(self, index: int) -> np.ndarray:
         """Return z-slice ``index`` (read-only, shape (ny, nx), or (ny, nx, 3) for RGB)."""
@@ -141,12 +235,25 @@ class LazyMRC(ArrayLike):
 
     def close(self) -> None:
         """Release the file, its memory map, the cache and any temporary copy."""
+        with self._open_lock:
+            self._closed = True
         self._cache.clear()
-        self._reader.close()
-        self._source.close()
+        if self._opened is not None:
+            self._opened.close()
+        if self._source is not None:
+            self._source.close()
 
     def __enter__(self) -> LazyMRC:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _unpickled_lazy_mrc(
+    path: str, layout: MRCLayout, chunk_offsets: np.ndarray | None, cache_bytes: int
+) -> LazyMRC:
+    """A pickled :class:`LazyMRC` again, its file opened when first read."""
+    lazy = LazyMRC.__new__(LazyMRC)
+    lazy._start(path, layout, cache_bytes, chunk_offsets)
+    return lazy

@@ -61,9 +61,14 @@ class SliceReader:
         The file's parsed header (from :func:`napari_mrcz.mrc.layout.read_layout`).
     n_threads : int
         Slices decompressed at the same time when a range is read.
+    chunk_offsets : numpy.ndarray, optional
+        The MRCZ chunk index (:attr:`chunk_offsets`) of an earlier reader of the same
+        file, so that it is not walked again (a reader rebuilt in another process).
     """
 
-    def __init__(self, layout: MRCLayout, n_threads: int = 1) -> None:
+    def __init__(
+        self, layout: MRCLayout, n_threads: int = 1, chunk_offsets: np.ndarray | None = None
+    ) -> None:
         self.layout = layout
         self.n_threads = max(1, int(n_threads))
         self._file = open(layout.path, "rb", buffering=0)  # noqa: SIM115 (closed in close())
@@ -74,7 +79,9 @@ class SliceReader:
         try:
             if layout.compressor is not None:
                 self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-                self.chunk_offsets = layout.index_chunks(self._mmap)
+                self.chunk_offsets = (
+                    layout.index_chunks(self._mmap) if chunk_offsets is None else chunk_offsets
+                )
         except BaseException:
             self.close()
             raise
