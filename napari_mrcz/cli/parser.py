@@ -6,6 +6,7 @@ import argparse
 
 from napari_mrcz.__about__ import __version__
 from napari_mrcz.mrc.codecs import AVAILABLE_CODECS
+from napari_mrcz.mrc.jsonmeta import JSON_IN_PLAIN_COST
 from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES
 
 _CONVERT_EPILOG = """\
@@ -60,6 +61,15 @@ def _add_conversion_options(
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
+    )
+
+
+def _add_keep_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-json",
+        action="store_true",
+        help="also write JSON metadata (DM tags, a source's JSON meta) into plain MRC "
+        f"outputs; by default only MRCZ outputs hold it, because {JSON_IN_PLAIN_COST}",
     )
 
 
@@ -179,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PLAIN_SUFFIXES,
         help="suffix of the outputs (default: .mrc)",
     )
+    _add_keep_json(decompress)
 
     convert = commands.add_parser(
         "convert",
@@ -191,4 +202,5 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("input", metavar="IN")
     convert.add_argument("output", metavar="OUT")
     _add_conversion_options(convert, True, "slices encoded in parallel (default: all cores)")
+    _add_keep_json(convert)
     return parser

@@ -6,6 +6,7 @@ MRCZ files can only be appended to (their slices are packed one after another).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from napari_mrcz.mrc.codecs import (
@@ -89,14 +90,17 @@ def write_at_index(
         )
         header["packed_bytes"] += packed_bytes
         header["nz"] = new_nz
-        sections_axis = layout.mapcrs[2] - 1
-        mz = int(header["mz"])
-        if mz in (0, nz) or layout.slices:
-            # CELLA along z counts sections (CELLA / MZ or CELLA / NZ): it grows with
-            # them; an image stack (MZ = 1) keeps its cell, and so its voxel size.
-            if mz == nz and not layout.slices:
-                header["mz"] = new_nz
-            header["cella"][sections_axis] = layout.pixelsize[0] * new_nz
+        if int(header["mz"]) == nz and not layout.slices:
+            header["mz"] = new_nz  # a volume's sampling counts its sections
+        # The sections' voxel size is kept: CELLA grows where it counts the sections
+        # (CELLA / NZ, or CELLA / MZ with MZ = NZ); an image stack or a plain file of
+        # frames (CELLA / MZ, MZ fixed) keeps its cell.
+        divisor = layout.divisors[0]
+        new_divisor = dataclasses.replace(
+            layout, header=header, shape=(new_nz, *frames.shape)
+        ).divisors[0]
+        if new_divisor != divisor:
+            header["cella"][layout.crystal_axes[0]] = layout.pixelsize[0] * new_divisor
         if old_stats is not None:
             set_header_stats(header, stats)
         else:

@@ -20,9 +20,11 @@ import numpy as np
 
 from napari_mrcz import __about__
 from napari_mrcz.errors import MRCZWarning
+from napari_mrcz.files import check_target, told_about
 from napari_mrcz.mrc.append import write_at_index
 from napari_mrcz.mrc.atomic import create_temporary
 from napari_mrcz.mrc.codecs import (
+    COMPRESSOR_ENUM,
     MODE_CODEC_FACTOR,
     REVERSE_COMPRESSOR_ENUM,
     check_codec,
@@ -37,6 +39,8 @@ from napari_mrcz.mrc.header import (
 )
 from napari_mrcz.mrc.jsonmeta import encode_meta
 from napari_mrcz.mrc.modes import (
+    MODE_DTYPES,
+    PYTHON_MRCZ_READABLE_MODES,
     UINT4_MODE,
     mode_for_dtype,
     storage_dtype,
@@ -102,13 +106,20 @@ def make_header(
     voltage: float,
     cs: float,
     gain: float,
+    python_mrcz_signature: bool = False,
 ) -> np.ndarray:
-    """Build the header of a new file (statistics and extended header are set later)."""
+    """Build the header of a new file (statistics and extended header are set later).
+
+    MX, MY = NX, NY, or 0 with ``python_mrcz_signature`` (python-mrcz's own header,
+    whose MZ counts slices per frame). CELLA is the pixel size times N: MZ is N, 0 or
+    the slices per frame (see :func:`~napari_mrcz.mrc.layout.sampling_divisors`).
+    """
     nz, ny, nx = shape
     header = new_header(byteorder)
     header["nx"], header["ny"], header["nz"] = nx, ny, nz
     header["mode"] = mode + MODE_CODEC_FACTOR * codec_id
-    header["mx"], header["my"], header["mz"] = nx, ny, mz
+    sampled = 0 if python_mrcz_signature else 1
+    header["mx"], header["my"], header["mz"] = nx * sampled, ny * sampled, mz
     header["cella"] = pixelsize_zyx[::-1] * np.array([nx, ny, nz])
     header["ispg"] = ISPG_VOLUME if nz > 1 and not slices else ISPG_IMAGE_STACK
     header["voltage"] = voltage or 0.0
@@ -167,10 +178,20 @@ def _write_new_file(
     clevel: int,
     uint4: bool,
     n_threads: int,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None,
+    shown: str,
 ) -> None:
-    """Write a whole file to a temporary name and rename it over ``path``."""
-    descriptor, temporary = create_temporary(path)
+    """Write a whole file to a temporary name and rename it over ``path``.
+
+    Errors and warnings name ``shown`` (the file as the user gave it), never the
+    temporary name.
+    """
+    check_target(path, shown)
+    warn_if_python_mrcz_cannot_read(header, shown)
+    try:
+        descriptor, temporary = create_temporary(path)
+    except OSError as error:
+        raise told_about(error, shown) from None
     try:
         with os.fdopen(descriptor, "wb", buffering=0) as handle:
             write_fully(handle, bytes(HEADER_SIZE))
@@ -184,10 +205,45 @@ def _write_new_file(
             handle.seek(0)
             write_fully(handle, header.tobytes())
         os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise told_about(error, shown) from error
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def python_mrcz_problem(header: np.ndarray) -> str | None:
+    """Why python-mrcz 0.6.0 cannot open an MRCZ file with ``header``, or None if it can.
+
+    Found by writing every mode, codec and byte order and reading it back with
+    python-mrcz 0.6.0: it has no float16 (mode 12), and misreads MODE in big-endian
+    files packed with any codec but zstd.
+    """
+    codec_id, mode = divmod(int(header["mode"]), MODE_CODEC_FACTOR)
+    codec = COMPRESSOR_ENUM[codec_id]
+    if codec is None:
+        return None
+    if mode not in PYTHON_MRCZ_READABLE_MODES:
+        return f"its {np.dtype(MODE_DTYPES[mode]).name} pixels (MRC mode {mode})"
+    if header.dtype["nx"].str[0] == ">" and codec != "zstd":
+        return f"big-endian data packed with {codec}"
+    return None
+
+
+def warn_if_python_mrcz_cannot_read(header: np.ndarray, shown: str) -> None:
+    """Warn (MRCZWarning) when the MRCZ file about to be written will not open in python-mrcz."""
+    problem = python_mrcz_problem(header)
+    if problem is not None:
+        warnings.warn(
+            f"{shown}: python-mrcz 0.6.0, and programs that read MRCZ through it "
+            f"(RosettaSciIO, HyperSpy), cannot open this file because of {problem}; "
+            "write float32 pixels, little-endian or zstd for them, or plain MRC",
+            MRCZWarning,
+            stacklevel=5,
+        )
 
 
 def write_with_header(
@@ -199,6 +255,8 @@ def write_with_header(
     clevel: int = 1,
     n_threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    name: str | os.PathLike | None = None,
 ) -> None:
     """Write ``data`` under a header the caller made, as the converters need.
 
@@ -226,7 +284,11 @@ def write_with_header(
         Slices encoded in parallel; all cores by default.
     progress : callable, optional
         Called as ``progress(written, total)`` after each z-slice (see :func:`write_array`).
+    name : str or os.PathLike, optional
+        The file as the user knows it, named in errors and warnings (``path`` by
+        default; the command line writes to a temporary name it publishes later).
     """
+    shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))
     frames = describe_input(data)
     if int(header["nsymbt"]) != len(extended_header):
@@ -248,6 +310,7 @@ def write_with_header(
         False,
         threads,
         report,
+        shown,
     )
 
 
@@ -269,6 +332,7 @@ def write_array(
     idx: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     origin: Sequence[float] | None = None,
+    name: str | os.PathLike | None = None,
 ) -> None:
     """Write an array (or a list of frames) as a new plain MRC or MRCZ file, or into one.
 
@@ -287,18 +351,23 @@ def write_array(
         As for :func:`napari_mrcz.writeMRC` (``cs`` is its ``C3``).
     compressor, clevel, n_threads, idx, progress, origin
         As for :func:`napari_mrcz.writeMRC`.
+    name : str or os.PathLike, optional
+        The file as the user knows it, named in errors and warnings (``path`` by
+        default; the command line writes to a temporary name it publishes later).
     """
+    shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))  # through symlinks, to their target
     frames = describe_input(data)
     report = None if progress is None else partial(_report, progress, frames.count)
     threads = default_threads() if n_threads is None else int(n_threads)
+    check_target(path, shown)
     if idx is not None and os.path.isfile(path):
         write_at_index(path, frames, int(idx), clevel, threads, report)
         return
     if idx is not None and int(idx) != 0:
-        raise ValueError(f"{path} does not exist yet: only idx=0 can start it")
+        raise ValueError(f"{shown} does not exist yet: only idx=0 can start it")
 
-    stored, uint4 = _resolve_dtype(frames, dtype, path)
+    stored, uint4 = _resolve_dtype(frames, dtype, shown)
     codec = None if compressor is None else check_codec(compressor)
     if uint4 and codec is not None:
         raise TypeError("uint4 packing is not compatible with compression, use int8 datatype.")
@@ -347,7 +416,17 @@ def write_array(
         header["origin"] = origin_zyx[::-1] / units_per_angstrom(pixelunits)
     file_dtype = stored.newbyteorder(byteorder)
     _write_new_file(
-        path, frames, header, encoded_meta, file_dtype, codec, clevel, uint4, threads, report
+        path,
+        frames,
+        header,
+        encoded_meta,
+        file_dtype,
+        codec,
+        clevel,
+        uint4,
+        threads,
+        report,
+        shown,
     )
 
 
