@@ -397,13 +397,15 @@ class DMTagParser:
             self._check_room(pos, nbytes, f"array tag {name!r}")
             if (name == "Data" and group_name == "ImageData") or nbytes > EAGER_ARRAY_BYTES:
                 return ArrayRef(pos, element, count), pos + nbytes
-            if not element.itemsize:
+            if not element.itemsize:  # elements of no bytes (empty structs): no values
                 return np.zeros(0, dtype=element), pos
             raw = self.f[pos : pos + nbytes]
             return self._decode_array(raw, element, count), pos + nbytes
         self._check_room(pos, dtype.itemsize, f"data tag {name!r}")
-        raw = self.f[pos : pos + dtype.itemsize]
-        value = np.frombuffer(raw, dtype=dtype)[0]
+        if dtype.itemsize:
+            value = np.frombuffer(self.f[pos : pos + dtype.itemsize], dtype=dtype)[0]
+        else:  # a struct without fields, an empty string: empty, and no bytes to read
+            value = np.zeros(1, dtype=dtype)[0]
         if code == STRING:
             return _decode_text(bytes(value)), pos + dtype.itemsize
         return tuple(_plain(field) for field in value.tolist()), pos + dtype.itemsize

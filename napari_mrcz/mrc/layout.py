@@ -443,6 +443,31 @@ def python_mrcz_signature(header: np.ndarray, labels: list[str]) -> tuple[int, i
     return None
 
 
+def recorded_frames(header: np.ndarray, labels: list[str], json_meta: dict | None) -> int:
+    """python-mrcz's slices per frame as a file records them, or 0 for one array.
+
+    MZ means slices per frame only in files python-mrcz wrote (its MRCZ label with
+    MX = MY = 0), in files whose JSON meta has a ``slices`` key, and in files of MRCZ
+    writers (label 0 ``MRCZ<version>``) whose MZ divides NZ into frames of several
+    slices: their plain copies, which carry no JSON meta. Everywhere else MZ is the
+    sampling along z, as MRC2014 defines it. Not checked against NZ.
+    """
+    mz, nz = int(header["mz"]), int(header["nz"])
+    if json_meta is not None and isinstance(json_meta.get("slices"), int):
+        return json_meta["slices"]
+    version = python_mrcz_signature(header, labels)
+    if version is not None:
+        return 1 if version < (0, 5) else mz
+    if written_by_mrcz_writer(labels) and 1 < mz < nz and nz % mz == 0:
+        return mz
+    return 0
+
+
+def written_by_mrcz_writer(labels: list[str]) -> bool:
+    """True if label 0 is an MRCZ writer's ``MRCZ<version>`` (python-mrcz's or ours)."""
+    return bool(labels) and _mrcz_version(labels[0]) is not None
+
+
 def _slices_per_frame(
     path: str,
     header: np.ndarray,
@@ -451,25 +476,8 @@ def _slices_per_frame(
     json_meta: dict | None,
     requested: int | None,
 ) -> int:
-    """python-mrcz's slices-per-frame, or 0 for one monolithic array.
-
-    MZ means slices per frame only in files python-mrcz wrote (its MRCZ label with
-    MX = MY = 0), in files whose JSON meta has a ``slices`` key, and in files of MRCZ
-    writers (label 0 ``MRCZ<version>``) whose MZ divides NZ into several frames: their
-    plain copies, which carry no JSON meta. Everywhere else MZ is the sampling along
-    z, as MRC2014 defines it.
-    """
-    mz = int(header["mz"])
-    if requested is not None:
-        slices = int(requested)
-    elif json_meta is not None and isinstance(json_meta.get("slices"), int):
-        slices = json_meta["slices"]
-    elif (version := python_mrcz_signature(header, labels)) is not None:
-        slices = 1 if version < (0, 5) else mz
-    elif labels and _mrcz_version(labels[0]) is not None and 0 < mz < nz and nz % mz == 0:
-        slices = mz
-    else:
-        return 0
+    """Slices per frame: ``requested``, else :func:`recorded_frames` if they divide NZ."""
+    slices = recorded_frames(header, labels, json_meta) if requested is None else int(requested)
     if slices < 0 or (slices > 0 and nz % slices):
         if requested is not None:
             raise ValueError(f"slices={slices} does not divide the {nz} z-slices of {path}")

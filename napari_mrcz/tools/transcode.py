@@ -37,7 +37,12 @@ from napari_mrcz.mrc.codecs import (
 )
 from napari_mrcz.mrc.header import MAP_ID, MRC2014_VERSION, N_LABELS, machine_stamp, set_labels
 from napari_mrcz.mrc.jsonmeta import encode_meta, meta_to_write
-from napari_mrcz.mrc.layout import MRCLayout
+from napari_mrcz.mrc.layout import (
+    MRCLayout,
+    recorded_frames,
+    sampling_divisors,
+    written_by_mrcz_writer,
+)
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.modes import (
     PYTHON_MRCZ_MODES,
@@ -242,57 +247,88 @@ def _as_stack(data: Any) -> Any:
 
 
 def _carried_header(
-    layout: MRCLayout, mode: int, compressor: str | None, clevel: int
-) -> np.ndarray:
-    """The header of ``layout`` made right for the new encoding (see the module doc)."""
+    layout: MRCLayout, mode: int, compressor: str | None, clevel: int, keep_json: bool
+) -> tuple[np.ndarray, bytes]:
+    """The header and extended header of ``layout`` made right for the new encoding.
+
+    See the module doc; MX, MY, MZ and CELLA as :func:`_resample` and :func:`_set_cell`
+    say, the extended header as :func:`_carried_extended` says.
+    """
     header = layout.header.copy()
+    compressed = compressor is not None
     header["mode"] = mode + MODE_CODEC_FACTOR * REVERSE_COMPRESSOR_ENUM[compressor]
     header["map"] = MAP_ID
     header["machst"] = np.frombuffer(machine_stamp(layout.byteorder), dtype="u1")
     if int(header["nversion"]) // 10 != MRC2014_VERSION // 10:  # 20140 or 20141
         header["nversion"] = MRC2014_VERSION
-    _resample(header, layout, compressed=compressor is not None)
+    frames = _mrcz_frames(layout) if compressed else layout.slices
+    _resample(header, layout, compressed, frames)
     labels = [label for label in layout.labels if recorded_settings([label]) is None]
-    if compressor is not None:
+    if compressed:
         labels = [*labels[: N_LABELS - 1], settings_label(compressor, clevel)]
     set_labels(header, labels)
-    return header
+    extended, json_meta = _carried_extended(layout, header, compressed, keep_json, frames)
+    _set_cell(header, layout, labels, json_meta)
+    return header, extended
 
 
-def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool) -> None:
-    """Set MX, MY, MZ and CELLA for the new encoding, keeping every voxel size.
+def _mrcz_frames(layout: MRCLayout) -> int:
+    """The slices per frame an MRCZ copy of ``layout`` records (0 for one array).
 
-    MRCZ: python-mrcz reads MZ as slices per frame and the voxel size as CELLA / N, so
-    M = N and MZ = 0. Plain MRC: M as in the source where positive, N where 0
-    (python-mrcz's). A file of frames gets MZ = slices per frame in both, with CELLA / N
-    along z as python-mrcz writes and reads it, so that every reader still finds its
-    frames (mrcfile then takes the spacing of the frames for the z voxel size). CELLA
-    changes only where the divisor does, so a voxel size is otherwise kept bit for bit.
+    The source's frames; or 1 for an image stack of an MRCZ writer with MZ = 1:
+    python-mrcz's list of 2D frames whose plain copy lost its JSON meta, which
+    python-mrcz still reads as a list (MZ = 1) and our reader as a stack.
     """
-    for axis, count, pixel, old_divisor, is_sections in zip(
-        layout.crystal_axes,
-        layout.shape,
-        layout.pixelsize,
-        layout.divisors,
-        (True, False, False),
-        strict=True,
+    if layout.slices:
+        return layout.slices
+    mz = int(layout.header["mz"])
+    return 1 if written_by_mrcz_writer(layout.labels) and mz == 1 < layout.nz else 0
+
+
+def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool, frames: int) -> None:
+    """Set MX, MY and MZ for the new encoding (CELLA follows in :func:`_set_cell`).
+
+    MRCZ: python-mrcz reads MZ as slices per frame, so M = N and MZ = 0, or MZ =
+    slices per frame for frames. Plain MRC: M as in the source where positive, N
+    where 0 (python-mrcz's), and MZ = slices per frame for frames, so that
+    python-mrcz still finds them.
+    """
+    for axis, count, divisor, is_sections in zip(
+        layout.crystal_axes, layout.shape, layout.divisors, (True, False, False), strict=True
     ):
         name = ("mx", "my", "mz")[axis]
-        if is_sections and layout.slices > 0:
-            new, divisor = layout.slices, count
+        if is_sections and frames:
+            header[name] = frames
         elif compressed:
-            new, divisor = (0 if is_sections else count), count
+            header[name] = 0 if is_sections else count
         else:
-            new = divisor = old_divisor
-        header[name] = new
-        if old_divisor != divisor:
-            header["cella"][axis] = pixel * divisor
+            header[name] = divisor
+
+
+def _set_cell(
+    header: np.ndarray, layout: MRCLayout, labels: list[str], json_meta: dict | None
+) -> None:
+    """Set CELLA so that the copy has the voxel size of its source, as we read both.
+
+    The divisors are those our reader will take for the copy
+    (:func:`~napari_mrcz.mrc.layout.sampling_divisors`, with the frames it will find);
+    CELLA changes only where a divisor does, so a voxel size is otherwise kept bit
+    for bit. Files of frames then have CELLA / N along z, as python-mrcz writes and
+    reads them; mrcfile takes the spacing of the frames for their z voxel size.
+    """
+    frames = recorded_frames(header, labels, json_meta)
+    divisors = sampling_divisors(header, layout.shape, layout.mapcrs, frames)
+    for axis, pixel, old, new in zip(
+        layout.crystal_axes, layout.pixelsize, layout.divisors, divisors, strict=True
+    ):
+        if old != new:
+            header["cella"][axis] = pixel * new
 
 
 def _carried_extended(
-    layout: MRCLayout, header: np.ndarray, compressed: bool, keep_json: bool
-) -> bytes:
-    """The extended header of the output; NSYMBT and EXTTYP of ``header`` set to match.
+    layout: MRCLayout, header: np.ndarray, compressed: bool, keep_json: bool, frames: int
+) -> tuple[bytes, dict | None]:
+    """The extended header of the output and its JSON meta; NSYMBT and EXTTYP set to match.
 
     The source's, byte for byte, except: JSON meta goes into a plain file only with
     ``keep_json`` (see :data:`~napari_mrcz.mrc.jsonmeta.JSON_IN_PLAIN_COST`), and an
@@ -301,19 +337,23 @@ def _carried_extended(
     """
     extended = layout.read_extended_header() if layout.nsymbt else b""
     is_json = layout.nsymbt > 0 and layout.exttyp == "json"
-    if is_json and meta_to_write(layout.json_meta, compressed, keep_json) is None:
-        extended = b""
-    elif compressed and layout.slices and (is_json or not extended):
-        meta = dict(layout.json_meta or {}) if is_json else {}
-        if meta.get("slices") != layout.slices:
-            extended = encode_meta({**meta, "slices": layout.slices})
-            is_json = True
+    json_meta = layout.json_meta if is_json else None
+    if is_json and meta_to_write(json_meta, compressed, keep_json) is None:
+        extended, json_meta = b"", None
+    elif (
+        compressed
+        and frames
+        and (is_json or not extended)
+        and (json_meta or {}).get("slices") != frames
+    ):
+        json_meta = {**(json_meta or {}), "slices": frames}
+        extended = encode_meta(json_meta)
     header["nsymbt"] = len(extended)
     if not extended:
         header["exttyp"] = b""
-    elif is_json:
+    elif json_meta is not None:
         header["exttyp"] = b"json"
-    return extended
+    return extended, json_meta
 
 
 def _bytes_progress(
@@ -387,8 +427,7 @@ def write_image(
             # holds the values exactly (or the conversion fails, saying so).
             cast_to = mrc_dtype(data, plain=True, warn=False)
             mode = layout.mode if cast_to is None else mode_for_dtype(cast_to)
-        header = _carried_header(layout, mode, compressor, clevel)
-        extended = _carried_extended(layout, header, compressor is not None, keep_json)
+        header, extended = _carried_header(layout, mode, compressor, clevel, keep_json)
         if cast_to is not None:
             data = _CastView(data, cast_to)
         write_with_header(
