@@ -5,9 +5,13 @@ file. An MRC or MRCZ input keeps its header (axis order, origin, space group, la
 microscope values, IMOD flags) and its extended header byte for byte; only what the
 new encoding changes is rewritten: MODE, the sampling (MX, MY, MZ with CELLA kept at
 the same voxel size, in the writer's conventions), the statistics (exact) and the
-packed size. A DM input becomes one file per image (thumbnails aside) with its
-calibrated pixel size and origin, the microscope's voltage and Cs, and its whole tag
-tree as JSON meta (``dm_tags``, as the napari writer saves DM layers).
+packed size. JSON meta goes into plain MRC outputs only when asked (``keep_json``):
+MRC2014 readers reject EXTTYP 'json'. A map with a permuted axis order becomes MRCZ in
+(z, y, x) order (``open_images(standard_order=True)``), as napari saves it. Frames
+(python-mrcz's lists) stay frames in every copy. A DM input becomes one file per
+image (thumbnails aside) with its calibrated pixel size and origin, the microscope's
+voltage and Cs, and its whole tag tree as JSON meta (``dm_tags``, as the napari
+writer saves DM layers).
 
 Data flows slice by slice (a 40 GB movie never sits in memory), and the output appears
 only once complete (see :func:`napari_mrcz.mrc.write.write_with_header`).
