@@ -131,15 +131,23 @@ def open_regular(path: str | os.PathLike, buffering: int = -1) -> BinaryIO:
         raise
 
 
+#: Errors of writing that name no file: no space, quota, file too large.
+_DISK_FULL = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if code
+)
+
+
 def told_about(error: OSError, shown: str) -> OSError:
     """``error`` (raised while writing ``shown``) naming ``shown``, not a temporary file.
 
     Files are written under hidden temporary names (``.name.<random>.partial``) that
-    the user never chose: an error naming one, or no file (a full disk), is told
-    about ``shown`` instead, and a missing folder says so. Errors about other files
-    are returned as they are.
+    the user never chose: an error naming one, or a full disk (which names no file),
+    is told about ``shown`` instead, and a missing folder says so. Other errors (about
+    the file being read, say) are returned as they are.
     """
-    if error.errno is None or error.filename not in (None, *_temporary_names(error)):
+    about_temporary = error.filename is not None and error.filename in _temporary_names(error)
+    disk_full = error.filename is None and error.errno in _DISK_FULL
+    if not (about_temporary or disk_full):
         return error
     folder = os.path.dirname(shown) or "."
     if isinstance(error, FileNotFoundError) and not os.path.isdir(folder):

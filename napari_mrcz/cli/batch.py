@@ -162,9 +162,10 @@ def plan(
         tasks.append(task)
     if not tasks:
         raise ValueError(f"no input files found in {', '.join(inputs)}")
+    inputs_by_key = {real.casefold(): path for real, path in sources.items()}
     for key, claimants in owners.items():
         target = next(one for one in claimants[0].targets if _output_key(one) == key)
-        replaced = [path for real, path in sources.items() if real.casefold() == key]
+        replaced = inputs_by_key.get(key)
         if len(claimants) > 1:
             for task in claimants:
                 others = ", ".join(other.source for other in claimants if other is not task)
@@ -173,10 +174,10 @@ def plan(
                     f"{others} would also be written to {target}: not converted; rename "
                     "one of them, or convert each alone with mrcz convert",
                 )
-        elif replaced:
+        elif replaced is not None:
             _refuse(
                 claimants[0],
-                f"its output {target} would replace the input {replaced[0]}: not "
+                f"its output {target} would replace the input {replaced}: not "
                 "converted; choose another output folder (-o)",
             )
     if passed_over_note is not None:

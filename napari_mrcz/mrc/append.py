@@ -6,7 +6,6 @@ MRCZ files can only be appended to (their slices are packed one after another).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from napari_mrcz.mrc.codecs import (
@@ -16,7 +15,7 @@ from napari_mrcz.mrc.header import (
     set_labels,
     stats_determined,
 )
-from napari_mrcz.mrc.layout import MRCLayout, read_layout
+from napari_mrcz.mrc.layout import MRCLayout, read_layout, sampling_divisors
 from napari_mrcz.mrc.pipeline import Frames, set_header_stats, write_fully, write_slices
 from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
 from napari_mrcz.mrc.stats import SliceStats, shift_for
@@ -96,9 +95,8 @@ def write_at_index(
         # (CELLA / NZ, or CELLA / MZ with MZ = NZ); an image stack or a plain file of
         # frames (CELLA / MZ, MZ fixed) keeps its cell.
         divisor = layout.divisors[0]
-        new_divisor = dataclasses.replace(
-            layout, header=header, shape=(new_nz, *frames.shape)
-        ).divisors[0]
+        new_shape = (new_nz, *layout.shape[1:])
+        new_divisor = sampling_divisors(header, new_shape, layout.mapcrs, layout.slices)[0]
         if new_divisor != divisor:
             header["cella"][layout.crystal_axes[0]] = layout.pixelsize[0] * new_divisor
         if old_stats is not None:

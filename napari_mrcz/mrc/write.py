@@ -186,7 +186,6 @@ def _write_new_file(
     Errors and warnings name ``shown`` (the file as the user gave it), never the
     temporary name.
     """
-    check_target(path, shown)
     warn_if_python_mrcz_cannot_read(header, shown)
     try:
         descriptor, temporary = create_temporary(path)
@@ -227,7 +226,8 @@ def python_mrcz_problem(header: np.ndarray) -> str | None:
     if codec is None:
         return None
     if mode not in PYTHON_MRCZ_READABLE_MODES:
-        return f"its {np.dtype(MODE_DTYPES[mode]).name} pixels (MRC mode {mode})"
+        pixels = f"{np.dtype(MODE_DTYPES[mode]).name} " if mode in MODE_DTYPES else ""
+        return f"its {pixels}pixels (MRC mode {mode})"
     if header.dtype["nx"].str[0] == ">" and codec != "zstd":
         return f"big-endian data packed with {codec}"
     return None
@@ -290,6 +290,7 @@ def write_with_header(
     """
     shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))
+    check_target(path, shown)
     frames = describe_input(data)
     if int(header["nsymbt"]) != len(extended_header):
         raise ValueError(
