@@ -277,10 +277,9 @@ def writeMRCHeader(f: BinaryIO, header: dict, slices: int, endchar: str = "<") -
         header.get("voltage", 0.0),
         header.get("C3", 0.0),
         header.get("gain", 1.0),
-    )
-    if slices:
         # python-mrcz's signature (MX = MY = 0): MZ then counts slices per frame.
-        mrc_header["mx"] = mrc_header["my"] = 0
+        python_mrcz_signature=bool(slices),
+    )
     mrc_header["dmin"] = header.get("minImage", 0.0)
     mrc_header["dmax"] = header.get("maxImage", 1.0)
     mrc_header["dmean"] = header.get("meanImage", 0.0)

@@ -5,7 +5,12 @@ endian) and on real files nobody here wrote:
 
 (a) any header field set to random or extreme values,
 (b) the file cut at a random length,
-(c) random bytes flipped inside the compressed data section.
+(c) random bytes flipped inside the compressed data section,
+
+and (d) for real DM files: any 4 bytes set to 0, -1, INT_MAX, INT_MIN or random values,
+and cuts; plus the class of values that take no bytes (structs without fields, empty
+strings, arrays of no or of empty elements, images with a zero dimension), which read
+as empty.
 
 Reading goes through ``readMRC``, ``readMRCHeader`` and ``open_lazy``. The only exception
 allowed is exactly :class:`napari_mrcz.MRCZFormatError` naming the file (it is a
@@ -30,15 +35,19 @@ import textwrap
 import warnings
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import napari_mrcz
 from napari_mrcz import MRCZFormatError
+from napari_mrcz.dm.images import DATA_TYPES as DM_DATA_TYPES
 from napari_mrcz.mrc.header import HEADER_DTYPE, HEADER_SIZE, header_dtype, stamp_byteorder
 from napari_mrcz.mrc.layout import read_layout
+from napari_mrcz.tools.summary import describe
 
-from tests.helpers import real_files
+from tests.dm import test_dm as dm_builder
+from tests.helpers import SHARED_DATA, real_files
 
 FUZZ_SETTINGS = settings(
     derandomize=True,
@@ -510,3 +519,157 @@ def test_header_mutation_under_address_space_cap():
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert result.stdout.strip().endswith("replayed")
+
+
+# --------------------------------------------------------------------------- (d) DM files
+
+#: Small real DM files: DM4 and DM3, a 2D image, a stack, a packed-complex FFT, a spectrum.
+DM_NAMES = (
+    "dm4/rsciio_2D_test-11.dm4",
+    "dm3/rsciio_2D_test-1.dm3",
+    "dm4/rsciio_3D_test-1.dm4",
+    "dm4/rsciio_2D_test_fft_packed_complex8.dm4",
+    "dm3/rsciio_1D_test-EELS_spectrum.dm3",
+)
+#: 4-byte values a damaged or hostile field takes: 0, -1, INT_MAX, INT_MIN, small ones.
+WORD_EXTREMES = (0, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 1, 2, 15, 18, 20)
+
+
+@functools.cache
+def dm_sources() -> dict[str, bytes]:
+    """The bytes of the real DM files above (empty without the shared folder)."""
+    if SHARED_DATA is None:
+        return {}
+    return {name: (SHARED_DATA / name).read_bytes() for name in DM_NAMES}
+
+
+def read_dm_or_refuse(path: pathlib.Path) -> str:
+    """Read a DM file every way (data too); any failure but MRCZFormatError naming it fails."""
+    outcome = "ok"
+    for read in (
+        lambda: [np.asarray(data) for data, _ in napari_mrcz.read_dm(path, lazy=False)],
+        lambda: napari_mrcz.readDM4(path),
+        lambda: describe(path),
+    ):
+        try:
+            read()
+        except MRCZFormatError as error:
+            refusal = error
+        else:
+            continue
+        assert type(refusal) is MRCZFormatError
+        assert refusal.path == str(path)
+        assert str(refusal).startswith(f"{path}: ")
+        outcome = "MRCZFormatError"
+    return outcome
+
+
+def check_dm_bytes(data: bytes, suffix: str) -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / f"fuzzed{suffix}"
+        path.write_bytes(data)
+        return read_dm_or_refuse(path)
+
+
+def set_word(raw: bytes, offset: int, value: int) -> bytes:
+    return raw[:offset] + value.to_bytes(4, "big") + raw[offset + 4 :]
+
+
+def test_dm_struct_without_fields_in_a_real_file():
+    """Issue 17: 4 zero bytes at 4173 make a struct of no fields; numpy's ValueError leaked."""
+    raw = dm_sources().get("dm4/rsciio_2D_test-11.dm4")
+    if raw is None:
+        pytest.skip("the shared real files are not available")
+    assert raw[4173:4177] != bytes(4)
+    assert check_dm_bytes(set_word(raw, 4173, 0), ".dm4") == "MRCZFormatError"
+
+
+@FUZZ_SETTINGS
+@given(
+    source=st.sampled_from(DM_NAMES),
+    where=st.floats(0.0, 1.0, exclude_max=True),
+    value=st.one_of(st.sampled_from(WORD_EXTREMES), st.integers(0, 2**32 - 1)),
+)
+def test_dm_word_mutation_real_files(source, where, value):
+    """Any 4 bytes of a real DM file set to an extreme: data or one clean refusal."""
+    raw = dm_sources().get(source)
+    if raw is None:
+        return  # the shared folder is absent
+    offset = int(where * (len(raw) - 4))
+    check_dm_bytes(set_word(raw, offset, value), pathlib.Path(source).suffix)
+
+
+@FUZZ_SETTINGS
+@given(source=st.sampled_from(DM_NAMES), fraction=st.floats(0.0, 1.0, exclude_max=True))
+def test_dm_truncation_real_files(source, fraction):
+    raw = dm_sources().get(source)
+    if raw is None:
+        return
+    check_dm_bytes(raw[: int(fraction * len(raw))], pathlib.Path(source).suffix)
+
+
+#: Types whose values take no bytes, as info arrays (after the '%%%%' and its length),
+#: and the value they legitimately hold: empty.
+ZERO_SIZE_TYPES = {
+    "struct without fields": ([dm_builder.STRUCT, 0, 0], ()),
+    "empty string": ([dm_builder.STRING, 0], ""),
+    "array of no elements": ([dm_builder.ARRAY, dm_builder.I32, 0], []),
+    "array of empty structs": ([dm_builder.ARRAY, dm_builder.STRUCT, 0, 0, 5], []),
+    "array of 2**32 - 1 empty structs": (
+        [dm_builder.ARRAY, dm_builder.STRUCT, 0, 0, 2**32 - 1],
+        [],
+    ),
+    "array of empty strings": ([dm_builder.ARRAY, dm_builder.STRING, 0, 3], []),
+    "array of empty arrays": ([dm_builder.ARRAY, dm_builder.ARRAY, dm_builder.I32, 0, 4], []),
+    "struct of an empty struct": (
+        [dm_builder.STRUCT, 0, 1, 0, dm_builder.STRUCT, 0, 0],
+        ((),),
+    ),
+    "struct of an empty string": ([dm_builder.STRUCT, 0, 1, 0, dm_builder.STRING, 0], ("",)),
+    "struct of an empty array": (
+        [dm_builder.STRUCT, 0, 1, 0, dm_builder.ARRAY, dm_builder.I32, 0],
+        ([],),
+    ),
+}
+
+
+def as_lists(value):
+    """A tag value with its arrays as lists, to compare it with ``==``."""
+    if isinstance(value, tuple):
+        return tuple(as_lists(part) for part in value)
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("kind", ZERO_SIZE_TYPES)
+def test_dm_values_of_no_bytes_are_empty(kind, version, tmp_path):
+    """The class of the issue's struct: zero-size types and zero counts read as empty."""
+    infos, expected = ZERO_SIZE_TYPES[kind]
+    builder = dm_builder.DMBuilder(version)
+    image = builder.image(6, [4, 2], bytes(range(8)))
+    tag = builder.raw_tag("Empty", infos, b"")
+    path = tmp_path / f"empty.dm{version}"
+    path.write_bytes(builder.file([image], extra=[builder.group("Odd", [tag])]))
+    [(data, meta)] = napari_mrcz.read_dm(path)
+    np.testing.assert_array_equal(data, np.arange(8, dtype=np.uint8).reshape(2, 4))
+    assert as_lists(meta["tags"]["Odd"]["Empty"]) == expected
+    assert read_dm_or_refuse(path) == "ok"
+
+
+@pytest.mark.parametrize("dims", [[0], [0, 3], [3, 0], [2, 0, 3]])
+@pytest.mark.parametrize("data_type", sorted(DM_DATA_TYPES))
+def test_dm_images_of_no_pixels_are_empty(data_type, dims, tmp_path):
+    """A zero dimension gives an empty image of the right shape, eager or lazy."""
+    _, element, kind = DM_DATA_TYPES[data_type]
+    grid = dims[::-1]
+    stored = {"rgb": (*grid, 4), "packed": (*grid[:-1], grid[-1] // 2 + 1)}.get(kind, grid)
+    nbytes = int(np.prod(stored)) * np.dtype(element).itemsize
+    builder = dm_builder.DMBuilder(4)
+    path = tmp_path / "empty.dm4"
+    path.write_bytes(builder.file([builder.image(data_type, dims, bytes(nbytes))]))
+    shape = (*grid, 3) if kind == "rgb" else tuple(grid)
+    for lazy in (False, True):
+        [(data, _)] = napari_mrcz.read_dm(path, lazy=lazy)
+        assert np.asarray(data).shape == shape
+        assert data[:1].shape == (min(1, shape[0]), *shape[1:])
+    assert read_dm_or_refuse(path) == "ok"

@@ -3,8 +3,10 @@
 Thin glue over the engine. The format follows the file's extension: ``.mrcz`` is
 compressed with the codec, level and threads of the plugin settings (zstd, 1, all
 cores by default); ``.mrc``, ``.mrcs``, ``.map``, ``.st``, ``.ali`` and ``.rec`` are
-plain MRC2014 files that mrcfile validates. A path without one of these gets the
-writer's own extension (napari does not add the one picked in the Save dialog).
+plain MRC2014 files that mrcfile validates: they hold the layer's JSON metadata only
+if the setting ``json_in_plain`` asks for it (see
+:data:`napari_mrcz.mrc.jsonmeta.JSON_IN_PLAIN_COST`). A path without one of these gets
+the writer's own extension (napari does not add the one picked in the Save dialog).
 Several layers saved at once go to a folder, one file per layer, as napari's own
 writers do.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any
 
 from napari_mrcz._napari.layers import (
@@ -21,6 +24,8 @@ from napari_mrcz._napari.layers import (
     microscope_values,
     pixel_size_angstrom,
 )
+from napari_mrcz.errors import MRCZWarning
+from napari_mrcz.mrc.jsonmeta import meta_to_write
 from napari_mrcz.mrc.modes import mrc_dtype
 from napari_mrcz.mrc.write import write_array
 from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_mrcz, strip_suffix
@@ -32,7 +37,7 @@ logger = logging.getLogger(__name__)
 NO_COMPRESSION = "none"
 
 #: Plugin settings (napari Preferences > napari-mrcz) and their defaults.
-DEFAULT_SETTINGS = {"codec": "zstd", "level": 1, "threads": 0}
+DEFAULT_SETTINGS = {"codec": "zstd", "level": 1, "threads": 0, "json_in_plain": False}
 
 
 def writer_settings() -> dict[str, Any]:
@@ -46,7 +51,12 @@ def writer_settings() -> dict[str, Any]:
 
         plugin = get_plugin_settings("napari-mrcz")
         section = plugin.writer
-        settings.update(codec=section.codec, level=section.level, threads=section.threads)
+        settings.update(
+            codec=section.codec,
+            level=section.level,
+            threads=section.threads,
+            json_in_plain=section.json_in_plain,
+        )
     except Exception as error:  # older napari, or no settings registered (plain scripts)
         logger.debug("napari-mrcz plugin settings unavailable: %s", error)
     return settings
@@ -77,7 +87,7 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
     write_array(
         data,
         path,
-        meta=json_meta(meta.get("metadata")) or None,
+        meta=_meta_to_write(path, meta, bool(settings["json_in_plain"])),
         dtype=mrc_dtype(data, plain=codec is None),
         pixelsize=pixelsize,
         pixelunits="\\AA",
@@ -88,6 +98,25 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
         **microscope_values(meta.get("metadata")),
     )
     return path
+
+
+def _meta_to_write(path: str, meta: dict, json_in_plain: bool) -> dict | None:
+    """The layer's JSON meta for ``path``; left out of plain MRC unless the setting says.
+
+    Warns (once per save) when it is left out: the user's metadata is not in the file.
+    """
+    layer_meta = json_meta(meta.get("metadata"))
+    kept = meta_to_write(layer_meta, is_mrcz(path), json_in_plain)
+    if layer_meta and kept is None:
+        keys = ", ".join(list(layer_meta)[:3]) + (", ..." if len(layer_meta) > 3 else "")
+        warnings.warn(
+            f"{path}: the layer's metadata ({keys}) is not saved in this plain MRC file, "
+            "because MRC programs reject the file with it. Save as .mrcz to keep it, or "
+            "turn on 'JSON metadata in plain MRC files' in Preferences > napari MRCZ.",
+            MRCZWarning,
+            stacklevel=4,
+        )
+    return kept
 
 
 def write_mrcz(path: str, data: Any, meta: dict) -> list[str]:

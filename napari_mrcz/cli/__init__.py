@@ -32,17 +32,24 @@ from napari_mrcz.cli.validate import run_validate
 from napari_mrcz.suffixes import is_readable
 
 
-def _files(given: Sequence[str]) -> list[str]:
+def _files(given: Sequence[str], err: TextIO) -> list[str]:
     """Named files as they are; folders walked for the files we read.
+
+    A named folder that holds none of them is reported on ``err``.
 
     Raises
     ------
     ValueError
         If there is no file at all (an empty folder).
     """
-    found = [path for path, _ in find_inputs(given, is_readable)]
+    found = []
+    for one in given:
+        files = [path for path, _ in find_inputs([one], is_readable)]
+        if not files:
+            print(f"{one}: is a folder holding no MRC, MRCZ or DM files", file=err)
+        found += files
     if not found:
-        raise ValueError("no MRC, MRCZ or DM files found")
+        raise ValueError(f"no MRC, MRCZ or DM files found in {', '.join(given)}")
     return found
 
 
@@ -78,7 +85,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     }
     if args.command in ("info", "validate"):
         try:
-            args.files = _files(args.files)
+            args.files = _files(args.files, err)
         except ValueError as error:
             print(f"mrcz {args.command}: {error}", file=err)
             return EXIT_USAGE

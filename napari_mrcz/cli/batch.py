@@ -22,10 +22,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TextIO
 
-from tqdm import tqdm
-
-from napari_mrcz.cli.report import summary_table
+from napari_mrcz.cli.report import ByteProgress, plural, summary_table
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.files import check_regular, check_target, told_about
 from napari_mrcz.mrc.atomic import flush_to_disk, publish, temporary_name
 from napari_mrcz.mrc.gzipped import is_compressed
 from napari_mrcz.mrc.layout import read_layout
@@ -34,6 +33,7 @@ from napari_mrcz.tools.transcode import (
     VerificationError,
     image_count,
     incomplete,
+    json_left_out,
     numbered_targets,
     open_images,
     verify_image,
@@ -81,6 +81,7 @@ class Task:
     seconds: float = 0.0
     verified: bool = False
     source_deleted: bool = False
+    json_left_out: bool = False  # a plain output without the input's JSON meta
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,10 @@ class Settings:
     verify: bool = False
     delete_source: bool = False
     overwrite: bool = False
+    #: An existing output fails the file (one explicit conversion) instead of skipping it.
+    existing_fails: bool = False
+    #: Write JSON meta into plain MRC outputs too (mrcfile.validate then rejects them).
+    keep_json: bool = False
 
     @property
     def passes(self) -> int:
@@ -108,12 +113,17 @@ class Settings:
         return 2 if self.verify else 1
 
 
-def find_inputs(inputs: Sequence[str], wanted: Callable[[str], bool]) -> Iterator[tuple[str, str]]:
+def find_inputs(
+    inputs: Sequence[str],
+    wanted: Callable[[str], bool],
+    passed_over: list[str] | None = None,
+) -> Iterator[tuple[str, str]]:
     """Yield (file, its name relative to the output folder) for files and folders.
 
     A folder is walked recursively, in sorted order, for the files ``wanted``
-    accepts; its tree is kept under the output folder. Named files are taken as they
-    are (their own name under the output folder).
+    accepts; its tree is kept under the output folder. Files found there that
+    ``wanted`` refuses are added to ``passed_over`` (hidden ones aside). Named files
+    are taken as they are (their own name under the output folder).
     """
     for given in inputs:
         if os.path.isdir(given):
@@ -121,51 +131,90 @@ def find_inputs(inputs: Sequence[str], wanted: Callable[[str], bool]) -> Iterato
                 folders.sort()
                 for name in sorted(files):
                     path = os.path.join(root, name)
-                    if wanted(path) and not name.startswith("."):
+                    if name.startswith("."):
+                        continue
+                    if wanted(path):
                         yield path, os.path.relpath(path, given)
+                    elif passed_over is not None:
+                        passed_over.append(path)
         else:
             yield given, os.path.basename(given)
 
 
 def plan(
-    inputs: Sequence[str], out_dir: str, suffix: str, wanted: Callable[[str], bool]
+    inputs: Sequence[str],
+    out_dir: str,
+    suffix: str,
+    wanted: Callable[[str], bool],
+    passed_over_note: str | None = None,
 ) -> list[Task]:
     """One task per input file, its outputs ``out_dir/<name><suffix>``.
 
     A DM file of several images gets ``<name>_0<suffix>``, ``<name>_1<suffix>``, ...
-    A file named twice (or reached through a link) is converted once.
+    A file named twice (or reached through a link) is converted once. Inputs that
+    would write the same output (``x.dm4`` and ``x.mrc``, names differing only in
+    case), or whose output would replace an input, get a failed task saying so and
+    are not converted; the others are. With ``passed_over_note``, files of ours that
+    a folder holds but ``wanted`` refuses get a skipped task with that note.
 
     Raises
     ------
     ValueError
-        If no input is found, two inputs would write the same output, or an output
-        would replace an input.
+        If no input is found.
     """
     tasks: list[Task] = []
-    sources: set[str] = set()
-    owners: dict[str, str] = {}
-    for path, relative in find_inputs(inputs, wanted):
+    sources: dict[str, str] = {}  # real path -> the path as found
+    owners: dict[str, list[Task]] = {}
+    passed_over: list[str] = []
+    for path, relative in find_inputs(inputs, wanted, passed_over):
         real = os.path.realpath(path)
         if real in sources:
             continue
-        sources.add(real)
+        sources[real] = path
         target = os.path.join(out_dir, strip_suffix(relative) + suffix)
-        targets = numbered_targets(target, image_count(path))
-        for one in targets:
+        task = Task(path, numbered_targets(target, image_count(path)))
+        for one in task.targets:
             # Names differing only in case are one file on macOS, SMB and exFAT.
-            key = os.path.realpath(one).casefold()
-            if key in owners:
-                raise ValueError(f"{owners[key]} and {path} would both be written to {one}")
-            owners[key] = path
-        tasks.append(Task(path, targets))
+            owners.setdefault(_output_key(one), []).append(task)
+        tasks.append(task)
     if not tasks:
-        raise ValueError("no input files found")
-    replaced = {source for source in sources if source.casefold() in owners}
-    if replaced:
-        raise ValueError(
-            f"{sorted(replaced)[0]}: an output would replace this input; choose another -o"
-        )
+        raise ValueError(f"no input files found in {', '.join(inputs)}")
+    inputs_by_key = {real.casefold(): path for real, path in sources.items()}
+    for key, claimants in owners.items():
+        target = next(one for one in claimants[0].targets if _output_key(one) == key)
+        replaced = inputs_by_key.get(key)
+        if len(claimants) > 1:
+            for task in claimants:
+                others = ", ".join(other.source for other in claimants if other is not task)
+                _refuse(
+                    task,
+                    f"{others} would also be written to {target}: not converted; rename "
+                    "one of them, or convert each alone with mrcz convert",
+                )
+        elif replaced is not None:
+            _refuse(
+                claimants[0],
+                f"its output {target} would replace the input {replaced}: not "
+                "converted; choose another output folder (-o)",
+            )
+    if passed_over_note is not None:
+        tasks += [
+            Task(path, [], status="skipped", message=passed_over_note)
+            for path in passed_over
+            if is_readable(path)
+        ]
     return tasks
+
+
+def _output_key(path: str) -> str:
+    """What makes two output names one file (links resolved, case folded)."""
+    return os.path.realpath(path).casefold()
+
+
+def _refuse(task: Task, reason: str) -> None:
+    """Mark a task as failed before it runs (its first reason is kept)."""
+    if task.status != "failed":
+        task.status, task.message = "failed", reason
 
 
 def estimated_bytes(path: str) -> int:
@@ -195,17 +244,8 @@ class Runner:
         self.cancel = threading.Event()
         self.started = time.monotonic()
         self._lock = threading.Lock()
-        self._bar = tqdm(
-            total=0,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            file=err,
-            disable=not show_progress,
-            dynamic_ncols=True,
-            smoothing=0.1,
-            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
-            "[{elapsed}<{remaining}, {rate_fmt}]{postfix}",
+        self._bar = ByteProgress(
+            file=err, disable=not show_progress, dynamic_ncols=True, smoothing=0.1
         )
 
     def _tick(self, nbytes: int) -> None:
@@ -241,7 +281,7 @@ class Runner:
                     if estimates is None:
                         estimates = [
                             0
-                            if self.cancel.is_set()
+                            if self.cancel.is_set() or task.status != "waiting"
                             else estimated_bytes(task.source) * self.passes
                             for task in tasks
                         ]
@@ -270,6 +310,8 @@ class Runner:
 
     def _convert(self, task: Task, estimate: int) -> None:
         """Convert one file; record the outcome in ``task`` (never raises)."""
+        if task.status != "waiting":  # decided when the run was planned
+            return
         if self.cancel.is_set():
             task.status = "cancelled"
             return
@@ -339,20 +381,24 @@ def write_outputs(
         From ``progress``; no output is then published.
     """
     passes = settings.passes
-    before = os.stat(task.source)
+    before = check_regular(task.source)
     task.source_bytes = before.st_size
     temporaries: list[tuple[str, str]] = []  # (temporary, target)
     try:
-        with open_images(task.source) as images:
+        compressed = settings.compressor is not None
+        with open_images(task.source, standard_order=compressed) as images:
             if len(images) != len(task.targets):
                 raise ValueError(f"{task.source} changed while the run was planned")
             task.data_bytes = sum(image.nbytes for image in images)
             add_total(task.data_bytes * passes - estimate)
-            todo = [
-                number
-                for number, target in enumerate(task.targets)
-                if settings.overwrite or not os.path.exists(target)
-            ]
+            for target in task.targets:
+                check_target(target)
+            kept = [] if settings.overwrite else list(filter(os.path.lexists, task.targets))
+            if kept and settings.existing_fails:
+                raise FileExistsError(
+                    f"{kept[0]} exists: nothing converted; use --overwrite to replace it"
+                )
+            todo = [number for number, target in enumerate(task.targets) if target not in kept]
             progress(
                 sum(image.nbytes for number, image in enumerate(images) if number not in todo)
                 * passes
@@ -364,25 +410,35 @@ def write_outputs(
                 )
                 return None
             if len(todo) < len(task.targets):
-                task.message = f"{len(task.targets) - len(todo)} existing output(s) kept"
+                task.message = f"{plural(len(task.targets) - len(todo), 'existing output')} kept"
             os.makedirs(os.path.dirname(task.targets[0]) or ".", exist_ok=True)
             for number in todo:
                 temporaries.append((temporary(task.targets[number]), task.targets[number]))
                 write_image(
                     images[number],
-                    temporaries[-1][0],
+                    task.targets[number],
                     settings.compressor,
                     settings.clevel,
                     settings.threads,
                     progress,
+                    keep_json=settings.keep_json,
+                    temporary=temporaries[-1][0],
                 )
             if settings.verify:
-                for number, (written, _) in zip(todo, temporaries, strict=True):
-                    verify_image(images[number], written, progress)
+                for number, (written, target) in zip(todo, temporaries, strict=True):
+                    verify_image(images[number], target, progress, temporary=written)
                 task.verified = len(todo) == len(task.targets)
-            lacking = [incomplete(images[number]) for number in todo]
+            task.json_left_out = any(
+                json_left_out(images[number], compressed, settings.keep_json) for number in todo
+            )
+            lacking = [
+                incomplete(images[number], json_kept=not task.json_left_out) for number in todo
+            ]
         for written, target in temporaries:
-            publish(written, target, settings.overwrite)
+            try:
+                publish(written, target, settings.overwrite)
+            except OSError as error:
+                raise told_about(error, target) from error
     finally:
         for written, _ in temporaries:
             with contextlib.suppress(FileNotFoundError):
@@ -449,7 +505,8 @@ def run_batch(
     """
     runner = runner or Runner(settings, jobs, show_progress, quiet, err)
     stopped_by = runner.run(tasks)
-    print(summary_table(tasks, time.monotonic() - runner.started), file=out)
+    compressed = settings.compressor is not None
+    print(summary_table(tasks, time.monotonic() - runner.started, compressed), file=out)
     if stopped_by is not None:
         return 128 + stopped_by
     return EXIT_FAILED if any(task.status == "failed" for task in tasks) else EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from typing import TextIO
 
@@ -35,6 +36,7 @@ def _settings(args: argparse.Namespace, compressor: str | None) -> Settings:
         verify=args.verify or delete_source,
         delete_source=delete_source,
         overwrite=args.overwrite,
+        keep_json=getattr(args, "keep_json", False),
     )
 
 
@@ -48,12 +50,12 @@ def run_batch_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     """``mrcz compress`` and ``mrcz decompress``."""
     if args.command == "compress":
         compressor, suffix = args.codec, COMPRESSED_SUFFIX
-        wanted = _compress_picks
+        wanted, note = _compress_picks, "already MRCZ: compress leaves it as it is"
     else:
         compressor, suffix = None, args.suffix
-        wanted = is_mrcz
+        wanted, note = is_mrcz, "not MRCZ: decompress takes the .mrcz files of a folder"
     try:
-        tasks = plan(args.inputs, args.output, suffix, wanted)
+        tasks = plan(args.inputs, args.output, suffix, wanted, note)
     except ValueError as error:
         print(f"mrcz {args.command}: {error}", file=err)
         return EXIT_USAGE
@@ -99,4 +101,5 @@ def run_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"mrcz convert: {args.output} is the input itself", file=err)
         return EXIT_USAGE
     task = Task(args.input, targets)
-    return _run(args, [task], _settings(args, compressor), err.isatty(), out, err)
+    settings = dataclasses.replace(_settings(args, compressor), existing_fails=True)
+    return _run(args, [task], settings, err.isatty(), out, err)

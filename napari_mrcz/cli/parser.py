@@ -8,14 +8,17 @@ import importlib.util
 from napari_mrcz.__about__ import __version__
 from napari_mrcz.cli.cluster import DISTRIBUTED_MISSING
 from napari_mrcz.mrc.codecs import AVAILABLE_CODECS
+from napari_mrcz.mrc.jsonmeta import JSON_IN_PLAIN_COST
 from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES
 
 _CONVERT_EPILOG = """\
 MRC and MRCZ inputs keep their header (axis order, origin, labels, microscope values)
 and extended header; DM inputs keep their pixel size, origin, voltage and Cs, with all
-their tags as JSON meta ('dm_tags'). A DM file with several images gives one output per
-image, numbered name_0, name_1, ... Outputs are written under a temporary name and
-renamed when complete: an interrupted run leaves no partial file.
+their tags as JSON meta ('dm_tags'). JSON meta goes into MRCZ outputs, and into plain
+MRC outputs only with --keep-json. A map with a permuted axis order (MAPC, MAPR, MAPS)
+becomes MRCZ in standard (z, y, x) order. A DM file with several images gives one
+output per image, numbered name_0, name_1, ... Outputs are written under a temporary
+name and renamed when complete: an interrupted run leaves no partial file.
 """
 
 
@@ -30,8 +33,12 @@ there unless given.
 _BATCH_EPILOG = (
     _CONVERT_EPILOG
     + """\
---delete-source keeps a source with bytes after its data, DM tag arrays too large for
-JSON meta, or float64 data (stored as float32), and says so in the summary.
+Two inputs that would write the same output (x.dm4 and x.mrc, names differing only in
+case) are not converted and are named in the summary; the other files are. Files of
+a folder the command leaves alone (.mrcz for compress, others for decompress) are
+listed as skipped. --delete-source keeps a source with bytes after its data, DM tag
+arrays too large for JSON meta, JSON meta left out of a plain output, or float64 data
+(stored as float32), and says so in the summary.
 """
     + _CLUSTER_EPILOG
 )
@@ -94,7 +101,19 @@ def _add_conversion_options(
         help="read each output back and compare it with its source",
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (default: compress and decompress skip them, "
+        "convert fails)",
+    )
+
+
+def _add_keep_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-json",
+        action="store_true",
+        help="also write JSON metadata (DM tags, a source's JSON meta) into plain MRC "
+        f"outputs; by default only MRCZ outputs hold it, because {JSON_IN_PLAIN_COST}",
     )
 
 
@@ -217,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PLAIN_SUFFIXES,
         help="suffix of the outputs (default: .mrc)",
     )
+    _add_keep_json(decompress)
 
     convert = commands.add_parser(
         "convert",
@@ -230,4 +250,5 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("output", metavar="OUT")
     _add_conversion_options(convert, True, "slices encoded in parallel (default: all cores)")
     _add_cluster_options(convert, "convert the file as a task")
+    _add_keep_json(convert)
     return parser

@@ -31,6 +31,7 @@ from napari_mrcz.arraylike import ArrayLike
 from napari_mrcz.dm.metadata import image_meta
 from napari_mrcz.dm.tags import ArrayRef, DMTagParser, plain_tree
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.files import open_regular
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class DMImageLayout:
         out = np.empty((stop - start, *self.stored_shape[1:]), dtype=self.stored_dtype)
         view = memoryview(out.reshape(-1).view(np.uint8))
         got = 0
-        with open(self.path, "rb") as handle:
+        with open_regular(self.path) as handle:
             handle.seek(self.offset + start * self.frame_bytes())
             while got < out.nbytes:
                 count = handle.readinto(view[got:])

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.files import describe_content, open_regular
+from napari_mrcz.mrc.header import HEADER_DTYPE, MAP_ID
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ EAGER_ARRAY_BYTES = 64 * 2**10
 MAX_INFO = 4096
 #: Smallest possible group entry and data tag (DM3), to bound declared tag counts.
 MIN_TAG_BYTES = 9
+#: Where an MRC header has its 'MAP ' word (to recognise MRC files named .dm4).
+_MAP_OFFSET = HEADER_DTYPE.fields["map"][1]
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ def read_header(raw: bytes | mmap.mmap, path: str | None) -> DMHeader:
         If the file is too short or is not DM3/DM4.
     """
     if len(raw) < 16:
-        raise MRCZFormatError(path, f"{len(raw)} bytes are too few for a DigitalMicrograph file")
+        raise MRCZFormatError(path, _not_dm(raw, f"{len(raw)} bytes are too few for a DM file"))
     version = struct.unpack_from(">i", raw, 0)[0]
     if version == 3:
         root_length, order = struct.unpack_from(">Ii", raw, 4)
@@ -151,10 +155,21 @@ def read_header(raw: bytes | mmap.mmap, path: str | None) -> DMHeader:
         root_length, order = struct.unpack_from(">Qi", raw, 4)
         size = 16
     else:
-        raise MRCZFormatError(path, f"not a DM3/DM4 file: its version field is {version}")
+        raise MRCZFormatError(
+            path, _not_dm(raw, f"not a DM3/DM4 file: its version field is {version}")
+        )
     if order not in (0, 1):
         raise MRCZFormatError(path, f"the DM byte-order field is {order}, not 0 or 1")
     return DMHeader(version, root_length, "<" if order == 1 else ">", size)
+
+
+def _not_dm(raw: bytes | mmap.mmap, problem: str) -> str:
+    """``problem``, or what the file is instead if that is known (text, MRC, ...)."""
+    head = bytes(raw[:4096])
+    seen = describe_content(head)
+    if seen is None and head[_MAP_OFFSET : _MAP_OFFSET + len(MAP_ID)] == MAP_ID:
+        seen = "it is an MRC file: name it .mrc to read it"
+    return f"not a DM3/DM4 file: {seen}" if seen is not None else problem
 
 
 class DMTagParser:
@@ -204,14 +219,12 @@ class DMTagParser:
         MRCZFormatError
             If the file is damaged, truncated or not DM3/DM4.
         """
-        if os.path.isdir(self.filename):
-            raise MRCZFormatError(self.filename, "is a directory, not a DM file")
-        with open(self.filename, "rb") as handle:
+        with open_regular(self.filename) as handle:
             self.file_size = os.fstat(handle.fileno()).st_size
             if self.file_size < 16:
                 raise MRCZFormatError(
                     self.filename,
-                    f"{self.file_size} bytes are too few for a DigitalMicrograph file",
+                    _not_dm(handle.read(16), f"{self.file_size} bytes are too few for a DM file"),
                 )
             self.f = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         try:
@@ -384,13 +397,15 @@ class DMTagParser:
             self._check_room(pos, nbytes, f"array tag {name!r}")
             if (name == "Data" and group_name == "ImageData") or nbytes > EAGER_ARRAY_BYTES:
                 return ArrayRef(pos, element, count), pos + nbytes
-            if not element.itemsize:
+            if not element.itemsize:  # elements of no bytes (empty structs): no values
                 return np.zeros(0, dtype=element), pos
             raw = self.f[pos : pos + nbytes]
             return self._decode_array(raw, element, count), pos + nbytes
         self._check_room(pos, dtype.itemsize, f"data tag {name!r}")
-        raw = self.f[pos : pos + dtype.itemsize]
-        value = np.frombuffer(raw, dtype=dtype)[0]
+        if dtype.itemsize:
+            value = np.frombuffer(self.f[pos : pos + dtype.itemsize], dtype=dtype)[0]
+        else:  # a struct without fields, an empty string: empty, and no bytes to read
+            value = np.zeros(1, dtype=dtype)[0]
         if code == STRING:
             return _decode_text(bytes(value)), pos + dtype.itemsize
         return tuple(_plain(field) for field in value.tolist()), pos + dtype.itemsize

@@ -16,7 +16,7 @@ from napari_mrcz.mrc.header import (
     set_labels,
     stats_determined,
 )
-from napari_mrcz.mrc.layout import MRCLayout, read_layout
+from napari_mrcz.mrc.layout import MRCLayout, read_layout, sampling_divisors
 from napari_mrcz.mrc.pipeline import Frames, set_header_stats, write_fully, write_slices
 from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
 from napari_mrcz.mrc.stats import SliceStats, shift_for
@@ -90,14 +90,16 @@ def write_at_index(
         )
         header["packed_bytes"] += written.packed_bytes
         header["nz"] = new_nz
-        sections_axis = layout.mapcrs[2] - 1
-        mz = int(header["mz"])
-        if mz in (0, nz) or layout.slices:
-            # CELLA along z counts sections (CELLA / MZ or CELLA / NZ): it grows with
-            # them; an image stack (MZ = 1) keeps its cell, and so its voxel size.
-            if mz == nz and not layout.slices:
-                header["mz"] = new_nz
-            header["cella"][sections_axis] = layout.pixelsize[0] * new_nz
+        if int(header["mz"]) == nz and not layout.slices:
+            header["mz"] = new_nz  # a volume's sampling counts its sections
+        # The sections' voxel size is kept: CELLA grows where it counts the sections
+        # (CELLA / NZ, or CELLA / MZ with MZ = NZ); an image stack or a plain file of
+        # frames (CELLA / MZ, MZ fixed) keeps its cell.
+        divisor = layout.divisors[0]
+        new_shape = (new_nz, *layout.shape[1:])
+        new_divisor = sampling_divisors(header, new_shape, layout.mapcrs, layout.slices)[0]
+        if new_divisor != divisor:
+            header["cella"][layout.crystal_axes[0]] = layout.pixelsize[0] * new_divisor
         if old_stats is not None:
             set_header_stats(header, written.stats)
         else:

@@ -25,6 +25,7 @@ from typing import BinaryIO
 import numpy as np
 
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.files import COMPRESSED_MAGIC, describe_content, open_regular
 from napari_mrcz.mrc.codecs import MODE_CODEC_FACTOR
 from napari_mrcz.mrc.header import HEADER_SIZE
 from napari_mrcz.mrc.layout import KNOWN_MODES, parse_header
@@ -83,7 +84,7 @@ def declared_size(path: str, raw: bytes) -> int:
         warnings.simplefilter("ignore")  # read_layout warns about the copy, once
         header, _, problem = parse_header(raw, unlimited, "<", modes)
     if problem is not None:
-        raise MRCZFormatError(path, f"not an MRC file once decompressed: {problem}")
+        raise MRCZFormatError(path, f"{problem} (once decompressed)")
     voxels = int(header["nx"]) * int(header["ny"]) * int(header["nz"])
     mode = int(header["mode"]) % MODE_CODEC_FACTOR
     return HEADER_SIZE + int(header["nsymbt"]) + voxels * _voxel_bytes(mode)
@@ -169,7 +170,16 @@ def open_decompressed(path: str | os.PathLike) -> str:
     """
     path = os.fspath(path)
     suffix = next(suffix for suffix in COMPRESSIONS if path.lower().endswith(suffix))
-    with open(path, "rb") as raw:
+    with open_regular(path) as raw:
+        name, magic = COMPRESSED_MAGIC[suffix]
+        head = raw.read(len(magic))
+        if not head:
+            raise MRCZFormatError(path, "is empty (0 bytes)")
+        if head != magic:
+            seen = describe_content(head + raw.read(4096))
+            problem = f"not {name}-compressed, though named {suffix}"
+            raise MRCZFormatError(path, problem + (f": {seen}" if seen else ""))
+        raw.seek(0)
         handle, local = tempfile.mkstemp(prefix="napari-mrcz-", suffix="-" + _temporary_name(path))
         try:
             with os.fdopen(handle, "wb") as target, COMPRESSIONS[suffix](raw) as stream:

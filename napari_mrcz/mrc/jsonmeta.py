@@ -50,3 +50,30 @@ def decode_meta(path: str, raw: bytes) -> dict:
     if not isinstance(meta, dict):
         raise MRCZFormatError(path, "the JSON extended header is not a JSON object")
     return meta
+
+
+#: What JSON metadata in a plain MRC file costs, for help texts and messages.
+JSON_IN_PLAIN_COST = (
+    "mrcfile.validate, and programs that check the extended header type, reject a plain "
+    "MRC file holding JSON metadata (EXTTYP 'json' is MRCZ's, not MRC2014's)"
+)
+
+
+def meta_to_write(meta: dict | None, compressed: bool, keep_json: bool = False) -> dict | None:
+    """The JSON meta an output file gets: all of it in MRCZ, none in plain MRC unless asked.
+
+    The one rule for the napari writers and the command line; python-mrcz's own
+    ``writeMRC(meta=...)`` keeps writing what it is given, as python-mrcz does.
+
+    Parameters
+    ----------
+    meta : dict or None
+        The metadata the output could hold.
+    compressed : bool
+        True for an MRCZ output.
+    keep_json : bool
+        Write it into a plain MRC file too (see :data:`JSON_IN_PLAIN_COST`).
+    """
+    if not meta:
+        return None
+    return meta if compressed or keep_json else None

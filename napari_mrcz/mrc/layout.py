@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_mrcz.dm.tags import read_header as read_dm_header
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
+from napari_mrcz.files import describe_content, open_regular
 from napari_mrcz.mrc.checksums import CHECKSUM_KEY, recorded_checksums
 from napari_mrcz.mrc.codecs import (
     CHUNK_HEADER_SIZE,
@@ -146,6 +148,11 @@ class MRCLayout:
         return tuple(axis for axis, ok in zip(axes, usable, strict=True) if not ok)
 
     @property
+    def divisors(self) -> tuple[int, int, int]:
+        """What CELLA is divided by for :attr:`pixelsize` (see :func:`sampling_divisors`)."""
+        return sampling_divisors(self.header, self.shape, self.mapcrs, self.slices)
+
+    @property
     def usable_pixelsize(self) -> np.ndarray:
         """:attr:`pixelsize` with 1 Angstrom where it is 0, negative or not finite."""
         sizes = self.pixelsize.astype(np.float64)
@@ -220,7 +227,7 @@ class MRCLayout:
 
     def read_extended_header(self) -> bytes:
         """Return the raw extended header (between the header and the data)."""
-        with open(self.path, "rb") as handle:
+        with open_regular(self.path) as handle:
             handle.seek(HEADER_SIZE)
             return handle.read(self.nsymbt)
 
@@ -318,7 +325,37 @@ def parse_header(
     modes = modes or KNOWN_MODES
     byteorder = _choose_byteorder(raw, file_size, hint, modes)
     header = np.frombuffer(raw, dtype=header_dtype(byteorder)).copy().reshape(())
-    return header, byteorder, header_problem(header, file_size, modes)
+    problem = header_problem(header, file_size, modes)
+    if problem is not None and bytes(header["map"]) != MAP_ID:
+        problem = _not_mrc(raw, problem)
+    return header, byteorder, problem
+
+
+def short_header_problem(raw: bytes) -> str:
+    """The problem of a file of ``raw`` bytes, too few for an MRC header."""
+    seen = describe_content(raw)
+    return f"too short for an MRC file: {len(raw)} bytes, the header alone is {HEADER_SIZE}" + (
+        f"; {seen}" if seen else ""
+    )
+
+
+def _not_mrc(raw: bytes, problem: str) -> str:
+    """The problem of a header without the 'MAP ' word that makes no sense either way.
+
+    Such a file is no MRC file at all: say what it looks like (text, another format),
+    not what its bytes would mean as a header.
+    """
+    seen = describe_content(raw)
+    if seen is None:
+        try:
+            read_dm_header(raw, None)
+        except MRCZFormatError:
+            pass
+        else:
+            seen = "it is a DigitalMicrograph file: name it .dm4 or .dm3 to read it"
+    if seen is not None:
+        return f"not an MRC file (no valid header): {seen}"
+    return f"not an MRC file (no valid header: {problem})"
 
 
 def _choose_byteorder(raw: bytes, file_size: int, hint: str, modes: Collection[int]) -> str:
@@ -426,6 +463,31 @@ def python_mrcz_signature(header: np.ndarray, labels: list[str]) -> tuple[int, i
     return None
 
 
+def recorded_frames(header: np.ndarray, labels: list[str], json_meta: dict | None) -> int:
+    """python-mrcz's slices per frame as a file records them, or 0 for one array.
+
+    MZ means slices per frame only in files python-mrcz wrote (its MRCZ label with
+    MX = MY = 0), in files whose JSON meta has a ``slices`` key, and in files of MRCZ
+    writers (label 0 ``MRCZ<version>``) whose MZ divides NZ into frames of several
+    slices: their plain copies, which carry no JSON meta. Everywhere else MZ is the
+    sampling along z, as MRC2014 defines it. Not checked against NZ.
+    """
+    mz, nz = int(header["mz"]), int(header["nz"])
+    if json_meta is not None and isinstance(json_meta.get("slices"), int):
+        return json_meta["slices"]
+    version = python_mrcz_signature(header, labels)
+    if version is not None:
+        return 1 if version < (0, 5) else mz
+    if written_by_mrcz_writer(labels) and 1 < mz < nz and nz % mz == 0:
+        return mz
+    return 0
+
+
+def written_by_mrcz_writer(labels: list[str]) -> bool:
+    """True if label 0 is an MRCZ writer's ``MRCZ<version>`` (python-mrcz's or ours)."""
+    return bool(labels) and _mrcz_version(labels[0]) is not None
+
+
 def _slices_per_frame(
     path: str,
     header: np.ndarray,
@@ -434,21 +496,8 @@ def _slices_per_frame(
     json_meta: dict | None,
     requested: int | None,
 ) -> int:
-    """python-mrcz's slices-per-frame, or 0 for one monolithic array.
-
-    MZ means slices per frame only in files python-mrcz wrote (its MRCZ label with
-    MX = MY = 0) or files whose JSON meta has a ``slices`` key; everywhere else MZ is
-    the sampling along z, as MRC2014 defines it.
-    """
-    if requested is not None:
-        slices = int(requested)
-    elif json_meta is not None and isinstance(json_meta.get("slices"), int):
-        slices = json_meta["slices"]
-    else:
-        version = python_mrcz_signature(header, labels)
-        if version is None:
-            return 0
-        slices = 1 if version < (0, 5) else int(header["mz"])
+    """Slices per frame: ``requested``, else :func:`recorded_frames` if they divide NZ."""
+    slices = recorded_frames(header, labels, json_meta) if requested is None else int(requested)
     if slices < 0 or (slices > 0 and nz % slices):
         if requested is not None:
             raise ValueError(f"slices={slices} does not divide the {nz} z-slices of {path}")
@@ -471,22 +520,28 @@ def crystal_axes(mapcrs: tuple[int, int, int]) -> tuple[int, int, int]:
     return mapcrs[2] - 1, mapcrs[1] - 1, mapcrs[0] - 1
 
 
-def _pixelsize(
+def sampling_divisors(
     header: np.ndarray, shape: tuple[int, int, int], mapcrs: tuple[int, int, int], slices: int
-) -> np.ndarray:
-    """Pixel size in Angstrom, in data order (z, y, x).
+) -> tuple[int, int, int]:
+    """What CELLA is divided by for the pixel size along each data axis (z, y, x).
 
-    CELLA / M along each crystal axis, as MRC2014 and mrcfile define it, or CELLA / N
-    where M is 0 (python-mrcz) or where MZ counts slices per frame.
+    M along each crystal axis, as MRC2014 and mrcfile define it, or N where M is 0
+    (python-mrcz), and N along the sections of a file of frames, whose MZ counts the
+    slices per frame (``slices`` > 0), as python-mrcz writes and reads them.
     """
     sampling = [int(header["mx"]), int(header["my"]), int(header["mz"])]
-    cella = header["cella"].astype(np.float64)
-    sizes = []
+    divisors = []
     for data_axis, (axis, count) in enumerate(zip(crystal_axes(mapcrs), shape, strict=True)):
-        framed = data_axis == 0 and slices > 0
-        divisor = sampling[axis] if sampling[axis] > 0 and not framed else count
-        sizes.append(cella[axis] / divisor)
-    return np.array(sizes)
+        by_count = sampling[axis] <= 0 or (data_axis == 0 and slices > 0)
+        divisors.append(count if by_count else sampling[axis])
+    return tuple(divisors)
+
+
+def _pixelsize(header: np.ndarray, mapcrs: tuple[int, int, int], divisors: tuple) -> np.ndarray:
+    """Pixel size in Angstrom, in data order (z, y, x): CELLA over the divisors."""
+    cella = header["cella"].astype(np.float64)
+    axes = crystal_axes(mapcrs)
+    return np.array([cella[axis] / divisor for axis, divisor in zip(axes, divisors, strict=True)])
 
 
 def read_layout(
@@ -520,13 +575,11 @@ def read_layout(
         If the file is too short, its header makes no sense or its data cannot fit.
     """
     path = os.fspath(path)
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         file_size = os.fstat(handle.fileno()).st_size
         raw = handle.read(HEADER_SIZE)
         if len(raw) < HEADER_SIZE:
-            raise MRCZFormatError(
-                path, f"too short for an MRC file: {len(raw)} bytes, the header alone is 1024"
-            )
+            raise MRCZFormatError(path, short_header_problem(raw))
         convention = file_convention.lower()
         if convention not in ("ccpem", "eman2"):
             raise ValueError(f"unrecognized MRC file convention: {file_convention}")
@@ -609,7 +662,7 @@ def read_layout(
         data_offset=data_offset,
         slice_nbytes=slice_nbytes,
         slices=slices,
-        pixelsize=_pixelsize(header, shape, mapcrs, slices),
+        pixelsize=_pixelsize(header, mapcrs, sampling_divisors(header, shape, mapcrs, slices)),
         mapcrs=mapcrs,
         json_meta=json_meta,
         labels=labels,

@@ -33,6 +33,9 @@ MODE_DTYPES: dict[int, str] = {
 #: python-mrcz's modes for counting detectors (int32, uint32), not MRC2014's.
 PYTHON_MRCZ_MODES = frozenset({7, 8})
 
+#: The modes python-mrcz 0.6.0 reads: not float16 (mode 12), which MRC2014 added later.
+PYTHON_MRCZ_READABLE_MODES = frozenset(MODE_DTYPES) - {12}
+
 #: RGB as IMOD writes it: three uint8 (red, green, blue) a pixel, read only. Its dtype
 #: is a 3-byte subarray dtype, so arrays of it get a trailing axis of 3 of uint8.
 RGB_MODE = 16

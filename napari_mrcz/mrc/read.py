@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from napari_mrcz.files import open_regular
 from napari_mrcz.mrc.checksums import CHECKSUM_KEY, checksum_text
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS
 from napari_mrcz.mrc.extheader import parse_extended_header
@@ -54,7 +55,7 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA", with_json: bool = T
     if layout.mode == RGB_MODE:
         meta["rgb"] = True
     if layout.compressor is not None:
-        with open(layout.path, "rb") as handle:
+        with open_regular(layout.path) as handle:
             handle.seek(layout.data_offset)
             version = handle.read(1)
         blosc_format = None

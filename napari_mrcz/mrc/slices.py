@@ -11,6 +11,7 @@ from typing import BinaryIO
 import numpy as np
 
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.files import open_regular
 from napari_mrcz.mrc.checksums import mismatched_slices
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS, ChunkDecodeError, decompress_into
 from napari_mrcz.mrc.layout import MRCLayout
@@ -71,7 +72,7 @@ class SliceReader:
     ) -> None:
         self.layout = layout
         self.n_threads = max(1, int(n_threads))
-        self._file = open(layout.path, "rb", buffering=0)  # noqa: SIM115 (closed in close())
+        self._file = open_regular(layout.path, buffering=0)
         self._mmap: mmap.mmap | None = None
         self.chunk_offsets: np.ndarray | None = None
         self._readers = 0

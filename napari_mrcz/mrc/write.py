@@ -20,10 +20,12 @@ import numpy as np
 
 from napari_mrcz import __about__
 from napari_mrcz.errors import MRCZWarning
+from napari_mrcz.files import check_target, told_about
 from napari_mrcz.mrc.append import write_at_index
 from napari_mrcz.mrc.atomic import create_temporary, flush_to_disk
 from napari_mrcz.mrc.checksums import CHECKSUM_KEY, checksum_placeholder, checksum_text
 from napari_mrcz.mrc.codecs import (
+    COMPRESSOR_ENUM,
     MODE_CODEC_FACTOR,
     REVERSE_COMPRESSOR_ENUM,
     check_codec,
@@ -38,6 +40,8 @@ from napari_mrcz.mrc.header import (
 )
 from napari_mrcz.mrc.jsonmeta import decode_meta, encode_meta
 from napari_mrcz.mrc.modes import (
+    MODE_DTYPES,
+    PYTHON_MRCZ_READABLE_MODES,
     UINT4_MODE,
     mode_for_dtype,
     storage_dtype,
@@ -103,13 +107,20 @@ def make_header(
     voltage: float,
     cs: float,
     gain: float,
+    python_mrcz_signature: bool = False,
 ) -> np.ndarray:
-    """Build the header of a new file (statistics and extended header are set later)."""
+    """Build the header of a new file (statistics and extended header are set later).
+
+    MX, MY = NX, NY, or 0 with ``python_mrcz_signature`` (python-mrcz's own header,
+    whose MZ counts slices per frame). CELLA is the pixel size times N: MZ is N, 0 or
+    the slices per frame (see :func:`~napari_mrcz.mrc.layout.sampling_divisors`).
+    """
     nz, ny, nx = shape
     header = new_header(byteorder)
     header["nx"], header["ny"], header["nz"] = nx, ny, nz
     header["mode"] = mode + MODE_CODEC_FACTOR * codec_id
-    header["mx"], header["my"], header["mz"] = nx, ny, mz
+    sampled = 0 if python_mrcz_signature else 1
+    header["mx"], header["my"], header["mz"] = nx * sampled, ny * sampled, mz
     header["cella"] = pixelsize_zyx[::-1] * np.array([nx, ny, nz])
     header["ispg"] = ISPG_VOLUME if nz > 1 and not slices else ISPG_IMAGE_STACK
     header["voltage"] = voltage or 0.0
@@ -168,7 +179,8 @@ def _write_new_file(
     clevel: int,
     uint4: bool,
     n_threads: int,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None,
+    shown: str,
     fixity: bool = True,
 ) -> None:
     """Write a whole file to a temporary name, flush it to disk and rename it over ``path``.
@@ -177,14 +189,19 @@ def _write_new_file(
     :mod:`napari_mrcz.mrc.checksums`) unless their extended header is of another type;
     without ``fixity``, only a file that has a JSON meta anyway gets them.
     The data and the folder entry are flushed (fsync) before this returns, so a
-    crash right after a save loses nothing.
+    crash right after a save loses nothing. Errors and warnings name ``shown`` (the
+    file as the user gave it), never the temporary name.
     """
+    warn_if_python_mrcz_cannot_read(header, shown)
     checksum_meta = None
     if compressor is not None:
         extended_header, checksum_meta = _room_for_checksums(
             path, header, extended_header or b"", frames.count, fixity
         )
-    descriptor, temporary = create_temporary(path)
+    try:
+        descriptor, temporary = create_temporary(path)
+    except OSError as error:
+        raise told_about(error, shown) from None
     try:
         with os.fdopen(descriptor, "wb", buffering=0) as handle:
             write_fully(handle, bytes(HEADER_SIZE))
@@ -206,6 +223,10 @@ def _write_new_file(
             write_fully(handle, header.tobytes())
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise told_about(error, shown) from error
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
@@ -236,6 +257,38 @@ def _room_for_checksums(
     return encoded, meta
 
 
+def python_mrcz_problem(header: np.ndarray) -> str | None:
+    """Why python-mrcz 0.6.0 cannot open an MRCZ file with ``header``, or None if it can.
+
+    Found by writing every mode, codec and byte order and reading it back with
+    python-mrcz 0.6.0: it has no float16 (mode 12), and misreads MODE in big-endian
+    files packed with any codec but zstd.
+    """
+    codec_id, mode = divmod(int(header["mode"]), MODE_CODEC_FACTOR)
+    codec = COMPRESSOR_ENUM[codec_id]
+    if codec is None:
+        return None
+    if mode not in PYTHON_MRCZ_READABLE_MODES:
+        pixels = f"{np.dtype(MODE_DTYPES[mode]).name} " if mode in MODE_DTYPES else ""
+        return f"its {pixels}pixels (MRC mode {mode})"
+    if header.dtype["nx"].str[0] == ">" and codec != "zstd":
+        return f"big-endian data packed with {codec}"
+    return None
+
+
+def warn_if_python_mrcz_cannot_read(header: np.ndarray, shown: str) -> None:
+    """Warn (MRCZWarning) when the MRCZ file about to be written will not open in python-mrcz."""
+    problem = python_mrcz_problem(header)
+    if problem is not None:
+        warnings.warn(
+            f"{shown}: python-mrcz 0.6.0, and programs that read MRCZ through it "
+            f"(RosettaSciIO, HyperSpy), cannot open this file because of {problem}; "
+            "write float32 pixels, little-endian or zstd for them, or plain MRC",
+            MRCZWarning,
+            stacklevel=5,
+        )
+
+
 def write_with_header(
     path: str | os.PathLike,
     data: Any,
@@ -245,6 +298,8 @@ def write_with_header(
     clevel: int = 1,
     n_threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    name: str | os.PathLike | None = None,
 ) -> None:
     """Write ``data`` under a header the caller made, as the converters need.
 
@@ -272,8 +327,13 @@ def write_with_header(
         Slices encoded in parallel; all cores by default.
     progress : callable, optional
         Called as ``progress(written, total)`` after each z-slice (see :func:`write_array`).
+    name : str or os.PathLike, optional
+        The file as the user knows it, named in errors and warnings (``path`` by
+        default; the command line writes to a temporary name it publishes later).
     """
+    shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))
+    check_target(path, shown)
     frames = describe_input(data)
     if int(header["nsymbt"]) != len(extended_header):
         raise ValueError(
@@ -297,6 +357,7 @@ def write_with_header(
         False,
         threads,
         report,
+        shown,
     )
 
 
@@ -338,6 +399,7 @@ def write_array(
     progress: Callable[[int, int], None] | None = None,
     origin: Sequence[float] | None = None,
     fixity: bool = True,
+    name: str | os.PathLike | None = None,
 ) -> None:
     """Write an array (or a list of frames) as a new plain MRC or MRCZ file, or into one.
 
@@ -360,18 +422,23 @@ def write_array(
         Record the CRC32 of every chunk of a new MRCZ file in its JSON meta, adding a
         JSON extended header if there is no meta (see :mod:`napari_mrcz.mrc.checksums`).
         When False, as python-mrcz writes, only a JSON meta given anyway holds them.
+    name : str or os.PathLike, optional
+        The file as the user knows it, named in errors and warnings (``path`` by
+        default; the command line writes to a temporary name it publishes later).
     """
+    shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))  # through symlinks, to their target
     frames = describe_input(data)
     report = None if progress is None else partial(_report, progress, frames.count)
     threads = default_threads() if n_threads is None else int(n_threads)
+    check_target(path, shown)
     if idx is not None and os.path.isfile(path):
         write_at_index(path, frames, int(idx), clevel, threads, report)
         return
     if idx is not None and int(idx) != 0:
-        raise ValueError(f"{path} does not exist yet: only idx=0 can start it")
+        raise ValueError(f"{shown} does not exist yet: only idx=0 can start it")
 
-    stored, uint4 = _resolve_dtype(frames, dtype, path)
+    stored, uint4 = _resolve_dtype(frames, dtype, shown)
     codec = None if compressor is None else check_codec(compressor)
     if uint4 and codec is not None:
         raise TypeError("uint4 packing is not compatible with compression, use int8 datatype.")
@@ -432,6 +499,7 @@ def write_array(
         uint4,
         threads,
         report,
+        shown,
         fixity,
     )
 

@@ -5,9 +5,13 @@ file. An MRC or MRCZ input keeps its header (axis order, origin, space group, la
 microscope values, IMOD flags) and its extended header byte for byte; only what the
 new encoding changes is rewritten: MODE, the sampling (MX, MY, MZ with CELLA kept at
 the same voxel size, in the writer's conventions), the statistics (exact) and the
-packed size. A DM input becomes one file per image (thumbnails aside) with its
-calibrated pixel size and origin, the microscope's voltage and Cs, and its whole tag
-tree as JSON meta (``dm_tags``, as the napari writer saves DM layers).
+packed size. JSON meta goes into plain MRC outputs only when asked (``keep_json``):
+MRC2014 readers reject EXTTYP 'json'. A map with a permuted axis order becomes MRCZ in
+(z, y, x) order (``open_images(standard_order=True)``), as napari saves it. Frames
+(python-mrcz's lists) stay frames in every copy. A DM input becomes one file per
+image (thumbnails aside) with its calibrated pixel size and origin, the microscope's
+voltage and Cs, and its whole tag tree as JSON meta (``dm_tags``, as the napari
+writer saves DM layers).
 
 Data flows slice by slice (a 40 GB movie never sits in memory), and the output appears
 only once complete (see :func:`napari_mrcz.mrc.write.write_with_header`).
@@ -16,6 +20,7 @@ only once complete (see :func:`napari_mrcz.mrc.write.write_with_header`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_mrcz.arraylike import ArrayLike
 from napari_mrcz.dm.images import read_dm
 from napari_mrcz.dm.metadata import image_entry, python_mrcz_info
 from napari_mrcz.dm.tags import summarised_tags
@@ -34,7 +40,13 @@ from napari_mrcz.mrc.codecs import (
     settings_label,
 )
 from napari_mrcz.mrc.header import MAP_ID, MRC2014_VERSION, N_LABELS, machine_stamp, set_labels
-from napari_mrcz.mrc.layout import MRCLayout
+from napari_mrcz.mrc.jsonmeta import encode_meta, meta_to_write
+from napari_mrcz.mrc.layout import (
+    MRCLayout,
+    recorded_frames,
+    sampling_divisors,
+    written_by_mrcz_writer,
+)
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.modes import (
     PYTHON_MRCZ_MODES,
@@ -91,8 +103,19 @@ def _written_nbytes(data: Any) -> int:
 
 
 @contextlib.contextmanager
-def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
+def open_images(
+    path: str | os.PathLike, standard_order: bool = False
+) -> Iterator[list[SourceImage]]:
     """Open an input file for conversion without reading its data.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    standard_order : bool
+        Give a map whose axis order is permuted (MAPC, MAPR, MAPS not 1, 2, 3) in
+        (z, y, x) order, with its header to match, as napari shows and saves it: for
+        MRCZ outputs, whose only other reader (python-mrcz) ignores the axis order.
 
     Yields
     ------
@@ -109,8 +132,9 @@ def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
         images = []
         dm_images = read_dm(path, lazy=True)
         summarised = summarised_tags(dm_images[0][1]["tags"]) if dm_images else []
+        arrays = "DM tag array" if len(summarised) == 1 else "DM tag arrays"
         left_out = (
-            (f"{len(summarised)} DM tag array(s) too large for JSON meta, such as {summarised[0]}")
+            f"{len(summarised)} {arrays} too large for JSON meta, such as {summarised[0]}"
             if summarised
             else None
         )
@@ -137,7 +161,63 @@ def open_images(path: str | os.PathLike) -> Iterator[list[SourceImage]]:
         nbytes = lazy.nbytes
         trailing = layout.file_size - lazy.data_end
         left_out = f"{trailing} bytes after the data" if trailing > 0 else None
-        yield [SourceImage(path, lazy, nbytes, layout=layout, left_out=left_out)]
+        data: Any = lazy
+        order = layout.display_order
+        if standard_order and order != (0, 1, 2):
+            data, layout = _StandardOrder(_as_stack(lazy), order), standard_order_layout(layout)
+        yield [SourceImage(path, data, nbytes, layout=layout, left_out=left_out)]
+
+
+def standard_order_layout(layout: MRCLayout) -> MRCLayout:
+    """The layout of ``layout``'s data transposed by its display order into (z, y, x).
+
+    The crystal axes keep their cell, sampling and origin (those are stored per
+    crystal axis); the counts and the start indices (stored per data axis) follow the
+    data; MAPC, MAPR, MAPS become 1, 2, 3.
+    """
+    order = layout.display_order
+    header = layout.header.copy()
+    shape = tuple(layout.shape[axis] for axis in order)
+    starts = [int(layout.header[name]) for name in ("nzstart", "nystart", "nxstart")]
+    for name, count in zip(("nz", "ny", "nx"), shape, strict=True):
+        header[name] = count
+    for name, axis in zip(("nzstart", "nystart", "nxstart"), order, strict=True):
+        header[name] = starts[axis]
+    header["mapc"], header["mapr"], header["maps"] = 1, 2, 3
+    return dataclasses.replace(
+        layout,
+        header=header,
+        shape=shape,
+        slice_nbytes=shape[1] * shape[2] * layout.dtype.itemsize,
+        pixelsize=layout.pixelsize[list(order)],
+        mapcrs=(1, 2, 3),
+    )
+
+
+class _StandardOrder(ArrayLike):
+    """A permuted map's (nz, ny, nx) data in (z, y, x) order, read slice by slice.
+
+    When the sections stay the z axis (only rows and columns swapped, as in most CCP4
+    maps), each z-slice is one stored section transposed; otherwise the whole map is
+    read once, on the first slice asked for, and kept while it is written.
+    """
+
+    def __init__(self, data: Any, order: tuple[int, int, int]) -> None:
+        self.data = data
+        self.order = order
+        self.shape = tuple(data.shape[axis] for axis in order)
+        self.dtype = np.dtype(data.dtype)
+        self._whole: np.ndarray | None = None
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if self.order[0] == 0 and isinstance(key, (int, np.integer, slice)):
+            sections = np.asarray(self.data[key])
+            if sections.ndim == 2:
+                return sections.transpose([axis - 1 for axis in self.order[1:]])
+            return sections.transpose(self.order)
+        if self._whole is None:
+            self._whole = np.asarray(self.data).transpose(self.order)
+        return self._whole[key]
 
 
 def numbered_targets(target: str, count: int) -> list[str]:
@@ -171,51 +251,113 @@ def _as_stack(data: Any) -> Any:
 
 
 def _carried_header(
-    layout: MRCLayout, mode: int, compressor: str | None, clevel: int
-) -> np.ndarray:
-    """The header of ``layout`` made right for the new encoding (see the module doc)."""
+    layout: MRCLayout, mode: int, compressor: str | None, clevel: int, keep_json: bool
+) -> tuple[np.ndarray, bytes]:
+    """The header and extended header of ``layout`` made right for the new encoding.
+
+    See the module doc; MX, MY, MZ and CELLA as :func:`_resample` and :func:`_set_cell`
+    say, the extended header as :func:`_carried_extended` says.
+    """
     header = layout.header.copy()
+    compressed = compressor is not None
     header["mode"] = mode + MODE_CODEC_FACTOR * REVERSE_COMPRESSOR_ENUM[compressor]
     header["map"] = MAP_ID
     header["machst"] = np.frombuffer(machine_stamp(layout.byteorder), dtype="u1")
     if int(header["nversion"]) // 10 != MRC2014_VERSION // 10:  # 20140 or 20141
         header["nversion"] = MRC2014_VERSION
-    _resample(header, layout, compressed=compressor is not None)
+    frames = _mrcz_frames(layout) if compressed else layout.slices
+    _resample(header, layout, compressed, frames)
     labels = [label for label in layout.labels if recorded_settings([label]) is None]
-    if compressor is not None:
+    if compressed:
         labels = [*labels[: N_LABELS - 1], settings_label(compressor, clevel)]
     set_labels(header, labels)
-    return header
+    extended, json_meta = _carried_extended(layout, header, compressed, keep_json, frames)
+    _set_cell(header, layout, labels, json_meta)
+    return header, extended
 
 
-def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool) -> None:
-    """Set MX, MY, MZ and CELLA for the new encoding, keeping every voxel size.
+def _mrcz_frames(layout: MRCLayout) -> int:
+    """The slices per frame an MRCZ copy of ``layout`` records (0 for one array).
 
-    MRCZ: python-mrcz reads MZ as slices per frame and the voxel size as CELLA / N, so
-    M = N and MZ = 0; a file with frames keeps python-mrcz's fields as they are.
-    Plain MRC: M as in the source where positive, N where 0 (python-mrcz's), and MZ =
-    slices per frame for a file with frames, so that python-mrcz still finds its
-    frames while mrcfile reads the right voxel size. CELLA changes only where the
-    divisor does, so a voxel size is otherwise kept bit for bit.
+    The source's frames; or 1 for an image stack of an MRCZ writer with MZ = 1:
+    python-mrcz's list of 2D frames whose plain copy lost its JSON meta, which
+    python-mrcz still reads as a list (MZ = 1) and our reader as a stack.
     """
-    if compressed and layout.slices:
-        return
-    for axis, count, pixel, is_sections in zip(
-        layout.crystal_axes, layout.shape, layout.pixelsize, (True, False, False), strict=True
+    if layout.slices:
+        return layout.slices
+    mz = int(layout.header["mz"])
+    return 1 if written_by_mrcz_writer(layout.labels) and mz == 1 < layout.nz else 0
+
+
+def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool, frames: int) -> None:
+    """Set MX, MY and MZ for the new encoding (CELLA follows in :func:`_set_cell`).
+
+    MRCZ: python-mrcz reads MZ as slices per frame, so M = N and MZ = 0, or MZ =
+    slices per frame for frames. Plain MRC: M as in the source where positive, N
+    where 0 (python-mrcz's), and MZ = slices per frame for frames, so that
+    python-mrcz still finds them.
+    """
+    for axis, count, divisor, is_sections in zip(
+        layout.crystal_axes, layout.shape, layout.divisors, (True, False, False), strict=True
     ):
         name = ("mx", "my", "mz")[axis]
-        old = int(header[name])
-        framed = is_sections and layout.slices > 0
-        old_divisor = old if old > 0 and not framed else count
-        if compressed:
-            new = 0 if is_sections else count
-        elif framed:
-            new = layout.slices
+        if is_sections and frames:
+            header[name] = frames
+        elif compressed:
+            header[name] = 0 if is_sections else count
         else:
-            new = old_divisor
-        header[name] = new
-        if old_divisor != (new or count):
-            header["cella"][axis] = pixel * (new or count)
+            header[name] = divisor
+
+
+def _set_cell(
+    header: np.ndarray, layout: MRCLayout, labels: list[str], json_meta: dict | None
+) -> None:
+    """Set CELLA so that the copy has the voxel size of its source, as we read both.
+
+    The divisors are those our reader will take for the copy
+    (:func:`~napari_mrcz.mrc.layout.sampling_divisors`, with the frames it will find);
+    CELLA changes only where a divisor does, so a voxel size is otherwise kept bit
+    for bit. Files of frames then have CELLA / N along z, as python-mrcz writes and
+    reads them; mrcfile takes the spacing of the frames for their z voxel size.
+    """
+    frames = recorded_frames(header, labels, json_meta)
+    divisors = sampling_divisors(header, layout.shape, layout.mapcrs, frames)
+    for axis, pixel, old, new in zip(
+        layout.crystal_axes, layout.pixelsize, layout.divisors, divisors, strict=True
+    ):
+        if old != new:
+            header["cella"][axis] = pixel * new
+
+
+def _carried_extended(
+    layout: MRCLayout, header: np.ndarray, compressed: bool, keep_json: bool, frames: int
+) -> tuple[bytes, dict | None]:
+    """The extended header of the output and its JSON meta; NSYMBT and EXTTYP set to match.
+
+    The source's, byte for byte, except: JSON meta goes into a plain file only with
+    ``keep_json`` (see :data:`~napari_mrcz.mrc.jsonmeta.JSON_IN_PLAIN_COST`), and an
+    MRCZ file of frames records them in its JSON meta (``slices``), as
+    :func:`~napari_mrcz.mrc.write.write_array` does.
+    """
+    extended = layout.read_extended_header() if layout.nsymbt else b""
+    is_json = layout.nsymbt > 0 and layout.exttyp == "json"
+    json_meta = layout.json_meta if is_json else None
+    if is_json and meta_to_write(json_meta, compressed, keep_json) is None:
+        extended, json_meta = b"", None
+    elif (
+        compressed
+        and frames
+        and (is_json or not extended)
+        and (json_meta or {}).get("slices") != frames
+    ):
+        json_meta = {**(json_meta or {}), "slices": frames}
+        extended = encode_meta(json_meta)
+    header["nsymbt"] = len(extended)
+    if not extended:
+        header["exttyp"] = b""
+    elif json_meta is not None:
+        header["exttyp"] = b"json"
+    return extended, json_meta
 
 
 def _bytes_progress(
@@ -240,6 +382,9 @@ def write_image(
     clevel: int = 1,
     n_threads: int | None = None,
     progress: Progress | None = None,
+    *,
+    keep_json: bool = False,
+    temporary: str | None = None,
 ) -> None:
     """Write one source image to ``target``, MRCZ with ``compressor`` or plain MRC.
 
@@ -258,7 +403,14 @@ def write_image(
     progress : callable, optional
         Called with the bytes of data just written; an exception it raises stops the
         write, leaving no output.
+    keep_json : bool
+        Write JSON meta (DM tags, the source's JSON meta) into a plain MRC output too;
+        MRCZ outputs always have it (see :func:`~napari_mrcz.mrc.jsonmeta.meta_to_write`).
+    temporary : str, optional
+        Write there instead, for the caller to give it the name ``target`` later;
+        messages still name ``target``.
     """
+    destination = target if temporary is None else temporary
     data = _as_stack(image.data)
     slice_nbytes = image.nbytes // max(1, data.shape[0])
     report = _bytes_progress(progress, slice_nbytes)
@@ -267,9 +419,9 @@ def write_image(
         if compressor is not None and layout.mapcrs != (1, 2, 3):
             raise MRCZFormatError(
                 image.path,
-                f"axis order MAPC, MAPR, MAPS = {layout.mapcrs}: "
-                "MRCZ readers (python-mrcz) ignore it, so the "
-                "file can only be converted to plain MRC",
+                f"axis order MAPC, MAPR, MAPS = {layout.mapcrs}, which MRCZ readers "
+                "(python-mrcz) ignore: open it with standard_order=True to write it "
+                "in (z, y, x) order, or convert it to plain MRC",
             )
         mode, cast_to = layout.mode, None
         if layout.mode == UINT4_MODE:  # MRCZ has no 4-bit mode; values 0-15 fit int8
@@ -279,11 +431,20 @@ def write_image(
             # holds the values exactly (or the conversion fails, saying so).
             cast_to = mrc_dtype(data, plain=True, warn=False)
             mode = layout.mode if cast_to is None else mode_for_dtype(cast_to)
-        header = _carried_header(layout, mode, compressor, clevel)
-        extended = layout.read_extended_header() if layout.nsymbt else b""
+        header, extended = _carried_header(layout, mode, compressor, clevel, keep_json)
         if cast_to is not None:
             data = _CastView(data, cast_to)
-        write_with_header(target, data, header, extended, compressor, clevel, n_threads, report)
+        write_with_header(
+            destination,
+            data,
+            header,
+            extended,
+            compressor,
+            clevel,
+            n_threads,
+            report,
+            name=target,
+        )
         return
     meta = image.dm_meta
     pixelsize = [size or 0.0 for size in meta["pixelsize"]]
@@ -293,8 +454,9 @@ def write_image(
         origin = [0.0] * (3 - len(origin)) + origin
     write_array(
         data,
-        target,
-        meta={"dm_tags": meta["tags"]},
+        destination,
+        name=target,
+        meta=meta_to_write({"dm_tags": meta["tags"]}, compressor is not None, keep_json),
         dtype=mrc_dtype(data, plain=compressor is None, warn=False),
         pixelsize=pixelsize,
         pixelunits="\\AA",
@@ -332,13 +494,21 @@ def dm_microscope(meta: dict) -> dict[str, float]:
     return values
 
 
-def verify_image(image: SourceImage, target: str, progress: Progress | None = None) -> None:
-    """Re-read ``target`` from disk and compare it with its source, block by block.
+def verify_image(
+    image: SourceImage,
+    target: str,
+    progress: Progress | None = None,
+    *,
+    temporary: str | None = None,
+) -> None:
+    """Re-read ``target`` (or ``temporary``) from disk and compare it with its source.
 
     The pixels must be equal (NaN equal to NaN) after the cast the writer makes, a
     narrowing cast (float64 to float32) must keep every value to the precision of the
     narrower type (no overflow to infinity, no underflow to 0), and the shape must be
     the same, and for MRC/MRCZ inputs the pixel size too.
+
+    Block by block. Messages name ``target`` even when ``temporary`` is read.
 
     Raises
     ------
@@ -346,7 +516,7 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
         Naming the first z-slice or header value that differs.
     """
     source = _as_stack(image.data)
-    with LazyMRC(target, cache_bytes=0) as written:
+    with LazyMRC(target if temporary is None else temporary, cache_bytes=0) as written:
         layout = written.layout
         if layout.shape != tuple(source.shape):
             raise VerificationError(
@@ -401,15 +571,24 @@ def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
     return None
 
 
-def incomplete(image: SourceImage) -> str | None:
+def json_left_out(image: SourceImage, compressed: bool, keep_json: bool) -> bool:
+    """True if the output of ``image`` leaves out JSON meta its input has (plain MRC)."""
+    meta = {"dm_tags": True} if image.dm_meta is not None else image.layout.json_meta
+    return bool(meta) and meta_to_write(meta, compressed, keep_json) is None
+
+
+def incomplete(image: SourceImage, json_kept: bool = True) -> str | None:
     """What a verified output of ``image`` still lacks from its input, or None.
 
     MRC has no 64-bit floats: they are rounded to 32 bits ('float64 stored as
     float32'); every other cast the writers make keeps the values exactly. Bytes
-    after the data and DM tag arrays too large for JSON meta are not copied.
+    after the data, DM tag arrays too large for JSON meta and, unless ``json_kept``,
+    the JSON meta left out of a plain output are not copied.
     """
     source = np.dtype(image.data.dtype)
     stored = storage_dtype(source)
     if source.kind in "fc" and stored.itemsize < source.itemsize:
         return f"{source} stored as {stored}"
+    if not json_kept:
+        return "its JSON meta is not in the plain MRC copy (--keep-json writes it)"
     return image.left_out

@@ -48,6 +48,7 @@ import numpy as np
 from napari_mrcz.dm.images import read_dm
 from napari_mrcz.dm.tags import read_header as read_dm_header
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.files import open_regular
 from napari_mrcz.mrc.codecs import COMPRESSOR_ENUM, MODE_CODEC_FACTOR
 from napari_mrcz.mrc.gzipped import DecompressedFile
 from napari_mrcz.mrc.header import (
@@ -59,7 +60,7 @@ from napari_mrcz.mrc.header import (
     stamp_byteorder,
 )
 from napari_mrcz.mrc.jsonmeta import decode_meta
-from napari_mrcz.mrc.layout import parse_header, read_layout
+from napari_mrcz.mrc.layout import parse_header, read_layout, short_header_problem
 from napari_mrcz.mrc.modes import (
     MODE_DTYPES,
     PYTHON_MRCZ_MODES,
@@ -131,11 +132,15 @@ def validate_file(
     Raises
     ------
     OSError
-        If the file cannot be opened. A damaged file gives findings, not exceptions.
+        If the file cannot be opened. A damaged file, or one that is no regular file
+        (a folder, FIFO or device), gives findings, not exceptions.
     """
     path = os.fspath(path)
-    with open(path, "rb") as handle:
-        head = handle.read(HEADER_SIZE)
+    try:
+        with open_regular(path) as handle:
+            head = handle.read(HEADER_SIZE)
+    except MRCZFormatError as error:
+        return [_problem("unreadable", error.problem)]
     threads = default_threads() if n_threads is None else max(1, int(n_threads))
     with warnings.catch_warnings(record=True):
         # read_layout warns about what the checks below report anyway.
@@ -187,17 +192,11 @@ def _validate_dm(path: str, check_stats: bool) -> list[Finding]:
 def _validate_mrc(path: str, check_stats: bool, n_threads: int) -> list[Finding]:
     """Check an (uncompressed-on-disk) MRC or MRCZ file."""
     logger.debug("validating %s", path)
-    file_size = os.path.getsize(path)
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
+        file_size = os.fstat(handle.fileno()).st_size
         raw = handle.read(HEADER_SIZE)
         if len(raw) < HEADER_SIZE:
-            return [
-                _problem(
-                    "unreadable",
-                    f"the file is {len(raw)} bytes long, too short "
-                    f"for the {HEADER_SIZE}-byte MRC header",
-                )
-            ]
+            return [_problem("unreadable", short_header_problem(raw))]
         header, byteorder, problem = parse_header(raw, file_size)
         if problem is not None:
             return [_problem("unreadable", problem)]

@@ -41,7 +41,7 @@ def test_summary_table_rows_totals_and_failures():
     )
     failed = Task("in/b.mrc", ["out/b.mrcz"], status="failed", message="truncated: ...")
     table = summary_table([done, failed], seconds=2.0).splitlines()
-    assert table[0].split() == ["status", "file", "output", "in", "out", "ratio", "MiB/s"]
+    assert table[0].split() == ["status", "file", "output", "in", "out", "ratio", "speed"]
     assert table[1].split() == [
         "done",
         "in/a.mrc",
@@ -52,6 +52,7 @@ def test_summary_table_rows_totals_and_failures():
         "MiB",
         "4.00",
         "2.0",
+        "MiB/s",
     ]
     assert table[2].split()[:3] == ["FAILED", "in/b.mrc", "-"]  # no output to show
     assert (

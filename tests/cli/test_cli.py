@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -224,7 +225,7 @@ def test_compress_a_folder_keeps_its_tree_and_data(movies, tmp_path):
         assert str(target) in result.stdout
     assert "3 done" in result.stdout
     assert "ratio" in result.stdout.splitlines()[0]
-    assert "MiB/s" in result.stdout.splitlines()[0]
+    assert "speed" in result.stdout.splitlines()[0]
     assert leftovers(out) == []
 
 
@@ -266,7 +267,7 @@ def test_delete_source_only_after_verification(movies, tmp_path):
     out = tmp_path / "archive"
     result = run("compress", source, "-o", out, "--delete-source", "--level", "3")
     assert result.returncode == 1
-    assert "3 source file(s) deleted after verification" in result.stdout
+    assert "3 source files deleted after verification" in result.stdout
     for name, frames in data.items():
         assert not (source / name).exists()
         image, _ = napari_mrcz.readMRC(out / (os.path.splitext(name)[0] + ".mrcz"))
@@ -323,8 +324,8 @@ def test_output_replacing_its_input_is_refused(tmp_path, rng):
     napari_mrcz.writeMRC(rng.random((2, 8, 8), dtype=np.float32), path)
     before = digest(path)
     result = run("decompress", path, "-o", tmp_path)
-    assert result.returncode == 2
-    assert "would replace this input" in result.stderr
+    assert result.returncode == 1
+    assert f"FAILED {path}: its output {path} would replace the input {path}" in result.stdout
     assert digest(path) == before
 
 
@@ -332,8 +333,13 @@ def test_two_inputs_for_one_output_are_refused(tmp_path, rng):
     for name in ("x.mrc", "x.mrcs"):
         napari_mrcz.writeMRC(rng.random((2, 8, 8), dtype=np.float32), tmp_path / name)
     result = run("compress", tmp_path / "x.mrc", tmp_path / "x.mrcs", "-o", tmp_path / "out")
-    assert result.returncode == 2
-    assert "would both be written" in result.stderr
+    assert result.returncode == 1
+    for name, other in (("x.mrc", "x.mrcs"), ("x.mrcs", "x.mrc")):
+        assert (
+            f"FAILED {tmp_path / name}: {tmp_path / other} would also be written to "
+            f"{tmp_path / 'out' / 'x.mrcz'}: not converted" in result.stdout
+        )
+    assert not (tmp_path / "out" / "x.mrcz").exists()
 
 
 def test_same_source_twice_is_converted_once(movies, tmp_path):
@@ -356,9 +362,10 @@ def test_numbered_dm_outputs_cannot_collide(tmp_path):
     shutil.copy(SHARED_DATA / "dm3" / "rsciio_2D_multi_signal.dm3", folder / "x.dm3")
     shutil.copy(SHARED_DATA / "dm3" / "rsciio_2D_test-1.dm3", folder / "x_0.dm3")
     result = run("compress", folder, "-o", tmp_path / "out", "--delete-source")
-    assert result.returncode == 2
-    assert "would both be written to" in result.stderr
+    assert result.returncode == 1
+    assert f"would also be written to {tmp_path / 'out' / 'x_0.mrcz'}" in result.stdout
     assert sorted(path.name for path in folder.iterdir()) == ["x.dm3", "x_0.dm3"]
+    assert not (tmp_path / "out" / "x_0.mrcz").exists()
 
 
 @pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
@@ -384,7 +391,7 @@ def test_sources_holding_more_than_their_output_are_kept(tmp_path, rng):
     assert "source kept: 41 bytes after the data" in result.stdout
     assert (folder / "t.mrc").exists()
     if SHARED_DATA is not None:
-        assert "DM tag array(s) too large for JSON meta" in result.stdout
+        assert re.search(r"\d+ DM tag arrays? too large for JSON meta", result.stdout)
         assert (folder / "e.dm3").exists()
 
 
@@ -394,8 +401,8 @@ def test_names_differing_only_in_case_collide(tmp_path, rng):
     for name in ("Sample.mrc", "sample.map"):
         napari_mrcz.writeMRC(rng.normal(size=(2, 8, 8)).astype(np.float32), folder / name)
     result = run("compress", folder, "-o", tmp_path / "out")
-    assert result.returncode == 2
-    assert "would both be written" in result.stderr
+    assert result.returncode == 1
+    assert result.stdout.count("would also be written to") == 2
 
 
 def test_unreadable_dm_file_fails_alone(movies, tmp_path):
@@ -533,7 +540,7 @@ def test_convert_dm_with_two_images_and_microscope_values(tmp_path):
     images = napari_mrcz.read_dm(source)
     for number, (expected, _) in enumerate(images):
         path = tmp_path / f"multi_{number}.mrc"
-        assert mrcfile.validate(str(path), print_file=io.StringIO()) is False  # json
+        assert mrcfile.validate(str(path), print_file=io.StringIO())  # no JSON in plain
         with mrcfile.open(path) as handle:
             np.testing.assert_array_equal(handle.data.reshape(expected.shape), expected)
     header, _ = napari_mrcz.readMRCHeader(tmp_path / "multi_0.mrc")
