@@ -30,6 +30,7 @@ from napari_mrcz._compat import (
 from napari_mrcz.dm.images import read_dm
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.mrc.codecs import AVAILABLE_CODECS, COMPRESSOR_ENUM, REVERSE_COMPRESSOR_ENUM
+from napari_mrcz.mrc.gain import read_gain_reference
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.modes import CCPEM_ENUM, EMAN2_MODE_DTYPES, REVERSE_CCPEM_ENUM
 
@@ -90,6 +91,7 @@ __all__ = [
     "readMRCHeader",
     "read_dm",
     "read_dm4",
+    "read_gain_reference",
     "read_mrc",
     "read_mrc_header",
     "setDefaultThreads",

@@ -37,8 +37,8 @@ from napari_mrcz.tools.transcode import (
     numbered_targets,
     open_images,
     verify_image,
-    write_image,
 )
+from napari_mrcz.tools.ungain import GainSettings, convert_image
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class Settings:
     verify: bool = False
     delete_source: bool = False
     overwrite: bool = False
+    gain: GainSettings | None = None  # --ungain, --gain-reference, decompress --counts
 
 
 def find_inputs(inputs: Sequence[str], wanted: Callable[[str], bool]) -> Iterator[tuple[str, str]]:
@@ -307,17 +308,22 @@ class Runner:
                 if len(todo) < len(task.targets):
                     task.message = f"{len(task.targets) - len(todo)} existing output(s) kept"
                 os.makedirs(os.path.dirname(task.targets[0]) or ".", exist_ok=True)
+                notes, gain_files = [task.message], []
                 for number in todo:
                     temporary = temporary_name(task.targets[number])
                     temporaries.append((temporary, task.targets[number]))
-                    write_image(
+                    outcome = convert_image(
                         images[number],
                         temporary,
                         settings.compressor,
                         settings.clevel,
                         settings.threads,
                         self._tick,
+                        settings.gain,
                     )
+                    notes.append(outcome.note)
+                    gain_files += outcome.gain_files
+                task.message = "; ".join(note for note in notes if note)
                 if settings.verify:
                     for number, (temporary, _) in zip(todo, temporaries, strict=True):
                         verify_image(images[number], temporary, self._tick)
@@ -329,7 +335,7 @@ class Runner:
             for temporary, _ in temporaries:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temporary)
-        task.output_bytes = sum(os.path.getsize(target) for target in task.targets)
+        task.output_bytes = sum(os.path.getsize(path) for path in [*task.targets, *gain_files])
         task.status = "done"
         if settings.delete_source and task.verified:
             self._delete_source(task, before, [note for note in lacking if note])

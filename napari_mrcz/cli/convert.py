@@ -13,6 +13,7 @@ from napari_mrcz.cli.batch import (
     plan,
     run_batch,
 )
+from napari_mrcz.cli.ungain import gain_settings
 from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_mrcz, is_readable
 from napari_mrcz.threads import default_threads
 from napari_mrcz.tools.transcode import image_count, numbered_targets
@@ -29,6 +30,7 @@ def _settings(args: argparse.Namespace, compressor: str | None) -> Settings:
         verify=args.verify or delete_source,
         delete_source=delete_source,
         overwrite=args.overwrite,
+        gain=gain_settings(args, compressor),
     )
 
 
@@ -48,12 +50,13 @@ def run_batch_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         wanted = is_mrcz
     try:
         tasks = plan(args.inputs, args.output, suffix, wanted)
-    except ValueError as error:
+        settings = _settings(args, compressor)
+    except (ValueError, OSError) as error:  # OSError: an unreadable --gain-reference
         print(f"mrcz {args.command}: {error}", file=err)
         return EXIT_USAGE
     return run_batch(
         tasks,
-        _settings(args, compressor),
+        settings,
         args.jobs,
         _show_progress(args, err),
         args.quiet,
@@ -85,4 +88,9 @@ def run_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"mrcz convert: {args.output} is the input itself", file=err)
         return EXIT_USAGE
     task = Task(args.input, targets)
-    return run_batch([task], _settings(args, compressor), 1, err.isatty(), True, out, err)
+    try:
+        settings = _settings(args, compressor)
+    except (ValueError, OSError) as error:  # an unreadable --gain-reference
+        print(f"mrcz convert: {error}", file=err)
+        return EXIT_USAGE
+    return run_batch([task], settings, 1, err.isatty(), True, out, err)

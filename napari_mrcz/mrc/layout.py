@@ -24,6 +24,7 @@ from napari_mrcz.mrc.codecs import (
     chunk_header_problem,
     parse_chunk_header,
 )
+from napari_mrcz.mrc.gainmeta import GainSeparation, gain_separation
 from napari_mrcz.mrc.header import (
     HEADER_SIZE,
     IMOD_FLAG_SIGNED_BYTES,
@@ -179,9 +180,22 @@ class MRCLayout:
         return formalities_missed(self.header, self.labels)
 
     @property
+    def gain_separation(self) -> GainSeparation | None:
+        """The gain-separation record of a file of counts (see :mod:`.gainmeta`), or None."""
+        return gain_separation(self.json_meta, self.path)
+
+    @property
     def header_contrast_limits(self) -> tuple[float, float] | None:
-        """DMIN, DMAX when they are finite and DMIN < DMAX, else None."""
+        """DMIN, DMAX when they are finite and DMIN < DMAX, else None.
+
+        For a gain-separated file, those of the float32 movie it is shown as.
+        """
         dmin, dmax = float(self.header["dmin"]), float(self.header["dmax"])
+        separation = self.gain_separation
+        if separation is not None:
+            if separation.statistics is None:
+                return None
+            dmin, dmax = separation.statistics[:2]
         if np.isfinite(dmin) and np.isfinite(dmax) and dmin < dmax:
             return dmin, dmax
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -10,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz.arraylike import ArrayLike
+from napari_mrcz.mrc.gain import load_gain, slice_reader
 from napari_mrcz.mrc.gzipped import DecompressedFile
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
-from napari_mrcz.mrc.slices import SliceReader
 from napari_mrcz.threads import default_threads
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
@@ -27,6 +28,9 @@ class LazyMRC(ArrayLike):
     for. Plain MRC slices are read with ``pread``; MRCZ slices are decompressed on
     demand from a memory-mapped file. The most recent slices are kept in a small
     cache. A file truncated while open gives :class:`MRCZFormatError`, not a crash.
+    A gain-separated file (integer counts and a gain reference beside it, see
+    :mod:`napari_mrcz.mrc.gainmeta`) reads as its original float32 movie: each slice
+    is multiplied by the gain as it is read.
 
     Parameters
     ----------
@@ -37,6 +41,9 @@ class LazyMRC(ArrayLike):
         Byte order to assume if the file does not declare one.
     cache_bytes : int
         How many bytes of decompressed slices to keep (at least one slice).
+    counts : bool
+        For a gain-separated file: give the integer counts as stored rather than the
+        original float32 movie (counts times the gain).
 
     Examples
     --------
@@ -45,18 +52,27 @@ class LazyMRC(ArrayLike):
     """
 
     def __init__(
-        self, path: str | os.PathLike, endian: str = "le", cache_bytes: int = DEFAULT_CACHE_BYTES
+        self,
+        path: str | os.PathLike,
+        endian: str = "le",
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        counts: bool = False,
     ) -> None:
         self._source = DecompressedFile(path)
         try:
             with self._source.original_in_errors():
                 self.layout: MRCLayout = read_layout(self._source.path, endian=endian)
-                self._reader = SliceReader(self.layout, default_threads())
+                self._reader = slice_reader(
+                    self.layout, default_threads(), self._source.original, counts
+                )
         except BaseException:
             self._source.close()
             raise
+        empty = self._reader.new_array(0)  # float32 for a gain-separated file
+        self._dtype = empty.dtype
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_slots = max(1, cache_bytes // max(1, self.layout.slice_nbytes))
+        slice_nbytes = math.prod(empty.shape[1:]) * empty.itemsize
+        self._cache_slots = max(1, cache_bytes // max(1, slice_nbytes))
         self._lock = threading.Lock()
         self._drops_z = self.layout.nz == 1
 
@@ -67,8 +83,16 @@ class LazyMRC(ArrayLike):
 
     @property
     def dtype(self) -> np.dtype:
-        """Pixel dtype (uint8 for 4-bit and RGB files)."""
-        return self.layout.dtype.base
+        """Pixel dtype (uint8 for 4-bit and RGB files, float32 for gain-separated ones)."""
+        return self._dtype.base
+
+    @property
+    def gain_reference(self) -> np.ndarray | None:
+        """The gain reference of a gain-separated file (float32, (ny, nx)), else None."""
+        separation = self.layout.gain_separation
+        if separation is None:
+            return None
+        return load_gain(self.path, separation, self.layout.shape[1:])
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -162,7 +162,7 @@ def image_count(path: str | os.PathLike) -> int:
         return 1
 
 
-def _as_stack(data: Any) -> Any:
+def as_stack(data: Any) -> Any:
     """``data`` as (nz, ny, nx): lower-dimensional data is read and reshaped."""
     if data.ndim == 3:
         return data
@@ -170,7 +170,7 @@ def _as_stack(data: Any) -> Any:
     return array.reshape((1,) * (3 - array.ndim) + array.shape)
 
 
-def _carried_header(
+def carried_header(
     layout: MRCLayout, mode: int, compressor: str | None, clevel: int
 ) -> np.ndarray:
     """The header of ``layout`` made right for the new encoding (see the module doc)."""
@@ -218,7 +218,7 @@ def _resample(header: np.ndarray, layout: MRCLayout, compressed: bool) -> None:
             header["cella"][axis] = pixel * (new or count)
 
 
-def _bytes_progress(
+def bytes_progress(
     progress: Progress | None, slice_nbytes: int
 ) -> Callable[[int, int], None] | None:
     """Turn the writer's ``(slices written, total)`` calls into byte increments."""
@@ -259,9 +259,9 @@ def write_image(
         Called with the bytes of data just written; an exception it raises stops the
         write, leaving no output.
     """
-    data = _as_stack(image.data)
+    data = as_stack(image.data)
     slice_nbytes = image.nbytes // max(1, data.shape[0])
-    report = _bytes_progress(progress, slice_nbytes)
+    report = bytes_progress(progress, slice_nbytes)
     layout = image.layout
     if layout is not None:
         if compressor is not None and layout.mapcrs != (1, 2, 3):
@@ -279,35 +279,45 @@ def write_image(
             # holds the values exactly (or the conversion fails, saying so).
             cast_to = mrc_dtype(data, plain=True, warn=False)
             mode = layout.mode if cast_to is None else mode_for_dtype(cast_to)
-        header = _carried_header(layout, mode, compressor, clevel)
+        header = carried_header(layout, mode, compressor, clevel)
         extended = layout.read_extended_header() if layout.nsymbt else b""
         if cast_to is not None:
-            data = _CastView(data, cast_to)
+            data = CastView(data, cast_to)
         write_with_header(target, data, header, extended, compressor, clevel, n_threads, report)
         return
-    meta = image.dm_meta
-    pixelsize = [size or 0.0 for size in meta["pixelsize"]]
-    origin = [axis["offset_angstrom"] or 0.0 for axis in meta["axes"]]  # lengths only
-    if len(pixelsize) < 3:  # a single image: z as y, as the napari writer does
-        pixelsize = [pixelsize[0]] * (3 - len(pixelsize)) + pixelsize
-        origin = [0.0] * (3 - len(origin)) + origin
     write_array(
         data,
         target,
-        meta={"dm_tags": meta["tags"]},
+        meta={"dm_tags": image.dm_meta["tags"]},
         dtype=mrc_dtype(data, plain=compressor is None, warn=False),
-        pixelsize=pixelsize,
-        pixelunits="\\AA",
-        origin=origin,
         compressor=compressor,
         clevel=clevel,
         n_threads=n_threads,
         progress=report,
-        **dm_microscope(meta),
+        **dm_write_options(image.dm_meta),
     )
 
 
-class _CastView:
+def dm_write_options(meta: dict) -> dict[str, Any]:
+    """:func:`write_array` keywords that keep a DM image's calibration and microscope.
+
+    The pixel size and origin in Angstrom (axes in other units get 0), a single
+    image's z taken as its y (as the napari writer does), voltage and Cs.
+    """
+    pixelsize = [size or 0.0 for size in meta["pixelsize"]]
+    origin = [axis["offset_angstrom"] or 0.0 for axis in meta["axes"]]  # lengths only
+    if len(pixelsize) < 3:
+        pixelsize = [pixelsize[0]] * (3 - len(pixelsize)) + pixelsize
+        origin = [0.0] * (3 - len(origin)) + origin
+    return {
+        "pixelsize": pixelsize,
+        "pixelunits": "\\AA",
+        "origin": origin,
+        **dm_microscope(meta),
+    }
+
+
+class CastView:
     """``data`` cast to ``dtype`` slice by slice, as it is read."""
 
     def __init__(self, data: Any, dtype: np.dtype) -> None:
@@ -345,7 +355,7 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
     VerificationError
         Naming the first z-slice or header value that differs.
     """
-    source = _as_stack(image.data)
+    source = as_stack(image.data)
     with LazyMRC(target, cache_bytes=0) as written:
         layout = written.layout
         if layout.shape != tuple(source.shape):
@@ -359,7 +369,7 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
                 f"{target}: pixel size {layout.pixelsize} differs from "
                 f"the source's {image.layout.pixelsize}"
             )
-        copy_stack = _as_stack(written)
+        copy_stack = as_stack(written)
         nz = layout.nz
         block = max(1, STREAM_BLOCK_BYTES // max(1, layout.slice_nbytes))
         for start in range(0, nz, block):
@@ -377,10 +387,14 @@ def verify_image(image: SourceImage, target: str, progress: Progress | None = No
 
 
 def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
-    """What is wrong with the written copy of one z-slice, or None."""
+    """What is wrong with the written copy of one z-slice, or None.
+
+    Values of the type written are compared bit for bit: NaN payloads and the sign of
+    zeros count.
+    """
     native = source.dtype.newbyteorder("=")
     cast = source.astype(written.dtype.newbyteorder("="), copy=False)
-    if not np.array_equal(written, cast, equal_nan=written.dtype.kind in "fc"):
+    if not same_bits(written, cast):
         return "differs from the source"
     if native == cast.dtype:
         return None
@@ -391,6 +405,22 @@ def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
     elif not np.array_equal(written, source):
         return f"holds {native} values that {cast.dtype} cannot"
     return None
+
+
+def same_bits(first: np.ndarray, second: np.ndarray) -> bool:
+    """True if two arrays of one shape and type hold the same values bit for bit."""
+    native = first.dtype.newbyteorder("=")
+    if first.shape != second.shape or native != second.dtype.newbyteorder("="):
+        return False
+    if native.kind not in "fc":
+        return bool(np.array_equal(first, second))
+    bits = np.dtype(f"u{native.itemsize // (2 if native.kind == 'c' else 1)}")
+    return bool(
+        np.array_equal(
+            np.ascontiguousarray(first, dtype=native).view(bits),
+            np.ascontiguousarray(second, dtype=native).view(bits),
+        )
+    )
 
 
 def incomplete(image: SourceImage) -> str | None:
