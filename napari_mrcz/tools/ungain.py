@@ -419,7 +419,9 @@ class _Counter:
         quotient = self._quotient(frame)  # wrong counts, or counts that did not fit
         self._fix_special(quotient, frame)
         back = apply_gain(quotient, self.gain)
-        wrong = np.flatnonzero(back.view(_BITS) != frame.view(_BITS))
+        wrong = np.flatnonzero(
+            (back.view(_BITS) != frame.view(_BITS)) | ~np.isfinite(quotient)  # NaN is no count
+        )
         if wrong.size == 0:
             raise _CountsOutOfRangeError(int(quotient.min()), int(quotient.max()))
         y, x = divmod(int(wrong[0]), frame.shape[1])
@@ -600,34 +602,32 @@ class GainStore:
         gain.flags.writeable = False
         return StoredGain(path, gain_digest(gain), gain)
 
-    def fitting(
-        self, folder: str, estimate: GainEstimate, source: dict
-    ) -> tuple[StoredGain, bool]:
-        """A gain of ``folder`` that fits a movie's estimate, written if there is none.
+    def fitting(self, folder: str, estimate: GainEstimate) -> np.ndarray:
+        """A gain for a movie of ``folder``: the newest of its gains that fits the movie's
+        estimate, else a new one that keeps what it can of the newest (see
+        :meth:`GainEstimate.merged`), so that later movies share it. Nothing is
+        written: :meth:`ensure` stores the gain once the movie is written with it.
+        """
+        with self._folder(folder) as known:
+            for stored in known:
+                if estimate.fits(stored.gain):
+                    return stored.gain
+            return estimate.merged(known[0].gain if known else None)
 
-        The folder's gains are tried newest first; a new one keeps what it can of the
-        newest (see :meth:`GainEstimate.merged`), so that later movies share it.
+    def ensure(self, folder: str, gain: np.ndarray, source: dict) -> tuple[StoredGain, bool]:
+        """``gain`` stored in ``folder``: written, flushed to disk, unless there already.
 
         Returns
         -------
         stored : StoredGain
         created : bool
             True if this call wrote its file.
+
+        Raises
+        ------
+        MRCZFormatError
+            If a file of its name holds another gain.
         """
-        with self._folder(folder) as known:
-            for stored in known:
-                if estimate.fits(stored.gain):
-                    return stored, False
-            gain = estimate.merged(known[0].gain if known else None)
-            return self._add(folder, known, gain, source)
-
-    def own(self, folder: str, estimate: GainEstimate, source: dict) -> tuple[StoredGain, bool]:
-        """A gain of ``folder`` made of a movie's estimate alone (see :meth:`fitting`)."""
-        with self._folder(folder) as known:
-            return self._add(folder, known, estimate.merged(None), source)
-
-    def ensure(self, folder: str, gain: np.ndarray, source: dict) -> tuple[StoredGain, bool]:
-        """``gain`` stored in ``folder``, written unless there already (see :meth:`fitting`)."""
         with self._folder(folder) as known:
             return self._add(folder, known, gain, source)
 
@@ -920,7 +920,6 @@ def _write_separated(
     threads = max(1, n_threads or default_threads())
     done = _Progress(progress, image.nbytes)
     folder = os.path.dirname(os.path.abspath(target))
-    store = settings.store
     layout = image.layout
     statistics = None
     if layout is not None:
@@ -937,20 +936,20 @@ def _write_separated(
             )
         statistics = statistics or estimate.statistics
         source["estimated_from"] = os.path.basename(image.path)
-        gains: list[Callable[[], tuple[StoredGain, bool]]] = [
-            lambda: store.fitting(folder, estimate, source),
-            lambda: store.own(folder, estimate, source),
+        gains = [
+            lambda: settings.store.fitting(folder, estimate),
+            lambda: estimate.merged(None),
         ]
         start = 0.5
     else:
         try:
-            gain, how = settings.reference.oriented_for(
+            reference, how = settings.reference.oriented_for(
                 np.ascontiguousarray(data[0], dtype=ORIGINAL_DTYPE)
             )
         except NotGainTimesCountsError as error:
             return _write_float32(image, target, compressor, clevel, threads, done, str(error))
         source.update(how)
-        gains = [lambda: store.ensure(folder, gain, source)]
+        gains = [lambda: reference]
         start = 0.0
     extended = None
     if layout is not None and layout.nsymbt and layout.exttyp != "json":
@@ -958,13 +957,14 @@ def _write_separated(
     tried: set[str] = set()
     problem = ""
     for next_gain in gains:
-        stored, created = next_gain()
-        if stored.digest in tried:
+        gain = next_gain()
+        digest = gain_digest(gain)
+        if digest in tried:
             continue
-        tried.add(stored.digest)
+        tried.add(digest)
         record = GainSeparation(
-            gain_file=stored.name,
-            gain_sha256=stored.digest,
+            gain_file=settings.store.name_for(digest),
+            gain_sha256=digest,
             statistics=statistics,
             original_header=None if layout is None else layout.header.tobytes(),
             original_extended_header=extended,
@@ -974,7 +974,7 @@ def _write_separated(
         try:
             dtype = write_counts(
                 data,
-                stored.gain,
+                gain,
                 lambda counts, record=record, report=report: _write_counts_file(
                     image, counts, target, record, compressor, clevel, threads, report
                 ),
@@ -983,6 +983,7 @@ def _write_separated(
         except NotGainTimesCountsError as error:
             problem = str(error)
             continue
+        stored, created = settings.store.ensure(folder, gain, source)
         return WriteOutcome(
             f"gain-separated: {dtype.name} counts x {stored.name}" + (" (new)" if created else ""),
             [stored.path] if created else [],
