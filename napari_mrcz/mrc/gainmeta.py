@@ -91,6 +91,17 @@ class GainSeparation:
         }
 
 
+def describe_gain_source(source: dict) -> str:
+    """How a file's gain was found, in words (from its record's ``gain_source``)."""
+    if "estimated_from" in source:
+        return f"estimated from {source['estimated_from']}"
+    if "reference" in source:
+        turned = f"rotated {source.get('rotate', 0)}°, flip {source.get('flip', 'none')}"
+        how = source.get("orientation")
+        return f"{source['reference']} ({turned}{'; ' + how if how else ''})"
+    return "not recorded"
+
+
 def gain_digest(gain: np.ndarray) -> str:
     """SHA-256 (hex) of a gain's float32 values, little-endian, row by row."""
     values = np.ascontiguousarray(gain, dtype=ORIGINAL_DTYPE.newbyteorder("<"))

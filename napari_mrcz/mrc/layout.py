@@ -181,7 +181,13 @@ class MRCLayout:
 
     @property
     def gain_separation(self) -> GainSeparation | None:
-        """The gain-separation record of a file of counts (see :mod:`.gainmeta`), or None."""
+        """The gain-separation record of a file of counts (see :mod:`.gainmeta`), or None.
+
+        Only integer data are counts: a record carried into a file of other data (a
+        float32 copy saved with its source's JSON meta) means nothing.
+        """
+        if self.dtype.kind not in "iu":
+            return None
         return gain_separation(self.json_meta, self.path)
 
     @property

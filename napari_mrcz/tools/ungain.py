@@ -891,55 +891,56 @@ def convert_image(
     return WriteOutcome()
 
 
-def _not_a_movie(image: SourceImage, data: Any) -> str | None:
-    """Why ``image`` is not a float32 movie to separate, or None."""
+def _not_a_movie(data: Any) -> str | None:
+    """Why ``data`` is not a float32 movie to separate, or None."""
     if np.dtype(data.dtype) != ORIGINAL_DTYPE:
         return f"{np.dtype(data.dtype).name} data, not float32"
-    if data.shape[0] < 2:
+    if data.ndim != 3 or data.shape[0] < 2:
         return "a single image, not a movie"
-    if image.layout is not None and image.layout.mapcrs != (1, 2, 3):
-        return "its axis order is permuted"
     return None
 
 
-def _write_separated(
-    image: SourceImage,
-    target: str,
-    compressor: str | None,
-    clevel: int,
-    n_threads: int | None,
-    progress: Progress | None,
-    settings: GainSettings,
+@dataclass
+class _Movie:
+    """A float32 movie to separate, and how its counts (or itself) are written.
+
+    ``write_counts(counts, record, progress)`` writes the counts with the record in
+    their JSON meta, ``write_float32(done)`` the movie as it is.
+    """
+
+    data: Any
+    name: str
+    pixel_size: list[float]
+    write_counts: Callable[[Any, GainSeparation, Callable[[int, int], None]], None]
+    write_float32: Callable[[_Progress], None]
+    statistics: tuple[float, float, float, float] | None = None
+    original_header: bytes | None = None
+    original_extended_header: bytes | None = None
+
+
+def _separate(
+    movie: _Movie, folder: str, settings: GainSettings, n_threads: int, done: _Progress
 ) -> WriteOutcome:
-    """Write ``image`` as counts and a gain in its folder, or as float32 saying why."""
-    data = as_stack(image.data)
-    problem = _not_a_movie(image, data)
-    if problem is not None:
-        write_image(image, target, compressor, clevel, n_threads, progress)
-        return WriteOutcome(f"kept as it was: {problem}")
-    threads = max(1, n_threads or default_threads())
-    done = _Progress(progress, image.nbytes)
-    folder = os.path.dirname(os.path.abspath(target))
-    layout = image.layout
-    statistics = None
-    if layout is not None:
-        statistics = tuple(float(layout.header[name]) for name in ("dmin", "dmax", "dmean", "rms"))
-    source: dict[str, Any] = {"pixel_size_angstrom": _pixel_size(image)}
+    """Write ``movie`` as counts and a gain of ``folder``, or as float32 saying why.
+
+    The gain is the reference (turned to fit), or estimated (a first pass over the
+    movie): then a gain of the folder that fits is taken, else a new one; if the
+    counts do not give the movie back with it, the movie's own estimate is tried.
+    """
+    data = movie.data
+    statistics = movie.statistics
+    source: dict[str, Any] = {"pixel_size_angstrom": movie.pixel_size}
     if settings.reference is None:
         nz = data.shape[0]
         estimate = estimate_gain(
-            data, threads, lambda read: done.to(0.5 * read / nz), with_stats=layout is None
+            data, n_threads, lambda read: done.to(0.5 * read / nz), with_stats=not statistics
         )
         if estimate.problem is not None:
-            return _write_float32(
-                image, target, compressor, clevel, threads, done, estimate.problem
-            )
+            movie.write_float32(done)
+            return WriteOutcome(f"stored as float32: {estimate.problem}")
         statistics = statistics or estimate.statistics
-        source["estimated_from"] = os.path.basename(image.path)
-        gains = [
-            lambda: settings.store.fitting(folder, estimate),
-            lambda: estimate.merged(None),
-        ]
+        source["estimated_from"] = movie.name
+        gains = [lambda: settings.store.fitting(folder, estimate), lambda: estimate.merged(None)]
         start = 0.5
     else:
         try:
@@ -947,13 +948,11 @@ def _write_separated(
                 np.ascontiguousarray(data[0], dtype=ORIGINAL_DTYPE)
             )
         except NotGainTimesCountsError as error:
-            return _write_float32(image, target, compressor, clevel, threads, done, str(error))
+            movie.write_float32(done)
+            return WriteOutcome(f"stored as float32: {error}")
         source.update(how)
         gains = [lambda: reference]
         start = 0.0
-    extended = None
-    if layout is not None and layout.nsymbt and layout.exttyp != "json":
-        extended = layout.read_extended_header()
     tried: set[str] = set()
     problem = ""
     for next_gain in gains:
@@ -966,8 +965,8 @@ def _write_separated(
             gain_file=settings.store.name_for(digest),
             gain_sha256=digest,
             statistics=statistics,
-            original_header=None if layout is None else layout.header.tobytes(),
-            original_extended_header=extended,
+            original_header=movie.original_header,
+            original_extended_header=movie.original_extended_header,
             gain_source=source,
         )
         report = done.slices(start, 1.0 - start)
@@ -975,10 +974,10 @@ def _write_separated(
             dtype = write_counts(
                 data,
                 gain,
-                lambda counts, record=record, report=report: _write_counts_file(
-                    image, counts, target, record, compressor, clevel, threads, report
+                lambda counts, record=record, report=report: movie.write_counts(
+                    counts, record, report
                 ),
-                threads,
+                n_threads,
             )
         except NotGainTimesCountsError as error:
             problem = str(error)
@@ -988,28 +987,146 @@ def _write_separated(
             f"gain-separated: {dtype.name} counts x {stored.name}" + (" (new)" if created else ""),
             [stored.path] if created else [],
         )
-    return _write_float32(image, target, compressor, clevel, threads, done, problem)
+    movie.write_float32(done)
+    return WriteOutcome(f"stored as float32: {problem}")
 
 
-def _pixel_size(image: SourceImage) -> list[float]:
-    """The (z, y, x) pixel size in Angstrom of a source image, for its gain file."""
-    if image.layout is not None:
-        return [float(size) for size in image.layout.pixelsize]
-    return [float(size) for size in dm_write_options(image.dm_meta)["pixelsize"]]
-
-
-def _write_float32(
+def _write_separated(
     image: SourceImage,
     target: str,
     compressor: str | None,
     clevel: int,
-    n_threads: int,
-    done: _Progress,
-    problem: str,
+    n_threads: int | None,
+    progress: Progress | None,
+    settings: GainSettings,
 ) -> WriteOutcome:
-    """Write ``image`` as it is (float32), after all, saying why."""
-    write_image(image, target, compressor, clevel, n_threads, done.bytes())
-    return WriteOutcome(f"stored as float32: {problem}")
+    """Write a source image as counts and a gain in its folder, or as it is."""
+    data = as_stack(image.data)
+    layout = image.layout
+    problem = _not_a_movie(data)
+    if problem is None and layout is not None and layout.mapcrs != (1, 2, 3):
+        problem = "its axis order is permuted"
+    if problem is not None:
+        write_image(image, target, compressor, clevel, n_threads, progress)
+        return WriteOutcome(f"kept as it was: {problem}")
+    threads = max(1, n_threads or default_threads())
+
+    def write_counts(counts: Any, record: GainSeparation, report: Callable) -> None:
+        _write_counts_file(image, counts, target, record, compressor, clevel, threads, report)
+
+    def write_float32(done: _Progress) -> None:
+        write_image(image, target, compressor, clevel, threads, done.bytes())
+
+    movie = _Movie(
+        data,
+        os.path.basename(image.path),
+        [float(size) for size in layout.pixelsize]
+        if layout is not None
+        else dm_write_options(image.dm_meta)["pixelsize"],
+        write_counts,
+        write_float32,
+    )
+    if layout is not None:
+        movie.statistics = tuple(
+            float(layout.header[name]) for name in ("dmin", "dmax", "dmean", "rms")
+        )
+        movie.original_header = layout.header.tobytes()
+        if layout.nsymbt and layout.exttyp != "json":
+            movie.original_extended_header = layout.read_extended_header()
+    folder = os.path.dirname(os.path.abspath(target))
+    return _separate(movie, folder, settings, threads, _Progress(progress, image.nbytes))
+
+
+def write_separated_array(
+    data: Any,
+    path: str | os.PathLike,
+    *,
+    meta: dict | None = None,
+    compressor: str | None = "zstd",
+    clevel: int = 1,
+    n_threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **write_options: Any,
+) -> WriteOutcome:
+    """Write a float32 movie as gain-separated MRCZ, the gain estimated from it.
+
+    The counts go to ``path``, the gain beside it (shared with the folder's other
+    movies); a movie that is not gain x whole counts is written as float32. What
+    napari's save panel runs.
+
+    Parameters
+    ----------
+    data : array-like
+        float32 (nz, ny, nx), nz of at least 2.
+    path : str or os.PathLike
+        The file; replaced only once complete.
+    meta, compressor, clevel, n_threads
+        As for :func:`~napari_mrcz.mrc.write.write_array`.
+    progress : callable, optional
+        ``progress(done, nz)`` as the work advances (the estimate, then the writing);
+        an exception it raises stops the save, leaving no file.
+    **write_options
+        More :func:`~napari_mrcz.mrc.write.write_array` keywords (pixel size, origin,
+        microscope values).
+
+    Returns
+    -------
+    WriteOutcome
+        How the movie was stored, and the gain file written (if new).
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not a float32 movie.
+    """
+    path = os.path.abspath(os.fspath(path))
+    problem = _not_a_movie(data)
+    if problem is not None:
+        raise ValueError(f"only float32 movies can be gain-separated; this is {problem}")
+    nz = int(data.shape[0])
+    threads = max(1, n_threads or default_threads())
+
+    def write_counts(counts: Any, record: GainSeparation, report: Callable) -> None:
+        write_array(
+            counts,
+            path,
+            meta={**(meta or {}), GAIN_KEY: record.to_json()},
+            compressor=compressor,
+            clevel=clevel,
+            n_threads=threads,
+            progress=report,
+            **write_options,
+        )
+
+    def write_float32(done: _Progress) -> None:
+        write_array(
+            data,
+            path,
+            meta=meta,
+            compressor=compressor,
+            clevel=clevel,
+            n_threads=threads,
+            progress=done.slices(0.0, 1.0),
+            **write_options,
+        )
+
+    done = [0]
+
+    def count_slices(step: int) -> None:
+        done[0] += step
+        if progress is not None:
+            progress(done[0], nz)
+
+    pixel_size = write_options.get("pixelsize", 1.0)
+    movie = _Movie(
+        data,
+        os.path.basename(path),
+        [float(size) for size in np.broadcast_to(pixel_size, 3)],
+        write_counts,
+        write_float32,
+    )
+    settings = GainSettings(GainStore(compressor, clevel), ungain=True)
+    return _separate(movie, os.path.dirname(path), settings, threads, _Progress(count_slices, nz))
 
 
 def _write_counts_file(

@@ -152,3 +152,14 @@ def test_the_record_tells_a_python_mrcz_user_what_the_pixels_are(separated):
     assert "integer electron counts" in record["description"]
     assert json.loads(json.dumps(record)) == record
     assert os.path.isfile(target.parent / record["gain_file"])
+
+
+def test_a_float32_copy_carrying_the_record_reads_as_it_is(separated, tmp_path):
+    """napari saves a layer's JSON meta: a float32 copy of a gain-separated movie has
+    the record, which means nothing for data that are not counts."""
+    target, movie, _, _ = separated
+    data, meta = napari_mrcz.readMRC(target)
+    copy = tmp_path / "copy.mrcz"
+    napari_mrcz.writeMRC(data, copy, meta={GAIN_KEY: meta[GAIN_KEY]}, compressor="zstd")
+    assert read_layout(copy).gain_separation is None
+    np.testing.assert_array_equal(bits(napari_mrcz.readMRC(copy)[0]), bits(movie))
