@@ -78,6 +78,9 @@ _LAST_FINITE_KEY = np.uint32(0x7F7FFFFE)
 _NO_KEY = np.uint32(0xFFFFFFFF)
 _BITS = np.dtype(np.uint32)
 
+#: What most pixels failing says about a movie.
+PROCESSED = " (not a movie as the camera saved it: motion-corrected, dose-weighted, summed?)"
+
 GAIN_FILE_PREFIX = "gain_"
 ROTATIONS = (0, 90, 180, 270)
 FLIPS = ("none", "x", "y")
@@ -357,11 +360,7 @@ def estimate_gain(
         problem = (
             f"not whole counts times one gain: at {wrong.size} pixel(s), such as "
             f"(y={y}, x={x}), the values are in no ratio of whole counts"
-            + (
-                " (motion-corrected, dose-weighted or summed?)"
-                if wrong.size > 0.01 * ny * nx
-                else ""
-            )
+            + (PROCESSED if wrong.size > 0.01 * ny * nx else "")
         )
     return GainEstimate(gain, free, minima.statistics(), problem)
 
@@ -381,9 +380,43 @@ def _early_problem(minima: _Minima) -> str | None:
         return (
             "not whole counts times one gain: in the first frames, "
             f"{100 * wrong.size / both:.0f}% of the pixels sampled hold values in no ratio of "
-            "whole counts (motion-corrected, dose-weighted or summed?)"
+            f"whole counts{PROCESSED}"
         )
     return None
+
+
+def refine_gain(data: Any, gain: np.ndarray, n_threads: int) -> np.ndarray:
+    """``gain`` with one count found where the movie's values are not whole multiples.
+
+    A pixel that never held exactly one count and whose two smallest values were whole
+    multiples of each other (two and four counts, say) gets its smallest value for
+    one count from :func:`estimate_gain`; a later value (five counts) then is no whole
+    multiple of it. Its ratio p/q to the smallest value gives one count (see
+    :func:`_one_count`). Reads the movie once more, checking every frame.
+    """
+    counter = _Counter(gain)
+    found: dict[int, float] = {}
+
+    def failures(index: int) -> tuple[np.ndarray, np.ndarray]:
+        frame = np.ascontiguousarray(data[index], dtype=ORIGINAL_DTYPE).reshape(-1)
+        wrong, _ = counter.wrong(frame.reshape(gain.shape))
+        return wrong, frame[wrong]
+
+    with ThreadPoolExecutor(max(1, n_threads), thread_name_prefix="napari-mrcz-gain") as pool:
+        for wrong, values in pool.map(failures, range(data.shape[0])):
+            for index, value in zip(wrong.tolist(), values.tolist(), strict=True):
+                found.setdefault(index, value)
+    refined = gain.copy()
+    if found:
+        where = np.fromiter(found, dtype=np.int64, count=len(found))
+        values = np.fromiter(found.values(), dtype=np.float64, count=len(found))
+        smallest = refined.reshape(-1)[where]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = values / smallest.astype(np.float64)
+        usable = np.isfinite(ratio) & (ratio > 1) & (smallest > 0)
+        one, unfit = _one_count(smallest[usable], ratio[usable])
+        refined.reshape(-1)[where[usable][~unfit]] = one[~unfit]
+    return refined
 
 
 # --------------------------------------------------------------------------- counts
@@ -416,12 +449,7 @@ class _Counter:
         self._fix_special(counts, frame)
         if _same_bits(apply_gain(counts, self.gain, out=quotient), frame):
             return counts
-        quotient = self._quotient(frame)  # wrong counts, or counts that did not fit
-        self._fix_special(quotient, frame)
-        back = apply_gain(quotient, self.gain)
-        wrong = np.flatnonzero(
-            (back.view(_BITS) != frame.view(_BITS)) | ~np.isfinite(quotient)  # NaN is no count
-        )
+        wrong, quotient = self.wrong(frame)  # wrong counts, or counts that did not fit
         if wrong.size == 0:
             raise _CountsOutOfRangeError(int(quotient.min()), int(quotient.max()))
         y, x = divmod(int(wrong[0]), frame.shape[1])
@@ -429,6 +457,15 @@ class _Counter:
             f"not whole counts times the gain: frame {index} has {wrong.size} value(s) that "
             f"are not, such as {frame[y, x]!r} at (y={y}, x={x}) with gain {self.gain[y, x]!r}"
         )
+
+    def wrong(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The flat indices of a frame's values that are no whole count times the gain,
+        and the frame's counts (float32, right where the values are)."""
+        quotient = self._quotient(frame)
+        self._fix_special(quotient, frame)
+        back = apply_gain(quotient, self.gain)
+        wrong = (back.view(_BITS) != frame.view(_BITS)) | ~np.isfinite(quotient)  # NaN: no count
+        return np.flatnonzero(wrong), quotient
 
     def _quotient(self, frame: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -940,7 +977,12 @@ def _separate(
             return WriteOutcome(f"stored as float32: {estimate.problem}")
         statistics = statistics or estimate.statistics
         source["estimated_from"] = movie.name
-        gains = [lambda: settings.store.fitting(folder, estimate), lambda: estimate.merged(None)]
+        own = estimate.merged(None)
+        gains = [
+            lambda: settings.store.fitting(folder, estimate),
+            lambda: own,
+            lambda: refine_gain(data, own, n_threads),
+        ]
         start = 0.5
     else:
         try:

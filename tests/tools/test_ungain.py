@@ -27,7 +27,7 @@ from napari_mrcz.tools.ungain import (
 )
 
 from tests.dm.test_dm import DMBuilder, stored_bytes
-from tests.helpers import gain_normalised_movie
+from tests.helpers import gain_normalised_movie, real_files
 
 
 def write_movie(path, movie, voxel=0.8):
@@ -173,7 +173,7 @@ def test_processed_movies_are_stored_as_float32_saying_why(tmp_path, rng, proces
     target = tmp_path / "movie.mrcz"
     outcome = convert(write_movie(tmp_path / "movie.mrc", movie), target)
     assert outcome.note.startswith("stored as float32: not whole counts times one gain")
-    assert "motion-corrected, dose-weighted or summed?" in outcome.note
+    assert "not a movie as the camera saved it" in outcome.note
     assert gain_files(tmp_path) == []
     assert read_layout(target).gain_separation is None
     assert_same_bits(mrcz.readMRC(str(target))[0], movie)
@@ -381,3 +381,25 @@ def test_counts_copy_is_plain_mrc_with_a_plain_gain_for_motion_correction(movie_
     np.testing.assert_array_equal(mrcfile.read(target), counts)
     assert_same_bits(mrcfile.read(tmp_path / "counts" / gain_file), gain)
     assert_same_bits(napari_mrcz.readMRC(target)[0], mrcfile.read(source))
+
+
+def _float32_stacks():
+    """The real float32 stacks in ../shared/data: maps and particle stacks, no movie."""
+    stacks = []
+    for path in real_files("mrc"):
+        layout = read_layout(path)
+        if layout.dtype.base.name == "float32" and layout.nz > 1:
+            stacks.append(path)
+    return stacks
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning:mrcfile")
+@pytest.mark.parametrize("path", _float32_stacks(), ids=lambda path: path.name)
+def test_real_maps_and_stacks_are_kept_as_float32(tmp_path, path):
+    target = tmp_path / "out.mrcz"
+    if read_layout(path).mapcrs != (1, 2, 3):
+        target = tmp_path / "out.mrc"  # permuted axes convert to plain MRC only
+    outcome = convert(path, target, compressor="zstd" if target.suffix == ".mrcz" else None)
+    assert outcome.note.startswith(("stored as float32: not whole counts", "kept as it was"))
+    assert gain_files(tmp_path) == []
+    np.testing.assert_array_equal(bits(napari_mrcz.readMRC(target)[0]), bits(mrcfile.read(path)))
