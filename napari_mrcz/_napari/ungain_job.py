@@ -18,7 +18,7 @@ import numpy as np
 
 from napari_mrcz._napari.save_job import NO_COMPRESSION, SaveJob, SaveResult
 from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE
-from napari_mrcz.tools.ungain import WriteOutcome, write_separated_array
+from napari_mrcz.tools.gain_separation import WriteOutcome, write_separated_array
 
 
 def can_separate(data: Any) -> bool:

@@ -30,6 +30,7 @@ from napari_mrcz.mrc.atomic import flush_to_disk, publish, temporary_name
 from napari_mrcz.mrc.gzipped import is_compressed
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.suffixes import is_dm, is_readable, strip_suffix
+from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 from napari_mrcz.tools.transcode import (
     VerificationError,
     image_count,
@@ -38,7 +39,6 @@ from napari_mrcz.tools.transcode import (
     open_images,
     verify_image,
 )
-from napari_mrcz.tools.ungain import GainSettings, convert_image
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from napari_mrcz.tools.ungain import GainReference, GainSettings, GainStore
+from napari_mrcz.tools.gain_files import GainReference, GainStore
+from napari_mrcz.tools.gain_separation import GainSettings
 
 
 def gain_settings(args: argparse.Namespace, compressor: str | None) -> GainSettings:

@@ -14,7 +14,8 @@ from napari_mrcz import MRCZFormatError
 from napari_mrcz.mrc.gainmeta import GAIN_KEY
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.tools import transcode
-from napari_mrcz.tools.ungain import GainSettings, GainStore, convert_image
+from napari_mrcz.tools.gain_files import GainStore
+from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 
 from tests.helpers import gain_normalised_movie
 

@@ -18,13 +18,9 @@ import napari_mrcz
 from napari_mrcz.mrc.gainmeta import GAIN_KEY, gain_digest
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.tools import transcode
-from napari_mrcz.tools.ungain import (
-    GainReference,
-    GainSettings,
-    GainStore,
-    convert_image,
-    estimate_gain,
-)
+from napari_mrcz.tools.gain_files import GainReference, GainStore
+from napari_mrcz.tools.gain_separation import GainSettings, convert_image
+from napari_mrcz.tools.ungain import estimate_gain
 
 from tests.dm.test_dm import DMBuilder, stored_bytes
 from tests.helpers import gain_normalised_movie, real_files
