@@ -141,11 +141,16 @@ class GainStore:
                 return stored, False
         path = os.path.join(folder, self.name_for(digest))
         created = not os.path.exists(path) and self._write(path, gain, digest, source)
-        stored = self._load(path)
-        if stored is None or stored.digest != digest:
-            raise MRCZFormatError(
-                path, "holds another gain reference than its name says: move it away"
-            )
+        if created:
+            gain = np.array(gain, dtype=ORIGINAL_DTYPE)
+            gain.flags.writeable = False
+            stored = StoredGain(path, digest, gain)
+        else:  # there already, or written meanwhile by another run: what does it hold?
+            stored = self._load(path)
+            if stored is None or stored.digest != digest:
+                raise MRCZFormatError(
+                    path, "holds another gain reference than its name says: move it away"
+                )
         known.insert(0, stored)
         return stored, created
 

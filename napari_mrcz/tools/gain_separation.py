@@ -193,11 +193,10 @@ def _separate(
             return WriteOutcome(f"stored as float32: {estimate.problem}")
         statistics = statistics or estimate.statistics
         source["estimated_from"] = movie.name
-        own = estimate.merged(None)
         gains = [
             lambda: settings.store.fitting(folder, estimate),
-            lambda: own,
-            lambda: refine_gain(data, own, n_threads),
+            lambda: estimate.merged(None),
+            lambda: refine_gain(data, estimate.merged(None), n_threads),
         ]
         start = 0.5
     else:

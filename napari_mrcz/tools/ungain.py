@@ -42,6 +42,8 @@ _BAND_ROWS = 256
 #: the share of them that must fit one gain to go on.
 _EARLY_SAMPLE = 65536
 _EARLY_FIT = 0.5
+#: Every this many pixels give the median gain for pixels no movie resolved.
+_MEDIAN_STEP = 16
 
 # float32 bit patterns minus one, as uint32 (wrapping): positive finite values come
 # first, in order of value, then +inf, NaN and negative values; +0.0 is last.
@@ -113,7 +115,7 @@ class GainEstimate:
 
         Where ``previous`` divides this movie's gain (or the movie had only +0.0) its
         value is kept; elsewhere the movie's. Pixels no movie resolved get the median
-        gain, a value that looks right to motion-correction programs.
+        gain (of every 16th pixel), a value that looks right to motion correction.
         """
         gain = self.gain.copy()
         unresolved = self.free.copy()
@@ -124,8 +126,12 @@ class GainEstimate:
             keep.reshape(-1)[differ[divides]] = True
             gain[keep] = previous[keep]
             unresolved &= ~keep
-        positive = gain[(gain > 0) & np.isfinite(gain) & ~unresolved]
-        gain[unresolved] = np.median(positive) if positive.size else 1.0
+        if unresolved.any():
+            sample = gain.reshape(-1)[::_MEDIAN_STEP]
+            positive = sample[
+                (sample > 0) & np.isfinite(sample) & ~unresolved.reshape(-1)[::_MEDIAN_STEP]
+            ]
+            gain[unresolved] = np.median(positive) if positive.size else 1.0
         return gain
 
 
@@ -194,13 +200,13 @@ class _Minima:
         second = self.second.reshape(-1)[sample or slice(None)]
         gain = (first + _ONE).view(ORIGINAL_DTYPE)  # no positive value: the value held
         free = first == _NO_KEY
-        both = np.flatnonzero((first <= _LAST_FINITE_KEY) & (second <= _LAST_FINITE_KEY))
-        smallest = gain[both]
-        ratio = (second[both] + _ONE).view(ORIGINAL_DTYPE).astype(np.float64) / smallest
-        odd = np.abs(ratio - np.rint(ratio)) > RATIO_TOLERANCE * ratio
-        wrong = both[odd]
+        both = (first <= _LAST_FINITE_KEY) & (second <= _LAST_FINITE_KEY)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio = (second + _ONE).view(ORIGINAL_DTYPE) / gain  # float32: 1e-7 close
+            whole = np.abs(ratio - np.rint(ratio)) <= RATIO_TOLERANCE * ratio
+        wrong = np.flatnonzero(both & ~whole)
         if wrong.size:  # the smallest value was several counts: find one count
-            refined, unfit = _one_count(smallest[odd], ratio[odd])
+            refined, unfit = _one_count(gain[wrong], ratio[wrong].astype(np.float64))
             gain[wrong] = refined
             wrong = wrong[unfit]
         return gain, free, wrong
