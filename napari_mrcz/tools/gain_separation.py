@@ -103,6 +103,11 @@ class _Progress:
             step, self.reported = reached - self.reported, reached
             self.progress(step)
 
+    def check(self, *_: Any) -> None:
+        """Report no progress: lets the caller stop work that makes none (cancel)."""
+        if self.progress is not None:
+            self.progress(0)
+
     def slices(self, start: float, share: float) -> Callable[[int, int], None]:
         """A writer's ``progress(written, total)`` over the part [start, start + share]."""
         return lambda written, total: self.to(start + share * written / max(1, total))
@@ -196,7 +201,7 @@ def _separate(
         gains = [
             lambda: settings.store.fitting(folder, estimate),
             lambda: estimate.merged(None),
-            lambda: refine_gain(data, estimate.merged(None), n_threads),
+            lambda: refine_gain(data, estimate.merged(None), n_threads, done.check),
         ]
         start = 0.5
     else:

@@ -342,14 +342,17 @@ def _early_problem(minima: _Minima) -> str | None:
     return None
 
 
-def refine_gain(data: Any, gain: np.ndarray, n_threads: int) -> np.ndarray:
+def refine_gain(
+    data: Any, gain: np.ndarray, n_threads: int, checked: Callable[[int], None] | None = None
+) -> np.ndarray:
     """``gain`` with one count found where the movie's values are not whole multiples.
 
     A pixel that never held exactly one count and whose two smallest values were whole
     multiples of each other (two and four counts, say) gets its smallest value for
     one count from :func:`estimate_gain`; a later value (five counts) then is no whole
     multiple of it. Its ratio p/q to the smallest value gives one count (see
-    :func:`_one_count`). Reads the movie once more, checking every frame.
+    :func:`_one_count`). Reads the movie once more, checking every frame;
+    ``checked(k)`` is called after each (an exception it raises stops the pass).
     """
     counter = _Counter(gain)
     found: dict[int, float] = {}
@@ -360,9 +363,11 @@ def refine_gain(data: Any, gain: np.ndarray, n_threads: int) -> np.ndarray:
         return wrong, frame[wrong]
 
     with ThreadPoolExecutor(max(1, n_threads), thread_name_prefix="napari-mrcz-gain") as pool:
-        for wrong, values in pool.map(failures, range(data.shape[0])):
+        for number, (wrong, values) in enumerate(pool.map(failures, range(data.shape[0]))):
             for index, value in zip(wrong.tolist(), values.tolist(), strict=True):
                 found.setdefault(index, value)
+            if checked is not None:
+                checked(number + 1)
     refined = gain.copy()
     if found:
         where = np.fromiter(found, dtype=np.int64, count=len(found))
