@@ -75,8 +75,8 @@ def load_gain(movie_path: str, separation: GainSeparation, shape: tuple[int, int
     except OSError as error:
         raise MRCZFormatError(
             movie_path,
-            f"its gain reference {name} is not beside it ({error.strerror}): the float32 "
-            "movie cannot be rebuilt (its integer counts read with counts=True)",
+            f"its gain reference {name} is not beside it ({error.strerror}): put it back in "
+            "the movie's folder to read the float32 movie (counts=True reads the counts)",
         ) from None
     key = (path, status.st_mtime_ns, status.st_size, separation.gain_sha256)
     with _cache_lock:
