@@ -31,6 +31,7 @@ from napari_mrcz.dask_array import to_dask
 from napari_mrcz.dm.images import read_dm
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.mrc.codecs import AVAILABLE_CODECS, COMPRESSOR_ENUM, REVERSE_COMPRESSOR_ENUM
+from napari_mrcz.mrc.gain import read_gain_reference
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.modes import CCPEM_ENUM, EMAN2_MODE_DTYPES, REVERSE_CCPEM_ENUM
 
@@ -91,6 +92,7 @@ __all__ = [
     "readMRCHeader",
     "read_dm",
     "read_dm4",
+    "read_gain_reference",
     "read_mrc",
     "read_mrc_header",
     "setDefaultThreads",

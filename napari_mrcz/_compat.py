@@ -38,6 +38,7 @@ def readMRC(
     useMemmap: bool = False,
     n_threads: int | None = None,
     slices: int | None = None,
+    counts: bool = False,
 ) -> tuple[np.ndarray | list[np.ndarray], dict]:
     """Read an MRC or MRCZ file into a numpy array and a meta dict.
 
@@ -66,13 +67,19 @@ def readMRC(
     slices : int, optional
         Slices per frame. None reads it from the file: a ``slices`` key in the JSON
         meta, or MZ in files python-mrcz wrote; 0 returns one array.
+    counts : bool
+        Not in python-mrcz. A gain-separated file (``mrcz compress --ungain``: integer
+        electron counts and a gain reference beside them) reads as its original float32
+        movie, counts times the gain; True gives the counts as stored (what python-mrcz
+        reads), for motion correction with :func:`napari_mrcz.read_gain_reference`.
 
     Returns
     -------
     image : numpy.ndarray or list of numpy.ndarray
         The data in the file's byte order, (nz, ny, nx), or (ny, nx) for a single
         image, with a trailing axis of 3 (uint8) for RGB files; a list of frames
-        when ``slices`` > 0.
+        when ``slices`` > 0. A gain-separated file gives native float32 (unless
+        ``counts``), and ``meta`` its dtype and statistics.
     meta : dict
         Header fields and JSON meta; see :func:`napari_mrcz.mrc.read.layout_meta`.
 
@@ -90,6 +97,7 @@ def readMRC(
         use_memmap=useMemmap,
         n_threads=n_threads,
         slices=slices,
+        counts=counts,
     )
 
 

@@ -65,3 +65,20 @@ def read_or_none(path: pathlib.Path, read: Callable[[pathlib.Path], Any]) -> Any
     assert type(refused) is MRCZFormatError
     assert refused.path == str(path)
     return None
+
+
+def gain_normalised_movie(
+    rng: np.random.Generator,
+    shape: tuple[int, int, int],
+    dose: float = 1.0,
+    spread: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A counting-mode movie as camera software saves it: Poisson counts times a gain.
+
+    Returns (movie, counts, gain): ``movie`` is float32, the counts (int16) multiplied
+    by the float32 gain (1 +/- ``spread``) in float32, pixel by pixel.
+    """
+    nz, ny, nx = shape
+    gain = (1 + spread * rng.uniform(-1, 1, (ny, nx))).astype(np.float32)
+    counts = rng.poisson(dose, (nz, ny, nx)).astype(np.int16)
+    return counts.astype(np.float32) * gain, counts, gain

@@ -10,6 +10,7 @@ import numpy as np
 
 from napari_mrcz._napari.layers import json_meta, layer_pixel_size
 from napari_mrcz._napari.writer import NO_COMPRESSION, writer_settings
+from napari_mrcz.mrc.gainmeta import GAIN_KEY, describe_gain_source
 from napari_mrcz.mrc.header import FIELD_MEANINGS, header_fields
 from napari_mrcz.mrc.modes import mrc_dtype
 from napari_mrcz.mrc.write import new_file_header
@@ -84,6 +85,11 @@ def layer_report(layer: Any) -> LayerReport:
             facts.append(("packed size", f"{packed / 1e6:.2f} MB"))
             if packed:
                 facts.append(("compression ratio", f"{data_bytes / packed:.2f}x"))
+        record = (metadata.get("json_meta") or {}).get(GAIN_KEY)
+        if isinstance(record, dict):  # counts shown times their gain reference
+            counts = np.dtype(header.get("dtype", "f4")).name
+            facts.append(("gain-separated", f"{counts} counts x {record.get('gain_file')}"))
+            facts.append(("gain", describe_gain_source(record.get("gain_source") or {})))
         missed = metadata.get("formalities_missed")
         if missed:
             facts.append(("MRC2014 formalities missed", "; ".join(missed)))

@@ -29,6 +29,7 @@ from napari_mrcz.mrc.atomic import flush_to_disk, publish, temporary_name
 from napari_mrcz.mrc.gzipped import is_compressed
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.suffixes import is_dm, is_readable, strip_suffix
+from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 from napari_mrcz.tools.transcode import (
     VerificationError,
     image_count,
@@ -37,7 +38,6 @@ from napari_mrcz.tools.transcode import (
     numbered_targets,
     open_images,
     verify_image,
-    write_image,
 )
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,8 @@ class Settings:
     existing_fails: bool = False
     #: Write JSON meta into plain MRC outputs too (mrcfile.validate then rejects them).
     keep_json: bool = False
+    #: --ungain, --gain-reference, decompress --counts
+    gain: GainSettings | None = None
 
     @property
     def passes(self) -> int:
@@ -412,18 +414,23 @@ def write_outputs(
             if len(todo) < len(task.targets):
                 task.message = f"{plural(len(task.targets) - len(todo), 'existing output')} kept"
             os.makedirs(os.path.dirname(task.targets[0]) or ".", exist_ok=True)
+            notes, gain_files = [task.message], []
             for number in todo:
                 temporaries.append((temporary(task.targets[number]), task.targets[number]))
-                write_image(
+                outcome = convert_image(
                     images[number],
                     task.targets[number],
                     settings.compressor,
                     settings.clevel,
                     settings.threads,
                     progress,
+                    settings.gain,
                     keep_json=settings.keep_json,
                     temporary=temporaries[-1][0],
                 )
+                notes.append(outcome.note)
+                gain_files += outcome.gain_files
+            task.message = "; ".join(note for note in notes if note)
             if settings.verify:
                 for number, (written, target) in zip(todo, temporaries, strict=True):
                     verify_image(images[number], target, progress, temporary=written)
@@ -443,7 +450,7 @@ def write_outputs(
         for written, _ in temporaries:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(written)
-    task.output_bytes = sum(os.path.getsize(target) for target in task.targets)
+    task.output_bytes = sum(os.path.getsize(path) for path in [*task.targets, *gain_files])
     task.status = "done"
     return SourceCheck(before, [note for note in lacking if note])
 

@@ -15,6 +15,7 @@ from napari_mrcz.cli.batch import (
     run_batch,
 )
 from napari_mrcz.cli.cluster import on_cluster, run_on_cluster
+from napari_mrcz.cli.ungain import gain_settings
 from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_mrcz, is_readable
 from napari_mrcz.threads import default_threads
 from napari_mrcz.tools.transcode import image_count, numbered_targets
@@ -37,6 +38,7 @@ def _settings(args: argparse.Namespace, compressor: str | None) -> Settings:
         delete_source=delete_source,
         overwrite=args.overwrite,
         keep_json=getattr(args, "keep_json", False),
+        gain=gain_settings(args, compressor),
     )
 
 
@@ -56,10 +58,11 @@ def run_batch_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         wanted, note = is_mrcz, "not MRCZ: decompress takes the .mrcz files of a folder"
     try:
         tasks = plan(args.inputs, args.output, suffix, wanted, note)
-    except ValueError as error:
+        settings = _settings(args, compressor)
+    except (ValueError, OSError) as error:  # OSError: an unreadable --gain-reference
         print(f"mrcz {args.command}: {error}", file=err)
         return EXIT_USAGE
-    return _run(args, tasks, _settings(args, compressor), _show_progress(args, err), out, err)
+    return _run(args, tasks, settings, _show_progress(args, err), out, err)
 
 
 def _run(
@@ -101,5 +104,9 @@ def run_convert(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"mrcz convert: {args.output} is the input itself", file=err)
         return EXIT_USAGE
     task = Task(args.input, targets)
-    settings = dataclasses.replace(_settings(args, compressor), existing_fails=True)
+    try:
+        settings = dataclasses.replace(_settings(args, compressor), existing_fails=True)
+    except (ValueError, OSError) as error:  # an unreadable --gain-reference
+        print(f"mrcz convert: {error}", file=err)
+        return EXIT_USAGE
     return _run(args, [task], settings, err.isatty(), out, err)

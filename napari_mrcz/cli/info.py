@@ -69,6 +69,14 @@ def info_text(summary: dict[str, Any]) -> str:
     else:
         lines.append(f"  codec: none (plain MRC), data {human_size(summary['data_bytes'])}")
     lines.append("  statistics: " + statistics_text(summary["statistics"]))
+    gain = summary.get("gain_separated")
+    if gain:
+        ratio = gain["ratio_to_original"]
+        lines.append(
+            f"  gain-separated: {summary['dtype']} counts x {gain['gain_file']}, read as "
+            f"{gain['original_dtype']} ({human_size(gain['original_bytes'])}"
+            + (f", ratio {ratio:.2f} without the gain file)" if ratio else ")")
+        )
     if summary["voltage_kv"] or summary["cs_mm"]:
         lines.append(f"  microscope: {summary['voltage_kv']:g} kV, Cs {summary['cs_mm']:g} mm")
     if any(summary["origin_angstrom"]):

@@ -43,6 +43,15 @@ arrays too large for JSON meta, JSON meta left out of a plain output, or float64
     + _CLUSTER_EPILOG
 )
 
+_UNGAIN_EPILOG = """\
+--ungain stores float32 gain-normalised movies as their integer electron counts (the
+smallest integer type that holds them) with the gain reference once per output folder
+(gain_<checksum>.mrcz, named in each movie's JSON meta). Every value is checked bit for
+bit; a movie that is not gain x whole counts (motion-corrected, dose-weighted, another
+gain) is stored as float32 and the summary says why. napari-mrcz reads such files as the
+float32 movie; 'mrcz decompress' restores it (an MRC original byte for byte).
+"""
+
 
 def _count(text: str) -> int:
     """argparse type: a whole number of at least 1."""
@@ -106,6 +115,7 @@ def _add_conversion_options(
         help="replace existing outputs (default: compress and decompress skip them, "
         "convert fails)",
     )
+    _add_gain_options(parser, compressing=codec)
 
 
 def _add_keep_json(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +124,43 @@ def _add_keep_json(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also write JSON metadata (DM tags, a source's JSON meta) into plain MRC "
         f"outputs; by default only MRCZ outputs hold it, because {JSON_IN_PLAIN_COST}",
+    )
+
+
+def _add_gain_options(parser: argparse.ArgumentParser, compressing: bool) -> None:
+    gains = parser.add_argument_group("gain-normalised movies")
+    if not compressing:
+        gains.add_argument(
+            "--counts",
+            action="store_true",
+            help="write gain-separated files as their integer counts with a plain MRC gain "
+            "reference beside them (what motion correction takes), not as float32",
+        )
+        return
+    gains.add_argument(
+        "--ungain",
+        action="store_true",
+        help="store float32 movies as integer counts plus one gain reference per folder, "
+        "losslessly (see below)",
+    )
+    gains.add_argument(
+        "--gain-reference",
+        metavar="FILE",
+        help="the gain the movies were normalised with (MRC, MRCZ, DM4, DM3; implies "
+        "--ungain); default: estimated from each movie",
+    )
+    gains.add_argument(
+        "--gain-rotate",
+        type=int,
+        choices=(0, 90, 180, 270),
+        help="rotate the gain reference by this many degrees, as numpy.rot90 (default: the "
+        "rotation and flip that fit the first frame)",
+    )
+    gains.add_argument(
+        "--gain-flip",
+        choices=("none", "x", "y"),
+        help="then flip it: y upside down, x left-right (DM4 gains with SerialEM MRC "
+        "movies usually need y)",
     )
 
 
@@ -215,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="MRC, MRCZ or DM files to MRCZ",
         description="Compress MRC and DM files (folders searched recursively) into "
         "MRCZ files in DIR.",
-        epilog=_BATCH_EPILOG,
+        epilog=_BATCH_EPILOG + _UNGAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_batch_options(compress, codec=True)
@@ -243,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one file to MRCZ or MRC, the format chosen by OUT's suffix",
         description=f"Convert IN (MRC, MRCZ, DM3, DM4) to OUT: compressed MRCZ for "
         f"'{COMPRESSED_SUFFIX}', plain MRC for {', '.join(PLAIN_SUFFIXES)}.",
-        epilog=_CONVERT_EPILOG + _CLUSTER_EPILOG,
+        epilog=_CONVERT_EPILOG + _UNGAIN_EPILOG + _CLUSTER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     convert.add_argument("input", metavar="IN")

@@ -49,6 +49,11 @@ def write_at_index(
         )
     if layout.is_uint4:
         raise ValueError(f"{path}: writing into a 4-bit (mode 101) file is not supported")
+    if layout.gain_separation is not None:
+        raise ValueError(
+            f"{path} is gain-separated (integer counts times a gain reference): "
+            "frames cannot be written into it"
+        )
     if layout.compressor is not None and start != nz:
         raise RuntimeError(
             "Writing at arbitrary positions not supported for compressed files: "

@@ -27,6 +27,7 @@ from napari_mrcz.mrc.codecs import (
     chunk_header_problem,
     parse_chunk_header,
 )
+from napari_mrcz.mrc.gainmeta import GainSeparation, gain_separation
 from napari_mrcz.mrc.header import (
     HEADER_SIZE,
     IMOD_FLAG_SIGNED_BYTES,
@@ -191,9 +192,28 @@ class MRCLayout:
         return formalities_missed(self.header, self.labels)
 
     @property
+    def gain_separation(self) -> GainSeparation | None:
+        """The gain-separation record of a file of counts (see :mod:`.gainmeta`), or None.
+
+        Only integer data are counts: a record carried into a file of other data (a
+        float32 copy saved with its source's JSON meta) means nothing.
+        """
+        if self.dtype.kind not in "iu":
+            return None
+        return gain_separation(self.json_meta, self.path)
+
+    @property
     def header_contrast_limits(self) -> tuple[float, float] | None:
-        """DMIN, DMAX when they are finite and DMIN < DMAX, else None."""
+        """DMIN, DMAX when they are finite and DMIN < DMAX, else None.
+
+        For a gain-separated file, those of the float32 movie it is shown as.
+        """
         dmin, dmax = float(self.header["dmin"]), float(self.header["dmax"])
+        separation = self.gain_separation
+        if separation is not None:
+            if separation.statistics is None:
+                return None
+            dmin, dmax = separation.statistics[:2]
         if np.isfinite(dmin) and np.isfinite(dmax) and dmin < dmax:
             return dmin, dmax
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -12,6 +13,7 @@ import numpy as np
 
 from napari_mrcz.arraylike import ArrayLike
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.mrc.gain import GainAppliedReader, applies_gain, load_gain, slice_reader
 from napari_mrcz.mrc.gzipped import DecompressedFile, is_compressed
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.slices import SliceReader
@@ -29,6 +31,9 @@ class LazyMRC(ArrayLike):
     for. Plain MRC slices are read with ``pread``; MRCZ slices are decompressed on
     demand from a memory-mapped file. The most recent slices are kept in a small
     cache. A file truncated while open gives :class:`MRCZFormatError`, not a crash.
+    A gain-separated file (integer counts and a gain reference beside it, see
+    :mod:`napari_mrcz.mrc.gainmeta`) reads as its original float32 movie: each slice
+    is multiplied by the gain as it is read.
 
     A LazyMRC pickles without its data: the copy carries the file's absolute name,
     its parsed header and its MRCZ chunk index, and opens the file only where it is
@@ -46,6 +51,9 @@ class LazyMRC(ArrayLike):
         Byte order to assume if the file does not declare one.
     cache_bytes : int
         How many bytes of decompressed slices to keep (at least one slice).
+    counts : bool
+        For a gain-separated file: give the integer counts as stored rather than the
+        original float32 movie (counts times the gain).
 
     Examples
     --------
@@ -54,17 +62,21 @@ class LazyMRC(ArrayLike):
     """
 
     def __init__(
-        self, path: str | os.PathLike, endian: str = "le", cache_bytes: int = DEFAULT_CACHE_BYTES
+        self,
+        path: str | os.PathLike,
+        endian: str = "le",
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        counts: bool = False,
     ) -> None:
         source = DecompressedFile(path)
         try:
             with source.original_in_errors():
                 layout = read_layout(source.path, endian=endian)
-                reader = SliceReader(layout, default_threads())
+                reader = slice_reader(layout, default_threads(), source.original, counts)
         except BaseException:
             source.close()
             raise
-        self._start(source.original, layout, cache_bytes)
+        self._start(source.original, layout, cache_bytes, counts=counts)
         self._source, self._opened = source, reader
 
     def _start(
@@ -73,22 +85,27 @@ class LazyMRC(ArrayLike):
         layout: MRCLayout,
         cache_bytes: int,
         chunk_offsets: np.ndarray | None = None,
+        counts: bool = False,
     ) -> None:
         """Set up everything but the open file (:meth:`_open` opens it)."""
         self._path = path
         self._layout = layout
         self._cache_bytes = cache_bytes
         self._chunk_offsets = chunk_offsets  # carried by a pickled copy
+        self._counts = counts
+        # float32 for a gain-separated file read as its original movie
+        self._dtype = np.dtype(np.float32) if applies_gain(layout, counts) else layout.dtype
         self._source: DecompressedFile | None = None
-        self._opened: SliceReader | None = None
+        self._opened: SliceReader | GainAppliedReader | None = None
         self._closed = False
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_slots = max(1, cache_bytes // max(1, layout.slice_nbytes))
+        slice_nbytes = math.prod(layout.shape[1:]) * self._dtype.itemsize
+        self._cache_slots = max(1, cache_bytes // max(1, slice_nbytes))
         self._lock = threading.Lock()
         self._open_lock = threading.Lock()
         self._drops_z = layout.nz == 1
 
-    def _open(self) -> SliceReader:
+    def _open(self) -> SliceReader | GainAppliedReader:
         """Open the file of an unpickled copy, once; check that it is the file pickled."""
         with self._open_lock:
             if self._opened is not None:
@@ -114,7 +131,13 @@ class LazyMRC(ArrayLike):
                             f"the file changed since it was opened and handed over "
                             f"(now {size} bytes, then {carried.file_size})",
                         )
-                    reader = SliceReader(layout, default_threads(), self._chunk_offsets)
+                    reader = slice_reader(
+                        layout,
+                        default_threads(),
+                        self._path,
+                        self._counts,
+                        chunk_offsets=self._chunk_offsets,
+                    )
             except BaseException:
                 source.close()
                 raise
@@ -122,7 +145,7 @@ class LazyMRC(ArrayLike):
             return reader
 
     @property
-    def _reader(self) -> SliceReader:
+    def _reader(self) -> SliceReader | GainAppliedReader:
         return self._opened if self._opened is not None else self._open()
 
     def __reduce__(self) -> tuple:
@@ -132,7 +155,7 @@ class LazyMRC(ArrayLike):
         if not is_compressed(path):
             layout = dataclasses.replace(layout, path=path)
         offsets = self._chunk_offsets if self._opened is None else self._opened.chunk_offsets
-        return _unpickled_lazy_mrc, (path, layout, offsets, self._cache_bytes)
+        return _unpickled_lazy_mrc, (path, layout, offsets, self._cache_bytes, self._counts)
 
     @property
     def layout(self) -> MRCLayout:
@@ -148,13 +171,21 @@ class LazyMRC(ArrayLike):
 
     @property
     def dtype(self) -> np.dtype:
-        """Pixel dtype (uint8 for 4-bit and RGB files)."""
-        return self._layout.dtype.base
+        """Pixel dtype (uint8 for 4-bit and RGB files, float32 for gain-separated ones)."""
+        return self._dtype.base
+
+    @property
+    def gain_reference(self) -> np.ndarray | None:
+        """The gain reference of a gain-separated file (float32, (ny, nx)), else None."""
+        separation = self._layout.gain_separation
+        if separation is None:
+            return None
+        return load_gain(self.path, separation, self._layout.shape[1:])
 
     @property
     def shape(self) -> tuple[int, ...]:
         """(nz, ny, nx), or (ny, nx) for a single image; RGB adds an axis of 3."""
-        shape = self._layout.shape + self._layout.dtype.shape
+        shape = self._layout.shape + self._dtype.shape
         return shape[1:] if self._drops_z else shape
 
     @property
@@ -251,9 +282,13 @@ class LazyMRC(ArrayLike):
 
 
 def _unpickled_lazy_mrc(
-    path: str, layout: MRCLayout, chunk_offsets: np.ndarray | None, cache_bytes: int
+    path: str,
+    layout: MRCLayout,
+    chunk_offsets: np.ndarray | None,
+    cache_bytes: int,
+    counts: bool = False,
 ) -> LazyMRC:
     """A pickled :class:`LazyMRC` again, its file opened when first read."""
     lazy = LazyMRC.__new__(LazyMRC)
-    lazy._start(path, layout, cache_bytes, chunk_offsets)
+    lazy._start(path, layout, cache_bytes, chunk_offsets, counts)
     return lazy

@@ -14,11 +14,11 @@ from napari_mrcz.files import open_regular
 from napari_mrcz.mrc.checksums import CHECKSUM_KEY, checksum_text
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS
 from napari_mrcz.mrc.extheader import parse_extended_header
+from napari_mrcz.mrc.gain import applies_gain, original_meta, slice_reader
 from napari_mrcz.mrc.gzipped import DecompressedFile
 from napari_mrcz.mrc.header import header_fields
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.modes import RGB_MODE
-from napari_mrcz.mrc.slices import SliceReader
 from napari_mrcz.threads import default_threads
 from napari_mrcz.units import units_per_angstrom
 
@@ -142,6 +142,7 @@ def read_array(
     use_memmap: bool = False,
     n_threads: int | None = None,
     slices: int | None = None,
+    counts: bool = False,
 ) -> tuple[np.ndarray | list[np.ndarray], dict]:
     """Read an MRC or MRCZ file into a numpy array (or list of frames) and a meta dict.
 
@@ -158,7 +159,13 @@ def read_array(
             source.path, endian=endian, slices=slices, file_convention=file_convention
         )
         return _read_layout(
-            layout, idx, pixelunits, use_memmap and not source.is_temporary, n_threads
+            layout,
+            idx,
+            pixelunits,
+            use_memmap and not source.is_temporary,
+            n_threads,
+            source.original,
+            counts,
         )
 
 
@@ -168,14 +175,19 @@ def _read_layout(
     pixelunits: str,
     use_memmap: bool,
     n_threads: int | None,
+    movie_path: str,
+    counts: bool,
 ) -> tuple[np.ndarray | list[np.ndarray], dict]:
     """:func:`read_array` on a file whose header is read already."""
     meta = layout_meta(layout, pixelunits)
+    applied = applies_gain(layout, counts)
+    if applied:
+        original_meta(meta, layout.gain_separation)
     nz = layout.nz
     start, stop = (0, nz) if idx is None else _frame_range(idx, nz)
     meta["dimensions"][0] = stop - start
 
-    if use_memmap and layout.compressor is None and not layout.is_uint4:
+    if use_memmap and layout.compressor is None and not layout.is_uint4 and not applied:
         image = np.memmap(
             layout.path,
             dtype=layout.dtype,
@@ -185,7 +197,7 @@ def _read_layout(
         )
     else:
         threads = default_threads() if n_threads is None else n_threads
-        with SliceReader(layout, threads) as reader:
+        with slice_reader(layout, threads, movie_path, counts) as reader:
             meta["packedBytes"] = meta["packedBytes"] or reader.packed_bytes
             try:
                 image = reader.new_array(stop - start)

@@ -12,8 +12,9 @@ from typing import Any
 from napari_mrcz.dm.images import read_dm
 from napari_mrcz.dm.metadata import image_entry, python_mrcz_info
 from napari_mrcz.mrc.codecs import recorded_settings
+from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE
 from napari_mrcz.mrc.gzipped import DecompressedFile
-from napari_mrcz.mrc.layout import read_layout
+from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.slices import SliceReader
 from napari_mrcz.suffixes import is_dm
 
@@ -54,7 +55,10 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         ``voltage_kv``, ``cs_mm``, ``origin_angstrom`` (z, y, x like the pixel size:
         ORIGIN, or N*START times the pixel size),
         ``axis_order`` (MAPC, MAPR, MAPS), ``space_group``, ``extended_header``
-        (type and bytes), ``json_meta_keys`` and ``labels``. For DM: ``path``,
+        (type and bytes), ``json_meta_keys``, ``labels`` and ``gain_separated`` (None,
+        or for counts stored with a gain reference: ``gain_file``, ``gain_sha256``,
+        ``gain_source``, ``original_dtype``, ``original_bytes`` and
+        ``ratio_to_original``, the gain file not counted). For DM: ``path``,
         ``format``, ``file_bytes`` and ``images``, each with ``name``, ``shape``,
         ``dtype``, ``data_type``, ``calibration`` (scale and units per axis, slowest
         first) and ``highlights`` (microscope, camera and acquisition tags).
@@ -112,6 +116,23 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         },
         "json_meta_keys": sorted(layout.json_meta) if layout.json_meta else [],
         "labels": layout.labels,
+        "gain_separated": _gain_summary(layout, packed),
+    }
+
+
+def _gain_summary(layout: MRCLayout, packed: int) -> dict[str, Any] | None:
+    """For a gain-separated file: its gain file, checksum and float32 size and ratio."""
+    separation = layout.gain_separation
+    if separation is None:
+        return None
+    original_bytes = layout.nz * layout.shape[1] * layout.shape[2] * ORIGINAL_DTYPE.itemsize
+    return {
+        "gain_file": separation.gain_file,
+        "gain_sha256": separation.gain_sha256,
+        "gain_source": separation.gain_source,
+        "original_dtype": ORIGINAL_DTYPE.name,
+        "original_bytes": original_bytes,
+        "ratio_to_original": original_bytes / packed if packed else None,
     }
 
 

@@ -164,7 +164,7 @@ def open_images(
         data: Any = lazy
         order = layout.display_order
         if standard_order and order != (0, 1, 2):
-            data, layout = _StandardOrder(_as_stack(lazy), order), standard_order_layout(layout)
+            data, layout = _StandardOrder(as_stack(lazy), order), standard_order_layout(layout)
         yield [SourceImage(path, data, nbytes, layout=layout, left_out=left_out)]
 
 
@@ -242,7 +242,7 @@ def image_count(path: str | os.PathLike) -> int:
         return 1
 
 
-def _as_stack(data: Any) -> Any:
+def as_stack(data: Any) -> Any:
     """``data`` as (nz, ny, nx): lower-dimensional data is read and reshaped."""
     if data.ndim == 3:
         return data
@@ -250,8 +250,12 @@ def _as_stack(data: Any) -> Any:
     return array.reshape((1,) * (3 - array.ndim) + array.shape)
 
 
-def _carried_header(
-    layout: MRCLayout, mode: int, compressor: str | None, clevel: int, keep_json: bool
+def carried_header(
+    layout: MRCLayout,
+    mode: int,
+    compressor: str | None,
+    clevel: int,
+    keep_json: bool = False,
 ) -> tuple[np.ndarray, bytes]:
     """The header and extended header of ``layout`` made right for the new encoding.
 
@@ -360,7 +364,7 @@ def _carried_extended(
     return extended, json_meta
 
 
-def _bytes_progress(
+def bytes_progress(
     progress: Progress | None, slice_nbytes: int
 ) -> Callable[[int, int], None] | None:
     """Turn the writer's ``(slices written, total)`` calls into byte increments."""
@@ -411,9 +415,9 @@ def write_image(
         messages still name ``target``.
     """
     destination = target if temporary is None else temporary
-    data = _as_stack(image.data)
+    data = as_stack(image.data)
     slice_nbytes = image.nbytes // max(1, data.shape[0])
-    report = _bytes_progress(progress, slice_nbytes)
+    report = bytes_progress(progress, slice_nbytes)
     layout = image.layout
     if layout is not None:
         if compressor is not None and layout.mapcrs != (1, 2, 3):
@@ -431,9 +435,9 @@ def write_image(
             # holds the values exactly (or the conversion fails, saying so).
             cast_to = mrc_dtype(data, plain=True, warn=False)
             mode = layout.mode if cast_to is None else mode_for_dtype(cast_to)
-        header, extended = _carried_header(layout, mode, compressor, clevel, keep_json)
+        header, extended = carried_header(layout, mode, compressor, clevel, keep_json)
         if cast_to is not None:
-            data = _CastView(data, cast_to)
+            data = CastView(data, cast_to)
         write_with_header(
             destination,
             data,
@@ -446,30 +450,40 @@ def write_image(
             name=target,
         )
         return
-    meta = image.dm_meta
-    pixelsize = [size or 0.0 for size in meta["pixelsize"]]
-    origin = [axis["offset_angstrom"] or 0.0 for axis in meta["axes"]]  # lengths only
-    if len(pixelsize) < 3:  # a single image: z as y, as the napari writer does
-        pixelsize = [pixelsize[0]] * (3 - len(pixelsize)) + pixelsize
-        origin = [0.0] * (3 - len(origin)) + origin
     write_array(
         data,
         destination,
         name=target,
-        meta=meta_to_write({"dm_tags": meta["tags"]}, compressor is not None, keep_json),
+        meta=meta_to_write({"dm_tags": image.dm_meta["tags"]}, compressor is not None, keep_json),
         dtype=mrc_dtype(data, plain=compressor is None, warn=False),
-        pixelsize=pixelsize,
-        pixelunits="\\AA",
-        origin=origin,
         compressor=compressor,
         clevel=clevel,
         n_threads=n_threads,
         progress=report,
-        **dm_microscope(meta),
+        **dm_write_options(image.dm_meta),
     )
 
 
-class _CastView:
+def dm_write_options(meta: dict) -> dict[str, Any]:
+    """:func:`write_array` keywords that keep a DM image's calibration and microscope.
+
+    The pixel size and origin in Angstrom (axes in other units get 0), a single
+    image's z taken as its y (as the napari writer does), voltage and Cs.
+    """
+    pixelsize = [size or 0.0 for size in meta["pixelsize"]]
+    origin = [axis["offset_angstrom"] or 0.0 for axis in meta["axes"]]  # lengths only
+    if len(pixelsize) < 3:
+        pixelsize = [pixelsize[0]] * (3 - len(pixelsize)) + pixelsize
+        origin = [0.0] * (3 - len(origin)) + origin
+    return {
+        "pixelsize": pixelsize,
+        "pixelunits": "\\AA",
+        "origin": origin,
+        **dm_microscope(meta),
+    }
+
+
+class CastView:
     """``data`` cast to ``dtype`` slice by slice, as it is read."""
 
     def __init__(self, data: Any, dtype: np.dtype) -> None:
@@ -515,7 +529,7 @@ def verify_image(
     VerificationError
         Naming the first z-slice or header value that differs.
     """
-    source = _as_stack(image.data)
+    source = as_stack(image.data)
     with LazyMRC(target if temporary is None else temporary, cache_bytes=0) as written:
         layout = written.layout
         if layout.shape != tuple(source.shape):
@@ -529,7 +543,7 @@ def verify_image(
                 f"{target}: pixel size {layout.pixelsize} differs from "
                 f"the source's {image.layout.pixelsize}"
             )
-        copy_stack = _as_stack(written)
+        copy_stack = as_stack(written)
         nz = layout.nz
         block = max(1, STREAM_BLOCK_BYTES // max(1, layout.slice_nbytes))
         for start in range(0, nz, block):
@@ -555,10 +569,14 @@ def verify_image(
 
 
 def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
-    """What is wrong with the written copy of one z-slice, or None."""
+    """What is wrong with the written copy of one z-slice, or None.
+
+    Values of the type written are compared bit for bit: NaN payloads and the sign of
+    zeros count.
+    """
     native = source.dtype.newbyteorder("=")
     cast = source.astype(written.dtype.newbyteorder("="), copy=False)
-    if not np.array_equal(written, cast, equal_nan=written.dtype.kind in "fc"):
+    if not same_bits(written, cast):
         return "differs from the source"
     if native == cast.dtype:
         return None
@@ -575,6 +593,22 @@ def json_left_out(image: SourceImage, compressed: bool, keep_json: bool) -> bool
     """True if the output of ``image`` leaves out JSON meta its input has (plain MRC)."""
     meta = {"dm_tags": True} if image.dm_meta is not None else image.layout.json_meta
     return bool(meta) and meta_to_write(meta, compressed, keep_json) is None
+
+
+def same_bits(first: np.ndarray, second: np.ndarray) -> bool:
+    """True if two arrays of one shape and type hold the same values bit for bit."""
+    native = first.dtype.newbyteorder("=")
+    if first.shape != second.shape or native != second.dtype.newbyteorder("="):
+        return False
+    if native.kind not in "fc":
+        return bool(np.array_equal(first, second))
+    bits = np.dtype(f"u{native.itemsize // (2 if native.kind == 'c' else 1)}")
+    return bool(
+        np.array_equal(
+            np.ascontiguousarray(first, dtype=native).view(bits),
+            np.ascontiguousarray(second, dtype=native).view(bits),
+        )
+    )
 
 
 def incomplete(image: SourceImage, json_kept: bool = True) -> str | None:
