@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any
 
 from napari_mrcz._napari.layers import (
     check_savable,
+    header_geometry,
     json_meta,
     microscope_values,
-    pixel_size_angstrom,
 )
+from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.mrc.modes import mrc_dtype
 from napari_mrcz.mrc.write import write_array
 from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_mrcz, strip_suffix
@@ -69,19 +71,22 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
     if codec in (NO_COMPRESSION, ""):
         codec = None
     threads = int(settings["threads"]) or default_threads()
-    units = meta.get("units")
-    pixelsize = pixel_size_angstrom(meta.get("scale") or [1.0] * data.ndim, units)
-    origin = pixel_size_angstrom(meta.get("translate") or [0.0] * data.ndim, units)
-    if data.ndim == 2:
-        pixelsize = [pixelsize[0], *pixelsize]
+    geometry = header_geometry(
+        meta.get("scale") or [1.0] * data.ndim,
+        meta.get("translate") or [0.0] * data.ndim,
+        meta.get("units"),
+    )
+    message = geometry.warning(str(meta.get("name") or os.path.basename(path)))
+    if message is not None:
+        warnings.warn(message, MRCZWarning, stacklevel=2)
     write_array(
         data,
         path,
-        meta=json_meta(meta.get("metadata")) or None,
+        meta={**json_meta(meta.get("metadata")), **geometry.meta()} or None,
         dtype=mrc_dtype(data, plain=codec is None),
-        pixelsize=pixelsize,
+        pixelsize=geometry.pixelsize_zyx,
         pixelunits="\\AA",
-        origin=origin,
+        origin=geometry.origin_zyx,
         compressor=codec,
         clevel=int(settings["level"]),
         n_threads=threads,
