@@ -43,9 +43,10 @@ PIXEL_UNITS: dict[str, str] = {
 }
 NO_COMPRESSION = writer.NO_COMPRESSION
 
-#: Progress is reported at most this often (seconds), and after the last slice:
-#: a stack of 10,000 small particles must not flood the GUI with 10,000 updates.
-PROGRESS_INTERVAL = 0.05
+#: Progress is reported at most this often (seconds), and after the last slice: a
+#: stack of 10,000 small particles must not flood the GUI with 10,000 updates, and
+#: each update repaints napari's window (costly where OpenGL is software, as on Xvfb).
+PROGRESS_INTERVAL = 0.2
 
 
 class SaveCancelledError(Exception):
@@ -142,6 +143,8 @@ def default_output_path(layer: Any, codec: str) -> str:
         ".mrc",
     )
     stem = strip_suffix(layer.name)
+    if source and stem.startswith(os.path.basename(source)):  # "fft.mrc amplitude"
+        stem = strip_suffix(os.path.basename(source)) + stem[len(os.path.basename(source)) :]
     suffix = COMPRESSED_SUFFIX if codec != NO_COMPRESSION else plain_suffix
     path = os.path.join(folder, stem + suffix)
     if _same_file(path, source):

@@ -149,24 +149,35 @@ class BackgroundSave:
         return os.path.basename(self.job.options.path)
 
     def start(self, panel: QWidget) -> None:
-        """Start the job; napari's window, when it closes meanwhile, waits for it."""
+        """Start the job; napari's window, when it closes meanwhile, waits for it.
+
+        Call it once the panel has connected to :attr:`signals`.
+        """
+        self.signals.done.connect(self._notify)
         BackgroundSave.running.add(self)
         self._window = _top_window(panel)
         self._watcher = _CloseWatcher(self, self._window)
         self._window.installEventFilter(self._watcher)
         self.job.start(self.signals.progressed.emit, self.signals.done.emit)
 
-    def _done(self, outcome: Any) -> None:
-        """The job ended (GUI thread): give the layer back, say how it went."""
-        from napari.utils.notifications import show_error, show_info, show_warning
-
+    def _done(self, _outcome: Any) -> None:
+        """The job ended (GUI thread): give the layer back."""
         self.finished = True
-        BackgroundSave.running.discard(self)
         if self._watcher is not None:
             self._window.removeEventFilter(self._watcher)
             self._watcher.deleteLater()
             self._watcher = None
         self.hold.release()
+
+    def _notify(self, outcome: Any) -> None:
+        """Say how it went (after the panel's own update: a toast is slow to draw).
+
+        The last of the outcome's slots: only now may the save be forgotten (Qt keeps
+        no strong reference to the slots of a plain Python object).
+        """
+        from napari.utils.notifications import show_error, show_info, show_warning
+
+        BackgroundSave.running.discard(self)
         if isinstance(outcome, SaveResult):
             show_info(outcome.summary())
             if outcome.cast_to is not None:

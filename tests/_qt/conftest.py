@@ -16,4 +16,4 @@ def _no_unexpected_replace_question(monkeypatch):
     def unexpected(self, path):
         raise AssertionError(f"unexpected question: replace {path}?")
 
-    monkeypatch.setattr(SaveWidget, "confirm_replace", unexpected)
+    monkeypatch.setattr(SaveWidget, "confirm_replace", unexpected, raising=False)

@@ -69,6 +69,9 @@ def test_background_save_completes(make_napari_viewer, qtbot, tmp_path, rng):
     )
     save, _ = _docks(viewer)
     save.output.value = tmp_path / "movie.mrcz"
+    from napari.utils.notifications import notification_manager
+
+    before = len(notification_manager.records)
     steps = []
     save.start_save()
     assert save.busy
@@ -81,6 +84,8 @@ def test_background_save_completes(make_napari_viewer, qtbot, tmp_path, rng):
     np.testing.assert_allclose(meta["pixelsize"], [2.0, 1.0, 1.0])
     assert meta["dose"] == 0.8
     assert "compression ratio" in save.status.value
+    told = [str(record.message) for record in notification_manager.records[before:]]
+    assert [message for message in told if message.startswith("Saved movie.mrcz")]
     assert not _debris(tmp_path)
 
 
