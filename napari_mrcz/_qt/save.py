@@ -269,9 +269,7 @@ class SaveWidget(Container):
         self.status = Label(value="")
         # A long message wraps instead of widening napari's dock.
         self.status.native.setWordWrap(True)
-        self.status.native.setSizePolicy(
-            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.MinimumExpanding
-        )
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         super().__init__(
             widgets=[
                 self.layer,
