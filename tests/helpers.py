@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 from collections.abc import Callable
@@ -82,3 +83,20 @@ def gain_normalised_movie(
     gain = (1 + spread * rng.uniform(-1, 1, (ny, nx))).astype(np.float32)
     counts = rng.poisson(dose, (nz, ny, nx)).astype(np.int16)
     return counts.astype(np.float32) * gain, counts, gain
+
+
+def poisson1_frame(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """One counting-mode frame: Poisson(1) counts as int8, by inversion of the CDF.
+
+    Much faster than ``Generator.poisson`` for a mean of 1: a float32 uniform is
+    compared with the cumulative probabilities of 0, 1, 2, ... counts (up to 15; the
+    tail beyond is below float32 resolution).
+    """
+    k = np.arange(16)
+    pmf = np.exp(-1.0) / np.array([math.factorial(int(n)) for n in k])
+    cdf = np.cumsum(pmf)[:-1].astype(np.float32)
+    uniform = rng.random(shape, dtype=np.float32)
+    counts = np.zeros(shape, dtype=np.int8)
+    for threshold in cdf:
+        np.add(counts, uniform >= threshold, out=counts, casting="unsafe")
+    return counts

@@ -8,7 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from napari_mrcz._napari.layers import json_meta, layer_pixel_size
+from napari_mrcz._napari.layers import (
+    LayerAxis,
+    header_geometry,
+    json_meta,
+    layer_calibration,
+)
 from napari_mrcz._napari.writer import NO_COMPRESSION, writer_settings
 from napari_mrcz.mrc.gainmeta import GAIN_KEY, describe_gain_source
 from napari_mrcz.mrc.header import FIELD_MEANINGS, header_fields
@@ -59,19 +64,44 @@ def _header_rows(fields: dict) -> list[tuple[str, str, str]]:
     ]
 
 
+def _pixel_size_fact(axes: tuple[LayerAxis, ...]) -> tuple[str, str]:
+    """("pixel size (y, x)", "0.8, 0.8 Å"): the layer's own axes, each in its unit.
+
+    Lengths are shown in Angstrom; other axes (an FFT's 1/nm, a spectrum's eV) in
+    their own unit, never as Angstrom.
+    """
+    names = ", ".join(axis.name for axis in axes)
+    if all(axis.is_length for axis in axes):
+        return f"pixel size ({names})", ", ".join(f"{axis.angstrom:.4g}" for axis in axes) + " Å"
+    return f"pixel size ({names})", ", ".join(
+        f"{axis.angstrom:.4g} Å" if axis.is_length else axis.describe() for axis in axes
+    )
+
+
 def layer_report(layer: Any) -> LayerReport:
     """Describe ``layer`` for the inspector.
 
     Layers our reader made show the file's header, its JSON meta or DM tags and its
-    compression. Other layers show the header napari-mrcz would write for them.
+    compression. Other Image and Labels layers show the header napari-mrcz would
+    write for them; other layers (points, shapes) only their metadata.
     """
+    from napari.layers import Image, Labels
+
     metadata = layer.metadata or {}
-    pixel = ", ".join(f"{size:.4g}" for size in layer_pixel_size(layer))
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    if not isinstance(layer, (Image, Labels)):
+        return LayerReport(
+            layer.name,
+            f"a {layer.__class__.__name__} layer: napari-mrcz saves only Image and Labels layers",
+            [],
+            [],
+            {"layer metadata": json_meta(metadata, warn=False)},
+        )
+    axes = layer_calibration(layer)
     facts = [
         ("shape", " x ".join(str(n) for n in data.shape)),
         ("dtype", str(data.dtype)),
-        ("pixel size (z, y, x)", f"{pixel} Å"),
+        _pixel_size_fact(axes),
     ]
     header = metadata.get("header")
     if metadata.get("format") in ("MRC", "MRCZ") and isinstance(header, dict):
@@ -114,14 +144,15 @@ def layer_report(layer: Any) -> LayerReport:
         )
     codec = writer_settings()["codec"]
     codec = None if codec == NO_COMPRESSION else codec
+    geometry = header_geometry(layer.scale, layer.translate, getattr(layer, "units", None))
     preview = new_file_header(
         data.shape[-3:] if data.ndim >= 3 else data.shape,
         mrc_dtype(data, plain=codec is None, warn=False, scan=False) or data.dtype,
-        layer_pixel_size(layer),
+        geometry.pixelsize_zyx,
         codec,
     )
     rows = _header_rows(header_fields(preview, "<"))
-    tree = {"JSON meta to write": json_meta(metadata, warn=False)}
+    tree = {"JSON meta to write": {**json_meta(metadata, warn=False), **geometry.meta()}}
     return LayerReport(
         layer.name,
         "not from a file: the header napari-mrcz would write "

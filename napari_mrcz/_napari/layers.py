@@ -9,30 +9,150 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
-from napari_mrcz._napari.reader import READER_METADATA_KEYS
+from napari_mrcz._napari.reader import NON_LENGTH_AXES_KEY, READER_METADATA_KEYS
 from napari_mrcz.errors import MRCZWarning
 
 logger = logging.getLogger(__name__)
 
 
-def pixel_size_angstrom(scale: Any, units: Any) -> list[float]:
-    """Layer scale (napari order) in Angstrom, using the layer's units.
+#: napari's unit for a layer given no units: the scale is then read as Angstrom.
+_NO_UNIT = ("pixel", "dimensionless", "")
 
-    Units that are not lengths (napari's default ``pixel``) leave the scale as it
-    is, read as Angstrom.
+
+def axis_names(ndim: int) -> tuple[str, ...]:
+    """The MRC names of a layer's last ``ndim`` axes (at most 3): ``('y', 'x')``, ..."""
+    return ("z", "y", "x")[-ndim:] if ndim else ()
+
+
+def unit_label(unit: Any) -> str:
+    """A unit as a microscopist writes it: ``Å``, ``nm``, ``1/nm``, ``eV``."""
+    if unit is None:
+        return "pixel"
+    try:
+        text = format(unit, "~")  # pint's short form: 'nm', '1 / nm', 'eV'
+    except (TypeError, ValueError):
+        text = str(unit)
+    return text.replace(" / ", "/")
+
+
+@dataclass(frozen=True)
+class LayerAxis:
+    """One axis of a layer: its calibration as napari has it, and in Angstrom."""
+
+    name: str
+    scale: float
+    offset: float
+    unit: Any
+    #: The scale in Angstrom; None where the unit is not a length.
+    angstrom: float | None
+    offset_angstrom: float | None
+
+    @property
+    def is_length(self) -> bool:
+        """True when the axis has a pixel size (a length, or napari's unitless default)."""
+        return self.angstrom is not None
+
+    def describe(self) -> str:
+        """The calibration in its own unit: ``0.5 eV``."""
+        return f"{self.scale:.4g} {unit_label(self.unit)}"
+
+
+def _in_angstrom(value: float, unit: Any) -> float | None:
+    if unit is None or str(unit) in _NO_UNIT:
+        return value  # no unit given: python-mrcz's and EM's habit is Angstrom
+    try:
+        return float((value * unit).to("angstrom").magnitude)
+    except Exception:  # pint: not a length (1/nm, eV, s), or not a pint unit at all
+        return None
+
+
+def layer_axes(scale: Any, translate: Any, units: Any) -> list[LayerAxis]:
+    """A layer's axes (napari order) with their calibration, lengths also in Angstrom.
+
+    A unit that is not a length (1/nm, eV, s) gives ``angstrom`` None. napari's
+    default unit ``pixel`` (no unit given) is read as Angstrom.
     """
     sizes = [float(value) for value in scale]
+    offsets = [float(value) for value in translate] if translate is not None else []
+    offsets = ([0.0] * len(sizes) + offsets)[-len(sizes) :] if sizes else []
     if units is None or isinstance(units, str) or not hasattr(units, "__len__"):
         units = [units] * len(sizes)
-    converted = []
-    for size, unit in zip(sizes, units, strict=False):
-        try:
-            converted.append(float((size * unit).to("angstrom").magnitude))
-        except Exception:  # pixel, None, or a unit that is not a length
-            converted.append(size)
-    return converted
+    names = ("axis",) * max(0, len(sizes) - 3) + axis_names(min(3, len(sizes)))
+    axes = []
+    for name, size, offset, unit in zip(names, sizes, offsets, units, strict=False):
+        angstrom = _in_angstrom(size, unit)
+        axes.append(
+            LayerAxis(
+                name,
+                size,
+                offset,
+                unit,
+                angstrom,
+                None if angstrom is None else _in_angstrom(offset, unit),
+            )
+        )
+    return axes
+
+
+@dataclass
+class HeaderGeometry:
+    """What an MRC header gets from a layer's scale, translate and units.
+
+    ``pixelsize_zyx`` and ``origin_zyx`` are in Angstrom, 0 along axes whose unit
+    is not a length; those axes are described in ``non_length`` (the JSON meta
+    keeps them under :data:`NON_LENGTH_AXES_KEY`). A 2D layer's z pixel size is its
+    y pixel size (MRC needs one; nothing shows it).
+    """
+
+    pixelsize_zyx: list[float]
+    origin_zyx: list[float]
+    non_length: dict[str, dict[str, Any]]
+
+    def warning(self, name: str) -> str | None:
+        """The one warning a save gives when axes are not lengths (None if none is)."""
+        if not self.non_length:
+            return None
+        calibrations = ", ".join(
+            f"{axis} in {record['unit_label']}" for axis, record in self.non_length.items()
+        )
+        return (
+            f"{name}: {calibrations} is not a length: saved with pixel size 0 there; "
+            f"the calibration is kept in the file's JSON meta ({NON_LENGTH_AXES_KEY})"
+        )
+
+    def meta(self) -> dict[str, Any]:
+        """The JSON meta entry for the non-length axes ({} if there are none)."""
+        if not self.non_length:
+            return {}
+        return {
+            NON_LENGTH_AXES_KEY: {
+                axis: {key: value for key, value in record.items() if key != "unit_label"}
+                for axis, record in self.non_length.items()
+            }
+        }
+
+
+def header_geometry(scale: Any, translate: Any, units: Any) -> HeaderGeometry:
+    """Pixel size, origin and non-length axes of a 2D or 3D layer, for its MRC header."""
+    axes = layer_axes(scale, translate, units)[-3:]
+    pixelsize = [axis.angstrom or 0.0 for axis in axes]
+    origin = [axis.offset_angstrom or 0.0 for axis in axes]
+    if len(axes) == 2:
+        pixelsize, origin = [pixelsize[0], *pixelsize], [0.0, *origin]
+    non_length = {
+        axis.name: {
+            "scale": axis.scale,
+            "offset": axis.offset,
+            "unit": str(axis.unit),
+            "unit_label": unit_label(axis.unit),
+        }
+        for axis in axes
+        if not axis.is_length
+    }
+    return HeaderGeometry(pixelsize, origin, non_length)
 
 
 def check_savable(data: Any, meta: dict) -> Any:
@@ -67,6 +187,7 @@ def json_meta(metadata: dict | None, warn: bool = True) -> dict:
     for key, value in metadata.items():
         if key not in READER_METADATA_KEYS:
             meta[key] = value
+    meta.pop(NON_LENGTH_AXES_KEY, None)  # the writer's, from the layer's units now
     kept = {}
     for key, value in meta.items():
         try:
@@ -93,9 +214,6 @@ def microscope_values(metadata: dict | None) -> dict[str, float]:
     }
 
 
-def layer_pixel_size(layer: Any) -> tuple[float, float, float]:
-    """A layer's pixel size in Angstrom, (z, y, x); a 2D layer's z is its y."""
-    sizes = pixel_size_angstrom(layer.scale, getattr(layer, "units", None))
-    if len(sizes) == 2:
-        sizes = [sizes[0], *sizes]
-    return tuple(float(size) for size in sizes[-3:])
+def layer_calibration(layer: Any) -> tuple[LayerAxis, ...]:
+    """A layer's own axes (2 or 3, napari order) with their calibration."""
+    return tuple(layer_axes(layer.scale, layer.translate, getattr(layer, "units", None))[-3:])

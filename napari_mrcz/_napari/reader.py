@@ -34,6 +34,21 @@ LAZY_THRESHOLD_BYTES = 512 * 2**20
 #: JSON meta it writes back (they describe the file read, not the data).
 READER_METADATA_KEYS = ("path", "format", "header", "json_meta", "dm_tags", "formalities_missed")
 
+#: JSON meta key for the axes of a saved layer whose unit is not a length (an FFT's
+#: 1/nm, a spectrum's eV): ``{axis name: {"scale", "offset", "unit"}}``. The header
+#: pixel size is 0 there; the reader takes the calibration back from here.
+NON_LENGTH_AXES_KEY = "non_length_axes"
+
+#: Contrast limits of amplitudes and spectra: these percentiles of the values, so
+#: that an FFT's central peak or an EELS zero-loss peak does not leave the rest black.
+DISPLAY_PERCENTILES = (0.5, 99.5)
+#: Values sampled at most to find those percentiles.
+PERCENTILE_SAMPLE = 2**20
+#: A spectrum is shown as a strip of this height (a fraction of its length) under a
+#: line plot of this height.
+SPECTRUM_STRIP_HEIGHT = 1 / 16
+SPECTRUM_PLOT_HEIGHT = 1 / 3
+
 LayerData = tuple[Any, dict, str]
 
 
@@ -63,17 +78,37 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
         napari shows its message.
     """
     paths = [os.fspath(one) for one in ([path] if isinstance(path, (str, os.PathLike)) else path)]
-    if not all(map(is_dm, paths)):
-        _orient_current_viewer()  # MRC starts at the bottom-left; DM at the top-left
-    if len(paths) > 1 and not any(map(is_dm, paths)):
-        return _read_mrc_stack(paths)
-    layers: list[LayerData] = []
-    for one in paths:
-        if is_dm(one):
-            layers.extend(_read_dm_layers(one))
-        else:
-            layers.extend(_read_mrc_file(one))
-    return layers
+    try:
+        if len(paths) > 1 and not any(map(is_dm, paths)):
+            return _read_mrc_stack(paths)
+        layers: list[LayerData] = []
+        for one in paths:
+            if is_dm(one):
+                layers.extend(_read_dm_layers(one))
+            else:
+                layers.extend(_read_mrc_file(one))
+        return layers
+    except MRCZFormatError as error:
+        _notify(error)
+        raise
+
+
+def _notify(error: MRCZFormatError) -> None:
+    """Show our one-line reason in napari's notifications.
+
+    napari reports a reader's exception only as its own "Tried to read ... with
+    plugin napari-mrcz" (our text comes last, behind a traceback), so the reason is
+    shown first, as an error notification of its own; the exception still goes to
+    napari (and to scripts calling ``viewer.open``).
+    """
+    if "napari" not in sys.modules:
+        return
+    try:
+        from napari.utils.notifications import show_error
+
+        show_error(str(error))
+    except Exception as failure:  # a napari without notifications: the exception says it
+        logger.debug("could not show the reader's error: %s", failure)
 
 
 def _read_mrc_file(path: str) -> list[LayerData]:
@@ -199,27 +234,31 @@ def _transposed(data: Any, order: tuple[int, ...]) -> Any:
     ).transpose(order)
 
 
-def _orient_current_viewer() -> None:
-    """Show y up, as IMOD and most EM programs do (MRC's origin is bottom-left).
-
-    A camera setting: no data is copied or flipped. Only inside a running napari,
-    and only if the plugin setting ``reader.y_axis_up`` is on (the default).
-    """
+def y_axis_up() -> bool:
+    """The plugin setting "Show the y axis pointing up" (on unless the user turned it off)."""
     if "napari" not in sys.modules:
-        return
+        return True
     try:
-        import napari
         from napari.settings import get_plugin_settings
 
-        if not get_plugin_settings("napari-mrcz").reader.y_axis_up:
-            return
-        viewer = napari.current_viewer()
-    except Exception as error:  # no settings registered, or no viewer (scripts, tests)
-        logger.debug("not orienting the viewer: %s", error)
-        return
-    if viewer is not None:
-        scene = getattr(viewer, "scene", viewer)  # napari 0.9 moved the camera to the scene
-        scene.camera.orientation2d = ("up", "right")
+        return bool(get_plugin_settings("napari-mrcz").reader.y_axis_up)
+    except Exception as error:  # no settings registered (scripts, tests): the default
+        logger.debug("plugin settings unavailable: %s", error)
+        return True
+
+
+def y_up_affine(ndim: int) -> np.ndarray:
+    """The affine that shows a layer's y axis pointing up: a mirror of y alone.
+
+    MRC images start at the bottom-left and IMOD shows y up; napari's camera shows
+    data rows top-down, as DigitalMicrograph does. Flipping each MRC layer's own y
+    (not the shared camera) shows every file in its program's convention, side by
+    side. Scale and translate keep the pixel size and origin (positive, as in the
+    file); with napari's default camera, an MRC volume keeps its handedness in 3D.
+    """
+    affine = np.eye(ndim + 1)
+    affine[ndim - 2, ndim - 2] = -1.0
+    return affine
 
 
 def _read_mrc_layers(path: str) -> list[LayerData]:
@@ -233,9 +272,12 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
         data: Any = LazyMRC(path) if lazy else read_array(path, slices=0)[0]
     nz = layout.nz
     rgb = bool(meta.get("rgb", False))
-    if layout.unusable_pixel_axes:
+    names = ("y", "x") if layout.is_image else ("z", "y", "x")
+    recorded = _non_length_axes(json_meta, names)
+    unusable = [axis for axis in layout.unusable_pixel_axes if axis not in recorded]
+    if unusable:
         warnings.warn(
-            f"{path}: no usable pixel size along {', '.join(layout.unusable_pixel_axes)} "
+            f"{path}: no usable pixel size along {', '.join(unusable)} "
             "in the header: shown as 1 Å per pixel there",
             MRCZWarning,
             stacklevel=2,
@@ -248,6 +290,13 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
         data = data.T if layout.is_image else _transposed(data, order)
     if layout.is_image:
         scale, translate = scale[1:], translate[1:]
+    units: str | list[str] = "angstrom"
+    if recorded:  # axes saved from a layer in 1/nm, eV, ...: their calibration back
+        units = [recorded[name]["unit"] if name in recorded else "angstrom" for name in names]
+        for number, name in enumerate(names):
+            if name in recorded:
+                scale[number] = recorded[name]["scale"]
+                translate[number] = recorded[name]["offset"]
     name = os.path.basename(path)
     metadata = {
         "path": path,
@@ -260,10 +309,12 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
         "name": name,
         "scale": scale,
         "translate": translate,
-        "units": "angstrom",
+        "units": units,
         "metadata": metadata,
         "rgb": rgb,
     }
+    if y_axis_up():
+        kwargs["affine"] = y_up_affine(len(scale))
     if rgb:
         return [(data, kwargs, "image")]
     kwargs["colormap"] = "gray"
@@ -286,6 +337,48 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
     return [(data, kwargs, "image")]
 
 
+def _non_length_axes(json_meta: dict, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The calibrations :data:`NON_LENGTH_AXES_KEY` records for the axes ``names``.
+
+    Only well-formed entries whose unit napari (pint) understands; others are ignored
+    (the axis then shows in Angstrom, as the header says).
+    """
+    records = json_meta.get(NON_LENGTH_AXES_KEY)
+    if not isinstance(records, dict):
+        return {}
+    try:
+        import pint
+
+        registry = pint.get_application_registry()
+    except Exception:  # no pint: no napari either, nothing shows the unit
+        return {}
+    usable = {}
+    for name, record in records.items():
+        if name not in names or not isinstance(record, dict):
+            continue
+        scale, offset, unit = record.get("scale"), record.get("offset", 0.0), record.get("unit")
+        if not all(isinstance(value, (int, float)) for value in (scale, offset)):
+            continue
+        try:
+            registry.Unit(str(unit))
+        except Exception:
+            continue
+        if 0 < scale < math.inf and math.isfinite(offset):
+            usable[name] = {"scale": float(scale), "offset": float(offset), "unit": str(unit)}
+    return usable
+
+
+def _display_limits(values: Any) -> tuple[float, float] | None:
+    """Contrast limits from :data:`DISPLAY_PERCENTILES` of (a sample of) ``values``."""
+    flat = np.asarray(values).ravel()
+    flat = flat[:: max(1, flat.size // PERCENTILE_SAMPLE)]
+    flat = flat[np.isfinite(flat)]
+    if not flat.size:
+        return None
+    low, high = (float(value) for value in np.percentile(flat, DISPLAY_PERCENTILES))
+    return low, high if high > low else low + 1.0
+
+
 class _ComplexPart:
     """A read-only view of a complex array-like as amplitude or phase, slice by slice."""
 
@@ -306,7 +399,12 @@ class _ComplexPart:
 
 
 def _complex_layers(data: Any, kwargs: dict) -> list[LayerData]:
-    """Complex data: an amplitude layer, shown, and a phase layer, hidden."""
+    """Complex data: an amplitude layer, shown, and a phase layer, hidden.
+
+    The amplitude's contrast limits are percentiles (:func:`_display_limits`): an
+    FFT's central peak is orders of magnitude above the rest, which min..max would
+    show black.
+    """
     amplitude = {**kwargs, "name": f"{kwargs['name']} amplitude"}
     phase = {
         **kwargs,
@@ -316,11 +414,17 @@ def _complex_layers(data: Any, kwargs: dict) -> list[LayerData]:
         "contrast_limits": (-math.pi, math.pi),
     }
     if isinstance(data, np.ndarray):
-        return [(np.abs(data), amplitude, "image"), (np.angle(data), phase, "image")]
-    return [
-        (_ComplexPart(data, np.abs), amplitude, "image"),
-        (_ComplexPart(data, np.angle), phase, "image"),
-    ]
+        amplitude_data: Any = np.abs(data)
+        phase_data: Any = np.angle(data)
+        sample = amplitude_data
+    else:
+        amplitude_data = _ComplexPart(data, np.abs)
+        phase_data = _ComplexPart(data, np.angle)
+        sample = amplitude_data[data.shape[0] // 2] if data.ndim == 3 else amplitude_data[...]
+    limits = _display_limits(sample)
+    if limits is not None:
+        amplitude["contrast_limits"] = limits
+    return [(amplitude_data, amplitude, "image"), (phase_data, phase, "image")]
 
 
 def _read_dm_layers(path: str) -> list[LayerData]:
@@ -337,9 +441,6 @@ def _read_dm_layers(path: str) -> list[LayerData]:
         scale = [float(value) for value in meta["scale_angstrom"]]
         translate = [float(value) for value in meta["offset_angstrom"]]
         units = list(meta["units_napari"])
-        if data.ndim - rgb == 1:  # a spectrum: napari shows images of 2 axes or more
-            data = data[np.newaxis]
-            scale, translate, units = [1.0, *scale], [0.0, *translate], ["pixel", *units]
         kwargs: dict[str, Any] = {
             "name": name,
             "scale": _usable_dm_scale(scale, path),
@@ -355,11 +456,62 @@ def _read_dm_layers(path: str) -> list[LayerData]:
         }
         if not rgb:
             kwargs["colormap"] = "gray"
-        if np.iscomplexobj(data):
+        if data.ndim - rgb == 1 and not np.iscomplexobj(data):
+            layers.extend(_spectrum_layers(np.asarray(data), kwargs))
+        elif np.iscomplexobj(data):
             layers.extend(_complex_layers(data, kwargs))
         else:
             layers.append((data, kwargs, "image"))
     return layers
+
+
+def _spectrum_layers(values: np.ndarray, kwargs: dict) -> list[LayerData]:
+    """A spectrum (EELS, CL) as DigitalMicrograph shows it: a line plot, over a strip.
+
+    napari draws images of two axes or more, and has no plot layer. The data stays an
+    Image layer (inspected and saved like any other, at its own channel width): a
+    strip shown (by its affine) :data:`SPECTRUM_STRIP_HEIGHT` of its length tall,
+    both axes in the spectrum's unit (no "mismatched dimensionality" for the scale
+    bar), contrast from percentiles. Above
+    it a Shapes layer draws the values as a line, :data:`SPECTRUM_PLOT_HEIGHT` of the
+    length high, along the same energy axis.
+    """
+    (size,), (offset,), (unit,) = kwargs["scale"], kwargs["translate"], kwargs["units"]
+    length = size * len(values)
+    strip = length * SPECTRUM_STRIP_HEIGHT
+    image = {
+        **kwargs,
+        "scale": [size, size],
+        "translate": [0.0, offset],
+        "units": [unit, unit],
+        "affine": np.diag([strip / size, 1.0, 1.0]),  # taller on screen only
+    }
+    limits = _display_limits(values)
+    if limits is not None:
+        image["contrast_limits"] = limits
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    heights = (np.nan_to_num(values.astype(np.float64), nan=low) - low) / ((high - low) or 1.0)
+    baseline = -strip  # just above the strip, which spans -strip/2 .. strip/2
+    path = np.column_stack(
+        [
+            baseline - heights * length * SPECTRUM_PLOT_HEIGHT,
+            offset + size * np.arange(len(values)),
+        ]
+    )
+    plot = {
+        "name": f"{kwargs['name']} plot",
+        "shape_type": "path",
+        "edge_color": "yellow",
+        "edge_width": length / 500,
+        "units": [unit, unit],
+        "metadata": {
+            "path": kwargs["metadata"]["path"],
+            "format": "DM",
+            "plot_of": kwargs["name"],
+        },
+    }
+    return [(values[np.newaxis], image, "image"), ([path], plot, "shapes")]
 
 
 def _usable_dm_scale(scale: list[float], path: str) -> list[float]:

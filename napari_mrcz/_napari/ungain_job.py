@@ -9,14 +9,14 @@ with the float32 movie. Kept apart from Qt, like the job it extends.
 from __future__ import annotations
 
 import os
-import queue
-from collections.abc import Generator
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from napari_mrcz._napari.save_job import NO_COMPRESSION, SaveJob, SaveResult
+from napari_mrcz._napari.save_job import SaveCancelledError, SaveJob, SaveResult
 from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE
 from napari_mrcz.tools.gain_separation import WriteOutcome, write_separated_array
 
@@ -48,39 +48,31 @@ class SeparatedSaveResult(SaveResult):
 class SeparatedSaveJob(SaveJob):
     """Save a float32 movie layer as integer counts with its gain reference beside it."""
 
-    outcome: WriteOutcome | None = None
-
-    def _write(self, events: queue.Queue) -> None:
+    def _write(self, on_progress: Callable[[int, int], None]) -> SeparatedSaveResult:
         options = self.options
-        try:
-            self.outcome = write_separated_array(
-                self.data,
-                options.path,
-                meta=options.meta or None,
-                pixelsize=list(options.pixelsize_zyx),
-                origin=list(options.origin_zyx),
-                pixelunits="\\AA",
-                compressor=None if options.codec == NO_COMPRESSION else options.codec,
-                clevel=options.level,
-                n_threads=options.threads,
-                progress=lambda done, total: self._progress(done, total, events),
-                **options.microscope,
-            )
-        except BaseException as error:  # handed to the generator, which re-raises it
-            events.put(error)
-        else:
-            events.put(None)
-
-    def steps(self) -> Generator[tuple[int, int], None, SeparatedSaveResult]:
-        """Run the save (see :meth:`SaveJob.steps`); the result counts the gain file."""
-        result = yield from super().steps()
-        outcome = self.outcome or WriteOutcome()
+        started = time.perf_counter()
+        if self._cancelled.is_set():
+            raise SaveCancelledError(f"save of {options.path} cancelled")
+        outcome = write_separated_array(
+            self.data,
+            options.path,
+            meta=options.meta or None,
+            pixelsize=list(options.pixelsize_zyx),
+            origin=list(options.origin_zyx),
+            pixelunits="\\AA",
+            compressor=options.codec if options.compressed else None,
+            clevel=options.level,
+            n_threads=options.threads,
+            progress=lambda written, total: self._progress(written, total, on_progress),
+            **options.microscope,
+        ) or WriteOutcome()
         gain_bytes = sum(map(os.path.getsize, outcome.gain_files))
         return SeparatedSaveResult(
-            result.path,
+            options.path,
             int(np.prod(self.data.shape)) * ORIGINAL_DTYPE.itemsize,
-            result.file_bytes + gain_bytes,
-            result.seconds,
-            outcome.note or "",
-            gain_bytes,
+            os.path.getsize(options.path) + gain_bytes,
+            time.perf_counter() - started,
+            options.compressed,
+            note=outcome.note or "",
+            gain_bytes=gain_bytes,
         )

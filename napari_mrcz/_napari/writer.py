@@ -20,9 +20,9 @@ from typing import Any
 
 from napari_mrcz._napari.layers import (
     check_savable,
+    header_geometry,
     json_meta,
     microscope_values,
-    pixel_size_angstrom,
 )
 from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.mrc.jsonmeta import meta_to_write
@@ -79,19 +79,26 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
     if codec in (NO_COMPRESSION, ""):
         codec = None
     threads = int(settings["threads"]) or default_threads()
-    units = meta.get("units")
-    pixelsize = pixel_size_angstrom(meta.get("scale") or [1.0] * data.ndim, units)
-    origin = pixel_size_angstrom(meta.get("translate") or [0.0] * data.ndim, units)
-    if data.ndim == 2:
-        pixelsize = [pixelsize[0], *pixelsize]
+    geometry = header_geometry(
+        meta.get("scale") or [1.0] * data.ndim,
+        meta.get("translate") or [0.0] * data.ndim,
+        meta.get("units"),
+    )
+    message = geometry.warning(str(meta.get("name") or os.path.basename(path)))
+    if message is not None:
+        warnings.warn(message, MRCZWarning, stacklevel=2)
     write_array(
         data,
         path,
-        meta=_meta_to_write(path, meta, bool(settings["json_in_plain"])),
+        meta=_meta_to_write(
+            path,
+            {**json_meta(meta.get("metadata")), **geometry.meta()},
+            bool(settings["json_in_plain"]),
+        ),
         dtype=mrc_dtype(data, plain=codec is None),
-        pixelsize=pixelsize,
+        pixelsize=geometry.pixelsize_zyx,
         pixelunits="\\AA",
-        origin=origin,
+        origin=geometry.origin_zyx,
         compressor=codec,
         clevel=int(settings["level"]),
         n_threads=threads,
@@ -100,12 +107,11 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
     return path
 
 
-def _meta_to_write(path: str, meta: dict, json_in_plain: bool) -> dict | None:
+def _meta_to_write(path: str, layer_meta: dict, json_in_plain: bool) -> dict | None:
     """The layer's JSON meta for ``path``; left out of plain MRC unless the setting says.
 
     Warns (once per save) when it is left out: the user's metadata is not in the file.
     """
-    layer_meta = json_meta(meta.get("metadata"))
     kept = meta_to_write(layer_meta, is_mrcz(path), json_in_plain)
     if layer_meta and kept is None:
         keys = ", ".join(list(layer_meta)[:3]) + (", ..." if len(layer_meta) > 3 else "")

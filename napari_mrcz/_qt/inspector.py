@@ -37,6 +37,14 @@ TABLE_MIN_HEIGHT = 200
 TREE_MIN_HEIGHT = 100
 
 
+#: Where a tree row keeps the keys leading to its value in the report's tree.
+TREE_PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
 def _leaf_text(value: Any) -> str:
     """A tree cell's text: JSON, summarised when long (huge arrays stay cheap)."""
     if isinstance(value, (list, tuple)) and len(value) > MAX_LISTED:
@@ -148,18 +156,22 @@ class MetadataInspector(QWidget):
         self.tree.resizeColumnToContents(0)
         self._filter_tree(self.search.text())
 
-    def _add_tree_node(self, parent: QTreeWidgetItem, key: str, value: Any) -> None:
+    def _add_tree_node(
+        self, parent: QTreeWidgetItem, key: str, value: Any, path: tuple[str, ...] = ()
+    ) -> None:
+        path = (*path, str(key))
         if isinstance(value, dict):
-            item = QTreeWidgetItem(parent, [str(key), f"{len(value)} entries"])
+            item = QTreeWidgetItem(parent, [str(key), _count(len(value), "entry", "entries")])
             children = list(value.items())
         elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
-            item = QTreeWidgetItem(parent, [str(key), f"{len(value)} items"])
+            item = QTreeWidgetItem(parent, [str(key), _count(len(value), "item", "items")])
             children = list(enumerate(value))
         else:
-            QTreeWidgetItem(parent, [str(key), _leaf_text(value)])
-            return
+            item = QTreeWidgetItem(parent, [str(key), _leaf_text(value)])
+            children = []
+        item.setData(1, TREE_PATH_ROLE, list(path))  # what "Copy value" copies
         for child_key, child in children[:MAX_CHILDREN]:
-            self._add_tree_node(item, str(child_key), child)
+            self._add_tree_node(item, str(child_key), child, path)
         if len(children) > MAX_CHILDREN:
             QTreeWidgetItem(item, ["...", f"{len(children) - MAX_CHILDREN} more"])
 
@@ -181,11 +193,21 @@ class MetadataInspector(QWidget):
             visit(root.child(index))
 
     def selected_value(self) -> str:
-        """The value of the selected table row or tree row ('' if none)."""
+        """The value of the selected table row or tree row ('' if none).
+
+        A tree node's value is its whole subtree as JSON; a leaf's, its JSON value
+        (not the shortened text the tree shows).
+        """
         if self.tree.hasFocus() or not self.table.selectedItems():
             items = self.tree.selectedItems()
             if items:
-                return items[0].text(1)
+                path = items[0].data(1, TREE_PATH_ROLE)
+                if not path or self.report is None:  # the "... more" row
+                    return items[0].text(1)
+                value: Any = self.report.tree
+                for key in path:
+                    value = value[int(key)] if isinstance(value, list) else value[key]
+                return value if isinstance(value, str) else json.dumps(value, default=str)
         row = self.table.currentRow()
         if row >= 0 and self.table.item(row, 1) is not None:
             return self.table.item(row, 1).text()

@@ -1,9 +1,16 @@
-"""The "Save as MRCZ" dock widget: options, a background save, progress and cancel."""
+"""The "Save as MRCZ" dock widget: options, a background save, progress, cancel, close.
+
+The save runs on a thread of its own (:class:`~napari_mrcz._napari.save_job.SaveJob`);
+this module only starts it, shows its progress and outcome, asks before replacing a
+file, and makes napari wait for it (with a visible "please wait") when napari closes.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from magicgui.widgets import (
     CheckBox,
@@ -16,36 +23,207 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
+from qtpy.QtCore import QEvent, QEventLoop, QObject, Qt, Signal, Slot
+from qtpy.QtWidgets import QApplication, QMessageBox, QProgressDialog, QSizePolicy, QWidget
 
 from napari_mrcz._napari.layers import (
     check_savable,
+    header_geometry,
     json_meta,
-    layer_pixel_size,
+    layer_calibration,
     microscope_values,
-    pixel_size_angstrom,
+    unit_label,
 )
 from napari_mrcz._napari.save_job import (
     NO_COMPRESSION,
     PIXEL_UNITS,
+    ReadOnlyWhileSaving,
     SaveCancelledError,
     SaveJob,
     SaveOptions,
     SaveResult,
     default_output_path,
-    snapshot,
+    layer_source,
+    output_path,
     unit_factor,
 )
 from napari_mrcz._napari.ungain_job import SeparatedSaveJob, can_separate
 from napari_mrcz._napari.writer import writer_settings
 from napari_mrcz.mrc.codecs import AVAILABLE_CODECS
-from napari_mrcz.mrc.modes import mrc_dtype
+from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES
 from napari_mrcz.threads import default_threads
 
 if TYPE_CHECKING:
     import napari
 
+logger = logging.getLogger(__name__)
+
 #: Enough for 0.8 Angstrom shown in micrometres.
 PIXEL_SIZE_DECIMALS = 6
+#: While napari closes during a save: how often the "please wait" dialog is updated.
+WAIT_STEP = 0.02
+WAIT_MS = 20
+
+
+class _SaveSignals(QObject):
+    """Carries a save's progress and outcome from its thread to the GUI thread."""
+
+    progressed = Signal(int, int)
+    done = Signal(object)
+
+
+class _PanelReceiver(QObject):
+    """The panel's end of a save's signals: a child of the panel's widget, so Qt drops
+    the connections when napari deletes the panel (on closing); and nothing reaches
+    the panel's widgets once napari has begun deleting them."""
+
+    def __init__(self, panel: SaveWidget, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.panel = panel
+        self.gone = False
+        parent.destroyed.connect(self._gone)
+
+    def _gone(self, _object: Any = None) -> None:
+        self.gone = True
+
+    @Slot(int, int)
+    def progressed(self, written: int, _total: int) -> None:
+        self._update(lambda: setattr(self.panel.progress, "value", written))
+
+    @Slot(object)
+    def done(self, outcome: Any) -> None:
+        self._update(lambda: self.panel._finished(outcome))
+
+    def _update(self, change: Callable[[], None]) -> None:
+        if self.gone:
+            return
+        try:
+            change()
+        except RuntimeError as error:  # a widget already deleted: the panel is closing
+            self.gone = True
+            logger.debug("save panel closed meanwhile: %s", error)
+
+
+class _CloseWatcher(QObject):
+    """Holds napari's window closing until a save ends (an event filter on the window)."""
+
+    def __init__(self, save: BackgroundSave, window: QWidget) -> None:
+        super().__init__(window)
+        self.save = save
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Close:
+            try:
+                self.save.finish_before_close(watched)
+            except Exception:  # never into Qt: without napari's hook that aborts
+                logger.exception("could not wait for the save while napari closes")
+        return False  # napari goes on closing
+
+
+def _top_window(widget: QWidget) -> QWidget:
+    """napari's main window: the root of ``widget``'s parents (a floating dock's too)."""
+    while widget.parentWidget() is not None:
+        widget = widget.parentWidget()
+    return widget
+
+
+class BackgroundSave:
+    """One save: its job, its read-only hold on the layer, its wait when napari closes.
+
+    Lives apart from the panel, so that a save outlives the panel's widgets (napari
+    deletes them on closing): the outcome is notified and the layer given back even
+    then. Running saves are kept in :attr:`running` until their outcome arrives.
+    """
+
+    running: ClassVar[set[BackgroundSave]] = set()
+
+    def __init__(self, job: SaveJob, hold: ReadOnlyWhileSaving) -> None:
+        self.job = job
+        self.hold = hold
+        self.signals = _SaveSignals()
+        self.signals.done.connect(self._done)
+        self.finished = False
+        self._watcher: _CloseWatcher | None = None
+        self._window: QWidget | None = None
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.job.options.path)
+
+    def start(self, panel: QWidget) -> None:
+        """Start the job; napari's window, when it closes meanwhile, waits for it.
+
+        Call it once the panel has connected to :attr:`signals`.
+        """
+        self.signals.done.connect(self._notify)
+        BackgroundSave.running.add(self)
+        self._window = _top_window(panel)
+        self._watcher = _CloseWatcher(self, self._window)
+        self._window.installEventFilter(self._watcher)
+        self.job.start(self.signals.progressed.emit, self.signals.done.emit)
+
+    def _done(self, _outcome: Any) -> None:
+        """The job ended (GUI thread): give the layer back."""
+        self.finished = True
+        if self._watcher is not None:
+            self._window.removeEventFilter(self._watcher)
+            self._watcher.deleteLater()
+            self._watcher = None
+        self.hold.release()
+
+    def _notify(self, outcome: Any) -> None:
+        """Say how it went (after the panel's own update: a toast is slow to draw).
+
+        The last of the outcome's slots: only now may the save be forgotten (Qt keeps
+        no strong reference to the slots of a plain Python object).
+        """
+        from napari.utils.notifications import show_error, show_info, show_warning
+
+        BackgroundSave.running.discard(self)
+        if isinstance(outcome, SaveResult):
+            show_info(outcome.summary())
+            if outcome.cast_to is not None:
+                show_warning(
+                    f"MRC has no type for the layer's data: {self.name} holds {outcome.cast_to}"
+                )
+        elif isinstance(outcome, SaveCancelledError):
+            show_info("save cancelled; nothing was written")
+        else:
+            show_error(f"Could not save {self.name}: {outcome}")
+
+    def finish_before_close(self, window: QObject) -> None:
+        """Wait for the save while napari closes, with a visible "please wait".
+
+        The dialog's Cancel stops the save instead; either way no temporary file
+        remains, and nothing of the panel (which napari deletes next) is used.
+        """
+        if not self.job.running:
+            return
+        dialog = QProgressDialog(
+            f"Saving {self.name} before napari closes: please wait.\n"
+            "Cancel stops the save (nothing is written then).",
+            "Cancel save",
+            0,
+            self.job.total,
+            window if isinstance(window, QWidget) else None,
+        )
+        dialog.setWindowTitle("napari MRCZ")
+        dialog.setWindowModality(Qt.WindowModality.ApplicationModal)
+        dialog.setMinimumDuration(0)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        dialog.setValue(self.job.written)
+        dialog.canceled.connect(self.job.cancel)
+        dialog.show()
+        # Not a nested event loop: napari has scheduled deletions (deleteLater) of its
+        # own widgets that it still uses after this event; processEvents leaves them.
+        while not self.job.wait(WAIT_STEP):
+            if dialog.wasCanceled():  # its button, Escape, or its window's close
+                self.job.cancel()
+            dialog.setValue(self.job.written)
+            QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, WAIT_MS)
+        dialog.close()
+        dialog.deleteLater()
 
 
 class SaveWidget(Container):
@@ -99,6 +277,9 @@ class SaveWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=False)
         self.status = Label(value="")
+        # A long message wraps instead of widening napari's dock.
+        self.status.native.setWordWrap(True)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         super().__init__(
             widgets=[
                 self.layer,
@@ -107,9 +288,9 @@ class SaveWidget(Container):
                 self.level,
                 self.threads,
                 self.ungain,
-                self.size_x,
-                self.size_y,
                 self.size_z,
+                self.size_y,
+                self.size_x,
                 self.unit,
                 self.save_button,
                 self.cancel_button,
@@ -117,17 +298,22 @@ class SaveWidget(Container):
                 self.status,
             ]
         )
-        self._job: SaveJob | None = None
-        self._worker: Any = None
+        self._save: BackgroundSave | None = None
+        self._receiver = _PanelReceiver(self, self.native)
         self._prefilled_for: Any = None
         self._showing = False
+        self._choosing = False
+        self._confirmed_path: str | None = None
         self._pixel_boxes = (self.size_z, self.size_y, self.size_x)
-        self._pixel_zyx = [1.0, 1.0, 1.0]  # Angstrom, what options() uses
+        self._pixel_zyx: list[float | None] = [1.0, 1.0, 1.0]  # Angstrom; None: not a length
         for box in self._pixel_boxes:
             box.changed.connect(self._pixel_edited)
         self.layer.changed.connect(self._layer_changed)
         self.unit.changed.connect(self._unit_changed)
         self.codec.changed.connect(self._codec_changed)
+        self.output.choose_btn.native.pressed.connect(self._choosing_started)
+        self.output.changed.connect(self._output_changed)
+        self.output.choose_btn.changed.connect(self._choosing_ended)
         self.save_button.changed.connect(self.start_save)
         self.cancel_button.changed.connect(self.cancel_save)
         events = self.viewer.layers.events
@@ -135,6 +321,9 @@ class SaveWidget(Container):
             event.connect(self._refresh_layers)
         self.viewer.layers.selection.events.active.connect(self._follow_selection)
         self._refresh_layers()
+        active = self.viewer.layers.selection.active
+        if active is not None and active in [layer for _, layer in self._layer_choices()]:
+            self.layer.value = active
 
     # ------------------------------------------------------------------ layers
     def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
@@ -165,13 +354,28 @@ class SaveWidget(Container):
         )
         if not self.ungain.enabled:
             self.ungain.value = False
+        if not self.busy:
+            self.status.value = ""  # about the layer shown before
         if layer is None:
             return
-        path = default_output_path(layer)
-        if self.codec.value == NO_COMPRESSION:
-            path = os.path.splitext(path)[0] + ".mrc"
-        self.output.value = path
-        self._pixel_zyx = list(layer_pixel_size(layer))
+        self.output.value = default_output_path(layer, self.codec.value)
+        axes = layer_calibration(layer)
+        self.size_z.visible = len(axes) == 3  # a 2D image has no z pixel size
+        axes = (axes[0], *axes) if len(axes) == 2 else axes  # z of a 2D image: its y
+        self._pixel_zyx = [axis.angstrom for axis in axes]
+        for box, axis in zip(self._pixel_boxes, axes, strict=True):
+            box.enabled = axis.is_length
+            box.label = (
+                f"pixel {axis.name}"
+                if axis.is_length
+                else f"pixel {axis.name} ({unit_label(axis.unit)}: saved as 0)"
+            )
+            box.tooltip = (
+                None
+                if axis.is_length
+                else f"{axis.describe()} is not a length: the header gets 0, "
+                "the JSON meta keeps the calibration"
+            )
         self._show_pixel_size()
 
     def _show_pixel_size(self) -> None:
@@ -180,7 +384,7 @@ class SaveWidget(Container):
         self._showing = True
         try:
             for box, size in zip(self._pixel_boxes, self._pixel_zyx, strict=True):
-                box.value = size * factor
+                box.value = 0.0 if size is None else size * factor
         finally:
             self._showing = False
 
@@ -188,123 +392,158 @@ class SaveWidget(Container):
         """The user typed a pixel size: keep it, in Angstrom, at full precision."""
         if not self._showing:
             factor = unit_factor(self.unit.value)
-            self._pixel_zyx = [box.value / factor for box in self._pixel_boxes]
+            self._pixel_zyx = [
+                None if size is None else box.value / factor
+                for box, size in zip(self._pixel_boxes, self._pixel_zyx, strict=True)
+            ]
 
     def _unit_changed(self, _unit: str) -> None:
         self._show_pixel_size()
 
     def _codec_changed(self, codec: str) -> None:
-        """Keep the file's extension in step with compression (.mrcz or .mrc)."""
-        stem, suffix = os.path.splitext(str(self.output.value))
-        if suffix.lower() in (".mrcz", ".mrc"):
-            self.output.value = stem + (".mrc" if codec == NO_COMPRESSION else ".mrcz")
+        """Keep the file's suffix in step with compression (.mrcz, or a plain one)."""
+        path = output_path(str(self.output.value), codec)
+        source = layer_source(self.layer.value) if self.layer.value is not None else None
+        if source and os.path.abspath(path) == os.path.abspath(source):
+            path = default_output_path(self.layer.value, codec)  # never the source
+        self.output.value = path
         self.level.enabled = codec != NO_COMPRESSION
+
+    # ----------------------------------------------------------- file choosing
+    def _choosing_started(self) -> None:
+        self._choosing = True
+
+    def _output_changed(self, value: Any) -> None:
+        # Qt's save dialog asked already before returning an existing file.
+        if self._choosing and os.path.exists(os.fspath(value)):
+            self._confirmed_path = os.path.abspath(os.fspath(value))
+
+    def _choosing_ended(self, _value: Any = None) -> None:
+        self._choosing = False
+
+    def confirm_replace(self, path: str) -> bool:
+        """Ask whether to replace the existing file ``path`` (No is the default)."""
+        box = QMessageBox(self.native)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Replace file?")
+        box.setText(f"{os.path.basename(path)} already exists. Replace it?")
+        box.setInformativeText(
+            f"In {os.path.dirname(path)}. Saving replaces its contents "
+            "once the new file is complete."
+        )
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.exec()
+        return box.standardButton(box.clickedButton()) == QMessageBox.StandardButton.Yes
 
     # -------------------------------------------------------------------- save
     def options(self) -> SaveOptions:
         """The save options as the controls show them (pixel size in Angstrom)."""
         layer = self.layer.value
         metadata = layer.metadata if layer is not None else {}
-        translate = layer.translate if layer is not None else (0.0,)
-        units = getattr(layer, "units", None)
+        geometry = (
+            header_geometry(layer.scale, layer.translate, getattr(layer, "units", None))
+            if layer is not None
+            else None
+        )
         return SaveOptions(
-            path=os.fspath(self.output.value),
+            path=output_path(os.fspath(self.output.value), self.codec.value),
             codec=self.codec.value,
             level=int(self.level.value),
             threads=int(self.threads.value),
-            pixelsize_zyx=tuple(self._pixel_zyx),
-            origin_zyx=tuple(pixel_size_angstrom(translate, units)),
-            meta=json_meta(metadata),
+            pixelsize_zyx=tuple(size or 0.0 for size in self._pixel_zyx),
+            origin_zyx=tuple(geometry.origin_zyx) if geometry else (0.0, 0.0, 0.0),
+            meta={**json_meta(metadata), **(geometry.meta() if geometry else {})},
             microscope=microscope_values(metadata),
         )
 
+    def _refuse(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.value = message
+        show_error(message)
+
     def start_save(self, _value: Any = None) -> None:
-        """Snapshot the layer and write it on a napari thread worker."""
-        from napari.qt.threading import create_worker
-        from napari.utils.notifications import show_error, show_warning
+        """Check the target, then write the layer on a thread of its own."""
+        from napari.utils.notifications import show_warning
 
         layer = self.layer.value
-        if layer is None or self._worker is not None:
+        if layer is None or self.busy:
             return
         options = self.options()
+        name = os.path.basename(options.path)
+        renamed = ""
+        if options.path != os.fspath(self.output.value):
+            self.output.value = options.path  # the suffix the codec needs, shown
+            renamed = (
+                f" (MRCZ files end in {COMPRESSED_SUFFIX})"
+                if options.compressed
+                else f" (plain MRC files end in {', '.join(PLAIN_SUFFIXES)})"
+            )
         try:
             data = check_savable(
                 layer.data, {"multiscale": layer.multiscale, "rgb": getattr(layer, "rgb", False)}
             )
-            options.dtype = mrc_dtype(data, plain=options.codec == NO_COMPRESSION, warn=False)
         except ValueError as error:
-            self.status.value = f"Cannot save {layer.name}: {error}"
-            show_error(self.status.value)
+            self._refuse(f"Cannot save {layer.name}: {error}")
             return
-        if options.dtype is not None:
-            show_warning(
-                f"MRC cannot store {data.dtype}: {layer.name} is written as {options.dtype}"
-            )
-        job = SeparatedSaveJob if self.ungain.value and can_separate(data) else SaveJob
-        self._job = job(snapshot(data), options)
-        self.progress.max = self._job.total
+        folder = os.path.dirname(os.path.abspath(options.path))
+        if not os.path.isdir(folder):
+            self._refuse(f"Could not save {name}: the folder {folder} does not exist")
+            return
+        if os.path.isdir(options.path):
+            self._refuse(f"Could not save {name}: {options.path} is a folder")
+            return
+        if (
+            os.path.exists(options.path)
+            and os.path.abspath(options.path) != self._confirmed_path
+            and not self.confirm_replace(options.path)
+        ):
+            self.status.value = f"not saved: {name} exists and was kept"
+            return
+        self._confirmed_path = None
+        geometry = header_geometry(layer.scale, layer.translate, getattr(layer, "units", None))
+        message = geometry.warning(layer.name)
+        if message is not None:
+            show_warning(message)
+        job = (SeparatedSaveJob if self.ungain.value and can_separate(data) else SaveJob)(
+            data, options
+        )
+        self._save = BackgroundSave(job, ReadOnlyWhileSaving(layer, data))
+        self._save.signals.progressed.connect(self._receiver.progressed)
+        self._save.signals.done.connect(self._receiver.done)
+        self.progress.max = job.total
         self.progress.value = 0
         self.progress.visible = True
-        self.status.value = f"saving {os.path.basename(self._job.options.path)}..."
+        self.status.value = f"saving {name}{renamed}..."
         self.save_button.enabled = False
         self.cancel_button.enabled = True
-        self._worker = create_worker(
-            self._job.steps,
-            _progress={"total": self._job.total, "desc": "Saving MRCZ"},
-            _connect={
-                "yielded": self._advanced,
-                "returned": self._finished,
-                "errored": self._failed,
-                "finished": self._stopped,
-            },
-        )
+        self._save.start(self.native)
 
     def cancel_save(self, _value: Any = None) -> None:
         """Stop the save in progress: no file is left, an old one is kept.
 
-        The writing thread stops at its next slice and the worker reports it as an
-        error (SaveCancelledError); a save already past its last slice completes.
+        The writing thread stops at its next slice; a save already past its last
+        slice completes.
         """
-        if self._job is not None:
-            self._job.cancel()
+        if self._save is not None:
+            self._save.job.cancel()
 
-    def _advanced(self, progress: tuple[int, int]) -> None:
-        self.progress.value = progress[0]
-
-    def _finished(self, result: SaveResult | None) -> None:
-        from napari.utils.notifications import show_info
-
-        if result is not None:
-            self.status.value = result.summary()
-            show_info(result.summary())
-
-    def _failed(self, error: BaseException) -> None:
-        from napari.utils.notifications import show_error
-
-        if isinstance(error, SaveCancelledError):
-            self._cancelled()
-            return
-        message = f"Could not save {os.path.basename(self._job.options.path)}: {error}"
-        self.status.value = message
-        show_error(message)
-
-    def _cancelled(self) -> None:
-        from napari.utils.notifications import show_info
-
-        if self._job is not None:
-            self._job.wait()  # its temporary file is gone once the thread ends
-        self.status.value = "save cancelled; nothing was written"
-        show_info(self.status.value)
-
-    def _stopped(self) -> None:
-        if self.status.value.startswith("saving "):
-            self.status.value = "save stopped"
-        self._worker = None
+    def _finished(self, outcome: SaveResult | BaseException) -> None:
+        """The save ended: the panel's own line (BackgroundSave notifies napari)."""
+        name = os.path.basename(self._save.job.options.path) if self._save else ""
+        self._save = None
         self.progress.visible = False
         self.save_button.enabled = True
         self.cancel_button.enabled = False
+        if isinstance(outcome, SaveResult):
+            self.status.value = outcome.summary()
+        elif isinstance(outcome, SaveCancelledError):
+            self.status.value = "save cancelled; nothing was written"
+        else:
+            self.status.value = f"Could not save {name}: {outcome}"
 
     @property
     def busy(self) -> bool:
         """True while a save runs."""
-        return self._worker is not None
+        return self._save is not None

@@ -188,14 +188,17 @@ def test_permuted_map_is_a_view_with_permuted_origin(tmp_path, rng):
 
 @pytest.mark.parametrize("path", real_files("dm3") + real_files("dm4"), ids=lambda p: p.name)
 def test_real_dm_files_open_one_layer_per_image(path):
-    """Every image of a real DM file but the thumbnail becomes a layer, at its pixel size."""
+    """Every image of a real DM file but the thumbnail becomes a layer, at its pixel
+    size; a complex image also a phase layer, a spectrum also a plot layer."""
     images = napari_mrcz.read_dm(path)
     layers = read(path)
     complex_images = sum(np.iscomplexobj(data) for data, _ in images)
-    assert len(layers) == len(images) + complex_images
+    spectra = sum(np.ndim(data) - meta["rgb"] == 1 for data, meta in images)
+    assert len(layers) == len(images) + complex_images + spectra
+    image_layers = [layer for layer in layers if layer[2] == "image"]
     for (data, meta), (layer_data, kwargs, _) in zip(
         [image for image in images for _ in range(1 + np.iscomplexobj(image[0]))],
-        layers,
+        image_layers,
         strict=True,
     ):
         expected = np.asarray(data)
@@ -207,6 +210,44 @@ def test_real_dm_files_open_one_layer_per_image(path):
         spatial = expected.ndim - meta["rgb"]
         if spatial >= 2:
             np.testing.assert_allclose(kwargs["scale"], meta["scale_angstrom"])
+        else:  # a spectrum: a strip in its own unit, both axes alike
+            assert kwargs["scale"] == pytest.approx([meta["scale_angstrom"][0]] * 2)
+            assert kwargs["units"][0] == kwargs["units"][1] == meta["units_napari"][0]
+
+
+def test_spectrum_is_a_strip_and_a_line_plot(shared_data):
+    """An EELS spectrum (0.5 eV per channel) shows as DigitalMicrograph shows it: a
+    line along the energy axis, over a strip of the data (issue 17, point 13)."""
+    path = shared_data / "dm3" / "rsciio_1D_test-EELS_spectrum.dm3"
+    [(values, _)] = napari_mrcz.read_dm(path)
+    (strip, strip_kwargs, strip_type), (plot, plot_kwargs, plot_type) = read(path)
+    assert (strip_type, plot_type) == ("image", "shapes")
+    assert strip.shape == (1, 2048)
+    length = 0.5 * 2048
+    assert strip_kwargs["scale"] == pytest.approx([0.5, 0.5])  # the channel width
+    assert strip_kwargs["affine"][0, 0] * 0.5 == pytest.approx(
+        length * napari_reader.SPECTRUM_STRIP_HEIGHT
+    )  # shown as a strip, not a 1-pixel line
+    assert strip_kwargs["units"] == ["eV", "eV"]
+    [line] = plot
+    np.testing.assert_allclose(line[:, 1], 0.5 * np.arange(2048) + strip_kwargs["translate"][1])
+    # higher counts higher up (napari's y grows downwards), the peak at the top
+    assert np.argmin(line[:, 0]) == np.argmax(np.asarray(values))
+    assert plot_kwargs["shape_type"] == "path"
+    assert plot_kwargs["units"] == ["eV", "eV"]
+
+
+def test_amplitude_contrast_ignores_the_central_peak(tmp_path, rng):
+    """An FFT amplitude whose centre is 10^6 times the rest opened almost black with
+    min..max limits; percentiles show the rest (issue 17, point 13)."""
+    data = (rng.normal(size=(64, 64)) + 1j * rng.normal(size=(64, 64))).astype(np.complex64)
+    data[32, 32] = 3.65e9
+    path = tmp_path / "fft.mrc"
+    napari_mrcz.writeMRC(data, path)
+    (_, amplitude, _), _ = read(path)
+    _, high = amplitude["contrast_limits"]
+    assert high < 10  # the noise amplitudes are of order 1
+    assert np.mean(np.abs(data) > high) < 0.01
 
 
 def test_dm4_with_different_pixel_sizes_per_axis():

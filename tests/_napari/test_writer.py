@@ -10,7 +10,8 @@ import pytest
 
 import napari_mrcz
 from napari_mrcz._napari import writer as napari_writer
-from napari_mrcz._napari.layers import pixel_size_angstrom
+from napari_mrcz._napari.layers import header_geometry
+from napari_mrcz._napari.reader import NON_LENGTH_AXES_KEY
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -123,8 +124,41 @@ def test_several_layers_go_to_a_folder(tmp_path, rng):
 
 
 def test_pixel_units_keep_the_scale_as_angstrom():
-    assert pixel_size_angstrom((2.0, 3.0), (UREG.pixel, UREG.pixel)) == [2.0, 3.0]
-    assert pixel_size_angstrom((2.0, 3.0), (UREG.um, UREG.nm)) == pytest.approx([20000.0, 30.0])
+    """napari's default unit (pixel: no unit given) is read as Angstrom; lengths are
+    converted; a 2D layer's z is its y."""
+    unitless = header_geometry((2.0, 3.0), (0.0, 0.0), (UREG.pixel, UREG.pixel))
+    assert unitless.pixelsize_zyx == [2.0, 2.0, 3.0]
+    assert unitless.non_length == {}
+    lengths = header_geometry((2.0, 3.0), (1.0, 0.0), (UREG.um, UREG.nm))
+    assert lengths.pixelsize_zyx == pytest.approx([20000.0, 20000.0, 30.0])
+    assert lengths.origin_zyx == pytest.approx([0.0, 10000.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("scale", "units", "expected_unit"),
+    [
+        ((0.081, 0.081), ("1/nm", "1/nm"), "1 / nanometer"),
+        ((1.0, 0.5), ("eV", "eV"), "electron_volt"),
+    ],
+    ids=["fft-1/nm", "eels-eV"],
+)
+def test_axes_that_are_not_lengths_get_pixel_size_0(tmp_path, rng, scale, units, expected_unit):
+    """An FFT in 1/nm or a spectrum in eV is not saved as Angstrom: the header gets 0,
+    the JSON meta keeps the calibration, one MRCZWarning says so (issue 17, point 10)."""
+    data = rng.normal(size=(4, 6)).astype(np.float32)
+    meta = image_meta(scale=scale, units=tuple(UREG(unit).units for unit in units))
+    meta["translate"] = (0.0, 100.0)
+    with pytest.warns(napari_mrcz.MRCZWarning, match="not a length") as caught:
+        [path] = napari_writer.write_mrcz(str(tmp_path / "fft"), data, meta)
+    assert len([w for w in caught if issubclass(w.category, napari_mrcz.MRCZWarning)]) == 1
+    import mrcz  # python-mrcz, the reference reader of MRCZ
+
+    image, file_meta = mrcz.readMRC(path)
+    np.testing.assert_array_equal(image, data)
+    assert file_meta["pixelsize"] == pytest.approx([0.0, 0.0, 0.0])
+    record = file_meta[NON_LENGTH_AXES_KEY]
+    assert record["x"] == {"scale": scale[1], "offset": 100.0, "unit": expected_unit}
+    assert record["y"]["unit"] == expected_unit
 
 
 def test_folder_names_are_unique_and_safe(tmp_path, rng):

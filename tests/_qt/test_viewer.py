@@ -37,7 +37,8 @@ def test_open_mrcz_in_viewer(make_napari_viewer, tmp_path, rng):
     assert [str(unit) for unit in layer.units] == ["angstrom"] * 3
     assert layer.metadata["json_meta"] == {"grid": "A3"}
     assert layer.source.reader_plugin == "napari-mrcz"
-    assert viewer.scene.camera.orientation2d == ("up", "right")
+    assert viewer.scene.camera.orientation2d == ("down", "right")  # napari's, untouched
+    assert layer.affine.affine_matrix[1, 1] == -1  # this layer's y points up
 
 
 def test_open_real_file_in_viewer(make_napari_viewer):
@@ -137,7 +138,7 @@ def test_open_dm4_in_viewer(make_napari_viewer):
     np.testing.assert_allclose(layer.scale, [40000.0, 30.0, 0.02])
     assert [str(unit) for unit in layer.units] == ["angstrom"] * 3
     assert layer.metadata["format"] == "DM"
-    assert viewer.scene.camera.orientation2d != ("up", "right")  # DM starts top-left
+    np.testing.assert_array_equal(layer.affine.affine_matrix, np.eye(4))  # DM: top-left
 
 
 def test_open_save_open_keeps_origin_and_microscope(make_napari_viewer, tmp_path, rng):
@@ -164,3 +165,141 @@ def test_open_save_open_keeps_origin_and_microscope(make_napari_viewer, tmp_path
     assert meta["C3"] == pytest.approx(2.7)
     assert meta["sample"] == "apoferritin"
     assert "mrcHeader" not in (meta.get("json") or {})
+
+
+def _error_texts(records) -> list[str]:
+    return [str(record.message) for record in records if str(record.severity) == "error"]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "text"])
+def test_the_readers_reason_reaches_the_notification(make_napari_viewer, tmp_path, kind):
+    """File > Open of a bad file: napari's own toast says only "Tried to read ... with
+    plugin napari-mrcz"; the user must see our one-line reason (issue 17, point 6)."""
+    from napari.utils.notifications import notification_manager
+
+    path = tmp_path / "particles.mrc"
+    if kind == "truncated":
+        path.write_bytes(b"MRC" * 10)
+    else:  # a RELION STAR file saved under the wrong name
+        rows = "".join(
+            f"{n:06d}@Extract/job012/mic{n % 7}.mrcs  1.2  {n * 3.1:.2f}\n" for n in range(80)
+        )
+        path.write_text(
+            "# version 30001\n\ndata_particles\n\nloop_\n_rlnImageName #1\n"
+            "_rlnDefocusU #2\n_rlnAngleRot #3\n" + rows
+        )
+    viewer = make_napari_viewer()
+    before = len(notification_manager.records)
+    with pytest.raises(Exception, match="napari-mrcz"):
+        viewer.window._qt_viewer._qt_open([str(path)], stack=False)  # what File > Open runs
+    errors = _error_texts(notification_manager.records[before:])
+    with pytest.raises(napari_mrcz.MRCZFormatError) as reason:
+        napari_mrcz.readMRC(path)
+    assert str(reason.value) in errors  # our line, as a notification of its own
+    assert len(viewer.layers) == 0
+
+
+def _world_y(layer, row: int) -> float:
+    return float(layer.data_to_world([row] + [0] * (layer.ndim - 1))[layer.ndim - 2])
+
+
+def test_each_file_shows_in_its_own_orientation(make_napari_viewer, tmp_path, shared_data):
+    """MRC layers y up (IMOD), DM layers top-left (DigitalMicrograph), side by side: the
+    camera is napari's, no layer flips another (issue 17, point 11). The pixel size stays
+    positive, and saving does not flip the data."""
+    dm_path = shared_data / "dm4" / "openncem_dmTest_float32_nonSquare_diffPixelSize.dm4"
+    image = np.full((40, 30), 50.0, np.float32)
+    image[:4] = 100.0  # MRC rows 0-3: the bottom in IMOD
+    image[20, 0] = 0.0  # DMIN 0: the rest shows grey
+    mrc_path = tmp_path / "bottom_rows.mrc"
+    napari_mrcz.writeMRC(image, mrc_path, pixelsize=1.5)
+    viewer = make_napari_viewer()
+    [dm_layer] = viewer.open(str(dm_path), plugin="napari-mrcz")
+    dm_top, dm_bottom = _world_y(dm_layer, 0), _world_y(dm_layer, dm_layer.data.shape[-2] - 1)
+    camera = viewer.scene.camera.orientation
+    [mrc_layer] = viewer.open(str(mrc_path), plugin="napari-mrcz")
+    assert viewer.scene.camera.orientation == camera  # the shared camera is not turned
+    assert (_world_y(dm_layer, 0), _world_y(dm_layer, dm_layer.data.shape[-2] - 1)) == (
+        dm_top,
+        dm_bottom,
+    )
+    assert dm_top < dm_bottom  # DM row 0 on top
+    assert _world_y(mrc_layer, 0) > _world_y(mrc_layer, 39)  # MRC row 0 at the bottom
+    np.testing.assert_allclose(mrc_layer.scale, [1.5, 1.5])
+    viewer.layers.selection = {mrc_layer}
+    [saved] = viewer.layers.save(str(tmp_path / "saved.mrc"), selected=True, plugin="napari-mrcz")
+    with mrcfile.open(saved) as mrc:
+        np.testing.assert_array_equal(mrc.data, image)  # not flipped by the display
+        assert float(mrc.voxel_size.x) == pytest.approx(1.5)
+    alone = make_napari_viewer(show=True)
+    alone.open(str(mrc_path), plugin="napari-mrcz")
+    rows = alone.screenshot(canvas_only=True, flash=False)[..., :3].mean(axis=(1, 2))
+    shown = np.flatnonzero(rows > 0)
+    bright = np.flatnonzero(rows > 0.75 * rows.max())
+    assert bright.max() == shown.max()  # what the screen shows lowest is rows 0-3
+    assert bright.min() > shown.min() + 0.8 * (shown.max() - shown.min())
+
+
+def test_y_up_can_be_turned_off(make_napari_viewer, tmp_path, monkeypatch):
+    """With the preference off, MRC layers show rows top-down like any image."""
+    monkeypatch.setattr(napari_reader, "y_axis_up", lambda: False)
+    path = tmp_path / "plain.mrc"
+    napari_mrcz.writeMRC(np.zeros((4, 6), np.float32), path)
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="napari-mrcz")
+    assert _world_y(layer, 0) < _world_y(layer, 3)
+
+
+def test_y_up_follows_the_plugin_setting(make_napari_viewer):
+    from napari.settings import get_plugin_settings
+
+    make_napari_viewer()
+    assert napari_reader.y_axis_up() is get_plugin_settings("napari-mrcz").reader.y_axis_up
+
+
+def test_spectrum_opens_without_a_dimensionality_warning(make_napari_viewer, shared_data):
+    """An EELS spectrum showed as a 1-pixel line with napari's scale-bar warning
+    "mismatched dimensionality" (pixel against eV)."""
+    from napari.utils.notifications import notification_manager
+
+    viewer = make_napari_viewer()
+    viewer.canvas.overlays.scale_bar.visible = True
+    before = len(notification_manager.records)
+    strip, plot = viewer.open(
+        str(shared_data / "dm3" / "rsciio_1D_test-EELS_spectrum.dm3"), plugin="napari-mrcz"
+    )
+    messages = [str(record.message) for record in notification_manager.records[before:]]
+    assert not [message for message in messages if "dimensionality" in message]
+    assert type(plot).__name__ == "Shapes"
+    top, bottom = (strip.data_to_world([row, 0])[0] for row in (-0.5, 0.5))
+    assert bottom - top > 10 * strip.scale[1]  # many channels tall, not one
+
+
+@pytest.mark.parametrize(
+    ("folder", "name", "unit"),
+    [
+        ("dm3", "rsciio_2D_test_diffraction_pattern.dm3", "1 / nanometer"),
+        ("dm3", "rsciio_1D_test-EELS_spectrum.dm3", "electron_volt"),
+    ],
+)
+def test_non_length_axes_are_saved_with_pixel_size_0(
+    make_napari_viewer, tmp_path, shared_data, folder, name, unit
+):
+    """A diffraction pattern (1/nm) and an EELS spectrum (eV) were saved with their
+    scale as Angstrom; now the header has 0, the JSON meta the calibration, and the
+    file opens again in its unit (issue 17, point 10)."""
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(shared_data / folder / name), plugin="napari-mrcz")[0]
+    viewer.layers.selection = {layer}  # the image (a spectrum's plot is a drawing)
+    with pytest.warns(napari_mrcz.MRCZWarning, match="not a length"):
+        [saved] = viewer.layers.save(
+            str(tmp_path / "saved.mrcz"), selected=True, plugin="napari-mrcz"
+        )
+    import mrcz
+
+    _, meta = mrcz.readMRC(saved)
+    assert meta["pixelsize"] == pytest.approx([0.0, 0.0, 0.0])
+    assert meta["non_length_axes"]["x"]["unit"] == unit
+    [again] = viewer.open(saved, plugin="napari-mrcz")
+    assert [str(u) for u in again.units] == [unit, unit]
+    np.testing.assert_allclose(again.scale, layer.scale)

@@ -69,33 +69,46 @@ def test_background_save_completes(make_napari_viewer, qtbot, tmp_path, rng):
     )
     save, _ = _docks(viewer)
     save.output.value = tmp_path / "movie.mrcz"
+    from napari.utils.notifications import notification_manager
+
+    before = len(notification_manager.records)
     steps = []
-    save._advanced = steps.append  # connected when the save starts
     save.start_save()
     assert save.busy
+    save._save.signals.progressed.connect(lambda written, total: steps.append(written))
     qtbot.waitUntil(lambda: not save.busy, timeout=30000)
-    assert [written for written, _ in steps] == list(range(1, 13))
+    assert steps[-1] == 12  # the last slice is always reported
+    assert steps == sorted(steps)
     image, meta = mrcz.readMRC(str(tmp_path / "movie.mrcz"))
     np.testing.assert_array_equal(image, data)
     np.testing.assert_allclose(meta["pixelsize"], [2.0, 1.0, 1.0])
     assert meta["dose"] == 0.8
     assert "compression ratio" in save.status.value
+    told = [str(record.message) for record in notification_manager.records[before:]]
+    assert [message for message in told if message.startswith("Saved movie.mrcz")]
     assert not _debris(tmp_path)
 
 
 def test_edits_during_a_save_do_not_reach_the_file(make_napari_viewer, qtbot, tmp_path, rng):
+    """The layer's array is read-only while it is saved (no copy is made): an edit
+    fails instead of reaching the file; afterwards the layer is editable again."""
     viewer = make_napari_viewer()
     data = rng.normal(size=(20, 128, 128)).astype(np.float32)
     layer = viewer.add_image(data.copy(), name="live")
     save, _ = _docks(viewer)
     save.output.value = tmp_path / "snapshot.mrcz"
     save.start_save()
-    layer.data[:] = 0
+    with pytest.raises(ValueError, match="read-only"):
+        layer.data[:] = 0
     qtbot.waitUntil(lambda: not save.busy, timeout=30000)
     np.testing.assert_array_equal(napari_mrcz.readMRC(tmp_path / "snapshot.mrcz")[0], data)
+    layer.data[:] = 0
 
 
-def test_cancelled_save_leaves_nothing(make_napari_viewer, qtbot, tmp_path, rng):
+def test_cancelled_save_leaves_nothing(make_napari_viewer, qtbot, monkeypatch, tmp_path, rng):
+    from napari_mrcz._qt.save import SaveWidget
+
+    monkeypatch.setattr(SaveWidget, "confirm_replace", lambda self, path: True)
     viewer = make_napari_viewer()
     viewer.add_image(rng.normal(size=(300, 128, 128)).astype(np.float32), name="big")
     old = tmp_path / "big.mrcz"
@@ -104,9 +117,10 @@ def test_cancelled_save_leaves_nothing(make_napari_viewer, qtbot, tmp_path, rng)
     save, _ = _docks(viewer)
     save.output.value = old
     save.start_save()
+    job = save._save.job
     save.cancel_save()
     qtbot.waitUntil(lambda: not save.busy, timeout=30000)
-    save._job.wait()
+    assert job.wait(0)
     assert old.read_bytes() == old_bytes
     assert not _debris(tmp_path)
     assert "cancelled" in save.status.value
@@ -203,3 +217,55 @@ def test_screenshot_with_both_docks(make_napari_viewer, qtbot):
     import imageio.v3 as iio
 
     iio.imwrite(SCREENSHOT, image)
+
+
+def test_inspector_shows_a_2d_image_in_y_and_x_only(make_napari_viewer, tmp_path, rng):
+    """An EPU-like micrograph: no invented z pixel size (issue 17, point 8)."""
+    path = tmp_path / "micrograph.mrc"
+    napari_mrcz.writeMRC(rng.normal(size=(8, 6)).astype(np.float32), path, pixelsize=0.667)
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-mrcz")
+    _, inspector = _docks(viewer)
+    facts = dict(inspector.report.facts)
+    assert facts["pixel size (y, x)"] == "0.667, 0.667 Å"
+    assert not [name for name in facts if "z" in name.split("(")[-1]]
+
+
+def test_inspector_labels_non_length_axes_in_their_unit(make_napari_viewer, shared_data):
+    """A diffraction pattern in 1/nm was labelled Å (issue 17, point 10)."""
+    viewer = make_napari_viewer()
+    viewer.open(
+        str(shared_data / "dm3" / "rsciio_2D_test_diffraction_pattern.dm3"), plugin="napari-mrcz"
+    )
+    _, inspector = _docks(viewer)
+    assert dict(inspector.report.facts)["pixel size (y, x)"] == "0.1744 1/nm, 0.1744 1/nm"
+
+
+def test_copy_value_of_a_tree_node_copies_its_subtree(make_napari_viewer, tmp_path, rng):
+    """ "Copy value" on a node copied "14 entries"; it copies the node's JSON."""
+    import json
+
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
+    path = tmp_path / "with_meta.mrcz"
+    microscope = {"voltage": 300, "cs": 2.7, "detector": {"name": "K3", "mode": "counting"}}
+    napari_mrcz.writeMRC(
+        rng.normal(size=(2, 4, 4)).astype(np.float32),
+        path,
+        compressor="zstd",
+        meta={"microscope": microscope},
+    )
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-mrcz")
+    _, inspector = _docks(viewer)
+    [node] = inspector.tree.findItems("microscope", Qt.MatchFlag.MatchRecursive)
+    assert node.text(1) == "3 entries"
+    inspector.tree.setFocus()
+    inspector.tree.setCurrentItem(node)
+    inspector.copy_value()
+    assert json.loads(QApplication.clipboard().text()) == microscope
+    [leaf] = inspector.tree.findItems("name", Qt.MatchFlag.MatchRecursive)
+    inspector.tree.setCurrentItem(leaf)
+    inspector.copy_value()
+    assert QApplication.clipboard().text() == "K3"

@@ -1,0 +1,405 @@
+"""The Save as MRCZ panel never clobbers, never freezes, never crashes on closing
+(issue 17 points 1-3, issue 14 point 3); in a real napari viewer under Xvfb."""
+
+import io
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import threading
+
+import mrcfile
+import numpy as np
+import pytest
+
+import napari_mrcz
+from napari_mrcz.mrc.codecs import AVAILABLE_CODECS
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("DISPLAY"), reason="a napari viewer needs a display (run under xvfb-run)"
+)
+
+from napari_mrcz._qt.save import SaveWidget  # noqa: E402  (after the skip: needs Qt)
+
+#: The real "Replace file?" question (tests/_qt/conftest.py stubs it out otherwise).
+REAL_CONFIRM_REPLACE = SaveWidget.confirm_replace
+
+
+def _panel(viewer):
+    _, save = viewer.window.add_plugin_dock_widget("napari-mrcz", "Save as MRCZ")
+    return save
+
+
+def _debris(folder: pathlib.Path) -> list[str]:
+    return [name for name in os.listdir(folder) if name.endswith(".partial")]
+
+
+def _slow_save(save, path) -> None:
+    """zlib level 9 on noise: slow enough (about a second) to act during the save."""
+    save.output.value = path
+    save.codec.value = "zlib"
+    save.level.value = 9
+    save.threads.value = 1
+
+
+def test_default_output_is_never_the_source_for_any_codec(make_napari_viewer, tmp_path, rng):
+    """orig.mrc, codec none: the file box must not become orig.mrc (issue 17, point 1)."""
+    source = tmp_path / "orig.mrc"
+    napari_mrcz.writeMRC(rng.normal(size=(3, 8, 8)).astype(np.float32), source, pixelsize=2.0)
+    viewer = make_napari_viewer()
+    viewer.open(str(source), plugin="napari-mrcz")
+    save = _panel(viewer)
+    for codec in (*AVAILABLE_CODECS, "none", "zstd", "none"):
+        save.codec.value = codec
+        output = pathlib.Path(save.output.value)
+        assert output != source, codec
+        assert output.suffix == (".mrc" if codec == "none" else ".mrcz")
+    second = tmp_path / "second.mrc"  # prefilled while codec is none
+    napari_mrcz.writeMRC(rng.normal(size=(3, 8, 8)).astype(np.float32), second, pixelsize=2.0)
+    viewer.open(str(second), plugin="napari-mrcz")
+    assert pathlib.Path(save.output.value) == tmp_path / "second-saved.mrc"
+
+
+def test_saving_onto_an_existing_file_asks_first(
+    make_napari_viewer, qtbot, monkeypatch, tmp_path, rng
+):
+    """Picking the source (or any existing file) asks; No keeps it, Yes replaces it."""
+    source = tmp_path / "orig.mrc"
+    original = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    napari_mrcz.writeMRC(original, source, pixelsize=2.0)
+    source_bytes = source.read_bytes()
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(source), plugin="napari-mrcz")
+    save = _panel(viewer)
+    save.codec.value = "none"
+    save.output.value = source
+    questions = []
+    monkeypatch.setattr(
+        SaveWidget, "confirm_replace", lambda self, path: questions.append(path) or False
+    )
+    save.start_save()
+    assert questions == [str(source)]
+    assert not save.busy
+    assert source.read_bytes() == source_bytes
+    assert "kept" in save.status.value
+    monkeypatch.setattr(
+        SaveWidget, "confirm_replace", lambda self, path: questions.append(path) or True
+    )
+    save.start_save()
+    qtbot.waitUntil(lambda: not save.busy, timeout=30000)
+    assert len(questions) == 2
+    with mrcfile.open(source) as mrc:
+        np.testing.assert_array_equal(mrc.data, np.asarray(layer.data))
+    assert not _debris(tmp_path)
+
+
+@pytest.mark.parametrize("answer", ["No", "Yes"])
+def test_the_replace_question_is_a_real_dialog(
+    make_napari_viewer, qtbot, monkeypatch, tmp_path, rng, answer
+):
+    """The question is a modal QMessageBox naming the file, No by default."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication, QMessageBox
+
+    monkeypatch.setattr(SaveWidget, "confirm_replace", REAL_CONFIRM_REPLACE)
+    target = tmp_path / "existing.mrcz"
+    napari_mrcz.writeMRC(np.ones((2, 4, 4), np.float32), target, compressor="zstd")
+    old_bytes = target.read_bytes()
+    viewer = make_napari_viewer()
+    data = rng.normal(size=(2, 4, 4)).astype(np.float32)
+    viewer.add_image(data, name="new")
+    save = _panel(viewer)
+    save.output.value = target
+    seen = {}
+
+    def answer_it():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, answer_it)
+            return
+        seen["text"] = box.text()
+        seen["default"] = box.defaultButton().text()
+        button = (
+            QMessageBox.StandardButton.Yes if answer == "Yes" else QMessageBox.StandardButton.No
+        )
+        box.button(button).click()
+
+    QTimer.singleShot(20, answer_it)
+    save.start_save()
+    qtbot.waitUntil(lambda: not save.busy, timeout=30000)
+    assert "existing.mrcz already exists" in seen["text"]
+    assert seen["default"].replace("&", "") == "No"
+    if answer == "No":
+        assert target.read_bytes() == old_bytes
+    else:
+        np.testing.assert_array_equal(napari_mrcz.readMRC(target)[0], data)
+
+
+@pytest.mark.parametrize(
+    ("codec", "typed", "written"),
+    [
+        ("zstd", "x.map", "x.mrcz"),
+        ("zstd", "noext", "noext.mrcz"),
+        ("lz4", "y.mrc", "y.mrcz"),
+        ("none", "z.mrcz", "z.mrc"),
+        ("none", "plain", "plain.mrc"),
+        ("none", "keep.map", "keep.map"),
+    ],
+)
+def test_the_suffix_follows_the_codec(
+    make_napari_viewer, qtbot, tmp_path, rng, codec, typed, written
+):
+    """zstd with a .map name wrote MRCZ data under a plain suffix; a name without a
+    suffix was written without one (issue 17, point 3)."""
+    viewer = make_napari_viewer()
+    data = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    viewer.add_image(data, name="layer")
+    save = _panel(viewer)
+    save.codec.value = codec
+    save.output.value = tmp_path / typed
+    save.start_save()
+    qtbot.waitUntil(lambda: not save.busy, timeout=30000)
+    assert os.listdir(tmp_path) == [written]
+    assert pathlib.Path(save.output.value).name == written
+    if codec == "none":
+        report = io.StringIO()
+        assert mrcfile.validate(str(tmp_path / written), print_file=report), report.getvalue()
+        with mrcfile.open(tmp_path / written) as mrc:
+            np.testing.assert_array_equal(mrc.data, data)
+    else:
+        import mrcz
+
+        image, meta = mrcz.readMRC(str(tmp_path / written))
+        np.testing.assert_array_equal(image, data)
+        assert meta["compressor"] == codec
+
+
+def test_the_save_runs_off_the_gui_thread_without_copying(
+    make_napari_viewer, qtbot, monkeypatch, tmp_path, rng
+):
+    """The type decision (a scan of the data) and the write run on the save's thread,
+    on the layer's own array (no copy on the GUI thread, issue 14 point 3); meanwhile
+    the array is read-only and a Labels layer not paintable, so no edit reaches the
+    file half-written; afterwards both are as before."""
+    from napari_mrcz._napari import save_job
+
+    calls = []
+    real_write, real_dtype = save_job.write_array, save_job.mrc_dtype
+
+    def write_array(data, *args, **kwargs):
+        calls.append(("write", threading.current_thread() is threading.main_thread(), data))
+        return real_write(data, *args, **kwargs)
+
+    def mrc_dtype(data, *args, **kwargs):
+        calls.append(("dtype", threading.current_thread() is threading.main_thread(), data))
+        return real_dtype(data, *args, **kwargs)
+
+    monkeypatch.setattr(save_job, "write_array", write_array)
+    monkeypatch.setattr(save_job, "mrc_dtype", mrc_dtype)
+    viewer = make_napari_viewer()
+    labels = rng.integers(0, 300, size=(64, 64, 64)).astype(np.int64)
+    layer = viewer.add_labels(labels.copy(), name="segmentation")
+    save = _panel(viewer)
+    _slow_save(save, tmp_path / "segmentation.mrcz")
+    save.start_save()
+    assert save.busy
+    assert not layer.data.flags.writeable
+    assert not layer.editable
+    with pytest.raises(ValueError, match="read-only"):
+        layer.data[0, 0, 0] = 7
+    qtbot.waitUntil(lambda: not save.busy, timeout=60000)
+    assert [(step, on_gui) for step, on_gui, _ in calls] == [("dtype", False), ("write", False)]
+    assert all(data is layer.data for _, _, data in calls)
+    assert layer.data.flags.writeable
+    assert layer.editable
+    np.testing.assert_array_equal(napari_mrcz.readMRC(tmp_path / "segmentation.mrcz")[0], labels)
+
+
+@pytest.fixture
+def paused_at_slice_16(monkeypatch):
+    """Saves stop after slice 16 until ``resume`` is set: closing napari then is sure to
+    happen mid-save, whatever the machine's speed."""
+    from napari_mrcz._napari import save_job
+
+    reached, resume = threading.Event(), threading.Event()
+    real_write = save_job.write_array
+
+    def write_array(data, path, **kwargs):
+        progress = kwargs["progress"]
+
+        def paused(written, total):
+            progress(written, total)
+            if written == 16:
+                reached.set()
+                resume.wait(60)
+
+        return real_write(data, path, **{**kwargs, "progress": paused})
+
+    monkeypatch.setattr(save_job, "write_array", write_array)
+    return reached, resume
+
+
+def _when_dialog(action):
+    """Run ``action(dialog)`` once a QProgressDialog shows (polling the event loop)."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication, QProgressDialog
+
+    def look():
+        dialogs = [
+            widget
+            for widget in QApplication.allWidgets()
+            if isinstance(widget, QProgressDialog) and widget.isVisible()
+        ]
+        if dialogs:
+            action(dialogs[0])
+        else:
+            QTimer.singleShot(10, look)
+
+    QTimer.singleShot(0, look)
+
+
+def test_closing_napari_during_a_save_finishes_it(
+    make_napari_viewer, qtbot, tmp_path, rng, paused_at_slice_16
+):
+    """viewer.close() at slice 16 of 64: a "please wait" dialog, the file complete, no
+    debris, no exception from a deleted progress bar (issue 17, point 2)."""
+    reached, resume = paused_at_slice_16
+    viewer = make_napari_viewer()
+    data = rng.normal(size=(64, 32, 32)).astype(np.float32)
+    viewer.add_image(data, name="closing")
+    save = _panel(viewer)
+    save.output.value = tmp_path / "closing.mrcz"
+    save.start_save()
+    qtbot.waitUntil(reached.is_set, timeout=60000)
+    shown = []
+
+    def answer(dialog):
+        shown.append(dialog.labelText())
+        resume.set()
+
+    _when_dialog(answer)
+    viewer.close()
+    assert len(shown) == 1
+    assert "please wait" in shown[0]
+    np.testing.assert_array_equal(napari_mrcz.readMRC(tmp_path / "closing.mrcz")[0], data)
+    assert not _debris(tmp_path)
+
+
+def test_cancel_while_napari_closes_leaves_nothing(
+    make_napari_viewer, qtbot, tmp_path, rng, paused_at_slice_16
+):
+    """The "please wait" dialog's Cancel stops the save: no file, no debris."""
+    from qtpy.QtWidgets import QPushButton
+
+    reached, resume = paused_at_slice_16
+    viewer = make_napari_viewer()
+    viewer.add_image(rng.normal(size=(64, 32, 32)).astype(np.float32), name="closing")
+    save = _panel(viewer)
+    save.output.value = tmp_path / "closing.mrcz"
+    save.start_save()
+    qtbot.waitUntil(reached.is_set, timeout=60000)
+
+    def cancel(dialog):
+        [button] = [b for b in dialog.findChildren(QPushButton) if "Cancel" in b.text()]
+        button.click()
+        resume.set()
+
+    _when_dialog(cancel)
+    viewer.close()
+    assert os.listdir(tmp_path) == []
+
+
+CLOSE_DURING_SAVE = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    target = sys.argv[1]
+    data = np.random.default_rng(17).normal(size=(64, 128, 128)).astype(np.float32)
+    viewer = napari.Viewer(show=False)
+    viewer.add_image(data, name="closing")
+    _, save = viewer.window.add_plugin_dock_widget("napari-mrcz", "Save as MRCZ")
+    save.output.value = target
+    save.codec.value = "zlib"
+    save.level.value = 9
+    save.threads.value = 1
+    save.start_save()
+    app = QApplication.instance()
+    while save.progress.value < 16:
+        app.processEvents()
+        time.sleep(0.005)
+    viewer.close()
+    for _ in range(40):  # the app goes on (other windows): queued events arrive
+        app.processEvents()
+        time.sleep(0.01)
+    print("closed")
+    """
+)
+
+
+def test_closing_during_a_save_without_napari_exception_hook(tmp_path):
+    """A process without napari's exception hook (a script, napari's own tests): the
+    old panel aborted on the deleted progress bar and left .partial debris."""
+    target = tmp_path / "closing.mrcz"
+    result = subprocess.run(
+        [sys.executable, "-c", CLOSE_DURING_SAVE, str(target)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.strip().endswith("closed")
+    assert "Saved closing.mrcz" in result.stdout  # napari's notification, told
+    expected = np.random.default_rng(17).normal(size=(64, 128, 128)).astype(np.float32)
+    np.testing.assert_array_equal(napari_mrcz.readMRC(target)[0], expected)
+    assert not _debris(tmp_path)
+
+
+def test_status_line_wraps_and_follows_the_layer(make_napari_viewer, qtbot, tmp_path, rng):
+    """A long status does not widen napari's dock; switching layers clears it."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(rng.normal(size=(8, 8)).astype(np.float32), name="first")
+    save = _panel(viewer)
+    dock = save.native.parentWidget()
+    while dock is not None and type(dock).__name__ != "QtViewerDockWidget":
+        dock = dock.parentWidget()
+    QApplication.processEvents()
+    width = dock.width()
+    save.status.value = "Could not save first.mrcz: " + "a long reason " * 40
+    for _ in range(5):
+        QApplication.processEvents()
+    assert dock.width() == width
+    viewer.add_image(rng.normal(size=(8, 8)).astype(np.float32), name="second")
+    assert save.layer.value.name == "second"
+    assert save.status.value == ""
+
+
+def test_a_2d_layer_has_no_z_pixel_size(make_napari_viewer, rng):
+    """A 2D image shows and edits only y, x (issue 17, point 8)."""
+    viewer = make_napari_viewer()
+    viewer.add_image(rng.normal(size=(8, 8)).astype(np.float32), scale=(0.5, 0.25), name="flat")
+    save = _panel(viewer)
+    assert save.size_z.native.isHidden()
+    assert (save.size_y.value, save.size_x.value) == (0.5, 0.25)
+    viewer.add_image(rng.normal(size=(2, 8, 8)).astype(np.float32), name="stack")
+    assert not save.size_z.native.isHidden()
+
+
+def test_axes_that_are_not_lengths_are_not_edited_as_angstrom(make_napari_viewer, tmp_path, rng):
+    """A diffraction pattern in 1/nm: the boxes say so, the file gets 0 (issue 17, point 10)."""
+    viewer = make_napari_viewer()
+    viewer.add_image(
+        rng.normal(size=(8, 8)).astype(np.float32), scale=(0.081, 0.081), units="1/nm", name="fft"
+    )
+    save = _panel(viewer)
+    assert not save.size_x.enabled
+    assert "1/nm" in save.size_x.label
+    assert save.options().pixelsize_zyx == (0.0, 0.0, 0.0)
+    assert save.options().meta["non_length_axes"]["x"]["scale"] == 0.081
