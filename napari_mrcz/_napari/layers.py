@@ -12,6 +12,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import pint
+
 from napari_mrcz._napari.reader import NON_LENGTH_AXES_KEY, READER_METADATA_KEYS
 from napari_mrcz.errors import MRCZWarning
 
@@ -64,6 +66,8 @@ def _in_angstrom(value: float, unit: Any) -> float | None:
     if unit is None or str(unit) in _NO_UNIT:
         return value  # no unit given: python-mrcz's and EM's habit is Angstrom
     try:
+        if isinstance(unit, str):  # as the reader's layer data spell it: "angstrom"
+            unit = pint.get_application_registry().Unit(unit)
         return float((value * unit).to("angstrom").magnitude)
     except Exception:  # pint: not a length (1/nm, eV, s), or not a pint unit at all
         return None

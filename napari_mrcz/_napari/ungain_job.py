@@ -53,19 +53,22 @@ class SeparatedSaveJob(SaveJob):
         started = time.perf_counter()
         if self._cancelled.is_set():
             raise SaveCancelledError(f"save of {options.path} cancelled")
-        outcome = write_separated_array(
-            self.data,
-            options.path,
-            meta=options.meta or None,
-            pixelsize=list(options.pixelsize_zyx),
-            origin=list(options.origin_zyx),
-            pixelunits="\\AA",
-            compressor=options.codec if options.compressed else None,
-            clevel=options.level,
-            n_threads=options.threads,
-            progress=lambda written, total: self._progress(written, total, on_progress),
-            **options.microscope,
-        ) or WriteOutcome()
+        outcome = (
+            write_separated_array(
+                self.data,
+                options.path,
+                meta=options.meta or None,
+                pixelsize=list(options.pixelsize_zyx),
+                origin=list(options.origin_zyx),
+                pixelunits="\\AA",
+                compressor=options.codec if options.compressed else None,
+                clevel=options.level,
+                n_threads=options.threads,
+                progress=lambda written, total: self._progress(written, total, on_progress),
+                **options.microscope,
+            )
+            or WriteOutcome()
+        )
         gain_bytes = sum(map(os.path.getsize, outcome.gain_files))
         return SeparatedSaveResult(
             options.path,
