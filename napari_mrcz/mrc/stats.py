@@ -65,7 +65,7 @@ class SliceStats:
             self._add_floats(values)
 
     def _add_integers(self, values: np.ndarray) -> None:
-        kernel = integer_stats_kernel() if values.dtype.itemsize <= 2 else None
+        kernel = integer_stats_kernel(values.nbytes) if values.dtype.itemsize <= 2 else None
         if kernel is None:
             self._add_integers_numpy(values)
             return

@@ -2,12 +2,13 @@
 
 numpy needs several passes (min, max, the sum, the squares) to get exact integer
 statistics: about 2 GB/s for int8 here. One compiled loop over each cache-sized
-block reads the data once and vectorises (about 10 GB/s, measured in
-``benchmarks/bench_stats.py``) because it iterates over a slice, with no index
-checks in the loop. The kernels are compiled with numba in a background thread the
-first time statistics are asked for, so no save waits for the compiler: until they
-are ready, and where numba is missing, :mod:`napari_mrcz.mrc.stats` uses numpy.
-Both give the same, exact, integers.
+block reads the data once and vectorises (about 10 GB/s, ``benchmarks/bench_stats.py``)
+because it iterates over a slice, with no index checks in the loop. Importing numba
+and loading (or compiling) the kernels costs a process about a second of CPU, more
+than numpy's statistics of a gigabyte: so the kernels are prepared, in a background
+thread, only once a process has measured :data:`COMPILE_AFTER_BYTES` of 8- and
+16-bit data, and no save waits for them. Until they are ready, and where numba is
+missing, :mod:`napari_mrcz.mrc.stats` uses numpy. Both give the same, exact, integers.
 """
 
 from __future__ import annotations
@@ -31,23 +32,31 @@ _BLOCK_16BIT = 2**14
 
 IntegerStats = Callable[[np.ndarray], tuple[int, int, int, int]]
 
+#: Bytes of 8/16-bit data a process measures with numpy before it prepares the
+#: kernels: about what numpy measures in the time preparing them takes (a short
+#: ``mrcz`` run or a small save never pays for numba; a session or an archive does).
+COMPILE_AFTER_BYTES = 2**30
+
 _lock = threading.Lock()
 _compiling: threading.Thread | None = None
 _kernel: IntegerStats | None = None
+_measured = 0
 
 
-def integer_stats_kernel() -> IntegerStats | None:
+def integer_stats_kernel(nbytes: int = 0) -> IntegerStats | None:
     """The compiled ``kernel(values) -> (min, max, sum, sum of squares)``, or None.
 
-    None until the kernel is compiled; the first call starts compiling it in the
-    background. ``values`` is a 1D C-contiguous array of a type in
-    :data:`KERNEL_DTYPES`; the results are exact Python-size integers.
+    None until the kernel is ready. ``nbytes`` is the size of the data about to be
+    measured: once a process has asked for :data:`COMPILE_AFTER_BYTES` in all, the
+    kernel is prepared in the background. ``values`` is a 1D C-contiguous array of a
+    type in :data:`KERNEL_DTYPES`; the results are exact Python-size integers.
     """
-    global _compiling
+    global _compiling, _measured
     if _kernel is not None:
         return _kernel
     with _lock:
-        if _compiling is None:
+        _measured += nbytes
+        if _compiling is None and _measured >= COMPILE_AFTER_BYTES:
             _compiling = threading.Thread(
                 target=_compile, name="napari-mrcz-compile-stats", daemon=False
             )
@@ -56,11 +65,11 @@ def integer_stats_kernel() -> IntegerStats | None:
 
 
 def wait_for_kernel(timeout: float | None = None) -> IntegerStats | None:
-    """Start compiling if needed and wait for it; the kernel, or None without numba.
+    """Start preparing the kernel now and wait for it; the kernel, or None without numba.
 
     For benchmarks and tests that want the compiled route from the first slice.
     """
-    integer_stats_kernel()
+    integer_stats_kernel(COMPILE_AFTER_BYTES)
     if _compiling is not None:
         _compiling.join(timeout)
     return _kernel

@@ -19,7 +19,7 @@ from napari_mrcz.mrc import stats_kernels
 
 stats_kernels.wait_for_kernel(timeout=120)
 rng = np.random.default_rng(7)
-movie = rng.poisson(1.0, size=(24, 1024, 1024)).astype(np.int8)
+movie = rng.poisson(1.0, size=(32, 2048, 1024)).astype(np.int8)
 path = sys.argv[1]
 
 def best(action, repeats=3):
@@ -61,8 +61,8 @@ def test_two_threads_beat_one_without_python_mrcz(tmp_path):
     write_ratio, read_ratio = (float(value) for value in result.stdout.split())
     # One core's worth of work per thread: 2 threads give about 1.8x on 2 idle cores,
     # 1.0x if the GIL serialised them.
-    assert write_ratio > 1.25, f"compression with 2 threads only {write_ratio:.2f}x faster"
-    assert read_ratio > 1.25, f"decompression with 2 threads only {read_ratio:.2f}x faster"
+    assert write_ratio > 1.2, f"compression with 2 threads only {write_ratio:.2f}x faster"
+    assert read_ratio > 1.2, f"decompression with 2 threads only {read_ratio:.2f}x faster"
 
 
 def test_importing_the_engine_leaves_blosc_settings_alone():

@@ -1,5 +1,7 @@
 """Header statistics: exact, slice by slice, and as mrcfile computes them."""
 
+import subprocess
+import sys
 import warnings
 
 import mrcfile
@@ -81,5 +83,20 @@ def test_compiled_and_numpy_routes_give_the_same_header(rng, monkeypatch, dtype)
     if stats_kernels.wait_for_kernel(timeout=120) is None:
         pytest.skip("numba is not installed here")
     compiled = slice_by_slice(data)
-    monkeypatch.setattr(stats, "integer_stats_kernel", lambda: None)
+    monkeypatch.setattr(stats, "integer_stats_kernel", lambda nbytes=0: None)
     assert slice_by_slice(data) == compiled
+
+
+def test_a_small_save_never_loads_numba(tmp_path):
+    """Preparing the kernel costs a process about a second: not for a small save."""
+    code = (
+        "import sys, numpy as np, napari_mrcz\n"
+        "from napari_mrcz.mrc import stats_kernels\n"
+        "data = np.zeros((4, 256, 256), dtype=np.int8)\n"
+        f"napari_mrcz.writeMRC(data, {str(tmp_path / 'small.mrcz')!r}, compressor='zstd')\n"
+        "print('numba' in sys.modules, stats_kernels._compiling is not None)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.split() == ["False", "False"]
