@@ -102,11 +102,10 @@ from typing import Any
 import blosc
 import numpy as np
 
-try:
-    import napari_mrcz
-except ImportError:  # a checkout that is not installed: use the package beside us
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import napari_mrcz
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.helpers
+import napari_mrcz
+
+from tests.helpers import poisson1_frame
 
 MB = 1e6
 SEED = 20261125
@@ -122,23 +121,6 @@ LAZY_FRAMES, LAZY_SIDE = 1000, 2048
 
 
 # --------------------------------------------------------------------------- data
-
-
-def poisson1_frame(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """One frame of Poisson(1) counts as int8, by inversion of the CDF.
-
-    Much faster than ``Generator.poisson`` for a mean of 1: a float32 uniform is
-    compared with the cumulative probabilities of 0, 1, 2, ... counts (up to 15; the
-    tail beyond is below float32 resolution).
-    """
-    k = np.arange(16)
-    pmf = np.exp(-1.0) / np.array([math.factorial(int(n)) for n in k])
-    cdf = np.cumsum(pmf)[:-1].astype(np.float32)
-    uniform = rng.random(shape, dtype=np.float32)
-    counts = np.zeros(shape, dtype=np.int8)
-    for threshold in cdf:
-        np.add(counts, uniform >= threshold, out=counts, casting="unsafe")
-    return counts
 
 
 def make_datasets(size_mb: float, int8_side: int, float_side: int) -> dict[str, np.ndarray]:

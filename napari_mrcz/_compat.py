@@ -359,16 +359,7 @@ def asyncWriteMRC(*args: Any, **kwargs: Any) -> Future:
 
 
 def setDefaultThreads(n_threads: int) -> None:
-    """Set how many slices are compressed or decompressed at once by default.
-
-    Used when a call does not give ``n_threads``; blosc itself always runs one
-    thread per slice (see :mod:`napari_mrcz.mrc.codecs`).
-
-    Parameters
-    ----------
-    n_threads : int
-        At least 1. All virtual cores are used by default.
-    """
+    """python-mrcz's name of :func:`napari_mrcz.threads.set_default_threads`."""
     set_default_threads(n_threads)
 
 
