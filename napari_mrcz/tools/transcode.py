@@ -590,7 +590,14 @@ def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
 
 
 def json_left_out(image: SourceImage, compressed: bool, keep_json: bool) -> bool:
-    """True if the output of ``image`` leaves out JSON meta its input has (plain MRC)."""
+    """True if the output of ``image`` leaves out JSON meta its input has (plain MRC).
+
+    Never for a gain-separated input: its record is the format's, not the user's
+    metadata, and its outputs are written by :mod:`napari_mrcz.tools.gain_separation`
+    (the original file again, or counts that keep the record).
+    """
+    if image.layout is not None and image.layout.gain_separation is not None:
+        return False
     meta = {"dm_tags": True} if image.dm_meta is not None else image.layout.json_meta
     return bool(meta) and meta_to_write(meta, compressed, keep_json) is None
 

@@ -92,6 +92,8 @@ def test_a_session_is_archived_losslessly_with_one_gain(session, tmp_path):
     result = run("decompress", archive, "-o", restored, "--verify", check_status=0)
     for name in ("a.mrc", "b.mrc"):
         assert digest(restored / name) == digests[name], name  # byte for byte
+    # only the gain file's own record is left out of its plain copy, not the movies'
+    assert "1 plain MRC output without the JSON metadata" in result.stdout
     np.testing.assert_array_equal(bits(mrcfile.read(restored / "aligned.mrc")), bits(aligned))
 
 
@@ -130,6 +132,8 @@ def test_a_facility_gain_in_dm4_is_turned_to_fit(tmp_path, rng):
     # For motion correction: the counts and the gain as plain MRC.
     plain = tmp_path / "plain"
     result = run("decompress", archive, "-o", plain, "--counts", "--verify", check_status=0)
+    # the counts keep their record; only the gain file's plain copy has none
+    assert "1 plain MRC output without the JSON metadata" in result.stdout
     gain_file = next(name for name in os.listdir(plain) if name.startswith("gain_"))
     assert gain_file.endswith(".mrc")
     np.testing.assert_array_equal(mrcfile.read(plain / "movie.mrc"), counts)
