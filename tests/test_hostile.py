@@ -175,6 +175,25 @@ def test_engine_refuses_each_hostile_input_at_once(reader, hostile):
             assert re.search(pattern, error.problem), (name, error.problem)
 
 
+def test_napari_reader_refuses_each_hostile_input_at_once(hostile):
+    """What napari calls on a dropped file: our reader, and one MRCZFormatError naming it.
+
+    (The notification napari then shows carries this message: tests/_qt.)
+    """
+    from napari_mrcz._napari.reader import get_reader
+
+    for name, (path, pattern) in hostile.items():
+        with deadline(10):
+            reader = get_reader(str(path))
+            assert reader is not None, name  # every name here is one of ours
+            with pytest.raises(MRCZFormatError) as caught:
+                reader(str(path))
+        assert type(caught.value) is MRCZFormatError, name
+        assert caught.value.path == str(path), (name, caught.value)
+        if _kind(name) in NOT_FILES or not name.endswith((".gz", ".bz2")):
+            assert re.search(pattern, caught.value.problem), (name, caught.value.problem)
+
+
 def test_validate_reports_each_hostile_input(hostile):
     for name, (path, pattern) in hostile.items():
         with deadline(10):
