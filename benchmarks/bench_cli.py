@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-import numpy as np
-
-import napari_mrcz
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests.helpers
+from tests.helpers import write_counting_movies
 
 MRCZ_COMMAND = [sys.executable, "-m", "napari_mrcz.cli"]
 
@@ -63,22 +63,6 @@ for path in sorted(glob.glob(os.path.join(source, "*.mrcz"))):
 """
 
 
-def make_movies(folder: str, files: int, size_mb: float) -> int:
-    """Write the plain MRC movies; return their total data bytes."""
-    rng = np.random.default_rng(20261125)
-    side = 4096
-    frames = max(1, round(size_mb * 1e6 / side**2))
-    os.makedirs(folder)
-    total = 0
-    for number in range(files):
-        movie = rng.poisson(1.0, size=(frames, side, side)).astype(np.int8)
-        napari_mrcz.writeMRC(
-            movie, os.path.join(folder, f"movie_{number:03d}.mrc"), pixelsize=0.83
-        )
-        total += movie.nbytes
-    return total
-
-
 def timed_run(command: list[str], output: str) -> float:
     """Wall time of ``command`` in a fresh process, after removing ``output``."""
     shutil.rmtree(output, ignore_errors=True)
@@ -99,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(dir=args.out, prefix="bench-cli-") as work:
         raw = os.path.join(work, "raw")
-        total = make_movies(raw, args.files, args.size_mb)
+        total = write_counting_movies(raw, args.files, args.size_mb)
         packed, plain = os.path.join(work, "packed"), os.path.join(work, "plain")
         compress = {
             "mrcz compress": [*MRCZ_COMMAND, "compress", raw, "-o", packed, "-q"],

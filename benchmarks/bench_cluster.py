@@ -33,29 +33,14 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 from distributed import Client, LocalCluster
 
-import napari_mrcz
-
 REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.helpers
+from tests.helpers import write_counting_movies  # noqa: E402
+
 MRCZ_COMMAND = [sys.executable, "-m", "napari_mrcz.cli", "compress", "-q", "--threads", "1"]
 WORKERS = 2
-
-
-def make_movies(folder: str, files: int, size_mb: float, side: int = 4096) -> int:
-    """Write the plain MRC movies; return their total data bytes."""
-    rng = np.random.default_rng(20261125)
-    frames = max(1, round(size_mb * 1e6 / side**2))
-    os.makedirs(folder)
-    total = 0
-    for number in range(files):
-        movie = rng.poisson(1.0, size=(frames, side, side)).astype(np.int8)
-        napari_mrcz.writeMRC(
-            movie, os.path.join(folder, f"movie_{number:03d}.mrc"), pixelsize=0.83
-        )
-        total += movie.nbytes
-    return total
 
 
 def timed_run(command: list[str], output: str) -> float:
@@ -104,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         client.run(importlib.import_module, "napari_mrcz.cli.cluster")  # a warm cluster
         address = cluster.scheduler_address
         raw, out = os.path.join(work, "raw"), os.path.join(work, "out")
-        total = make_movies(raw, args.files, args.size_mb)
+        total = write_counting_movies(raw, args.files, args.size_mb)
         movies = best_times(
             {
                 "local": [*MRCZ_COMMAND, raw, "-o", out, "--jobs", str(WORKERS)],
@@ -114,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             args.repeat,
         )
         one, many = os.path.join(work, "one"), os.path.join(work, "many")
-        make_movies(one, 1, 1.0, side=512)
-        small = make_movies(many, args.small, 1.0, side=512)
+        write_counting_movies(one, 1, 1.0, side=512)
+        small = write_counting_movies(many, args.small, 1.0, side=512)
         tiny = best_times(
             {
                 f"{where} {count}": [

@@ -100,3 +100,23 @@ def poisson1_frame(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarr
     for threshold in cdf:
         np.add(counts, uniform >= threshold, out=counts, casting="unsafe")
     return counts
+
+
+def write_counting_movies(
+    folder: str | os.PathLike, files: int, size_mb: float, side: int = 4096
+) -> int:
+    """Plain MRC counting movies (int8 Poisson(1), seeded) for the command-line benchmarks.
+
+    Returns their total data bytes. Written with mrcfile, not with the code measured.
+    """
+    rng = np.random.default_rng(20261125)
+    frames = max(1, round(size_mb * 1e6 / side**2))
+    os.makedirs(folder)
+    total = 0
+    for number in range(files):
+        movie = np.stack([poisson1_frame(rng, (side, side)) for _ in range(frames)])
+        with mrcfile.new(os.path.join(folder, f"movie_{number:03d}.mrc")) as handle:
+            handle.set_data(movie)
+            handle.voxel_size = 0.83
+        total += movie.nbytes
+    return total

@@ -71,6 +71,19 @@ class SaveOptions:
         """True for MRCZ, False for plain MRC."""
         return self.codec != NO_COMPRESSION
 
+    def write_arguments(self) -> dict[str, Any]:
+        """The keywords of :func:`napari_mrcz.mrc.write.write_array` these options give."""
+        return {
+            "meta": self.meta or None,
+            "pixelsize": list(self.pixelsize_zyx),
+            "origin": list(self.origin_zyx),
+            "pixelunits": "\\AA",
+            "compressor": self.codec if self.compressed else None,
+            "clevel": self.level,
+            "n_threads": self.threads,
+            **self.microscope,
+        }
+
 
 @dataclass
 class SaveResult:
@@ -273,16 +286,9 @@ class SaveJob:
         write_array(
             self.data,
             options.path,
-            meta=options.meta or None,
             dtype=cast_to,
-            pixelsize=list(options.pixelsize_zyx),
-            origin=list(options.origin_zyx),
-            pixelunits="\\AA",
-            compressor=options.codec if options.compressed else None,
-            clevel=options.level,
-            n_threads=options.threads,
             progress=lambda written, total: self._progress(written, total, on_progress),
-            **options.microscope,
+            **options.write_arguments(),
         )
         seconds = time.perf_counter() - started
         layout = read_layout(options.path)

@@ -57,15 +57,8 @@ class SeparatedSaveJob(SaveJob):
             write_separated_array(
                 self.data,
                 options.path,
-                meta=options.meta or None,
-                pixelsize=list(options.pixelsize_zyx),
-                origin=list(options.origin_zyx),
-                pixelunits="\\AA",
-                compressor=options.codec if options.compressed else None,
-                clevel=options.level,
-                n_threads=options.threads,
                 progress=lambda written, total: self._progress(written, total, on_progress),
-                **options.microscope,
+                **options.write_arguments(),
             )
             or WriteOutcome()
         )
