@@ -24,6 +24,8 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
+from tqdm import tqdm
+
 from napari_mrcz.cli.batch import EXIT_FAILED, EXIT_USAGE, find_inputs
 from napari_mrcz.cli.convert import run_batch_command, run_convert
 from napari_mrcz.cli.info import run_info
@@ -61,8 +63,12 @@ def _show_warning(
     file: TextIO | None = None,
     line: str | None = None,
 ) -> None:
-    """Warnings about files as one plain line on stderr (no source location)."""
-    print(f"warning: {message}", file=sys.stderr)
+    """Warnings about files as one plain line on stderr (no source location).
+
+    Written as the progress bar writes its lines: whole, under its lock, with the bar
+    cleared and drawn again, so that lines from files converted at once never mix.
+    """
+    tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,10 +1,18 @@
 """The batch planner and the summary of napari_mrcz.cli.batch, without a subprocess."""
 
+import io
+import re
+import sys
+import threading
+import time
+
 import pytest
 
-from napari_mrcz.cli.batch import Task, plan
+from napari_mrcz.cli import _show_warning
+from napari_mrcz.cli.batch import Runner, Settings, Task, plan
 from napari_mrcz.cli.info import statistics_text
 from napari_mrcz.cli.report import human_size, summary_table
+from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.suffixes import is_readable
 
 from tests.helpers import SHARED_DATA
@@ -93,3 +101,40 @@ def test_plan_gives_several_dm_images_numbered_outputs(tmp_path):
         str(tmp_path / "rsciio_2D_multi_signal_0.mrcz"),
         str(tmp_path / "rsciio_2D_multi_signal_1.mrcz"),
     ]
+
+
+class SlowStream(io.StringIO):
+    """A terminal that takes its time: another thread gets to write meanwhile."""
+
+    def write(self, text: str) -> int:
+        time.sleep(0.0002)
+        return super().write(text)
+
+
+def test_warnings_and_progress_lines_from_parallel_files_never_mix(monkeypatch):
+    # `mrcz compress --jobs 2`: one file's warning and another's "done" line are
+    # written at the same moment; each must stay a line of its own.
+    stderr = SlowStream()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    runner = Runner(Settings("zstd"), jobs=2, show_progress=False, quiet=False, err=stderr)
+
+    def warn_many() -> None:
+        for number in range(300):
+            _show_warning(f"odd_{number}.mrc: the axis order is invalid", MRCZWarning, "", 0)
+
+    def say_many() -> None:
+        for number in range(300):
+            runner._say(f"done movie_{number}.mrc -> movie_{number}.mrcz")
+
+    threads = [threading.Thread(target=warn_many), threading.Thread(target=say_many)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = stderr.getvalue().splitlines()
+    assert len(lines) == 600
+    assert all(
+        re.fullmatch(r"warning: odd_\d+\.mrc: the axis order is invalid", line)
+        or re.fullmatch(r"done movie_\d+\.mrc -> movie_\d+\.mrcz", line)
+        for line in lines
+    )

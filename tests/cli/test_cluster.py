@@ -288,7 +288,11 @@ def test_outputs_and_summary_match_a_local_run_byte_for_byte(cluster, mixed_fold
         "compress", there / "raw", "-o", there / "out", "--progress", *options, cluster=cluster
     )
     assert local.returncode == remote.returncode == 1, (local, remote)  # the RGB file fails
-    assert digests(there / "out") == digests(here / "out")
+    assert digests(there / "out") == digests(here / "out"), (
+        remote.stdout,
+        remote.stderr,
+        cluster.log("worker"),
+    )
     assert set(digests(here / "out")) == {
         "made/counts.mrcz",
         "made/gain.mrcz",
