@@ -73,9 +73,13 @@ def mismatched_slices(
     if expected is None:
         return None
     count = min(len(expected), len(offsets) - 1)
-    view = memoryview(buffer)
-    return [
-        index
-        for index in range(count)
-        if chunk_checksum(view[int(offsets[index]) : int(offsets[index + 1])]) != expected[index]
-    ]
+    damaged = []
+    # Views of a memory map are released at once, not when collected: a frame kept
+    # alive a moment longer (dask's profiler samples them) would otherwise stop the
+    # map from closing ("cannot close exported pointers exist").
+    with memoryview(buffer) as whole:
+        for index in range(count):
+            with whole[int(offsets[index]) : int(offsets[index + 1])] as chunk:
+                if chunk_checksum(chunk) != expected[index]:
+                    damaged.append(index)
+    return damaged

@@ -15,6 +15,7 @@ import pytest
 
 import napari_mrcz
 from napari_mrcz.mrc.layout import read_layout
+from napari_mrcz.mrc.slices import SliceReader
 from napari_mrcz.mrc.write import write_array
 from napari_mrcz.tools.validate import validate_file
 
@@ -133,3 +134,26 @@ def test_compress_records_checksums_and_verify_checks_them(tmp_path, movie):
     assert main(["compress", str(source.parent), "-o", str(out), "--verify", "-q"]) == 0
     layout = read_layout(out / "movie.mrcz")
     assert len(layout.chunk_checksums) == len(movie)
+
+
+def test_checking_leaves_no_view_of_the_file_behind(tmp_path, rng):
+    # dask's profiler keeps the frames of a worker's tasks alive for a moment after they
+    # return; a view of the memory map left in one stopped the reader from closing
+    # ("BufferError: cannot close exported pointers exist") and failed the file.
+    path = tmp_path / "movie.mrcz"
+    write_array(rng.integers(0, 4, size=(3, 32, 32), dtype=np.int8), str(path), compressor="zstd")
+    frames = []
+
+    def keep_frames(frame, event, arg):
+        if event == "return":
+            frames.append(frame)
+
+    reader = SliceReader(read_layout(str(path)))
+    sys.setprofile(keep_frames)
+    try:
+        damaged = reader.damaged_chunks()
+    finally:
+        sys.setprofile(None)
+    reader.close()
+    assert damaged == []
+    assert frames
