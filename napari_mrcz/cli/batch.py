@@ -27,7 +27,8 @@ from napari_mrcz.errors import MRCZFormatError
 from napari_mrcz.files import check_regular, check_target, told_about
 from napari_mrcz.mrc.atomic import flush_to_disk, publish, temporary_name
 from napari_mrcz.mrc.gzipped import is_compressed
-from napari_mrcz.mrc.layout import read_layout
+from napari_mrcz.mrc.layout import MRCLayout, read_layout
+from napari_mrcz.mrc.stats_kernels import integer_stats_kernel
 from napari_mrcz.suffixes import is_dm, is_readable, strip_suffix
 from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 from napari_mrcz.tools.transcode import (
@@ -219,17 +220,40 @@ def _refuse(task: Task, reason: str) -> None:
         task.status, task.message = "failed", reason
 
 
+def _header_of(path: str) -> MRCLayout | None:
+    """The layout of an MRC/MRCZ file's header (no warnings), or None for other files."""
+    if is_dm(path) or not is_readable(path) or is_compressed(path):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the conversion itself reports them
+        return read_layout(path)
+
+
 def estimated_bytes(path: str) -> int:
     """Bytes of data in ``path``, from its header where that is cheap, else its size."""
     try:
-        if not is_dm(path) and is_readable(path) and not is_compressed(path):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the conversion itself reports them
-                layout = read_layout(path)
-            return layout.data_nbytes
-        return os.path.getsize(path)
+        layout = _header_of(path)
+        return os.path.getsize(path) if layout is None else layout.data_nbytes
     except FILE_ERRORS:
         return 0
+
+
+def announce_statistics(tasks: Sequence[Task]) -> None:
+    """Tell the statistics kernel how much 8- and 16-bit data this process will measure.
+
+    Preparing the compiled kernel costs a process about a second of CPU; a run that
+    will measure gigabytes has it prepared from its first file on, not only once the
+    first gigabyte went through numpy (see :mod:`napari_mrcz.mrc.stats_kernels`).
+    """
+    total = 0
+    for task in tasks:
+        try:
+            layout = _header_of(task.source)
+        except FILE_ERRORS:
+            continue
+        if layout is not None and layout.dtype.kind in "iu" and layout.dtype.itemsize <= 2:
+            total += layout.data_nbytes
+    integer_stats_kernel(total)
 
 
 class Runner:
@@ -288,6 +312,7 @@ class Runner:
                             for task in tasks
                         ]
                         self._add_total(sum(estimates))
+                        announce_statistics(tasks)
                     while submitted < len(tasks):
                         pending.add(
                             pool.submit(self._convert, tasks[submitted], estimates[submitted])

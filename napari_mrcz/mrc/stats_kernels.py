@@ -24,12 +24,6 @@ logger = logging.getLogger(__name__)
 #: The dtypes the kernel is compiled for.
 KERNEL_DTYPES = (np.int8, np.uint8, np.int16, np.uint16)
 
-#: Elements per block: 8-bit squares (at most 255**2) summed over 2**15 of them stay
-#: below 2**31 in the int32 accumulators that let the loop vectorise; 16-bit blocks
-#: sum into int64.
-_BLOCK_8BIT = 2**15
-_BLOCK_16BIT = 2**14
-
 IntegerStats = Callable[[np.ndarray], tuple[int, int, int, int]]
 
 #: Bytes of 8/16-bit data a process measures with numpy before it prepares the
@@ -88,69 +82,7 @@ def _compile() -> None:
 
 
 def _build() -> IntegerStats:
-    import numba
-
-    options = {"nogil": True, "cache": True, "error_model": "numpy"}
-
-    @numba.njit(**options)
-    def block_8bit(block):  # pragma: no cover - compiled
-        total = np.int32(0)
-        total_sq = np.int32(0)
-        low = block[0]
-        high = block[0]
-        for value in block:
-            wide = np.int32(value)
-            total += wide
-            total_sq += wide * wide
-            low = min(low, value)
-            high = max(high, value)
-        return total, total_sq, low, high
-
-    @numba.njit(**options)
-    def block_16bit(block):  # pragma: no cover - compiled
-        total = np.int64(0)
-        total_sq = np.int64(0)
-        low = block[0]
-        high = block[0]
-        for value in block:
-            wide = np.int64(value)
-            total += wide
-            total_sq += wide * wide
-            low = min(low, value)
-            high = max(high, value)
-        return total, total_sq, low, high
-
-    @numba.njit(**options)
-    def stats_8bit(values):  # pragma: no cover - compiled
-        total = np.int64(0)
-        total_sq = np.int64(0)
-        low = values[0]
-        high = values[0]
-        for start in range(0, values.size, _BLOCK_8BIT):
-            block_total, block_sq, block_low, block_high = block_8bit(
-                values[start : start + _BLOCK_8BIT]
-            )
-            total += block_total
-            total_sq += block_sq
-            low = min(low, block_low)
-            high = max(high, block_high)
-        return low, high, total, total_sq
-
-    @numba.njit(**options)
-    def stats_16bit(values):  # pragma: no cover - compiled
-        total = np.int64(0)
-        total_sq = np.uint64(0)
-        low = values[0]
-        high = values[0]
-        for start in range(0, values.size, _BLOCK_16BIT):
-            block_total, block_sq, block_low, block_high = block_16bit(
-                values[start : start + _BLOCK_16BIT]
-            )
-            total += block_total
-            total_sq += np.uint64(block_sq)
-            low = min(low, block_low)
-            high = max(high, block_high)
-        return low, high, total, total_sq
+    from napari_mrcz.mrc.stats_numba import stats_8bit, stats_16bit
 
     def kernel(values: np.ndarray) -> tuple[int, int, int, int]:
         compiled = stats_8bit if values.dtype.itemsize == 1 else stats_16bit

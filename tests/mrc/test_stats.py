@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import mrcfile
 import numpy as np
@@ -100,3 +101,17 @@ def test_a_small_save_never_loads_numba(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_the_compiled_kernel_is_loaded_from_numba_s_cache_not_compiled_again():
+    """Kernels defined inside a function were compiled anew, and cached anew, by every
+    process: a second of CPU each time and a cache folder growing without end."""
+    if stats_kernels.wait_for_kernel(timeout=120) is None:
+        pytest.skip("numba is not installed here")
+    cache = Path(stats_kernels.__file__).parent / "__pycache__"
+    before = sorted(path.name for path in cache.glob("stats_numba.*"))
+    code = "from napari_mrcz.mrc import stats_kernels\nstats_kernels.wait_for_kernel()\n"
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert before  # this process compiled or loaded them: they are cached
+    assert sorted(path.name for path in cache.glob("stats_numba.*")) == before
