@@ -28,7 +28,7 @@ from napari_mrcz.files import check_regular, check_target, told_about
 from napari_mrcz.mrc.atomic import flush_to_disk, publish, temporary_name
 from napari_mrcz.mrc.gzipped import is_compressed
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
-from napari_mrcz.mrc.stats_kernels import integer_stats_kernel
+from napari_mrcz.mrc.stats_kernels import expect_bytes
 from napari_mrcz.suffixes import is_dm, is_readable, strip_suffix
 from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 from napari_mrcz.tools.transcode import (
@@ -231,29 +231,22 @@ def _header_of(path: str) -> MRCLayout | None:
 
 def estimated_bytes(path: str) -> int:
     """Bytes of data in ``path``, from its header where that is cheap, else its size."""
+    return _estimate(path)[0]
+
+
+def _estimate(path: str) -> tuple[int, bool]:
+    """:func:`estimated_bytes`, and whether the header says 8- or 16-bit integers."""
     try:
         layout = _header_of(path)
-        return os.path.getsize(path) if layout is None else layout.data_nbytes
     except FILE_ERRORS:
-        return 0
-
-
-def announce_statistics(tasks: Sequence[Task]) -> None:
-    """Tell the statistics kernel how much 8- and 16-bit data this process will measure.
-
-    Preparing the compiled kernel costs a process about a second of CPU; a run that
-    will measure gigabytes has it prepared from its first file on, not only once the
-    first gigabyte went through numpy (see :mod:`napari_mrcz.mrc.stats_kernels`).
-    """
-    total = 0
-    for task in tasks:
+        return 0, False
+    if layout is None:
         try:
-            layout = _header_of(task.source)
+            return os.path.getsize(path), False
         except FILE_ERRORS:
-            continue
-        if layout is not None and layout.dtype.kind in "iu" and layout.dtype.itemsize <= 2:
-            total += layout.data_nbytes
-    integer_stats_kernel(total)
+            return 0, False
+    small_integers = layout.dtype.kind in "iu" and layout.dtype.itemsize <= 2
+    return layout.data_nbytes, small_integers
 
 
 class Runner:
@@ -305,14 +298,17 @@ class Runner:
             while True:
                 try:  # a signal may come at any point: estimating, submitting, waiting
                     if estimates is None:
-                        estimates = [
-                            0
+                        found = [
+                            (0, False)
                             if self.cancel.is_set() or task.status != "waiting"
-                            else estimated_bytes(task.source) * self.passes
+                            else _estimate(task.source)
                             for task in tasks
                         ]
+                        estimates = [nbytes * self.passes for nbytes, _ in found]
                         self._add_total(sum(estimates))
-                        announce_statistics(tasks)
+                        # A run that will measure gigabytes has the compiled statistics
+                        # from its first file on (see mrc.stats_kernels).
+                        expect_bytes(sum(nbytes for nbytes, small in found if small))
                     while submitted < len(tasks):
                         pending.add(
                             pool.submit(self._convert, tasks[submitted], estimates[submitted])

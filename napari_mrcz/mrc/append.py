@@ -6,9 +6,11 @@ MRCZ files can only be appended to (their slices are packed one after another).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 
+from napari_mrcz.files import told_about
 from napari_mrcz.mrc.codecs import (
     recorded_settings,
 )
@@ -82,17 +84,27 @@ def write_at_index(
             header["packed_bytes"] = packed_before
         else:
             handle.seek(layout.data_offset + start * layout.slice_nbytes)
-        written = write_slices(
-            handle,
-            frames,
-            layout.dtype,
-            layout.compressor,
-            clevel,
-            False,
-            n_threads,
-            stats=old_stats,
-            progress=progress,
-        )
+        size_before = os.fstat(handle.fileno()).st_size
+        try:
+            written = write_slices(
+                handle,
+                frames,
+                layout.dtype,
+                layout.compressor,
+                clevel,
+                False,
+                n_threads,
+                stats=old_stats,
+                progress=progress,
+            )
+        except BaseException as error:
+            # The header still describes the file as it was: cut off what was
+            # appended (and the blocks reserved for it), so no half slice stays.
+            with contextlib.suppress(OSError):
+                handle.truncate(size_before)
+            if isinstance(error, OSError):
+                raise told_about(error, path) from error
+            raise
         header["packed_bytes"] += written.packed_bytes
         header["nz"] = new_nz
         if int(header["mz"]) == nz and not layout.slices:

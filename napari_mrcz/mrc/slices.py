@@ -112,6 +112,7 @@ class SliceReader:
         """
         if self._mmap is None or self.chunk_offsets is None:
             return None
+        self._check_still_holds(int(self.chunk_offsets[-1]))
         return mismatched_slices(self.layout.chunk_checksums, self._mmap, self.chunk_offsets)
 
     def new_array(self, count: int) -> np.ndarray:

@@ -45,17 +45,36 @@ def integer_stats_kernel(nbytes: int = 0) -> IntegerStats | None:
     kernel is prepared in the background. ``values`` is a 1D C-contiguous array of a
     type in :data:`KERNEL_DTYPES`; the results are exact Python-size integers.
     """
-    global _compiling, _measured
+    global _measured
     if _kernel is not None:
         return _kernel
     with _lock:
         _measured += nbytes
-        if _compiling is None and _measured >= COMPILE_AFTER_BYTES:
-            _compiling = threading.Thread(
-                target=_compile, name="napari-mrcz-compile-stats", daemon=False
-            )
-            _compiling.start()
+        if _measured >= COMPILE_AFTER_BYTES:
+            _start_preparing()
     return _kernel
+
+
+def expect_bytes(nbytes: int) -> None:
+    """Say that this process is about to measure ``nbytes`` of 8- and 16-bit data.
+
+    A run that knows it will measure :data:`COMPILE_AFTER_BYTES` or more has the
+    kernel prepared now, in the background, rather than after its first gigabyte.
+    The bytes are not counted as measured.
+    """
+    if _kernel is None and nbytes >= COMPILE_AFTER_BYTES:
+        with _lock:
+            _start_preparing()
+
+
+def _start_preparing() -> None:
+    """Prepare the kernel in a background thread, unless that started already (lock held)."""
+    global _compiling
+    if _compiling is None:
+        _compiling = threading.Thread(
+            target=_compile, name="napari-mrcz-compile-stats", daemon=False
+        )
+        _compiling.start()
 
 
 def wait_for_kernel(timeout: float | None = None) -> IntegerStats | None:

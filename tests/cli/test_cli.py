@@ -426,9 +426,9 @@ def test_interrupt_while_planning_stops_cleanly(movies, tmp_path, monkeypatch):
         calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return 0
+        return 0, False
 
-    monkeypatch.setattr(cli_batch, "estimated_bytes", interrupted)
+    monkeypatch.setattr(cli_batch, "_estimate", interrupted)
     status = main(["compress", str(source), "-o", str(tmp_path / "out"), "-q", "--delete-source"])
     assert status == 130
     assert all((source / name).exists() for name in data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import pathlib
+import resource
 import stat
 import subprocess
 import sys
@@ -420,11 +421,34 @@ def test_failed_append_keeps_existing_frames(tmp_path, data, rng, compressor):
     new = rng.integers(-500, 500, size=(3, *SHAPE[1:])).astype(np.int16)
     with pytest.raises(RuntimeError, match="lost"):
         napari_mrcz.writeMRC(FailingSource(new, 1, RuntimeError("lost")), target, idx=SHAPE[0])
-    after = target.read_bytes()
-    assert after[: len(before)] == before
+    assert target.read_bytes() == before  # no half-appended slices after the data
     image, _ = napari_mrcz.readMRC(target)
     np.testing.assert_array_equal(image, data)
     assert not write_threads()
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_an_append_that_runs_out_of_room_names_the_file_and_leaves_it_as_it_was(
+    tmp_path, rng, compressor
+):
+    # A file-size limit stands in for a full disk or quota: the write fails part-way.
+    target = tmp_path / "movie.mrc"
+    first = rng.integers(-128, 127, size=(2, 512, 512), dtype=np.int8)
+    napari_mrcz.writeMRC(first, target, compressor=compressor)
+    before = target.read_bytes()
+    more = rng.integers(-128, 127, size=(8, 512, 512), dtype=np.int8)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 300_000, hard))
+    try:
+        with pytest.raises(OSError, match="too large") as raised:
+            napari_mrcz.writeMRC(more, target, compressor=compressor, idx=2)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert raised.value.errno == errno.EFBIG
+    assert raised.value.filename == str(target)
+    assert target.read_bytes() == before
+    image, _ = napari_mrcz.readMRC(target)
+    np.testing.assert_array_equal(image, first)
 
 
 # --------------------------------------------------------------------------- concurrency

@@ -157,3 +157,29 @@ def test_checking_leaves_no_view_of_the_file_behind(tmp_path, rng):
     reader.close()
     assert damaged == []
     assert frames
+
+
+def test_checking_a_file_cut_short_after_opening_is_an_error_not_a_crash(tmp_path, rng):
+    # Touching a memory map past the end of its file kills the process (SIGBUS).
+    path = tmp_path / "movie.mrcz"
+    write_array(
+        rng.integers(0, 4, size=(4, 256, 256), dtype=np.int8), str(path), compressor="zstd"
+    )
+    code = (
+        "import os, sys\n"
+        "from napari_mrcz.errors import MRCZFormatError\n"
+        "from napari_mrcz.mrc.layout import read_layout\n"
+        "from napari_mrcz.mrc.slices import SliceReader\n"
+        "reader = SliceReader(read_layout(sys.argv[1]))\n"
+        "os.truncate(sys.argv[1], 8192)\n"
+        "try:\n"
+        "    reader.damaged_chunks()\n"
+        "except MRCZFormatError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "shrank" in result.stdout
+    assert str(path) in result.stdout

@@ -115,3 +115,19 @@ def test_the_compiled_kernel_is_loaded_from_numba_s_cache_not_compiled_again():
         subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert before  # this process compiled or loaded them: they are cached
     assert sorted(path.name for path in cache.glob("stats_numba.*")) == before
+
+
+def test_a_run_expecting_a_gigabyte_prepares_the_kernel_at_once_a_smaller_one_never():
+    code = (
+        "import sys\n"
+        "from napari_mrcz.mrc import stats_kernels\n"
+        "stats_kernels.expect_bytes(stats_kernels.COMPILE_AFTER_BYTES - 1)\n"
+        "print(stats_kernels._compiling is not None, stats_kernels._measured)\n"
+        "stats_kernels.expect_bytes(stats_kernels.COMPILE_AFTER_BYTES)\n"
+        "print(stats_kernels._compiling is not None, stats_kernels._measured)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    # Expected bytes start the preparation; they are not counted as measured.
+    assert result.stdout.split() == ["False", "0", "True", "0"]
