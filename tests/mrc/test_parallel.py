@@ -54,18 +54,41 @@ def test_two_threads_beat_one_without_python_mrcz(tmp_path):
     load = os.getloadavg()[0]
     if load > 0.75 * len(os.sched_getaffinity(0)):
         pytest.skip(f"the machine is busy (load {load:.1f}): a second core is not free")
+    # One core's worth of work per thread: 2 threads give about 1.4-1.8x on 2 idle
+    # cores, 1.0x if the GIL serialised them. A burst of load elsewhere can spoil one
+    # attempt; a held GIL spoils all of them, so the best of three is taken.
+    write_ratio = read_ratio = 0.0
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, "-c", SCALING, str(tmp_path / "movie.mrcz")],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        write_now, read_now = (float(value) for value in result.stdout.split())
+        write_ratio, read_ratio = max(write_ratio, write_now), max(read_ratio, read_now)
+        if min(write_ratio, read_ratio) > 1.2:
+            break
+    assert write_ratio > 1.2, f"compression with 2 threads only {write_ratio:.2f}x faster"
+    assert read_ratio > 1.2, f"decompression with 2 threads only {read_ratio:.2f}x faster"
+
+
+def test_our_chunk_calls_turn_on_blosc_s_gil_release(tmp_path):
+    """What the scaling above depends on, checked without a clock."""
+    code = (
+        "import sys, blosc, numpy as np, napari_mrcz\n"
+        "napari_mrcz.writeMRC(np.zeros((2, 64, 64), np.int8), sys.argv[1], compressor='zstd')\n"
+        "print(blosc.set_releasegil(False))\n"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", SCALING, str(tmp_path / "movie.mrcz")],
+        [sys.executable, "-c", code, str(tmp_path / "zeros.mrcz")],
         capture_output=True,
         text=True,
         check=True,
-        timeout=300,
+        timeout=60,
     )
-    write_ratio, read_ratio = (float(value) for value in result.stdout.split())
-    # One core's worth of work per thread: 2 threads give about 1.8x on 2 idle cores,
-    # 1.0x if the GIL serialised them.
-    assert write_ratio > 1.2, f"compression with 2 threads only {write_ratio:.2f}x faster"
-    assert read_ratio > 1.2, f"decompression with 2 threads only {read_ratio:.2f}x faster"
+    assert result.stdout.strip() in ("1", "True")
 
 
 def test_importing_the_engine_leaves_blosc_settings_alone():
