@@ -23,6 +23,7 @@ from napari_mrcz._napari import writer
 from napari_mrcz.cli.report import human_size
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.modes import mrc_dtype
+from napari_mrcz.mrc.stats_kernels import expect_bytes
 from napari_mrcz.mrc.write import write_array
 from napari_mrcz.suffixes import (
     COMPRESSED_SUFFIX,
@@ -81,6 +82,10 @@ class SaveOptions:
             "compressor": self.codec if self.compressed else None,
             "clevel": self.level,
             "n_threads": self.threads,
+            # Writing each slice out to disk at once made the viewer stall up to
+            # 124-277 ms during a 1 GiB save (47-67 ms without; benchmarks/bench_gui.py):
+            # in napari the data goes to disk with the final flush.
+            "early_writeback": False,
             **self.microscope,
         }
 
@@ -163,6 +168,21 @@ def default_output_path(layer: Any, codec: str) -> str:
     if _same_file(path, source):
         path = os.path.join(folder, f"{stem}-saved{suffix}")
     return path
+
+
+def expect_statistics(data: Any) -> None:
+    """Have the compiled statistics ready before a save of ``data`` needs them.
+
+    Preparing them (numba's import and cache, see :mod:`napari_mrcz.mrc.stats_kernels`)
+    is Python work that competes with the viewer for the GIL. Started when a layer of
+    a gigabyte or more of 8/16-bit data is chosen, it is done while the user fills
+    in the panel, not while the save runs (``benchmarks/bench_gui.py``: with the
+    preparation during a 1 GiB save the viewer stalled up to 157-196 ms, 60 ms
+    without). Only the shape and type are looked at.
+    """
+    dtype = np.dtype(data.dtype)
+    if dtype.kind in "iub" and dtype.itemsize <= 2:
+        expect_bytes(int(np.prod(data.shape, dtype=np.int64)) * dtype.itemsize)
 
 
 def unit_factor(unit_label: str) -> float:

@@ -43,6 +43,7 @@ from napari_mrcz._napari.save_job import (
     SaveOptions,
     SaveResult,
     default_output_path,
+    expect_statistics,
     layer_source,
     output_path,
     unit_factor,
@@ -358,6 +359,7 @@ class SaveWidget(Container):
             self.status.value = ""  # about the layer shown before
         if layer is None:
             return
+        expect_statistics(layer.data[0] if layer.multiscale else layer.data)
         self.output.value = default_output_path(layer, self.codec.value)
         axes = layer_calibration(layer)
         self.size_z.visible = len(axes) == 3  # a 2D image has no z pixel size

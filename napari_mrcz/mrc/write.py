@@ -182,6 +182,7 @@ def _write_new_file(
     progress: Callable[[int], None] | None,
     shown: str,
     fixity: bool = True,
+    early_writeback: bool = True,
 ) -> None:
     """Write a whole file to a temporary name, flush it to disk and rename it over ``path``.
 
@@ -208,7 +209,15 @@ def _write_new_file(
             if extended_header:
                 write_fully(handle, extended_header)
             written = write_slices(
-                handle, frames, file_dtype, compressor, clevel, uint4, n_threads, progress=progress
+                handle,
+                frames,
+                file_dtype,
+                compressor,
+                clevel,
+                uint4,
+                n_threads,
+                progress=progress,
+                early_writeback=early_writeback,
             )
             if checksum_meta is not None:
                 checksum_meta[CHECKSUM_KEY] = checksum_text(written.checksums)
@@ -330,6 +339,10 @@ def write_with_header(
     name : str or os.PathLike, optional
         The file as the user knows it, named in errors and warnings (``path`` by
         default; the command line writes to a temporary name it publishes later).
+    early_writeback : bool
+        Start each slice for the disk as soon as it is written, so that the final
+        flush has less to wait for (see :mod:`napari_mrcz.mrc.disk_hints`); napari's
+        saves turn it off, as the disk then competes with the viewer.
     """
     shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))
@@ -400,6 +413,7 @@ def write_array(
     origin: Sequence[float] | None = None,
     fixity: bool = True,
     name: str | os.PathLike | None = None,
+    early_writeback: bool = True,
 ) -> None:
     """Write an array (or a list of frames) as a new plain MRC or MRCZ file, or into one.
 
@@ -425,6 +439,10 @@ def write_array(
     name : str or os.PathLike, optional
         The file as the user knows it, named in errors and warnings (``path`` by
         default; the command line writes to a temporary name it publishes later).
+    early_writeback : bool
+        Start each slice for the disk as soon as it is written, so that the final
+        flush has less to wait for (see :mod:`napari_mrcz.mrc.disk_hints`); napari's
+        saves turn it off, as the disk then competes with the viewer.
     """
     shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))  # through symlinks, to their target
@@ -501,6 +519,7 @@ def write_array(
         report,
         shown,
         fixity,
+        early_writeback,
     )
 
 
