@@ -22,7 +22,7 @@ import numpy as np
 from napari_mrcz._napari import writer
 from napari_mrcz.cli.report import human_size
 from napari_mrcz.mrc.layout import read_layout
-from napari_mrcz.mrc.modes import mrc_dtype
+from napari_mrcz.mrc.modes import mrc_dtype, storage_dtype
 from napari_mrcz.mrc.stats_kernels import expect_bytes
 from napari_mrcz.mrc.write import write_array
 from napari_mrcz.suffixes import (
@@ -178,11 +178,15 @@ def expect_statistics(data: Any) -> None:
     a gigabyte or more of 8/16-bit data is chosen, it is done while the user fills
     in the panel, not while the save runs (``benchmarks/bench_gui.py``: with the
     preparation during a 1 GiB save the viewer stalled up to 157-196 ms, 60 ms
-    without). Only the shape and type are looked at.
+    without). Only the shape and type are looked at: the type as it will be stored
+    (uint8 as uint16, bool as int8), labels of 32 bits or more as the 16-bit type
+    they usually fit.
     """
     dtype = np.dtype(data.dtype)
-    if dtype.kind in "iub" and dtype.itemsize <= 2:
-        expect_bytes(int(np.prod(data.shape, dtype=np.int64)) * dtype.itemsize)
+    if dtype.kind not in "iub":
+        return
+    stored = np.dtype(np.int16) if dtype.itemsize >= 4 else storage_dtype(dtype)
+    expect_bytes(int(np.prod(data.shape, dtype=np.int64)) * stored.itemsize)
 
 
 def unit_factor(unit_label: str) -> float:

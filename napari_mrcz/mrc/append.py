@@ -15,6 +15,7 @@ from napari_mrcz.mrc.codecs import (
     recorded_settings,
 )
 from napari_mrcz.mrc.header import (
+    UNKNOWN_STATS,
     set_labels,
     stats_determined,
 )
@@ -31,6 +32,9 @@ def write_at_index(
     clevel: int,
     n_threads: int,
     progress: Callable[[int], None] | None = None,
+    early_writeback: bool = True,
+    *,
+    shown: str | None = None,
 ) -> None:
     """Write frames into an existing file from z-slice ``idx`` on.
 
@@ -96,14 +100,24 @@ def write_at_index(
                 n_threads,
                 stats=old_stats,
                 progress=progress,
+                early_writeback=early_writeback,
             )
         except BaseException as error:
             # The header still describes the file as it was: cut off what was
             # appended (and the blocks reserved for it), so no half slice stays.
             with contextlib.suppress(OSError):
                 handle.truncate(size_before)
+                if start < nz:  # slices overwritten in place cannot be taken back
+                    header["dmin"], header["dmax"], header["dmean"], header["rms"] = UNKNOWN_STATS
+                    handle.seek(0)
+                    write_fully(handle, header.tobytes())
+            if start < nz:
+                error.add_note(
+                    f"z-slices from {start} on may already hold new data; the header's "
+                    "statistics are marked unknown"
+                )
             if isinstance(error, OSError):
-                raise told_about(error, path) from error
+                raise told_about(error, shown or path) from error
             raise
         header["packed_bytes"] += written.packed_bytes
         header["nz"] = new_nz

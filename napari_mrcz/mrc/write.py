@@ -339,10 +339,6 @@ def write_with_header(
     name : str or os.PathLike, optional
         The file as the user knows it, named in errors and warnings (``path`` by
         default; the command line writes to a temporary name it publishes later).
-    early_writeback : bool
-        Start each slice for the disk as soon as it is written, so that the final
-        flush has less to wait for (see :mod:`napari_mrcz.mrc.disk_hints`); napari's
-        saves turn it off, as the disk then competes with the viewer.
     """
     shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))
@@ -451,7 +447,9 @@ def write_array(
     threads = default_threads() if n_threads is None else int(n_threads)
     check_target(path, shown)
     if idx is not None and os.path.isfile(path):
-        write_at_index(path, frames, int(idx), clevel, threads, report)
+        write_at_index(
+            path, frames, int(idx), clevel, threads, report, early_writeback, shown=shown
+        )
         return
     if idx is not None and int(idx) != 0:
         raise ValueError(f"{shown} does not exist yet: only idx=0 can start it")

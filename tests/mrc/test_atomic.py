@@ -19,6 +19,7 @@ import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import mrcfile
 import numpy as np
 import pytest
 
@@ -425,6 +426,25 @@ def test_failed_append_keeps_existing_frames(tmp_path, data, rng, compressor):
     image, _ = napari_mrcz.readMRC(target)
     np.testing.assert_array_equal(image, data)
     assert not write_threads()
+
+
+def test_a_failed_overwrite_inside_a_file_says_so_and_marks_the_statistics_unknown(
+    tmp_path, data, rng
+):
+    # Slices overwritten in place cannot be taken back: the header must not go on
+    # describing data that changed, and the user must hear which slices may have.
+    target = tmp_path / "stack.mrc"
+    napari_mrcz.writeMRC(data, target)
+    size = target.stat().st_size
+    new = np.full((4, *SHAPE[1:]), 7, dtype=data.dtype)
+    with pytest.raises(RuntimeError, match="lost") as raised:
+        napari_mrcz.writeMRC(FailingSource(new, 3, RuntimeError("lost")), target, idx=1)
+    assert "z-slices from 1 on may already hold new data" in "".join(raised.value.__notes__)
+    assert target.stat().st_size == size
+    header = read_layout(str(target)).header
+    assert (float(header["dmin"]), float(header["dmax"]), float(header["rms"])) == (0, -1, -1)
+    with mrcfile.open(target, permissive=True) as opened:
+        np.testing.assert_array_equal(opened.data[0], data[0])  # before idx: untouched
 
 
 @pytest.mark.parametrize("compressor", [None, "zstd"])
