@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
         viewer.open(args.files, plugin="napari-mrcz")
     else:
         viewer.open_sample("napari-mrcz", "volume")
-        viewer.scale_bar.visible = True
+        viewer.canvas.overlays.scale_bar.visible = True
     napari.run()
 
 
