@@ -23,7 +23,7 @@ from napari_mrcz._napari import writer
 from napari_mrcz.cli.report import human_size
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.modes import mrc_dtype, storage_dtype
-from napari_mrcz.mrc.stats_kernels import expect_bytes
+from napari_mrcz.mrc.stats_kernels import expect_bytes, measured_by_kernel
 from napari_mrcz.mrc.write import write_array
 from napari_mrcz.suffixes import (
     COMPRESSED_SUFFIX,
@@ -186,7 +186,8 @@ def expect_statistics(data: Any) -> None:
     if dtype.kind not in "iub":
         return
     stored = np.dtype(np.int16) if dtype.itemsize >= 4 else storage_dtype(dtype)
-    expect_bytes(int(np.prod(data.shape, dtype=np.int64)) * stored.itemsize)
+    if measured_by_kernel(stored):
+        expect_bytes(int(np.prod(data.shape, dtype=np.int64)) * stored.itemsize)
 
 
 def unit_factor(unit_label: str) -> float:

@@ -27,8 +27,8 @@ from napari_mrcz.errors import MRCZFormatError
 from napari_mrcz.files import check_regular, check_target, told_about
 from napari_mrcz.mrc.atomic import flush_to_disk, publish, temporary_name
 from napari_mrcz.mrc.gzipped import is_compressed
-from napari_mrcz.mrc.layout import MRCLayout, read_layout
-from napari_mrcz.mrc.stats_kernels import expect_bytes
+from napari_mrcz.mrc.layout import read_layout
+from napari_mrcz.mrc.stats_kernels import expect_bytes, measured_by_kernel
 from napari_mrcz.suffixes import is_dm, is_readable, strip_suffix
 from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 from napari_mrcz.tools.transcode import (
@@ -220,33 +220,22 @@ def _refuse(task: Task, reason: str) -> None:
         task.status, task.message = "failed", reason
 
 
-def _header_of(path: str) -> MRCLayout | None:
-    """The layout of an MRC/MRCZ file's header (no warnings), or None for other files."""
-    if is_dm(path) or not is_readable(path) or is_compressed(path):
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the conversion itself reports them
-        return read_layout(path)
-
-
 def estimated_bytes(path: str) -> int:
     """Bytes of data in ``path``, from its header where that is cheap, else its size."""
     return _estimate(path)[0]
 
 
 def _estimate(path: str) -> tuple[int, bool]:
-    """:func:`estimated_bytes`, and whether the header says 8- or 16-bit integers."""
+    """:func:`estimated_bytes`, and whether the statistics kernel will measure them."""
     try:
-        layout = _header_of(path)
+        if is_dm(path) or not is_readable(path) or is_compressed(path):
+            return os.path.getsize(path), False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the conversion itself reports them
+            layout = read_layout(path)
     except FILE_ERRORS:
         return 0, False
-    if layout is None:
-        try:
-            return os.path.getsize(path), False
-        except FILE_ERRORS:
-            return 0, False
-    small_integers = layout.dtype.kind in "iu" and layout.dtype.itemsize <= 2
-    return layout.data_nbytes, small_integers
+    return layout.data_nbytes, measured_by_kernel(layout.dtype)
 
 
 class Runner:

@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 
 from napari_mrcz.mrc.header import UNKNOWN_STATS, stats_determined
-from napari_mrcz.mrc.stats_kernels import integer_stats_kernel
+from napari_mrcz.mrc.stats_kernels import integer_stats_kernel, measured_by_kernel
 
 #: Elements per block of the sums: small enough to stay in a CPU's L2 cache, large
 #: enough that threads computing statistics side by side rarely wait for the GIL.
@@ -65,7 +65,7 @@ class SliceStats:
             self._add_floats(values)
 
     def _add_integers(self, values: np.ndarray) -> None:
-        kernel = integer_stats_kernel(values.nbytes) if values.dtype.itemsize <= 2 else None
+        kernel = integer_stats_kernel(values.nbytes) if measured_by_kernel(values.dtype) else None
         if kernel is None:
             self._add_integers_numpy(values)
             return

@@ -24,6 +24,16 @@ logger = logging.getLogger(__name__)
 #: The dtypes the kernel is compiled for.
 KERNEL_DTYPES = (np.int8, np.uint8, np.int16, np.uint16)
 
+
+def measured_by_kernel(dtype: np.dtype | type) -> bool:
+    """True if values of ``dtype`` get their statistics from the kernel once it is ready.
+
+    Booleans are measured as uint8, and data of either byte order in native order.
+    """
+    dtype = np.dtype(dtype)
+    return dtype.kind == "b" or dtype.newbyteorder("=") in KERNEL_DTYPES
+
+
 IntegerStats = Callable[[np.ndarray], tuple[int, int, int, int]]
 
 #: Bytes of 8/16-bit data a process measures with numpy before it prepares the

@@ -298,3 +298,20 @@ def test_mrcfile_can_update_our_file(tmp_path, rng, endian):
     np.testing.assert_allclose(meta["pixelsize"], PIXELSIZE_ZYX, rtol=1e-6)
     assert meta["maxImage"] == float(expected.max())
     assert validate(path) == VALID
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_large_mrcfile_stacks_read_on_several_threads_as_mrcfile_reads_them(
+    tmp_path, rng, threads
+):
+    # Over 8 MiB per thread, plain data is read in parts on several threads; an
+    # extended header of odd length puts the data off any page boundary.
+    path = tmp_path / "stack.mrc"
+    data = rng.integers(-30000, 30000, size=(5, 1500, 1501), dtype=np.int16)
+    with mrcfile.new(path) as created:
+        created.set_extended_header(np.zeros(777, dtype=np.uint8))
+        created.set_data(data)
+    image, _ = napari_mrcz.readMRC(str(path), n_threads=threads)
+    np.testing.assert_array_equal(image, mrcfile.read(path))
+    with napari_mrcz.open_lazy(str(path)) as lazy:
+        np.testing.assert_array_equal(lazy[1:4], data[1:4])

@@ -131,3 +131,22 @@ def test_a_run_expecting_a_gigabyte_prepares_the_kernel_at_once_a_smaller_one_ne
     )
     # Expected bytes start the preparation; they are not counted as measured.
     assert result.stdout.split() == ["False", "0", "True", "0"]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "by_kernel"),
+    [
+        ("i1", True),
+        ("u1", True),
+        ("?", True),
+        (">i2", True),
+        ("<u2", True),
+        ("i4", False),
+        ("f4", False),
+        (">f4", False),
+        ("c8", False),
+    ],
+)
+def test_one_rule_says_which_data_the_kernel_measures(dtype, by_kernel):
+    # The engine's statistics, the mrcz run's announcement and the save panel's all ask it.
+    assert stats_kernels.measured_by_kernel(dtype) is by_kernel
