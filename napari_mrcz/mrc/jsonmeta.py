@@ -13,7 +13,10 @@ def _serialize_default(value: Any) -> Any:
     """Turn what :mod:`json` cannot encode into what it can, as python-mrcz does.
 
     Objects with a ``serialize()`` method use it; numpy scalars and arrays become
-    numbers and lists; an Enum member becomes ``'Enum.<Class>.<name>'``.
+    numbers and lists; an Enum member becomes ``'Enum.<Class>.<name>'``. Bytes, such
+    as the ``metaId`` (EXTTYP) that ``readMRC`` returns for a file with an FEI or
+    SerialEM extended header, become text (python-mrcz raises there, so that its
+    ``writeMRC(image, path, meta=meta)`` of such a file's ``readMRC`` fails).
     """
     if hasattr(value, "serialize"):
         return value.serialize()
@@ -21,6 +24,8 @@ def _serialize_default(value: Any) -> Any:
         return value.tolist()
     if isinstance(value, Enum):
         return f"Enum.{value.__class__.__name__}.{value.name}"
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("ascii", errors="backslashreplace")
     raise TypeError(f"Unhandled type for JSON serialization: {type(value)}")
 
 

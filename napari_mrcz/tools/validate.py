@@ -32,6 +32,9 @@ Differences from mrcfile, on purpose:
   with the data checks, each chunk whose bytes differ is a ``"checksum"`` problem
   naming its z-slice (blosc 1 chunks carry no checksum of their own: a damaged chunk
   may still decompress, to other data).
+* A gain-separated MRCZ (``mrcz compress --ungain``) needs its gain reference beside
+  it, the one it was made with: a ``"gain"`` problem otherwise (its counts are still
+  checked).
 * ``.gz``/``.bz2`` files are checked once decompressed (into a temporary copy).
 * DM3/DM4 files are parsed and, with ``check_stats``, every image read (``"dm"``).
 """
@@ -50,6 +53,7 @@ from napari_mrcz.dm.tags import read_header as read_dm_header
 from napari_mrcz.errors import MRCZFormatError
 from napari_mrcz.files import open_regular
 from napari_mrcz.mrc.codecs import COMPRESSOR_ENUM, MODE_CODEC_FACTOR
+from napari_mrcz.mrc.gain import load_gain
 from napari_mrcz.mrc.gzipped import DecompressedFile
 from napari_mrcz.mrc.header import (
     HEADER_SIZE,
@@ -60,7 +64,7 @@ from napari_mrcz.mrc.header import (
     stamp_byteorder,
 )
 from napari_mrcz.mrc.jsonmeta import decode_meta
-from napari_mrcz.mrc.layout import parse_header, read_layout, short_header_problem
+from napari_mrcz.mrc.layout import MRCLayout, parse_header, read_layout, short_header_problem
 from napari_mrcz.mrc.modes import (
     MODE_DTYPES,
     PYTHON_MRCZ_MODES,
@@ -152,7 +156,7 @@ def validate_file(
         except MRCZFormatError as error:
             return [_problem("unreadable", error.problem)]
         with source, source.original_in_errors():
-            return _validate_mrc(source.path, check_stats, threads)
+            return _validate_mrc(source.path, check_stats, threads, source.original)
 
 
 def _is_dm(path: str, head: bytes) -> bool:
@@ -189,8 +193,8 @@ def _validate_dm(path: str, check_stats: bool) -> list[Finding]:
     return findings
 
 
-def _validate_mrc(path: str, check_stats: bool, n_threads: int) -> list[Finding]:
-    """Check an (uncompressed-on-disk) MRC or MRCZ file."""
+def _validate_mrc(path: str, check_stats: bool, n_threads: int, movie_path: str) -> list[Finding]:
+    """Check an (uncompressed-on-disk) MRC or MRCZ file; ``movie_path`` is as the user named it."""
     logger.debug("validating %s", path)
     with open_regular(path) as handle:
         file_size = os.fstat(handle.fileno()).st_size
@@ -217,6 +221,8 @@ def _validate_mrc(path: str, check_stats: bool, n_threads: int) -> list[Finding]
         except MRCZFormatError as error:
             findings.append(_problem("unreadable", error.problem))
             readable = False
+        else:
+            findings.extend(_gain_findings(layout, movie_path))
     real: tuple | None = None
     if readable:
         try:
@@ -237,6 +243,18 @@ def _validate_mrc(path: str, check_stats: bool, n_threads: int) -> list[Finding]
         note = "" if real is not None else " (data that cannot be read counts as 0, as in mrcfile)"
         findings.extend(_stats_findings(header, real or (0, 0, 0, 0), note))
     return findings
+
+
+def _gain_findings(layout: MRCLayout, movie_path: str) -> list[Finding]:
+    """A gain-separated file needs its gain reference beside it, the one it was made with."""
+    separation = layout.gain_separation
+    if separation is None:
+        return []
+    try:
+        load_gain(movie_path, separation, layout.shape[1:])
+    except MRCZFormatError as error:
+        return [_problem("gain", error.problem)]
+    return []
 
 
 def _header_findings(header: np.ndarray, byteorder: str, compressed: bool) -> list[Finding]:

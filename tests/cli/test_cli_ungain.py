@@ -97,6 +97,29 @@ def test_a_session_is_archived_losslessly_with_one_gain(session, tmp_path):
     np.testing.assert_array_equal(bits(mrcfile.read(restored / "aligned.mrc")), bits(aligned))
 
 
+def test_validate_checks_the_gain_reference_beside_the_movie(session, tmp_path):
+    """A gain-separated movie is only as good as its gain file: ``mrcz validate`` says
+    when it is missing or is another gain, and names it."""
+    raw, _, _, _ = session
+    archive = tmp_path / "archive"
+    run("compress", raw, "-o", archive, "--ungain", check_status=0)
+    [gain_file] = [name for name in os.listdir(archive) if name.startswith("gain_")]
+    movie = archive / "a.mrcz"
+    assert run("validate", movie, check_status=0).stdout.startswith("OK")
+
+    (archive / gain_file).rename(tmp_path / gain_file)
+    result = run("validate", movie, check_status=1)
+    assert f"INVALID  {movie}" in result.stdout
+    assert f"its gain reference {gain_file} is not beside it" in result.stdout
+
+    other_gain = np.ones((24, 32), dtype=np.float32)
+    with mrcfile.new(archive / gain_file) as handle:
+        handle.set_data(other_gain)
+    result = run("validate", movie, check_status=1)
+    assert "not the gain reference it was made with" in result.stdout
+    run("validate", "--no-stats", movie, check_status=1)  # the gain is a header matter
+
+
 def test_a_facility_gain_in_dm4_is_turned_to_fit(tmp_path, rng):
     movie, counts, gain = gain_normalised_movie(rng, (8, 24, 24))
     raw = write_movie(tmp_path / "raw" / "movie.mrc", movie)
