@@ -3,7 +3,7 @@
 Run it standalone, from the repository root, on a display (or a virtual one)::
 
     QT_QPA_PLATFORM=xcb xvfb-run -a .venv/bin/python benchmarks/bench_gui.py \\
-        [--frames 64] [--side 4096] [--codec zstd] [--level 1] [--threads 2] [--repeat 2]
+        [--frames 64] [--side 4096] [--codec zstd] [--level 1] [--threads 2] [--repeat 5]
 
 In one process, with a real napari viewer on screen holding a counting-mode movie
 (int8 Poisson(1) counts, ``--frames`` x ``--side`` x ``--side``: 1 GiB by default,
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--codec", default="zstd")
     parser.add_argument("--level", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--tick-ms", type=int, default=5)
     parser.add_argument("--out", default=tempfile.gettempdir())
     args = parser.parse_args()

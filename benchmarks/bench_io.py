@@ -2,7 +2,7 @@
 
 Run it standalone, from the repository root::
 
-    .venv/bin/python benchmarks/bench_io.py [--size-mb 100] [--repeat 3] [--threads 2]
+    .venv/bin/python benchmarks/bench_io.py [--size-mb 100] [--repeat 5] [--threads 2]
                                             [--out DIR] [--cold]
 
 What is measured, in one run and on the same seeded data:
@@ -798,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
         "--size-mb", type=float, default=100.0, help="size of each dataset in MB (default 100)"
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per measurement; the best is kept (default 3)"
+        "--repeat", type=int, default=5, help="runs per measurement; the best is kept (default 5)"
     )
     parser.add_argument(
         "--threads", type=int, default=2, help="blosc threads for both MRCZ libraries (default 2)"

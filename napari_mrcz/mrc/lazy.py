@@ -197,18 +197,32 @@ class LazyMRC(ArrayLike):
         codec = self._layout.compressor or "uncompressed"
         return f"<LazyMRC {self.path!r} shape={self.shape} dtype={self.dtype} {codec}>"
 
-    def read_slices(self, start: int, stop: int) -> np.ndarray:
-        """Return stored z-slices ``start`` to ``stop`` (exclusive) as a new array.
+    def read_slices(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Return stored z-slices ``start`` to ``stop`` (exclusive) as a new array, or in ``out``.
 
         Shape (stop - start, ny, nx), plus 3 for RGB, whatever :attr:`shape` drops.
-        Read straight into the new array, several slices at once, past the cache:
-        each chunk of :func:`napari_mrcz.to_dask` is one such read.
+        Read straight into the array, several slices at once, past the cache: each
+        chunk of :func:`napari_mrcz.to_dask` is one such read. ``out``, if given, must
+        be C-contiguous, of that shape and of :attr:`dtype`; it is filled and returned.
         """
         nz = self._layout.nz
         if not 0 <= start <= stop <= nz:
             raise IndexError(f"z-slices {start}:{stop} are out of range for {nz} slices")
         reader = self._reader
-        return reader.read_into(start, stop, reader.new_array(stop - start))
+        if out is None:
+            return reader.read_into(start, stop, reader.new_array(stop - start))
+        expected = reader.new_array(0).shape[1:]
+        if (
+            out.shape != (stop - start, *expected)
+            or out.dtype != self._dtype.base
+            or not out.flags.c_contiguous
+            or not out.flags.writeable
+        ):
+            raise ValueError(
+                f"out must be a writable C-contiguous {self._dtype.base} array of shape "
+                f"{(stop - start, *expected)}, not {out.dtype} {out.shape}"
+            )
+        return reader.read_into(start, stop, out)
 
     def read_slice(self, index: int) -> np.ndarray:
         """Return z-slice ``index`` (read-only, shape (ny, nx), or (ny, nx, 3) for RGB)."""

@@ -8,6 +8,7 @@ do not depend on the thread count or the timing.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -62,8 +63,12 @@ class Frames:
                     STREAM_BLOCK_BYTES // max(1, self.source.nbytes // self.count),
                 ),
             )
+            blocks = RecycledBlocks()
             for start in range(0, self.count, run):
-                yield from self.source[start : start + run]
+                stop = min(start + run, self.count)
+                block = blocks.take(lambda: np.empty((run, *self.shape), dtype=self.dtype))
+                yield from self.source.read_slices(start, stop, out=block[: stop - start])
+                del block  # only the slices still queued keep it from being reused
             return
         z_chunks = getattr(self.source, "chunks", None)
         if z_chunks is not None and not isinstance(self.source, np.ndarray):
@@ -76,6 +81,30 @@ class Frames:
             return
         for index in range(self.count):
             yield np.asarray(self.source[index])
+
+
+class RecycledBlocks:
+    """Arrays for runs of slices read from a file, reused once nothing refers to them.
+
+    Reading every run into a new array makes the kernel hand over, and zero, fresh
+    pages for every byte read: 15% of the CPU time of an ``mrcz compress`` of int8
+    movies (perf, 2.4 GB). The slices handed out are views, each keeping its block
+    alive while it is queued, encoded or written; a block that nothing but this pool
+    refers to any more is free to be read into again.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: list[np.ndarray] = []
+
+    def take(self, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """A block no slice refers to any more, or a new one from ``make()``."""
+        for block in self._blocks:
+            # References: the list, ``block`` here and getrefcount's own argument.
+            if sys.getrefcount(block) <= 3:
+                return block
+        block = make()
+        self._blocks.append(block)
+        return block
 
 
 def describe_input(input_image: Any) -> Frames:

@@ -543,13 +543,22 @@ def verify_image(
                 f"{target}: pixel size {layout.pixelsize} differs from "
                 f"the source's {image.layout.pixelsize}"
             )
-        copy_stack = as_stack(written)
         nz = layout.nz
-        block = max(1, STREAM_BLOCK_BYTES // max(1, layout.slice_nbytes))
+        block = min(nz, max(1, STREAM_BLOCK_BYTES // max(1, layout.slice_nbytes)))
+        # Read into the same two arrays each time: new ones would cost a fresh,
+        # zeroed page for every byte compared (see pipeline.RecycledBlocks).
+        copy_buffer = np.empty((block, *layout.shape[1:]), dtype=written.dtype)
+        lazy_source = image.data if isinstance(image.data, LazyMRC) else None
+        source_buffer = None
+        if lazy_source is not None:
+            source_buffer = np.empty((block, *layout.shape[1:]), dtype=lazy_source.dtype)
         for start in range(0, nz, block):
             stop = min(nz, start + block)
-            copy = np.asarray(copy_stack[start:stop])
-            original = np.asarray(source[start:stop])
+            copy = written.read_slices(start, stop, out=copy_buffer[: stop - start])
+            if lazy_source is not None and source_buffer is not None:
+                original = lazy_source.read_slices(start, stop, out=source_buffer[: stop - start])
+            else:
+                original = np.asarray(source[start:stop])
             for offset, (written_slice, source_slice) in enumerate(
                 zip(copy, original, strict=True)
             ):
