@@ -82,10 +82,6 @@ class SaveOptions:
             "compressor": self.codec if self.compressed else None,
             "clevel": self.level,
             "n_threads": self.threads,
-            # Writing each slice out to disk at once made the viewer stall up to
-            # 124-277 ms during a 1 GiB save (47-67 ms without; benchmarks/bench_gui.py):
-            # in napari the data goes to disk with the final flush.
-            "early_writeback": False,
             **self.microscope,
         }
 

@@ -32,7 +32,6 @@ def write_at_index(
     clevel: int,
     n_threads: int,
     progress: Callable[[int], None] | None = None,
-    early_writeback: bool = True,
     *,
     shown: str | None = None,
 ) -> None:
@@ -100,7 +99,6 @@ def write_at_index(
                 n_threads,
                 stats=old_stats,
                 progress=progress,
-                early_writeback=early_writeback,
             )
         except BaseException as error:
             # The header still describes the file as it was: cut off what was

@@ -233,10 +233,8 @@ class SliceWriter:
         n_threads: int,
         stats: SliceStats | None = None,
         progress: Callable[[int], None] | None = None,
-        early_writeback: bool = True,
     ) -> None:
         self.handle = handle
-        self.early_writeback = early_writeback
         self.encoder = encoder
         self.stats = stats
         self.progress = progress
@@ -287,8 +285,7 @@ class SliceWriter:
         length = memoryview(payload).nbytes
         reserve_blocks(self.handle, self._end, length)
         write_fully(self.handle, payload)
-        if self.early_writeback:
-            start_writeback(self.handle, self._end, length)
+        start_writeback(self.handle, self._end, length)
         self._end += length
 
     def finish(self) -> None:
@@ -317,14 +314,12 @@ def write_slices(
     n_threads: int,
     stats: SliceStats | None = None,
     progress: Callable[[int], None] | None = None,
-    early_writeback: bool = True,
 ) -> WrittenSlices:
     """Write every slice of ``frames``; return what the header needs to know of them.
 
     The statistics are merged into ``stats`` when given. ``progress(k)`` is called
     once slice k (counting from 1) is written; whatever it raises stops the write.
-    With ``early_writeback`` each slice starts for the disk once written (see
-    :mod:`napari_mrcz.mrc.disk_hints`).
+    Each slice starts for the disk once written (see :mod:`napari_mrcz.mrc.disk_hints`).
     """
     writer = SliceWriter(
         handle,
@@ -332,7 +327,6 @@ def write_slices(
         n_threads,
         stats,
         progress,
-        early_writeback,
     )
     try:
         for frame in frames:

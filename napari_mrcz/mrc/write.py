@@ -182,7 +182,6 @@ def _write_new_file(
     progress: Callable[[int], None] | None,
     shown: str,
     fixity: bool = True,
-    early_writeback: bool = True,
 ) -> None:
     """Write a whole file to a temporary name, flush it to disk and rename it over ``path``.
 
@@ -217,7 +216,6 @@ def _write_new_file(
                 uint4,
                 n_threads,
                 progress=progress,
-                early_writeback=early_writeback,
             )
             if checksum_meta is not None:
                 checksum_meta[CHECKSUM_KEY] = checksum_text(written.checksums)
@@ -409,7 +407,6 @@ def write_array(
     origin: Sequence[float] | None = None,
     fixity: bool = True,
     name: str | os.PathLike | None = None,
-    early_writeback: bool = True,
 ) -> None:
     """Write an array (or a list of frames) as a new plain MRC or MRCZ file, or into one.
 
@@ -435,10 +432,6 @@ def write_array(
     name : str or os.PathLike, optional
         The file as the user knows it, named in errors and warnings (``path`` by
         default; the command line writes to a temporary name it publishes later).
-    early_writeback : bool
-        Start each slice for the disk as soon as it is written, so that the final
-        flush has less to wait for (see :mod:`napari_mrcz.mrc.disk_hints`); napari's
-        saves turn it off, as the disk then competes with the viewer.
     """
     shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))  # through symlinks, to their target
@@ -447,9 +440,7 @@ def write_array(
     threads = default_threads() if n_threads is None else int(n_threads)
     check_target(path, shown)
     if idx is not None and os.path.isfile(path):
-        write_at_index(
-            path, frames, int(idx), clevel, threads, report, early_writeback, shown=shown
-        )
+        write_at_index(path, frames, int(idx), clevel, threads, report, shown=shown)
         return
     if idx is not None and int(idx) != 0:
         raise ValueError(f"{shown} does not exist yet: only idx=0 can start it")
@@ -517,7 +508,6 @@ def write_array(
         report,
         shown,
         fixity,
-        early_writeback,
     )
 
 
