@@ -398,6 +398,7 @@ def write_outputs(
     temporaries: list[tuple[str, str]] = []  # (temporary, target)
     try:
         compressed = settings.compressor is not None
+        counts = settings.gain is not None and settings.gain.counts
         with open_images(task.source, standard_order=compressed) as images:
             if len(images) != len(task.targets):
                 raise ValueError(f"{task.source} changed while the run was planned")
@@ -443,10 +444,13 @@ def write_outputs(
             task.message = "; ".join(note for note in notes if note)
             if settings.verify:
                 for number, (written, target) in zip(todo, temporaries, strict=True):
-                    verify_image(images[number], target, progress, temporary=written)
+                    verify_image(
+                        images[number], target, progress, temporary=written, counts=counts
+                    )
                 task.verified = len(todo) == len(task.targets)
             task.json_left_out = any(
-                json_left_out(images[number], compressed, settings.keep_json) for number in todo
+                json_left_out(images[number], compressed, settings.keep_json, counts=counts)
+                for number in todo
             )
             lacking = [
                 incomplete(images[number], json_kept=not task.json_left_out) for number in todo

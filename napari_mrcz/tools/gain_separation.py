@@ -147,7 +147,9 @@ def convert_image(
     destination = target if temporary is None else temporary
     if image.layout is not None and image.layout.gain_separation is not None:
         if gain is not None and gain.counts:
-            return _write_counts_copy(image, destination, gain.store, clevel, n_threads, progress)
+            return _write_counts_copy(
+                image, destination, gain.store, clevel, n_threads, progress, keep_json
+            )
         return _write_original(image, destination, compressor, clevel, n_threads, progress)
     if gain is not None and gain.ungain:
         return _write_separated(image, destination, compressor, clevel, n_threads, progress, gain)
@@ -502,15 +504,23 @@ def _write_counts_copy(
     clevel: int,
     n_threads: int | None,
     progress: Progress | None,
+    keep_json: bool = False,
 ) -> WriteOutcome:
-    """Write a gain-separated input as plain MRC counts with a plain gain beside them."""
+    """Write a gain-separated input as plain MRC counts with a plain gain beside them.
+
+    The counts are plain MRC2014 (mrcfile.validate accepts them), which has no place
+    for the record naming their gain: with ``keep_json`` they keep it in a JSON
+    extended header, and napari-mrcz reads them as the float32 movie again.
+    """
     layout = image.layout
     separation = layout.gain_separation
     folder = os.path.dirname(os.path.abspath(target))
     stored, created = store.ensure(folder, image.data.gain_reference, separation.gain_source)
-    meta = dict(layout.json_meta)
-    meta[GAIN_KEY] = replace(separation, gain_file=stored.name).to_json()
-    extended = encode_meta(meta)
+    extended = b""
+    if keep_json:
+        meta = dict(layout.json_meta)
+        meta[GAIN_KEY] = replace(separation, gain_file=stored.name).to_json()
+        extended = encode_meta(meta)
     done = _Progress(progress, image.nbytes)
     with LazyMRC(image.path, cache_bytes=0, counts=True) as counts:
         data: Any = counts
@@ -521,7 +531,7 @@ def _write_counts_copy(
                 data, mode = CastView(counts, cast_to), mode_for_dtype(cast_to)
         header, _ = carried_header(layout, mode, None, clevel)
         header["nsymbt"] = len(extended)
-        header["exttyp"] = b"json"
+        header["exttyp"] = b"json" if extended else b""
         write_with_header(
             target, data, header, extended, None, clevel, n_threads, done.slices(0.0, 1.0)
         )

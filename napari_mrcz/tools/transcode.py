@@ -514,6 +514,7 @@ def verify_image(
     progress: Progress | None = None,
     *,
     temporary: str | None = None,
+    counts: bool = False,
 ) -> None:
     """Re-read ``target`` (or ``temporary``) from disk and compare it with its source.
 
@@ -522,16 +523,25 @@ def verify_image(
     narrower type (no overflow to infinity, no underflow to 0), and the shape must be
     the same, and for MRC/MRCZ inputs the pixel size too.
 
-    Block by block. Messages name ``target`` even when ``temporary`` is read.
+    Block by block. Messages name ``target`` even when ``temporary`` is read. With
+    ``counts``, a gain-separated source written as plain counts without the gain's
+    record (``mrcz decompress --counts``) is compared by its counts.
 
     Raises
     ------
     VerificationError
         Naming the first z-slice or header value that differs.
     """
-    source = as_stack(image.data)
-    with LazyMRC(target if temporary is None else temporary, cache_bytes=0) as written:
+    with contextlib.ExitStack() as files:
+        written = files.enter_context(
+            LazyMRC(target if temporary is None else temporary, cache_bytes=0)
+        )
         layout = written.layout
+        source_data = image.data
+        if counts and layout.gain_separation is None:
+            # counts written without their gain's record: compared with the counts
+            source_data = files.enter_context(LazyMRC(image.path, cache_bytes=0, counts=True))
+        source = as_stack(source_data)
         if layout.shape != tuple(source.shape):
             raise VerificationError(
                 f"{target}: shape {layout.shape} differs from the source's {tuple(source.shape)}"
@@ -548,7 +558,7 @@ def verify_image(
         # Read into the same two arrays each time: new ones would cost a fresh,
         # zeroed page for every byte compared (see pipeline.RecycledBlocks).
         copy_buffer = np.empty((block, *layout.shape[1:]), dtype=written.dtype)
-        lazy_source = image.data if isinstance(image.data, LazyMRC) else None
+        lazy_source = source_data if isinstance(source_data, LazyMRC) else None
         source_buffer = None
         if lazy_source is not None:
             source_buffer = np.empty((block, *layout.shape[1:]), dtype=lazy_source.dtype)
@@ -598,15 +608,17 @@ def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
     return None
 
 
-def json_left_out(image: SourceImage, compressed: bool, keep_json: bool) -> bool:
+def json_left_out(
+    image: SourceImage, compressed: bool, keep_json: bool, counts: bool = False
+) -> bool:
     """True if the output of ``image`` leaves out JSON meta its input has (plain MRC).
 
-    Never for a gain-separated input: its record is the format's, not the user's
-    metadata, and its outputs are written by :mod:`napari_mrcz.tools.gain_separation`
-    (the original file again, or counts that keep the record).
+    A gain-separated input is written by :mod:`napari_mrcz.tools.gain_separation`:
+    as the original file again (nothing left out), or with ``counts`` as plain counts,
+    which leave out its JSON meta, the gain's record included, unless ``keep_json``.
     """
     if image.layout is not None and image.layout.gain_separation is not None:
-        return False
+        return counts and not keep_json
     meta = {"dm_tags": True} if image.dm_meta is not None else image.layout.json_meta
     return bool(meta) and meta_to_write(meta, compressed, keep_json) is None
 

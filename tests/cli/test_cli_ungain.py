@@ -10,6 +10,7 @@ import mrcz
 import numpy as np
 import pytest
 
+import napari_mrcz
 from napari_mrcz.cli.report import human_size
 
 from tests.cli.test_cli import digest, leftovers, run
@@ -155,14 +156,25 @@ def test_a_facility_gain_in_dm4_is_turned_to_fit(tmp_path, rng):
     # For motion correction: the counts and the gain as plain MRC.
     plain = tmp_path / "plain"
     result = run("decompress", archive, "-o", plain, "--counts", "--verify", check_status=0)
-    # the counts keep their record; only the gain file's plain copy has none
-    assert "1 plain MRC output without the JSON metadata" in result.stdout
+    # Plain MRC2014, both: the counts leave out the record naming their gain
+    assert "2 plain MRC outputs without the JSON metadata" in result.stdout
     gain_file = next(name for name in os.listdir(plain) if name.startswith("gain_"))
     assert gain_file.endswith(".mrc")
+    assert notes(result)["movie.mrcz"].startswith(f"counts x {gain_file}")
     np.testing.assert_array_equal(mrcfile.read(plain / "movie.mrc"), counts)
     np.testing.assert_array_equal(bits(mrcfile.read(plain / gain_file)), bits(gain))
-    report = io.StringIO()
-    assert mrcfile.validate(str(plain / gain_file), print_file=report), report.getvalue()
+    for name in ("movie.mrc", gain_file):
+        report = io.StringIO()
+        assert mrcfile.validate(str(plain / name), print_file=report), report.getvalue()
+    np.testing.assert_array_equal(napari_mrcz.readMRC(plain / "movie.mrc")[0], counts)
+    # With --keep-json the counts keep the record, and read as the float32 movie again.
+    kept = tmp_path / "kept"
+    result = run(
+        "decompress", archive, "-o", kept, "--counts", "--keep-json", "--verify", check_status=0
+    )
+    assert "without the JSON metadata" not in result.stdout
+    np.testing.assert_array_equal(bits(napari_mrcz.readMRC(kept / "movie.mrc")[0]), bits(movie))
+    np.testing.assert_array_equal(napari_mrcz.readMRC(kept / "movie.mrc", counts=True)[0], counts)
 
 
 def test_an_unreadable_gain_reference_stops_the_run(tmp_path, rng):

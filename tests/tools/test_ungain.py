@@ -6,6 +6,7 @@ python-mrcz.
 """
 
 import filecmp
+import io
 import os
 import pathlib
 
@@ -34,14 +35,14 @@ def write_movie(path, movie, voxel=0.8):
     return path
 
 
-def convert(source, target, compressor="zstd", gain=None):
+def convert(source, target, compressor="zstd", gain=None, keep_json=False):
     """Convert every image of ``source`` to ``target`` and verify it; return the outcome."""
     gain = gain or GainSettings(GainStore(compressor), ungain=True)
     pathlib.Path(target).parent.mkdir(parents=True, exist_ok=True)
     with transcode.open_images(source) as images:
         (image,) = images
-        outcome = convert_image(image, str(target), compressor, gain=gain)
-        transcode.verify_image(image, str(target))
+        outcome = convert_image(image, str(target), compressor, gain=gain, keep_json=keep_json)
+        transcode.verify_image(image, str(target), counts=gain.counts)
     return outcome
 
 
@@ -393,7 +394,16 @@ def test_counts_copy_is_plain_mrc_with_a_plain_gain_for_motion_correction(movie_
     assert outcome.note == f"counts x {gain_file} (new)"
     np.testing.assert_array_equal(mrcfile.read(target), counts)
     assert_same_bits(mrcfile.read(tmp_path / "counts" / gain_file), gain)
-    assert_same_bits(napari_mrcz.readMRC(target)[0], mrcfile.read(source))
+    for path in (target, tmp_path / "counts" / gain_file):
+        report = io.StringIO()
+        assert mrcfile.validate(str(path), print_file=report), report.getvalue()
+    # Plain MRC2014 has no place for the record naming the gain: read as the counts.
+    np.testing.assert_array_equal(napari_mrcz.readMRC(target)[0], counts)
+    # Kept with keep_json (mrcfile then rejects the EXTTYP): read as the movie again.
+    kept = tmp_path / "kept" / "movie.mrc"
+    convert(tmp_path / "movie.mrcz", kept, compressor=None, gain=settings, keep_json=True)
+    assert_same_bits(napari_mrcz.readMRC(kept)[0], mrcfile.read(source))
+    assert not mrcfile.validate(str(kept), print_file=io.StringIO())
 
 
 def _float32_stacks():
