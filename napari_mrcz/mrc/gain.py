@@ -133,16 +133,15 @@ def _read_gain(movie_path: str, path: str, name: str) -> np.ndarray:
     """The single float32 image of a gain file, in native byte order."""
     try:
         layout = read_layout(path)
+        if layout.nz != 1 or layout.dtype.base != ORIGINAL_DTYPE.newbyteorder(layout.byteorder):
+            raise MRCZFormatError(
+                path,
+                f"it is not one float32 image ({layout.nz} slices of {layout.dtype.base})",
+            )
+        with SliceReader(layout) as reader:
+            gain = reader.read_into(0, 1, reader.new_array(1))[0]
     except MRCZFormatError as error:
         raise MRCZFormatError(movie_path, f"its gain reference {name}: {error.problem}") from None
-    if layout.nz != 1 or layout.dtype.base != ORIGINAL_DTYPE.newbyteorder(layout.byteorder):
-        raise MRCZFormatError(
-            movie_path,
-            f"its gain reference {name} is not one float32 image "
-            f"({layout.nz} slices of {layout.dtype.base})",
-        )
-    with SliceReader(layout) as reader:
-        gain = reader.read_into(0, 1, reader.new_array(1))[0]
     return gain.astype(ORIGINAL_DTYPE, copy=False)
 
 

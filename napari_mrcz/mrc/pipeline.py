@@ -95,15 +95,23 @@ class RecycledBlocks:
 
     def __init__(self) -> None:
         self._blocks: list[np.ndarray] = []
+        #: The count of a block only this pool holds, measured on a new block by the
+        #: same code that checks the others: how many references the list, the local
+        #: name and the call add differs between Python versions (3.14 borrows some).
+        self._unused_count = 0
+
+    @staticmethod
+    def _count(block: np.ndarray) -> int:
+        return sys.getrefcount(block)
 
     def take(self, make: Callable[[], np.ndarray]) -> np.ndarray:
         """A block no slice refers to any more, or a new one from ``make()``."""
         for block in self._blocks:
-            # References: the list, ``block`` here and getrefcount's own argument.
-            if sys.getrefcount(block) <= 3:
+            if self._count(block) <= self._unused_count:
                 return block
         block = make()
         self._blocks.append(block)
+        self._unused_count = self._count(block)
         return block
 
 

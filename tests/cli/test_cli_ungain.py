@@ -113,8 +113,14 @@ def test_validate_checks_the_gain_reference_beside_the_movie(session, tmp_path):
     assert f"INVALID  {movie}" in result.stdout
     assert f"its gain reference {gain_file} is not beside it" in result.stdout
 
+    (tmp_path / gain_file).rename(archive / gain_file)
+    whole = (archive / gain_file).read_bytes()
+    (archive / gain_file).write_bytes(whole[:-100])  # its chunk cut short
+    result = run("validate", movie, check_status=1)
+    assert f"its gain reference {gain_file}: " in result.stdout
+
     other_gain = np.ones((24, 32), dtype=np.float32)
-    with mrcfile.new(archive / gain_file) as handle:
+    with mrcfile.new(archive / gain_file, overwrite=True) as handle:
         handle.set_data(other_gain)
     result = run("validate", movie, check_status=1)
     assert "not the gain reference it was made with" in result.stdout
