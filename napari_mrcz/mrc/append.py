@@ -82,12 +82,20 @@ def write_at_index(
     with open(path, "r+b", buffering=0) as handle:
         if layout.compressor is not None:
             with SliceReader(layout) as reader:
-                handle.seek(int(reader.chunk_offsets[-1]))
+                data_end = int(reader.chunk_offsets[-1])
                 packed_before = reader.packed_bytes
             header["packed_bytes"] = packed_before
+            handle.seek(data_end)
         else:
+            data_end = layout.data_offset + nz * layout.slice_nbytes
             handle.seek(layout.data_offset + start * layout.slice_nbytes)
         size_before = os.fstat(handle.fileno()).st_size
+        if start + frames.count > nz and size_before > data_end:
+            raise ValueError(
+                f"{shown or path} holds {size_before - data_end} bytes after its data, "
+                "which new slices would overwrite: nothing was written (copy the file, "
+                "e.g. with mrcz convert, to append to it)"
+            )
         try:
             written = write_slices(
                 handle,

@@ -592,3 +592,19 @@ def test_same_save_twice_gives_same_bytes(tmp_path, rng):
     assert len(distinct) == 1, (
         f"{len(distinct)} different files from {len(results)} identical saves"
     )
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_slices_are_not_appended_over_bytes_after_the_data(tmp_path, data, compressor):
+    """Bytes some program left after the data are never overwritten by an append."""
+    target = tmp_path / "stack.mrc"
+    napari_mrcz.writeMRC(data, target, compressor=compressor)
+    with open(target, "ab") as handle:
+        handle.write(b"another program's trailer")
+    before = target.read_bytes()
+    with pytest.raises(ValueError, match="25 bytes after its data"):
+        napari_mrcz.writeMRC(data[:1], target, idx=SHAPE[0])
+    assert target.read_bytes() == before
+    if compressor is None:  # slices inside the data can still be rewritten in place
+        napari_mrcz.writeMRC(data[:1] + 1, target, idx=0)
+        assert target.read_bytes().endswith(b"another program's trailer")
