@@ -79,15 +79,14 @@ def write_at_index(
             header, [label for label in layout.labels if recorded_settings([label]) is None]
         )
     old_stats = _trusted_stats(layout) if start == nz else None
+    with SliceReader(layout) as reader:
+        data_end = reader.data_end
+        packed_before = reader.packed_bytes
     with open(path, "r+b", buffering=0) as handle:
         if layout.compressor is not None:
-            with SliceReader(layout) as reader:
-                data_end = int(reader.chunk_offsets[-1])
-                packed_before = reader.packed_bytes
             header["packed_bytes"] = packed_before
             handle.seek(data_end)
         else:
-            data_end = layout.data_offset + nz * layout.slice_nbytes
             handle.seek(layout.data_offset + start * layout.slice_nbytes)
         size_before = os.fstat(handle.fileno()).st_size
         if start + frames.count > nz and size_before > data_end:

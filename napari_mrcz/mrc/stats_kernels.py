@@ -111,11 +111,13 @@ def _compile() -> None:
 
 
 def _build() -> IntegerStats:
-    from napari_mrcz.mrc.stats_numba import stats_8bit, stats_16bit
+    from napari_mrcz.mrc.stats_numba import BLOCK_8BIT, BLOCK_16BIT, integer_stats
 
     def kernel(values: np.ndarray) -> tuple[int, int, int, int]:
-        compiled = stats_8bit if values.dtype.itemsize == 1 else stats_16bit
-        low, high, total, total_sq = compiled(values)
+        if values.dtype.itemsize == 1:
+            low, high, total, total_sq = integer_stats(values, BLOCK_8BIT, np.int32(0))
+        else:
+            low, high, total, total_sq = integer_stats(values, BLOCK_16BIT, np.int64(0))
         return int(low), int(high), int(total), int(total_sq)
 
     return kernel

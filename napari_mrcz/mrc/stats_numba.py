@@ -20,14 +20,18 @@ _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 
 @numba.njit(**_OPTIONS)
-def block_8bit(block):  # pragma: no cover - compiled
-    """(sum, sum of squares, min, max) of one block of 8-bit values, in int32."""
-    total = np.int32(0)
-    total_sq = np.int32(0)
+def block_sums(block, zero):  # pragma: no cover - compiled
+    """(sum, sum of squares, min, max) of one block, summed in the type of ``zero``.
+
+    int32 for 8-bit values: the accumulators that let the loop vectorise; int64
+    for 16-bit values.
+    """
+    total = zero
+    total_sq = zero
     low = block[0]
     high = block[0]
     for value in block:
-        wide = np.int32(value)
+        wide = zero + value
         total += wide
         total_sq += wide * wide
         low = min(low, value)
@@ -36,49 +40,19 @@ def block_8bit(block):  # pragma: no cover - compiled
 
 
 @numba.njit(**_OPTIONS)
-def block_16bit(block):  # pragma: no cover - compiled
-    """(sum, sum of squares, min, max) of one block of 16-bit values, in int64."""
-    total = np.int64(0)
-    total_sq = np.int64(0)
-    low = block[0]
-    high = block[0]
-    for value in block:
-        wide = np.int64(value)
-        total += wide
-        total_sq += wide * wide
-        low = min(low, value)
-        high = max(high, value)
-    return total, total_sq, low, high
+def integer_stats(values, block_size, zero):  # pragma: no cover - compiled
+    """(min, max, sum, sum of squares) of 1D C-contiguous 8- or 16-bit ``values``.
 
-
-@numba.njit(**_OPTIONS)
-def stats_8bit(values):  # pragma: no cover - compiled
-    """(min, max, sum, sum of squares) of 1D C-contiguous int8 or uint8 ``values``."""
-    total = np.int64(0)
-    total_sq = np.int64(0)
-    low = values[0]
-    high = values[0]
-    for start in range(0, values.size, BLOCK_8BIT):
-        block_total, block_sq, block_low, block_high = block_8bit(
-            values[start : start + BLOCK_8BIT]
-        )
-        total += block_total
-        total_sq += block_sq
-        low = min(low, block_low)
-        high = max(high, block_high)
-    return low, high, total, total_sq
-
-
-@numba.njit(**_OPTIONS)
-def stats_16bit(values):  # pragma: no cover - compiled
-    """(min, max, sum, sum of squares) of 1D C-contiguous int16 or uint16 ``values``."""
+    Blocks of ``block_size`` are summed in the type of ``zero`` (see
+    :data:`BLOCK_8BIT`, :data:`BLOCK_16BIT`), the whole in 64 bits.
+    """
     total = np.int64(0)
     total_sq = np.uint64(0)
     low = values[0]
     high = values[0]
-    for start in range(0, values.size, BLOCK_16BIT):
-        block_total, block_sq, block_low, block_high = block_16bit(
-            values[start : start + BLOCK_16BIT]
+    for start in range(0, values.size, block_size):
+        block_total, block_sq, block_low, block_high = block_sums(
+            values[start : start + block_size], zero
         )
         total += block_total
         total_sq += np.uint64(block_sq)

@@ -208,14 +208,7 @@ def _write_new_file(
             if extended_header:
                 write_fully(handle, extended_header)
             written = write_slices(
-                handle,
-                frames,
-                file_dtype,
-                compressor,
-                clevel,
-                uint4,
-                n_threads,
-                progress=progress,
+                handle, frames, file_dtype, compressor, clevel, uint4, n_threads, progress=progress
             )
             if checksum_meta is not None:
                 checksum_meta[CHECKSUM_KEY] = checksum_text(written.checksums)

@@ -49,6 +49,17 @@ print(*ratios)
 """
 
 
+def run_python(code: str, *args: str, timeout: float = 60) -> str:
+    """What ``code`` prints in a fresh interpreter (no python-mrcz imported there)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout,
+    ).stdout
+
+
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
 def test_two_threads_beat_one_without_python_mrcz(tmp_path):
     load = os.getloadavg()[0]
@@ -59,14 +70,8 @@ def test_two_threads_beat_one_without_python_mrcz(tmp_path):
     # attempt; a held GIL spoils all of them, so the best of three is taken.
     write_ratio = read_ratio = 0.0
     for _ in range(3):
-        result = subprocess.run(
-            [sys.executable, "-c", SCALING, str(tmp_path / "movie.mrcz")],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=300,
-        )
-        write_now, read_now = (float(value) for value in result.stdout.split())
+        output = run_python(SCALING, str(tmp_path / "movie.mrcz"), timeout=300)
+        write_now, read_now = (float(value) for value in output.split())
         write_ratio, read_ratio = max(write_ratio, write_now), max(read_ratio, read_now)
         if min(write_ratio, read_ratio) > 1.2:
             break
@@ -81,20 +86,10 @@ def test_our_chunk_calls_turn_on_blosc_s_gil_release(tmp_path):
         "napari_mrcz.writeMRC(np.zeros((2, 64, 64), np.int8), sys.argv[1], compressor='zstd')\n"
         "print(blosc.set_releasegil(False))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "zeros.mrcz")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert result.stdout.strip() in ("1", "True")
+    assert run_python(code, str(tmp_path / "zeros.mrcz")).strip() in ("1", "True")
 
 
 def test_importing_the_engine_leaves_blosc_settings_alone():
     """Only our own compress/decompress calls set blosc's GIL release, not the import."""
     code = "import blosc, napari_mrcz, napari_mrcz.cli\nprint(blosc.set_releasegil(False))\n"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() in ("0", "False")
+    assert run_python(code).strip() in ("0", "False")
