@@ -66,6 +66,44 @@ def check_regular(path: str | os.PathLike) -> os.stat_result:
     return status
 
 
+def change_since(path: str | os.PathLike, before: os.stat_result) -> str | None:
+    """How ``path`` differs from the file it was when ``before`` was taken, or None.
+
+    A file still being written grows or gets a new modification time; a file moved
+    onto the name is another inode. Either way, what was read of it is not all of it.
+    """
+    try:
+        after = os.stat(path)
+    except FileNotFoundError:
+        return "it was removed"
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+        return "another file was put in its place"
+    if after.st_size != before.st_size:
+        return f"it went from {before.st_size} to {after.st_size} bytes"
+    if after.st_mtime_ns != before.st_mtime_ns:
+        return "it was written to"
+    return None
+
+
+def make_folders(path: str | os.PathLike) -> None:
+    """Create folder ``path`` and its missing parents, however deep (no recursion).
+
+    :func:`os.makedirs` recurses once per missing level and fails past about a
+    thousand; an input tree copied under an output folder can be deeper.
+    """
+    missing = []
+    folder = os.path.abspath(path)
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+
+
 def check_target(path: str | os.PathLike, name: str | None = None) -> None:
     """Refuse to write to ``path`` if it exists but is no regular file (links followed).
 

@@ -1,11 +1,25 @@
-"""Default thread counts and the executor behind the async functions."""
+"""Default thread counts and the executor behind the async functions.
+
+A script may end right after ``asyncWriteMRC``: the interpreter then waits for the
+pending calls, before :mod:`concurrent.futures` refuses new work (which every write
+needs for its encoding threads), and an error in one that the script never looked
+at is warned about (an :class:`~napari_mrcz.errors.MRCZWarning` on stderr).
+"""
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+from napari_mrcz.errors import MRCZWarning
+
+logger = logging.getLogger(__name__)
 
 #: The cores this process may run on.
 _available_cores = (
@@ -16,6 +30,25 @@ _default_threads = _available_cores
 
 #: One background worker, as python-mrcz has: async reads and writes queue up on it.
 _async_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-io")
+
+
+class WatchedFuture(Future):
+    """A future that knows whether its caller looked at how it ended."""
+
+    looked_at = False
+
+    def result(self, timeout: float | None = None) -> Any:
+        self.looked_at = True
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self.looked_at = True
+        return super().exception(timeout)
+
+
+#: Async calls not yet done, and failed ones whose caller has not looked at them.
+_watched: set[WatchedFuture] = set()
+_watched_lock = threading.Lock()
 
 
 def available_cores() -> int:
@@ -46,5 +79,57 @@ def set_default_threads(n_threads: int) -> None:
 
 
 def submit(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
-    """Run ``function`` on the background I/O worker and return its future."""
-    return _async_executor.submit(function, *args, **kwargs)
+    """Run ``function`` on the background I/O worker and return its future.
+
+    The interpreter does not end before the call does, and a failure nobody looked
+    at is warned about then (see :func:`finish_pending`).
+    """
+    future = WatchedFuture()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            outcome = function(*args, **kwargs)
+        except BaseException as error:  # handed to the caller through the future
+            future.set_exception(error)
+        else:
+            future.set_result(outcome)
+
+    with _watched_lock:
+        _watched.add(future)
+    future.add_done_callback(_forget_if_fine)
+    _async_executor.submit(run)
+    return future
+
+
+def _forget_if_fine(future: Future) -> None:
+    if not future.cancelled() and Future.exception(future) is not None:
+        return  # kept until its caller looks at it, or the interpreter ends
+    with _watched_lock:
+        _watched.discard(future)
+
+
+def finish_pending() -> None:
+    """Wait for every async call still pending; warn about failures nobody looked at.
+
+    Run when the interpreter ends, so that a script whose last call is
+    ``asyncWriteMRC`` gets its file, and learns if it did not.
+    """
+    with _watched_lock:
+        watched = list(_watched)
+    for future in watched:
+        error = Future.exception(future)  # waits; does not count as looking
+        if error is not None and not future.looked_at:
+            logger.debug("an async call failed unseen", exc_info=error)
+            warnings.warn(
+                f"a background write or read failed as the script ended: {error}",
+                MRCZWarning,
+                stacklevel=1,
+            )
+
+
+# concurrent.futures stops taking work in a hook of threading's interpreter shutdown;
+# those hooks run in reverse order of registration, so this one, registered after
+# concurrent.futures was imported, runs first, while writes can still start threads.
+getattr(threading, "_register_atexit", atexit.register)(finish_pending)

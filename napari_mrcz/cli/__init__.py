@@ -26,7 +26,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from napari_mrcz.cli.batch import EXIT_FAILED, EXIT_USAGE, find_inputs
+from napari_mrcz.cli.batch import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PassedOver, find_inputs
 from napari_mrcz.cli.convert import run_batch_command, run_convert
 from napari_mrcz.cli.info import run_info
 from napari_mrcz.cli.parser import build_parser
@@ -34,25 +34,31 @@ from napari_mrcz.cli.validate import run_validate
 from napari_mrcz.suffixes import is_readable
 
 
-def _files(given: Sequence[str], err: TextIO) -> list[str]:
+def _files(given: Sequence[str], err: TextIO) -> tuple[list[str], bool]:
     """Named files as they are; folders walked for the files we read.
 
-    A named folder that holds none of them is reported on ``err``.
+    A named folder that holds none of them, a folder that cannot be listed and a
+    linked folder walked already are reported on ``err``; the flag returned is True
+    if any folder could not be listed (the run then fails).
 
     Raises
     ------
     ValueError
         If there is no file at all (an empty folder).
     """
-    found = []
+    found: list[str] = []
+    problems: list[PassedOver] = []
     for one in given:
-        files = [path for path, _ in find_inputs([one], is_readable)]
+        files = [path for path, _ in find_inputs([one], is_readable, problems=problems)]
         if not files:
             print(f"{one}: is a folder holding no MRC, MRCZ or DM files", file=err)
         found += files
-    if not found:
+    for problem in problems:
+        print(f"{problem.path}: {problem.status}: {problem.reason}", file=err)
+    unlisted = any(problem.status == "failed" for problem in problems)
+    if not found and not unlisted:
         raise ValueError(f"no MRC, MRCZ or DM files found in {', '.join(given)}")
-    return found
+    return found, unlisted
 
 
 def _show_warning(
@@ -89,14 +95,16 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "decompress": run_batch_command,
         "convert": run_convert,
     }
+    unlisted = False
     if args.command in ("info", "validate"):
         try:
-            args.files = _files(args.files, err)
+            args.files, unlisted = _files(args.files, err)
         except ValueError as error:
             print(f"mrcz {args.command}: {error}", file=err)
             return EXIT_USAGE
     try:
-        return commands[args.command](args, out, err)
+        status = commands[args.command](args, out, err)
+        return EXIT_FAILED if unlisted and status == EXIT_OK else status
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 128 + signal.SIGINT

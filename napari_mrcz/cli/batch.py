@@ -24,7 +24,13 @@ from typing import TextIO
 
 from napari_mrcz.cli.report import ByteProgress, plural, summary_table
 from napari_mrcz.errors import MRCZFormatError
-from napari_mrcz.files import check_regular, check_target, told_about
+from napari_mrcz.files import (
+    change_since,
+    check_regular,
+    check_target,
+    make_folders,
+    told_about,
+)
 from napari_mrcz.mrc.atomic import flush_to_disk, publish, temporary_name
 from napari_mrcz.mrc.gzipped import is_compressed
 from napari_mrcz.mrc.layout import read_layout
@@ -33,6 +39,7 @@ from napari_mrcz.suffixes import is_dm, is_readable, strip_suffix
 from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 from napari_mrcz.tools.transcode import (
     VerificationError,
+    header_loss,
     image_count,
     incomplete,
     json_left_out,
@@ -62,6 +69,16 @@ FILE_ERRORS = (
 
 class RunCancelledError(Exception):
     """Raised inside a conversion when the run is interrupted."""
+
+
+class SourceChangedError(ValueError):
+    """A source changed while it was converted: what was read of it is not all of it."""
+
+    def __init__(self, path: str, change: str) -> None:
+        super().__init__(
+            f"{path}: changed while it was converted ({change}): no output written; "
+            "it is converted again by the next run"
+        )
 
 
 #: Called with the bytes of data just processed; may raise RunCancelledError.
@@ -116,32 +133,98 @@ class Settings:
         return 2 if self.verify else 1
 
 
+@dataclass(frozen=True)
+class PassedOver:
+    """An entry of an input folder that gives no conversion, and why."""
+
+    path: str
+    status: str  # "failed" (a folder that could not be listed) or "skipped"
+    reason: str
+
+
 def find_inputs(
     inputs: Sequence[str],
     wanted: Callable[[str], bool],
     passed_over: list[str] | None = None,
+    problems: list[PassedOver] | None = None,
 ) -> Iterator[tuple[str, str]]:
     """Yield (file, its name relative to the output folder) for files and folders.
 
-    A folder is walked recursively, in sorted order, for the files ``wanted``
+    A folder is walked in sorted order, depth first, for the files ``wanted``
     accepts; its tree is kept under the output folder. Files found there that
-    ``wanted`` refuses are added to ``passed_over`` (hidden ones aside). Named files
-    are taken as they are (their own name under the output folder).
+    ``wanted`` refuses are added to ``passed_over`` (hidden ones aside). Folders
+    that cannot be listed (no permission, a name over the system's limit) are added
+    to ``problems`` as failed; linked folders are followed, once: one that leads
+    back to a folder already walked is added as skipped. Named files are taken as
+    they are (their own name under the output folder).
     """
+    problems = [] if problems is None else problems
     for given in inputs:
         if os.path.isdir(given):
-            for root, folders, files in os.walk(given):
-                folders.sort()
-                for name in sorted(files):
-                    path = os.path.join(root, name)
-                    if name.startswith("."):
-                        continue
-                    if wanted(path):
-                        yield path, os.path.relpath(path, given)
-                    elif passed_over is not None:
-                        passed_over.append(path)
+            for path in _walk(given, problems):
+                if wanted(path):
+                    yield path, os.path.relpath(path, given)
+                elif passed_over is not None:
+                    passed_over.append(path)
         else:
             yield given, os.path.basename(given)
+
+
+def _walk(top: str, problems: list[PassedOver]) -> Iterator[str]:
+    """The files of the tree under ``top`` (hidden ones aside), without recursion."""
+    status = os.stat(top)
+    walked = {(status.st_dev, status.st_ino)}
+    folders = [top]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as error:
+            problems.append(
+                PassedOver(folder, "failed", f"folder could not be listed: {_reason(error)}")
+            )
+            continue
+        below = []
+        for entry in entries:
+            if not _is_folder(entry):
+                if not entry.name.startswith("."):
+                    yield entry.path
+                continue
+            try:
+                status = os.stat(entry.path)
+            except OSError as error:
+                problems.append(
+                    PassedOver(
+                        entry.path, "failed", f"folder could not be listed: {_reason(error)}"
+                    )
+                )
+                continue
+            if (status.st_dev, status.st_ino) in walked:
+                problems.append(
+                    PassedOver(
+                        entry.path,
+                        "skipped",
+                        f"a link to {os.path.realpath(entry.path)}, a folder walked already",
+                    )
+                )
+                continue
+            walked.add((status.st_dev, status.st_ino))
+            below.append(entry.path)
+        folders += reversed(below)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """True if ``entry`` is a folder or a link to one (a broken link is a file)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _reason(error: OSError) -> str:
+    """An OS error in words, without the path it names."""
+    return error.strerror or str(error)
 
 
 def plan(
@@ -158,7 +241,9 @@ def plan(
     would write the same output (``x.dm4`` and ``x.mrc``, names differing only in
     case), or whose output would replace an input, get a failed task saying so and
     are not converted; the others are. With ``passed_over_note``, files of ours that
-    a folder holds but ``wanted`` refuses get a skipped task with that note.
+    a folder holds but ``wanted`` refuses get a skipped task with that note. A
+    folder that cannot be listed gets a failed task, a linked folder that leads to
+    one walked already a skipped one (see :func:`find_inputs`).
 
     Raises
     ------
@@ -169,7 +254,8 @@ def plan(
     sources: dict[str, str] = {}  # real path -> the path as found
     owners: dict[str, list[Task]] = {}
     passed_over: list[str] = []
-    for path, relative in find_inputs(inputs, wanted, passed_over):
+    problems: list[PassedOver] = []
+    for path, relative in find_inputs(inputs, wanted, passed_over, problems):
         real = os.path.realpath(path)
         if real in sources:
             continue
@@ -180,7 +266,7 @@ def plan(
             # Names differing only in case are one file on macOS, SMB and exFAT.
             owners.setdefault(_output_key(one), []).append(task)
         tasks.append(task)
-    if not tasks:
+    if not tasks and not problems:
         raise ValueError(f"no input files found in {', '.join(inputs)}")
     inputs_by_key = {real.casefold(): path for real, path in sources.items()}
     for key, claimants in owners.items():
@@ -200,6 +286,10 @@ def plan(
                 f"its output {target} would replace the input {replaced}: not "
                 "converted; choose another output folder (-o)",
             )
+    tasks += [
+        Task(problem.path, [], status=problem.status, message=problem.reason)
+        for problem in problems
+    ]
     if passed_over_note is not None:
         tasks += [
             Task(path, [], status="skipped", message=passed_over_note)
@@ -298,7 +388,9 @@ class Runner:
                         # A run that will measure gigabytes has the compiled statistics
                         # from its first file on (see mrc.stats_kernels).
                         expect_bytes(sum(nbytes for nbytes, small in found if small))
-                    while submitted < len(tasks):
+                    # A bounded window in flight: waiting over every file of a large
+                    # folder after each completion would make the run quadratic.
+                    while submitted < len(tasks) and len(pending) < 2 * self.jobs:
                         pending.add(
                             pool.submit(self._convert, tasks[submitted], estimates[submitted])
                         )
@@ -399,7 +491,8 @@ def write_outputs(
     try:
         compressed = settings.compressor is not None
         counts = settings.gain is not None and settings.gain.counts
-        with open_images(task.source, standard_order=compressed) as images:
+        # progress(0) lets a run stop a long decompression of a .gz/.bz2 source
+        with open_images(task.source, compressed, lambda: progress(0)) as images:
             if len(images) != len(task.targets):
                 raise ValueError(f"{task.source} changed while the run was planned")
             task.data_bytes = sum(image.nbytes for image in images)
@@ -424,7 +517,7 @@ def write_outputs(
                 return None
             if len(todo) < len(task.targets):
                 task.message = f"{plural(len(task.targets) - len(todo), 'existing output')} kept"
-            os.makedirs(os.path.dirname(task.targets[0]) or ".", exist_ok=True)
+            make_folders(os.path.dirname(task.targets[0]) or ".")
             notes, gain_files = [task.message], []
             for number in todo:
                 temporaries.append((temporary(task.targets[number]), task.targets[number]))
@@ -453,8 +546,13 @@ def write_outputs(
                 for number in todo
             )
             lacking = [
-                incomplete(images[number], json_kept=not task.json_left_out) for number in todo
+                incomplete(images[number], json_kept=not task.json_left_out)
+                or (header_loss(images[number], written) if settings.verify else None)
+                for number, (written, _) in zip(todo, temporaries, strict=True)
             ]
+        change = change_since(task.source, before)
+        if change is not None:
+            raise SourceChangedError(task.source, change)
         for written, target in temporaries:
             try:
                 publish(written, target, settings.overwrite)
@@ -474,10 +572,9 @@ def delete_source(task: Task, check: SourceCheck) -> None:
     if check.lacking:
         task.message = f"source kept: {check.lacking[0]}"
         return
-    after = os.stat(task.source)
-    before = check.before
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        task.message = "source kept: it changed while it was converted"
+    change = change_since(task.source, check.before)
+    if change is not None:
+        task.message = f"source kept: it changed while it was converted ({change})"
         return
     # The copy must be on disk, not only in the page cache, before the original goes.
     folders = {os.path.dirname(target) or "." for target in task.targets}

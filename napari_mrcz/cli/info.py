@@ -61,10 +61,15 @@ def info_text(summary: dict[str, Any]) -> str:
     ]
     if codec:
         level_text = f"level {level}" if level is not None else "level not recorded"
-        packed, data = human_size(summary["packed_bytes"]), human_size(summary["data_bytes"])
+        data = human_size(summary["data_bytes"])
+        packed = summary["packed_bytes"]
         lines.append(
-            f"  codec: blosc {codec}, {level_text}; packed {packed} of {data} "
-            f"(ratio {summary['ratio']:.2f})"
+            f"  codec: blosc {codec}, {level_text}; "
+            + (
+                f"packed {human_size(packed)} of {data} (ratio {summary['ratio']:.2f})"
+                if packed is not None
+                else f"{data} of data, packed size not known inside a compressed download"
+            )
         )
     else:
         lines.append(f"  codec: none (plain MRC), data {human_size(summary['data_bytes'])}")

@@ -4,7 +4,11 @@ The EMDB and other archives ship maps compressed as a whole with gzip or bzip2. 
 a file cannot be read slice by slice, so it is decompressed once, a few MB at a time,
 into a temporary file that the rest of the engine reads like any other. The whole
 file is never held in memory, and its decompressed size is checked against what the
-MRC header inside declares, so that a decompression bomb is refused early.
+MRC header inside declares, so that a decompression bomb is refused early, and
+against the room on the temporary disk. The copy has no name on Linux (it goes with
+the process, however that ends), and a caller can stop a long decompression
+(``checkpoint``). What needs only the header (``mrcz info``, ``readMRCHeader``)
+decompresses only the header.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ CHUNK_BYTES = 4 * 2**20
 #: Bytes tolerated after the data the header declares (trailing padding or junk).
 TRAILING_BYTES_ALLOWED = 2**20
 
+#: Share of the temporary folder's disk that a decompressed copy must leave free.
+SPACE_KEPT_FREE = 0.05
+
+#: Where a process finds its own open files by number (Linux).
+_OWN_DESCRIPTORS = "/proc/self/fd"
+
 #: Largest voxel of any MRC mode (complex64), assumed for modes without a dtype here.
 _MAX_VOXEL_BYTES = 8
 
@@ -78,6 +88,11 @@ def declared_size(path: str, raw: bytes) -> int:
     MRCZFormatError
         If ``raw`` is no MRC header in either byte order (naming ``path``).
     """
+    return _declared(path, raw)[0]
+
+
+def _declared(path: str, raw: bytes) -> tuple[int, int]:
+    """:func:`declared_size` and the size of the extended header (NSYMBT)."""
     modes = KNOWN_MODES | EMAN2_MODE_DTYPES.keys()
     unlimited = np.iinfo(np.int64).max
     with warnings.catch_warnings():
@@ -87,7 +102,8 @@ def declared_size(path: str, raw: bytes) -> int:
         raise MRCZFormatError(path, f"{problem} (once decompressed)")
     voxels = int(header["nx"]) * int(header["ny"]) * int(header["nz"])
     mode = int(header["mode"]) % MODE_CODEC_FACTOR
-    return HEADER_SIZE + int(header["nsymbt"]) + voxels * _voxel_bytes(mode)
+    extended = int(header["nsymbt"])
+    return HEADER_SIZE + extended + voxels * _voxel_bytes(mode), extended
 
 
 def _temporary_name(path: str) -> str:
@@ -119,22 +135,47 @@ def _read(path: str, stream: BinaryIO, size: int) -> bytes:
     return data
 
 
-def _copy_decompressed(path: str, stream: BinaryIO, target: BinaryIO) -> None:
-    """Copy ``stream`` into ``target``, refusing more than its MRC header declares."""
+def _check_room(path: str, needed: int) -> None:
+    """Refuse a copy of ``needed`` bytes that would leave the temporary disk nearly full."""
+    folder = tempfile.gettempdir()
+    disk = shutil.disk_usage(folder)
+    room = max(0, disk.free - int(disk.total * SPACE_KEPT_FREE))
+    if needed > room:
+        raise MRCZFormatError(
+            path,
+            f"its MRC header declares {needed} bytes once decompressed, more than the "
+            f"{room} bytes free for a temporary copy in {folder} ({SPACE_KEPT_FREE:.0%} "
+            "of that disk is kept free): a damaged or hostile header, or a file to "
+            "decompress yourself onto a larger disk",
+        )
+
+
+def _copy_decompressed(
+    path: str,
+    stream: BinaryIO,
+    target: BinaryIO,
+    checkpoint: Callable[[], None] | None,
+    head_only: bool,
+) -> int:
+    """Copy ``stream`` into ``target``; return the size its MRC header declares.
+
+    The whole file, refused past what its header declares (a decompression bomb),
+    or with ``head_only`` the header and the extended header alone. ``checkpoint``
+    is called after every :data:`CHUNK_BYTES`.
+    """
     head = _read(path, stream, HEADER_SIZE)
     target.write(head)
     if len(head) < HEADER_SIZE:
-        return  # read_layout reports the file as too short
-    limit = declared_size(path, head) + TRAILING_BYTES_ALLOWED
-    room = shutil.disk_usage(tempfile.gettempdir()).free
-    if limit - len(head) > room:
-        raise MRCZFormatError(
-            path,
-            f"its MRC header declares {limit} bytes once decompressed, more than the "
-            f"{room} bytes free for a temporary copy (damaged or hostile header?)",
-        )
-    written = len(head)
-    while piece := _read(path, stream, min(CHUNK_BYTES, limit - written + 1)):
+        return len(head)  # read_layout reports the file as too short
+    whole, extended = _declared(path, head)
+    limit = HEADER_SIZE + extended if head_only else whole + TRAILING_BYTES_ALLOWED
+    _check_room(path, limit - HEADER_SIZE)
+    written = HEADER_SIZE
+    # One byte past the limit is asked for, to tell a bomb from a file that ends there.
+    while (wanted := limit - written + (not head_only)) > 0:
+        piece = _read(path, stream, min(CHUNK_BYTES, wanted))
+        if not piece:
+            break
         written += len(piece)
         if written > limit:
             raise MRCZFormatError(
@@ -143,71 +184,67 @@ def _copy_decompressed(path: str, stream: BinaryIO, target: BinaryIO) -> None:
                 "accounts for (damaged, or a decompression bomb); refusing it",
             )
         target.write(piece)
+        if checkpoint is not None:
+            checkpoint()
+    return whole
 
 
-def open_decompressed(path: str | os.PathLike) -> str:
-    """Decompress a ``.gz`` or ``.bz2`` file into a new temporary file; return its path.
+def _check_magic(path: str, suffix: str, raw: BinaryIO) -> None:
+    """Refuse a file named ``.gz``/``.bz2`` that is not compressed so (or is empty)."""
+    name, magic = COMPRESSED_MAGIC[suffix]
+    head = raw.read(len(magic))
+    if not head:
+        raise MRCZFormatError(path, "is empty (0 bytes)")
+    if head != magic:
+        seen = describe_content(head + raw.read(4096))
+        problem = f"not {name}-compressed, though named {suffix}"
+        raise MRCZFormatError(path, problem + (f": {seen}" if seen else ""))
+    raw.seek(0)
 
-    The temporary file is in the system's temporary folder, named after ``path``
-    without its compression suffix. The caller deletes it; :class:`DecompressedFile`
-    does so.
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The compressed file.
+def _new_copy(path: str) -> tuple[BinaryIO, str, bool]:
+    """An empty temporary file for the copy of ``path``: (file, name to read it by, named).
 
-    Returns
-    -------
-    str
-        The decompressed copy.
-
-    Raises
-    ------
-    MRCZFormatError
-        If the stream is damaged or truncated, or decompresses to more than the MRC
-        header inside declares (see :data:`TRAILING_BYTES_ALLOWED`).
+    Where the system can (Linux), the file has no name in any folder and is read
+    through its descriptor: it goes with the process however that ends, a kill
+    included. Elsewhere it is named after ``path`` in the temporary folder.
     """
-    path = os.fspath(path)
-    suffix = next(suffix for suffix in COMPRESSIONS if path.lower().endswith(suffix))
-    with open_regular(path) as raw:
-        name, magic = COMPRESSED_MAGIC[suffix]
-        head = raw.read(len(magic))
-        if not head:
-            raise MRCZFormatError(path, "is empty (0 bytes)")
-        if head != magic:
-            seen = describe_content(head + raw.read(4096))
-            problem = f"not {name}-compressed, though named {suffix}"
-            raise MRCZFormatError(path, problem + (f": {seen}" if seen else ""))
-        raw.seek(0)
-        handle, local = tempfile.mkstemp(prefix="napari-mrcz-", suffix="-" + _temporary_name(path))
-        try:
-            with os.fdopen(handle, "wb") as target, COMPRESSIONS[suffix](raw) as stream:
-                _copy_decompressed(path, stream, target)
-        except BaseException:
-            os.remove(local)
-            raise
-    logger.debug("decompressed %s into %s", path, local)
-    return local
+    if os.path.isdir(_OWN_DESCRIPTORS):
+        handle = tempfile.TemporaryFile(prefix="napari-mrcz-")  # noqa: SIM115 - owned by the caller
+        return handle, f"{_OWN_DESCRIPTORS}/{handle.fileno()}", False
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - owned by the caller
+        prefix="napari-mrcz-", suffix="-" + _temporary_name(path), delete=False
+    )
+    return handle, handle.name, True
 
 
-def _remove(path: str) -> None:
-    """Delete ``path`` if it still exists."""
-    with suppress(FileNotFoundError):
-        os.remove(path)
+def _discard(handle: BinaryIO, name: str, named: bool) -> None:
+    """Close a temporary copy and remove its name, if it has one."""
+    handle.close()
+    if named:
+        with suppress(FileNotFoundError):
+            os.remove(name)
 
 
 class DecompressedFile:
     """A file ready to read: compressed ones decompressed into a temporary copy.
 
     Owns the temporary copy: :meth:`close` deletes it, as does garbage collection or
-    the end of the interpreter if nobody closed it. Uncompressed files are used in
-    place and never deleted.
+    the end of the interpreter if nobody closed it (on Linux the copy has no name
+    in any folder, so that even a killed process leaves nothing behind).
+    Uncompressed files are used in place and never deleted.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file as the user named it.
+    checkpoint : callable, optional
+        Called after every few MB decompressed; an exception it raises (a cancelled
+        run) stops the decompression and leaves no copy.
+    head_only : bool
+        Decompress only the header and the extended header (all that ``mrcz info``
+        and :func:`napari_mrcz.readMRCHeader` need); read the copy with
+        ``read_layout(source.path, file_size=source.whole_size)``.
 
     Attributes
     ----------
@@ -215,6 +252,16 @@ class DecompressedFile:
         ``path``.
     path : str
         The file to read: the temporary copy, or ``original``.
+    whole_size : int or None
+        For a copy of the head alone, the size of the whole file as its header
+        declares it; otherwise None.
+
+    Raises
+    ------
+    MRCZFormatError
+        If the stream is damaged or truncated, holds no MRC file, decompresses to
+        more than the MRC header inside declares (see :data:`TRAILING_BYTES_ALLOWED`),
+        or would not fit in the temporary folder (see :data:`SPACE_KEPT_FREE`).
 
     Examples
     --------
@@ -222,12 +269,34 @@ class DecompressedFile:
     ...     layout = read_layout(source.path)
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        checkpoint: Callable[[], None] | None = None,
+        head_only: bool = False,
+    ) -> None:
         self.original = os.fspath(path)
-        self.path = (
-            open_decompressed(self.original) if is_compressed(self.original) else self.original
-        )
-        self._finalizer = weakref.finalize(self, _remove, self.path) if self.is_temporary else None
+        self.path = self.original
+        self.whole_size: int | None = None
+        self._finalizer: weakref.finalize | None = None
+        if not is_compressed(self.original):
+            return
+        suffix = next(one for one in COMPRESSIONS if self.original.lower().endswith(one))
+        with open_regular(self.original) as raw:
+            _check_magic(self.original, suffix, raw)
+            handle, self.path, named = _new_copy(self.original)
+            self._finalizer = weakref.finalize(self, _discard, handle, self.path, named)
+            try:
+                with COMPRESSIONS[suffix](raw) as stream:
+                    whole = _copy_decompressed(
+                        self.original, stream, handle, checkpoint, head_only
+                    )
+                handle.flush()
+            except BaseException:
+                self.close()
+                raise
+        self.whole_size = whole if head_only else None
+        logger.debug("decompressed %s into %s", self.original, self.path)
 
     @property
     def is_temporary(self) -> bool:

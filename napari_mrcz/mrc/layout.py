@@ -28,6 +28,7 @@ from napari_mrcz.mrc.codecs import (
     parse_chunk_header,
 )
 from napari_mrcz.mrc.gainmeta import GainSeparation, gain_separation
+from napari_mrcz.mrc.grid import recorded_grid
 from napari_mrcz.mrc.header import (
     HEADER_SIZE,
     IMOD_FLAG_SIGNED_BYTES,
@@ -98,6 +99,10 @@ class MRCLayout:
     chunk_checksums : list of int or None
         The CRC32 of each compressed chunk the writer recorded in the JSON meta (see
         :mod:`napari_mrcz.mrc.checksums`), or None.
+    source_grid : dict or None
+        For an MRCZ copy of a map whose grid MRCZ could not keep (sampling, cell,
+        axis order): the source's grid fields (see :mod:`napari_mrcz.mrc.grid`), or
+        None.
     """
 
     path: str
@@ -116,6 +121,7 @@ class MRCLayout:
     json_meta: dict | None
     labels: list[str] = field(default_factory=list)
     chunk_checksums: list[int] | None = None
+    source_grid: dict | None = None
 
     @property
     def nz(self) -> int:
@@ -283,6 +289,23 @@ class MRCLayout:
             position += chunk.cbytes
         offsets[self.nz] = position
         return offsets
+
+    def chunks_after(self, end: int) -> int:
+        """How many whole, sane blosc chunks of one z-slice follow the data ending at ``end``.
+
+        An MRCZ file whose header was not yet updated for the slices written after
+        it (a file still being written) holds more z-slices than NZ says.
+        """
+        count = 0
+        with open_regular(self.path) as handle:
+            while end + CHUNK_HEADER_SIZE <= self.file_size:
+                handle.seek(end)
+                chunk = parse_chunk_header(handle.read(CHUNK_HEADER_SIZE))
+                if chunk_header_problem(chunk, self.slice_nbytes, self.file_size - end):
+                    break
+                count += 1
+                end += chunk.cbytes
+        return count
 
 
 def header_problem(
@@ -557,8 +580,15 @@ def sampling_divisors(
     return tuple(divisors)
 
 
-def _pixelsize(header: np.ndarray, mapcrs: tuple[int, int, int], divisors: tuple) -> np.ndarray:
-    """Pixel size in Angstrom, in data order (z, y, x): CELLA over the divisors."""
+def pixel_size(
+    header: np.ndarray, shape: tuple[int, int, int], mapcrs: tuple[int, int, int], slices: int
+) -> np.ndarray:
+    """Pixel size in Angstrom, in data order (z, y, x): CELLA over the divisors.
+
+    The divisors are :func:`sampling_divisors` of a grid of ``shape`` in the axis
+    order ``mapcrs`` with ``slices`` slices per frame.
+    """
+    divisors = sampling_divisors(header, shape, mapcrs, slices)
     cella = header["cella"].astype(np.float64)
     axes = crystal_axes(mapcrs)
     return np.array([cella[axis] / divisor for axis, divisor in zip(axes, divisors, strict=True)])
@@ -569,6 +599,7 @@ def read_layout(
     endian: str = "le",
     slices: int | None = None,
     file_convention: str = "ccpem",
+    file_size: int | None = None,
 ) -> MRCLayout:
     """Read and check the header of an MRC/MRCZ file.
 
@@ -584,6 +615,10 @@ def read_layout(
     file_convention : {'ccpem', 'eman2'}
         Mode numbering; EMAN2's old numbering is only partly supported, as in
         python-mrcz.
+    file_size : int, optional
+        The size of the whole file when ``path`` holds only its header and extended
+        header (a compressed download's head, see
+        :class:`~napari_mrcz.mrc.gzipped.DecompressedFile`); its data cannot be read.
 
     Returns
     -------
@@ -596,7 +631,8 @@ def read_layout(
     """
     path = os.fspath(path)
     with open_regular(path) as handle:
-        file_size = os.fstat(handle.fileno()).st_size
+        if file_size is None:
+            file_size = os.fstat(handle.fileno()).st_size
         raw = handle.read(HEADER_SIZE)
         if len(raw) < HEADER_SIZE:
             raise MRCZFormatError(path, short_header_problem(raw))
@@ -636,6 +672,7 @@ def read_layout(
     chunk_checksums = recorded_checksums(json_meta)
     if json_meta is not None:
         json_meta.pop(CHECKSUM_KEY, None)  # the format's, not the user's: see chunk_checksums
+    source_grid = recorded_grid(json_meta, path)
 
     slice_nbytes = ny * uint4_row_bytes(nx) if mode == UINT4_MODE else ny * nx * dtype.itemsize
     data_room = file_size - data_offset
@@ -682,9 +719,10 @@ def read_layout(
         data_offset=data_offset,
         slice_nbytes=slice_nbytes,
         slices=slices,
-        pixelsize=_pixelsize(header, mapcrs, sampling_divisors(header, shape, mapcrs, slices)),
+        pixelsize=pixel_size(header, shape, mapcrs, slices),
         mapcrs=mapcrs,
         json_meta=json_meta,
         labels=labels,
         chunk_checksums=chunk_checksums,
+        source_grid=source_grid,
     )

@@ -7,6 +7,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,9 @@ class LazyMRC(ArrayLike):
     counts : bool
         For a gain-separated file: give the integer counts as stored rather than the
         original float32 movie (counts times the gain).
+    checkpoint : callable, optional
+        Called after every few MB while a ``.gz``/``.bz2`` file is decompressed; an
+        exception it raises stops the decompression (a cancelled run).
 
     Examples
     --------
@@ -67,8 +71,9 @@ class LazyMRC(ArrayLike):
         endian: str = "le",
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         counts: bool = False,
+        checkpoint: Callable[[], None] | None = None,
     ) -> None:
-        source = DecompressedFile(path)
+        source = DecompressedFile(path, checkpoint)
         try:
             with source.original_in_errors():
                 layout = read_layout(source.path, endian=endian)

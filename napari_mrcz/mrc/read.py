@@ -104,9 +104,13 @@ def read_header_meta(
     slices : int
         Slices per frame (0 for one array).
     """
-    with DecompressedFile(path) as source, source.original_in_errors():
+    with DecompressedFile(path, head_only=True) as source, source.original_in_errors():
         layout = read_layout(
-            source.path, endian=endian, slices=slices, file_convention=file_convention
+            source.path,
+            endian=endian,
+            slices=slices,
+            file_convention=file_convention,
+            file_size=source.whole_size,
         )
         return layout_meta(layout, pixelunits), layout.slices
 

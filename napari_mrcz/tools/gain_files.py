@@ -15,6 +15,7 @@ import numpy as np
 
 from napari_mrcz.dm.images import read_dm
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.files import make_folders
 from napari_mrcz.mrc.atomic import flush_to_disk, publish, temporary_name
 from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE, gain_digest
 from napari_mrcz.mrc.jsonmeta import meta_to_write
@@ -165,7 +166,7 @@ class GainStore:
 
     def _write(self, path: str, gain: np.ndarray, digest: str, source: dict) -> bool:
         """Write a gain file (flushed to disk); False if another wrote it meanwhile."""
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        make_folders(os.path.dirname(path) or ".")
         temporary = temporary_name(path)
         meta = {
             "gain_reference": {

@@ -42,7 +42,8 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     Parameters
     ----------
     path : str or os.PathLike
-        The file (``.gz``/``.bz2`` MRC files are decompressed to a temporary copy).
+        The file (of a ``.gz``/``.bz2`` MRC file, only the header and extended header
+        are decompressed; ``packed_bytes`` and ``ratio`` of an MRCZ inside are None).
 
     Returns
     -------
@@ -71,10 +72,12 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     if is_dm(path):
         return _describe_dm(path)
-    with DecompressedFile(path) as source, source.original_in_errors():
-        layout = read_layout(source.path)
-        packed = layout.data_nbytes
-        if layout.compressor is not None:
+    with DecompressedFile(path, head_only=True) as source, source.original_in_errors():
+        layout = read_layout(source.path, file_size=source.whole_size)
+        packed: int | None = layout.data_nbytes
+        if layout.compressor is not None and source.whole_size is not None:
+            packed = None  # the chunks are inside the .gz/.bz2, not decompressed
+        elif layout.compressor is not None:
             with SliceReader(layout) as reader:
                 packed = reader.packed_bytes
     data_bytes = layout.data_nbytes

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,10 +41,20 @@ from napari_mrcz.mrc.codecs import (
     recorded_settings,
     settings_label,
 )
-from napari_mrcz.mrc.header import MAP_ID, MRC2014_VERSION, N_LABELS, machine_stamp, set_labels
+from napari_mrcz.mrc.grid import GRID_KEY, apply_grid, grid_of, needs_record, stored_shape
+from napari_mrcz.mrc.header import (
+    FIELD_MEANINGS,
+    MAP_ID,
+    MRC2014_VERSION,
+    N_LABELS,
+    machine_stamp,
+    set_labels,
+)
 from napari_mrcz.mrc.jsonmeta import encode_meta, meta_to_write
 from napari_mrcz.mrc.layout import (
     MRCLayout,
+    pixel_size,
+    read_layout,
     recorded_frames,
     sampling_divisors,
     written_by_mrcz_writer,
@@ -58,6 +70,8 @@ from napari_mrcz.mrc.modes import (
 from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
 from napari_mrcz.mrc.write import write_array, write_with_header
 from napari_mrcz.suffixes import is_dm
+
+logger = logging.getLogger(__name__)
 
 #: Called with the number of bytes of data just processed (written or verified).
 Progress = Callable[[int], None]
@@ -104,7 +118,9 @@ def _written_nbytes(data: Any) -> int:
 
 @contextlib.contextmanager
 def open_images(
-    path: str | os.PathLike, standard_order: bool = False
+    path: str | os.PathLike,
+    standard_order: bool = False,
+    checkpoint: Callable[[], None] | None = None,
 ) -> Iterator[list[SourceImage]]:
     """Open an input file for conversion without reading its data.
 
@@ -116,6 +132,9 @@ def open_images(
         Give a map whose axis order is permuted (MAPC, MAPR, MAPS not 1, 2, 3) in
         (z, y, x) order, with its header to match, as napari shows and saves it: for
         MRCZ outputs, whose only other reader (python-mrcz) ignores the axis order.
+    checkpoint : callable, optional
+        Called after every few MB while a ``.gz``/``.bz2`` file is decompressed; an
+        exception it raises stops the decompression, leaving no temporary copy.
 
     Yields
     ------
@@ -125,7 +144,8 @@ def open_images(
     Raises
     ------
     MRCZFormatError
-        If the file is damaged, or holds what MRC cannot (RGB, more than 3 dimensions).
+        If the file is damaged, holds what MRC cannot (RGB, more than 3 dimensions),
+        or is an MRCZ file with more z-slices than its header declares.
     """
     path = os.fspath(path)
     if is_dm(path):
@@ -150,7 +170,7 @@ def open_images(
             )
         yield images
         return
-    with LazyMRC(path, cache_bytes=0) as lazy:  # streamed once: no cache
+    with LazyMRC(path, cache_bytes=0, checkpoint=checkpoint) as lazy:  # streamed once
         layout = lazy.layout
         if layout.dtype.shape:
             raise MRCZFormatError(
@@ -160,11 +180,25 @@ def open_images(
             )
         nbytes = lazy.nbytes
         trailing = layout.file_size - lazy.data_end
+        unread = layout.chunks_after(lazy.data_end) if layout.compressor and trailing else 0
+        if unread:
+            raise MRCZFormatError(
+                path,
+                f"{unread} more compressed z-slices follow the {layout.nz} its header "
+                "declares (a file still being written?): not converted, as the copy "
+                "would lack them",
+            )
         left_out = f"{trailing} bytes after the data" if trailing > 0 else None
         data: Any = lazy
         order = layout.display_order
         if standard_order and order != (0, 1, 2):
-            data, layout = _StandardOrder(as_stack(lazy), order), standard_order_layout(layout)
+            data, layout = _Permuted(as_stack(lazy), order), standard_order_layout(layout)
+        elif not standard_order and layout.source_grid is not None:
+            # A plain copy of an MRCZ copy: the grid and axis order of its source again.
+            restored = source_layout(layout)
+            if restored.display_order != (0, 1, 2):
+                data = _Permuted(as_stack(lazy), _inverse(restored.display_order))
+            layout = restored
         yield [SourceImage(path, data, nbytes, layout=layout, left_out=left_out)]
 
 
@@ -191,15 +225,54 @@ def standard_order_layout(layout: MRCLayout) -> MRCLayout:
         slice_nbytes=shape[1] * shape[2] * layout.dtype.itemsize,
         pixelsize=layout.pixelsize[list(order)],
         mapcrs=(1, 2, 3),
+        source_grid=layout.source_grid or grid_of(layout.header),
     )
 
 
-class _StandardOrder(ArrayLike):
-    """A permuted map's (nz, ny, nx) data in (z, y, x) order, read slice by slice.
+def source_layout(layout: MRCLayout) -> MRCLayout:
+    """The layout of the map an MRCZ copy was made from, by the copy's grid record.
 
-    When the sections stay the z axis (only rows and columns swapped, as in most CCP4
-    maps), each z-slice is one stored section transposed; otherwise the whole map is
-    read once, on the first slice asked for, and kept while it is written.
+    The header gets the source's sampling, cell, axis order, counts and start
+    indices back (see :mod:`napari_mrcz.mrc.grid`); ``layout`` itself is returned
+    when it has no record, or one that does not describe its data (the data were
+    edited since: a record of another shape, or a copy not in (z, y, x) order).
+    """
+    grid = layout.source_grid
+    if grid is None:
+        return layout
+    header = layout.header.copy()
+    apply_grid(header, grid)
+    mapcrs = (grid["mapc"], grid["mapr"], grid["maps"])
+    shape = stored_shape(grid)
+    restored = dataclasses.replace(
+        layout,
+        header=header,
+        shape=shape,
+        slice_nbytes=shape[1] * shape[2] * layout.dtype.itemsize,
+        mapcrs=mapcrs,
+        pixelsize=pixel_size(header, shape, mapcrs, layout.slices),
+        source_grid=None,
+    )
+    order = restored.display_order
+    if layout.mapcrs != (1, 2, 3) or tuple(shape[axis] for axis in order) != layout.shape:
+        logger.debug("%s: its grid record does not fit its data; not used", layout.path)
+        return layout
+    return restored
+
+
+def _inverse(order: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The transpose that undoes ``order``."""
+    return tuple(int(axis) for axis in np.argsort(order))
+
+
+class _Permuted(ArrayLike):
+    """(nz, ny, nx) data with its axes permuted by ``order``, read slice by slice.
+
+    A permuted map's data in (z, y, x) order, or a standard copy's back in the order
+    of its source. When the sections stay the z axis (only rows and columns swapped,
+    as in most CCP4 maps), each z-slice is one section transposed; otherwise the
+    whole map is read once, on the first slice asked for, and kept while it is
+    written.
     """
 
     def __init__(self, data: Any, order: tuple[int, int, int]) -> None:
@@ -277,7 +350,27 @@ def carried_header(
     set_labels(header, labels)
     extended, json_meta = _carried_extended(layout, header, compressed, keep_json, frames)
     _set_cell(header, layout, labels, json_meta)
+    if compressed:
+        extended = _record_grid(layout, header, extended, json_meta, frames)
     return header, extended
+
+
+def _record_grid(
+    layout: MRCLayout, header: np.ndarray, extended: bytes, json_meta: dict | None, frames: int
+) -> bytes:
+    """The MRCZ copy's extended header with the source's grid recorded, where needed.
+
+    See :mod:`napari_mrcz.mrc.grid`. An extended header of another kind (FEI,
+    SerialEM) is kept as it is and cannot hold the record: the copy then lacks the
+    grid, which :func:`header_loss` reports.
+    """
+    grid = layout.source_grid or grid_of(layout.header)
+    if not needs_record(grid, frames) or (extended and json_meta is None):
+        return extended
+    extended = encode_meta({**(json_meta or {}), GRID_KEY: grid})
+    header["nsymbt"] = len(extended)
+    header["exttyp"] = b"json"
+    return extended
 
 
 def _mrcz_frames(layout: MRCLayout) -> int:
@@ -654,3 +747,77 @@ def incomplete(image: SourceImage, json_kept: bool = True) -> str | None:
     if not json_kept:
         return "its JSON meta is not in the plain MRC copy (--keep-json writes it)"
     return image.left_out
+
+
+#: Header fields a copy sets anew: the pixel type (its values are compared instead),
+#: the statistics (measured), the extended header's size and type and the labels
+#: (JSON meta and the codec's label), and MRC2014's formalities (MAP, the machine
+#: stamp, NVERSION) and python-mrcz's packed size.
+REWRITTEN_FIELDS = frozenset(
+    {
+        "mode",
+        "dmin",
+        "dmax",
+        "dmean",
+        "rms",
+        "nsymbt",
+        "exttyp",
+        "nlabl",
+        "label",
+        "map",
+        "machst",
+        "nversion",
+        "packed_bytes",
+    }
+)
+
+
+def header_loss(image: SourceImage, written: str) -> str | None:
+    """What of ``image``'s header a plain copy of ``written`` would not give back, or None.
+
+    Both files are taken as ``mrcz decompress`` would write them (an MRCZ file's
+    grid record applied, see :mod:`napari_mrcz.mrc.grid`; M = 0 read as N), and
+    every field of the 1024-byte header but :data:`REWRITTEN_FIELDS` is compared.
+    """
+    if image.layout is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the copy was read and verified already
+        copy = read_layout(written)
+    before, after = _as_plain(image.layout), _as_plain(copy)
+    for name in before.dtype.names:
+        if name in REWRITTEN_FIELDS or _same_value(before[name], after[name]):
+            continue
+        change = (
+            f"{name.upper()} ({FIELD_MEANINGS.get(name, 'unused bytes')}) "
+            f"{_shown(before[name])} would come back as {_shown(after[name])}"
+        )
+        if copy.compressor is not None and copy.nsymbt and copy.exttyp != "json":
+            kind = copy.exttyp or "no type"
+            return (
+                f"its axis order and sampling cannot be recorded in an MRCZ copy beside "
+                f"its {copy.nsymbt}-byte extended header ({kind}): {change}"
+            )
+        return f"its header's {change} from the copy"
+    return None
+
+
+def _as_plain(layout: MRCLayout) -> np.ndarray:
+    """The header a plain MRC copy of the file of ``layout`` gets (see :func:`carried_header`)."""
+    header, _ = carried_header(source_layout(layout), layout.mode, None, 1)
+    return header
+
+
+def _same_value(first: np.ndarray, second: np.ndarray) -> bool:
+    """True if two header values are equal (NaN equal to NaN; raw bytes compared as such)."""
+    if first.dtype.kind in "VS":
+        return bytes(first.tobytes()) == bytes(second.tobytes())
+    return bool(np.array_equal(first, second, equal_nan=first.dtype.kind == "f"))
+
+
+def _shown(value: np.ndarray) -> str:
+    """A header value for a message."""
+    if value.dtype.kind in "VS":
+        return repr(bytes(value.tobytes()))
+    listed = value.tolist()
+    return ", ".join(f"{item:g}" for item in listed) if isinstance(listed, list) else f"{listed:g}"

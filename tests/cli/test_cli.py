@@ -578,7 +578,13 @@ def slow_batch(tmp_path):
 
 def start_and_interrupt(args, out, signum, wait_for_partial=True):
     process = subprocess.Popen(
-        [*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*CLI, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A suite started in the background of a shell ignores SIGINT, and so would
+        # the command (Python keeps an inherited SIG_IGN): give it Ctrl-C back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
