@@ -15,8 +15,9 @@ from napari_mrcz._napari.layers import (
     layer_calibration,
 )
 from napari_mrcz._napari.writer import NO_COMPRESSION, writer_settings
-from napari_mrcz.mrc.gainmeta import GAIN_KEY, describe_gain_source
+from napari_mrcz.mrc.gainmeta import describe_gain_source
 from napari_mrcz.mrc.header import FIELD_MEANINGS, header_fields
+from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, GAIN_KEY
 from napari_mrcz.mrc.modes import mrc_dtype
 from napari_mrcz.mrc.write import new_file_header
 
@@ -140,7 +141,7 @@ def layer_report(layer: Any) -> LayerReport:
             f"read from {metadata.get('path', '')}",
             facts,
             rows,
-            {"DM tags": metadata.get("dm_tags") or {}},
+            {"DM tags": metadata.get(DM_TAGS_KEY) or {}},
         )
     codec = writer_settings()["codec"]
     codec = None if codec == NO_COMPRESSION else codec

@@ -14,8 +14,9 @@ from typing import Any
 
 import pint
 
-from napari_mrcz._napari.reader import NON_LENGTH_AXES_KEY, READER_METADATA_KEYS
+from napari_mrcz._napari.reader import READER_METADATA_KEYS
 from napari_mrcz.errors import MRCZWarning
+from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, NON_LENGTH_AXES_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -186,8 +187,8 @@ def json_meta(metadata: dict | None, warn: bool = True) -> dict:
     """
     metadata = metadata or {}
     meta: dict = dict(metadata.get("json_meta") or {})
-    if metadata.get("dm_tags"):
-        meta["dm_tags"] = metadata["dm_tags"]
+    if metadata.get(DM_TAGS_KEY):
+        meta[DM_TAGS_KEY] = metadata[DM_TAGS_KEY]
     for key, value in metadata.items():
         if key not in READER_METADATA_KEYS:
             meta[key] = value

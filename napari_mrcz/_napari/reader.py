@@ -19,6 +19,7 @@ import numpy as np
 
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.mrc.gzipped import DecompressedFile, is_compressed
+from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, NON_LENGTH_AXES_KEY
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.read import layout_meta, read_array
@@ -32,12 +33,7 @@ LAZY_THRESHOLD_BYTES = 512 * 2**20
 
 #: Keys the reader puts into ``layer.metadata``; the writer leaves them out of the
 #: JSON meta it writes back (they describe the file read, not the data).
-READER_METADATA_KEYS = ("path", "format", "header", "json_meta", "dm_tags", "formalities_missed")
-
-#: JSON meta key for the axes of a saved layer whose unit is not a length (an FFT's
-#: 1/nm, a spectrum's eV): ``{axis name: {"scale", "offset", "unit"}}``. The header
-#: pixel size is 0 there; the reader takes the calibration back from here.
-NON_LENGTH_AXES_KEY = "non_length_axes"
+READER_METADATA_KEYS = ("path", "format", "header", "json_meta", DM_TAGS_KEY, "formalities_missed")
 
 #: Contrast limits of amplitudes and spectra: these percentiles of the values, so
 #: that an FFT's central peak or an EELS zero-loss peak does not leave the rest black.
@@ -451,7 +447,7 @@ def _read_dm_layers(path: str) -> list[LayerData]:
                 "path": path,
                 "format": "DM",
                 "header": _json_safe({key: value for key, value in meta.items() if key != "tags"}),
-                "dm_tags": _json_safe(meta.get("tags", {})),
+                DM_TAGS_KEY: _json_safe(meta.get("tags", {})),
             },
         }
         if not rgb:

@@ -10,6 +10,7 @@ from napari_mrcz.cli.batch import EXIT_FAILED, EXIT_OK, FILE_ERRORS, error_text
 from napari_mrcz.cli.output import print_json
 from napari_mrcz.cli.report import human_size
 from napari_mrcz.mrc.header import stats_determined
+from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.tools.summary import describe
 
 
@@ -74,7 +75,7 @@ def info_text(summary: dict[str, Any]) -> str:
     else:
         lines.append(f"  codec: none (plain MRC), data {human_size(summary['data_bytes'])}")
     lines.append("  statistics: " + statistics_text(summary["statistics"]))
-    gain = summary.get("gain_separated")
+    gain = summary.get(GAIN_KEY)
     if gain:
         ratio = gain["ratio_to_original"]
         lines.append(

@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY
+
 try:
     from isal.isal_zlib import crc32
 except ImportError:  # pragma: no cover - isal has wheels where we are tested
     from zlib import crc32
 
-#: JSON meta key of the chunk checksums.
-CHECKSUM_KEY = "chunk_crc32"
 #: Hexadecimal digits per checksum.
 DIGITS = 8
 

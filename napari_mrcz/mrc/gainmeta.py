@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 
-#: The JSON meta key of the record (python-mrcz puts it into its header dict).
-GAIN_KEY = "gain_separated"
 #: Version of the record written; files of a later version are refused, not misread.
 GAIN_FORMAT_VERSION = 1
 #: The dtype of the original movie and of the gain: the product is taken in it.

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from napari_mrcz.mrc.jsonmeta import GRID_KEY
 
-#: The JSON meta key of the record (the format's, like ``chunk_crc32``).
-GRID_KEY = "mrc_grid"
+logger = logging.getLogger(__name__)
 
 #: The header fields the record holds, each an int but CELLA (three floats).
 GRID_FIELDS = (

@@ -1,4 +1,10 @@
-"""The JSON extended header of MRCZ files."""
+"""The JSON extended header of MRCZ files, and the keys this project reserves in it.
+
+python-mrcz writes a JSON extended header (EXTTYP ``json``) holding the user's meta
+dict. The files napari-mrcz writes add the keys of :data:`RESERVED_KEYS`, the MRCZ
+extensions of this project; python-mrcz reads such files as before (it shows the
+keys among the others). Each key is defined here once.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,29 @@ from enum import Enum
 from typing import Any
 
 from napari_mrcz.errors import MRCZFormatError
+
+#: The CRC32 of every compressed chunk (see :mod:`napari_mrcz.mrc.checksums`).
+CHECKSUM_KEY = "chunk_crc32"
+#: The gain reference of a file of counts (see :mod:`napari_mrcz.mrc.gainmeta`).
+GAIN_KEY = "gain_separated"
+#: The source's grid where MRCZ cannot keep it (see :mod:`napari_mrcz.mrc.grid`).
+GRID_KEY = "mrc_grid"
+#: Slices per frame of python-mrcz's lists of 3D frames, where MZ alone is ambiguous.
+FRAMES_KEY = "slices"
+#: Calibrations of axes whose unit is not a length (read back by the napari reader).
+NON_LENGTH_AXES_KEY = "non_length_axes"
+#: The tag tree of a DigitalMicrograph image the file was made from.
+DM_TAGS_KEY = "dm_tags"
+
+#: Every reserved key and what it holds.
+RESERVED_KEYS: dict[str, str] = {
+    CHECKSUM_KEY: "CRC32 of each compressed chunk: 8 hexadecimal digits a z-slice, in order",
+    GAIN_KEY: "counts x gain: the gain file's name, SHA-256 and source, and the original dtype",
+    GRID_KEY: "the source's MX, MY, MZ, CELLA, MAPC/MAPR/MAPS, N and NSTART, for its plain copy",
+    FRAMES_KEY: "z-slices per frame of a file of frames (python-mrcz's slices)",
+    NON_LENGTH_AXES_KEY: "scale, offset and unit of each axis that is not a length (1/nm, eV)",
+    DM_TAGS_KEY: "the DigitalMicrograph tag tree of the image the file was converted from",
+}
 
 
 def _serialize_default(value: Any) -> Any:

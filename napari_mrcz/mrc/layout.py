@@ -18,7 +18,7 @@ import numpy as np
 from napari_mrcz.dm.tags import read_header as read_dm_header
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.files import describe_content, open_regular
-from napari_mrcz.mrc.checksums import CHECKSUM_KEY, recorded_checksums
+from napari_mrcz.mrc.checksums import recorded_checksums
 from napari_mrcz.mrc.codecs import (
     CHUNK_HEADER_SIZE,
     COMPRESSOR_ENUM,
@@ -41,7 +41,7 @@ from napari_mrcz.mrc.header import (
     header_dtype,
     stamp_byteorder,
 )
-from napari_mrcz.mrc.jsonmeta import decode_meta
+from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, FRAMES_KEY, decode_meta
 from napari_mrcz.mrc.modes import (
     EMAN2_MODE_DTYPES,
     READABLE_MODES,
@@ -516,8 +516,8 @@ def recorded_frames(header: np.ndarray, labels: list[str], json_meta: dict | Non
     sampling along z, as MRC2014 defines it. Not checked against NZ.
     """
     mz, nz = int(header["mz"]), int(header["nz"])
-    if json_meta is not None and isinstance(json_meta.get("slices"), int):
-        return json_meta["slices"]
+    if json_meta is not None and isinstance(json_meta.get(FRAMES_KEY), int):
+        return json_meta[FRAMES_KEY]
     version = python_mrcz_signature(header, labels)
     if version is not None:
         return 1 if version < (0, 5) else mz

@@ -11,12 +11,13 @@ import os
 import numpy as np
 
 from napari_mrcz.files import open_regular
-from napari_mrcz.mrc.checksums import CHECKSUM_KEY, checksum_text
+from napari_mrcz.mrc.checksums import checksum_text
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS
 from napari_mrcz.mrc.extheader import parse_extended_header
 from napari_mrcz.mrc.gain import applies_gain, original_meta, slice_reader
 from napari_mrcz.mrc.gzipped import DecompressedFile
 from napari_mrcz.mrc.header import header_fields
+from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.modes import RGB_MODE
 from napari_mrcz.threads import default_threads

@@ -23,7 +23,7 @@ from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.files import check_target, told_about
 from napari_mrcz.mrc.append import write_at_index
 from napari_mrcz.mrc.atomic import create_temporary, flush_to_disk
-from napari_mrcz.mrc.checksums import CHECKSUM_KEY, checksum_placeholder, checksum_text
+from napari_mrcz.mrc.checksums import checksum_placeholder, checksum_text
 from napari_mrcz.mrc.codecs import (
     COMPRESSOR_ENUM,
     MODE_CODEC_FACTOR,
@@ -38,7 +38,7 @@ from napari_mrcz.mrc.header import (
     new_header,
     set_labels,
 )
-from napari_mrcz.mrc.jsonmeta import decode_meta, encode_meta
+from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, FRAMES_KEY, decode_meta, encode_meta
 from napari_mrcz.mrc.modes import (
     MODE_DTYPES,
     PYTHON_MRCZ_READABLE_MODES,
@@ -449,10 +449,10 @@ def write_array(
 
     json_meta = dict(meta) if isinstance(meta, dict) else None
     if frames.slices:
-        json_meta = {**(json_meta or {}), "slices": frames.slices}
+        json_meta = {**(json_meta or {}), FRAMES_KEY: frames.slices}
     elif json_meta is not None:
         # The writer owns this key: in a single array it would turn it into a list.
-        json_meta.pop("slices", None)
+        json_meta.pop(FRAMES_KEY, None)
     if json_meta is not None:
         json_meta.pop(CHECKSUM_KEY, None)  # the checksums of another file's chunks
     encoded_meta = encode_meta(json_meta) if json_meta is not None else None

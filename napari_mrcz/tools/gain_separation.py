@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from napari_mrcz.mrc.gainmeta import GAIN_KEY, ORIGINAL_DTYPE, GainSeparation, gain_digest
+from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE, GainSeparation, gain_digest
 from napari_mrcz.mrc.header import HEADER_SIZE, header_dtype
-from napari_mrcz.mrc.jsonmeta import encode_meta
+from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, GAIN_KEY, encode_meta
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.modes import PYTHON_MRCZ_MODES, mode_for_dtype, mrc_dtype
 from napari_mrcz.mrc.write import write_array, write_with_header
@@ -424,7 +424,7 @@ def _write_counts_file(
         write_array(
             counts,
             target,
-            meta={"dm_tags": image.dm_meta["tags"], GAIN_KEY: record.to_json()},
+            meta={DM_TAGS_KEY: image.dm_meta["tags"], GAIN_KEY: record.to_json()},
             compressor=compressor,
             clevel=clevel,
             n_threads=n_threads,

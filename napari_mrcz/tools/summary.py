@@ -14,6 +14,7 @@ from napari_mrcz.dm.metadata import image_entry, python_mrcz_info
 from napari_mrcz.mrc.codecs import recorded_settings
 from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE
 from napari_mrcz.mrc.gzipped import DecompressedFile
+from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.slices import SliceReader
 from napari_mrcz.suffixes import is_dm
@@ -119,7 +120,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         },
         "json_meta_keys": sorted(layout.json_meta) if layout.json_meta else [],
         "labels": layout.labels,
-        "gain_separated": _gain_summary(layout, packed),
+        GAIN_KEY: _gain_summary(layout, packed),
     }
 
 

@@ -41,7 +41,7 @@ from napari_mrcz.mrc.codecs import (
     recorded_settings,
     settings_label,
 )
-from napari_mrcz.mrc.grid import GRID_KEY, apply_grid, grid_of, needs_record, stored_shape
+from napari_mrcz.mrc.grid import apply_grid, grid_of, needs_record, stored_shape
 from napari_mrcz.mrc.header import (
     FIELD_MEANINGS,
     MAP_ID,
@@ -50,7 +50,7 @@ from napari_mrcz.mrc.header import (
     machine_stamp,
     set_labels,
 )
-from napari_mrcz.mrc.jsonmeta import encode_meta, meta_to_write
+from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, FRAMES_KEY, GRID_KEY, encode_meta, meta_to_write
 from napari_mrcz.mrc.layout import (
     MRCLayout,
     pixel_size,
@@ -445,9 +445,9 @@ def _carried_extended(
         compressed
         and frames
         and (is_json or not extended)
-        and (json_meta or {}).get("slices") != frames
+        and (json_meta or {}).get(FRAMES_KEY) != frames
     ):
-        json_meta = {**(json_meta or {}), "slices": frames}
+        json_meta = {**(json_meta or {}), FRAMES_KEY: frames}
         extended = encode_meta(json_meta)
     header["nsymbt"] = len(extended)
     if not extended:
@@ -547,7 +547,9 @@ def write_image(
         data,
         destination,
         name=target,
-        meta=meta_to_write({"dm_tags": image.dm_meta["tags"]}, compressor is not None, keep_json),
+        meta=meta_to_write(
+            {DM_TAGS_KEY: image.dm_meta["tags"]}, compressor is not None, keep_json
+        ),
         dtype=mrc_dtype(data, plain=compressor is None, warn=False),
         compressor=compressor,
         clevel=clevel,
@@ -712,7 +714,7 @@ def json_left_out(
     """
     if image.layout is not None and image.layout.gain_separation is not None:
         return counts and not keep_json
-    meta = {"dm_tags": True} if image.dm_meta is not None else image.layout.json_meta
+    meta = {DM_TAGS_KEY: True} if image.dm_meta is not None else image.layout.json_meta
     return bool(meta) and meta_to_write(meta, compressed, keep_json) is None
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_mrcz._napari import reader as napari_reader
-from napari_mrcz.mrc.gainmeta import GAIN_KEY
+from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.tools import transcode
 from napari_mrcz.tools.gain_files import GainStore

@@ -11,7 +11,7 @@ import pytest
 import napari_mrcz
 from napari_mrcz._napari import writer as napari_writer
 from napari_mrcz._napari.layers import header_geometry
-from napari_mrcz._napari.reader import NON_LENGTH_AXES_KEY
+from napari_mrcz.mrc.jsonmeta import NON_LENGTH_AXES_KEY
 
 
 @pytest.fixture(scope="module", autouse=True)

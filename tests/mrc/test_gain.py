@@ -11,7 +11,7 @@ import pytest
 
 import napari_mrcz
 from napari_mrcz import MRCZFormatError
-from napari_mrcz.mrc.gainmeta import GAIN_KEY
+from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.tools import transcode
 from napari_mrcz.tools.gain_files import GainStore

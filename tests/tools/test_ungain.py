@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import napari_mrcz
-from napari_mrcz.mrc.gainmeta import GAIN_KEY, gain_digest
+from napari_mrcz.mrc.gainmeta import gain_digest
+from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.tools import transcode
 from napari_mrcz.tools.gain_files import GainReference, GainStore
