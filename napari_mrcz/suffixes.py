@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from napari_mrcz.mrc.gzipped import COMPRESSIONS
+from napari_mrcz.files import COMPRESSED_MAGIC
 
 #: The compressed MRCZ file.
 COMPRESSED_SUFFIX = ".mrcz"
@@ -15,7 +15,7 @@ DM_SUFFIXES = (".dm4", ".dm3")
 COMPRESSED_MRC_SUFFIXES = tuple(
     suffix + compression
     for suffix in (".mrc", ".mrcs", ".map", ".ccp4")
-    for compression in COMPRESSIONS
+    for compression in COMPRESSED_MAGIC
 )
 #: Everything we read.
 READABLE_SUFFIXES = MRC_SUFFIXES + COMPRESSED_MRC_SUFFIXES + DM_SUFFIXES

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz._napari import writer
-from napari_mrcz.cli.report import human_size
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.modes import mrc_dtype, storage_dtype
 from napari_mrcz.mrc.stats_kernels import expect_bytes, measured_by_kernel
@@ -32,6 +31,7 @@ from napari_mrcz.suffixes import (
     strip_suffix,
 )
 from napari_mrcz.units import units_per_angstrom
+from napari_mrcz.wording import human_size
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TextIO
 
-from napari_mrcz.cli.report import ByteProgress, plural, summary_table
+from napari_mrcz.cli.report import ByteProgress, summary_table
 from napari_mrcz.errors import MRCZFormatError
 from napari_mrcz.files import (
     change_since,
@@ -47,6 +47,7 @@ from napari_mrcz.tools.transcode import (
     open_images,
     verify_image,
 )
+from napari_mrcz.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -367,7 +368,7 @@ class Runner:
 
         The tasks say what happened to each file.
         """
-        previous = {number: signal.signal(number, _interrupt) for number in STOP_SIGNALS}
+        previous = {number: signal.signal(number, raise_terminated) for number in STOP_SIGNALS}
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mrcz-file")
         pending: set[Future] = set()
         estimates: list[int] | None = None
@@ -401,9 +402,7 @@ class Runner:
                 except KeyboardInterrupt as stop:
                     self.cancel.set()
                     if stopped_by is None:
-                        stopped_by = (
-                            stop.signum if isinstance(stop, _Terminated) else signal.SIGINT
-                        )
+                        stopped_by = stop.signum if isinstance(stop, Terminated) else signal.SIGINT
                         self._say("interrupted: stopping, removing unfinished outputs...")
         finally:
             pool.shutdown(wait=True, cancel_futures=stopped_by is not None)
@@ -591,7 +590,7 @@ def error_text(error: BaseException, path: str) -> str:
     return text[len(prefix) :] if text.startswith(prefix) else text
 
 
-class _Terminated(KeyboardInterrupt):
+class Terminated(KeyboardInterrupt):
     """SIGTERM or SIGHUP, handled as Ctrl-C is."""
 
     def __init__(self, signum: int) -> None:
@@ -599,9 +598,9 @@ class _Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def _interrupt(signum: int, _frame: object) -> None:
+def raise_terminated(signum: int, _frame: object) -> None:
     """SIGTERM and SIGHUP handler: stop the run as Ctrl-C does."""
-    raise _Terminated(signum)
+    raise Terminated(signum)
 
 
 def run_batch(

@@ -55,10 +55,10 @@ from napari_mrcz.cli.batch import (
     Settings,
     SourceCheck,
     Task,
-    _interrupt,
-    _Terminated,
+    Terminated,
     delete_source,
     estimated_bytes,
+    raise_terminated,
     record_outcome,
     run_batch,
     write_outputs,
@@ -354,7 +354,7 @@ class ClusterRunner(Runner):
 
         self._tasks = tasks
         cancel_flag = Event(_cancel_name(self.run_id), client=self.client)
-        previous = {number: signal.signal(number, _interrupt) for number in STOP_SIGNALS}
+        previous = {number: signal.signal(number, raise_terminated) for number in STOP_SIGNALS}
         topic = _progress_topic(self.run_id)
         self.client.subscribe_topic(topic, self._on_report)
         pending: dict[Any, int] = {}  # future -> task number
@@ -385,9 +385,7 @@ class ClusterRunner(Runner):
                     self._collect(pending)
                 except KeyboardInterrupt as stop:
                     if stopped_by is None:
-                        stopped_by = (
-                            stop.signum if isinstance(stop, _Terminated) else signal.SIGINT
-                        )
+                        stopped_by = stop.signum if isinstance(stop, Terminated) else signal.SIGINT
                         self._say(
                             "interrupted: stopping the files on the cluster, "
                             "removing unfinished outputs..."

@@ -8,10 +8,10 @@ from typing import Any, TextIO
 
 from napari_mrcz.cli.batch import EXIT_FAILED, EXIT_OK, FILE_ERRORS, error_text
 from napari_mrcz.cli.output import print_json
-from napari_mrcz.cli.report import human_size
 from napari_mrcz.mrc.header import stats_determined
 from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.tools.summary import describe
+from napari_mrcz.wording import human_size
 
 
 def _numbers(values: Sequence[float]) -> str:

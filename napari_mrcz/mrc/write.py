@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_mrcz import __about__
+from napari_mrcz.__about__ import __version__
 from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.files import check_target, told_about
 from napari_mrcz.mrc.append import write_at_index
@@ -58,7 +58,7 @@ from napari_mrcz.units import units_per_angstrom
 
 #: Label 0 of every file we write. It starts like python-mrcz's ``MRCZ<version>``
 #: with a format version python-mrcz accepts, and says who wrote the file.
-WRITER_LABEL = f"MRCZ0.6.0 napari-mrcz {__about__.__version__}"
+WRITER_LABEL = f"MRCZ0.6.0 napari-mrcz {__version__}"
 
 
 #: z pixel size python-mrcz writes when given a (y, x) pixel size, in Angstrom.

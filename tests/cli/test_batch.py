@@ -11,9 +11,10 @@ import pytest
 from napari_mrcz.cli import _show_warning
 from napari_mrcz.cli.batch import Runner, Settings, Task, plan
 from napari_mrcz.cli.info import statistics_text
-from napari_mrcz.cli.report import human_size, summary_table
+from napari_mrcz.cli.report import summary_table
 from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.suffixes import is_readable
+from napari_mrcz.wording import human_size
 
 from tests.helpers import SHARED_DATA
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import napari_mrcz
-from napari_mrcz.cli.report import human_size
+from napari_mrcz.wording import human_size
 
 from tests.cli.test_cli import digest, leftovers, run
 from tests.dm.test_dm import DMBuilder, stored_bytes
