@@ -573,7 +573,7 @@ def print_table(results: list[Result]) -> None:
 
 
 def print_targets(results: list[Result]) -> None:
-    """The figures issue 14 set targets for: geometric mean and the worst case.
+    """The figures with speed targets: geometric mean and the worst case.
 
     Three pairings: our durable saves against python-mrcz as it is (which leaves its
     data in the page cache), both in the page cache (our fsync off), and both durable

@@ -576,7 +576,7 @@ def set_word(raw: bytes, offset: int, value: int) -> bytes:
 
 
 def test_dm_struct_without_fields_in_a_real_file():
-    """Issue 17: 4 zero bytes at 4173 make a struct of no fields; numpy's ValueError leaked."""
+    """4 zero bytes at 4173 make a struct of no fields; numpy's ValueError leaked."""
     raw = dm_sources().get("dm4/rsciio_2D_test-11.dm4")
     if raw is None:
         pytest.skip("the shared real files are not available")

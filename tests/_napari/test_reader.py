@@ -217,7 +217,7 @@ def test_real_dm_files_open_one_layer_per_image(path):
 
 def test_spectrum_is_a_strip_and_a_line_plot(shared_data):
     """An EELS spectrum (0.5 eV per channel) shows as DigitalMicrograph shows it: a
-    line along the energy axis, over a strip of the data (issue 17, point 13)."""
+    line along the energy axis, over a strip of the data."""
     path = shared_data / "dm3" / "rsciio_1D_test-EELS_spectrum.dm3"
     [(values, _)] = napari_mrcz.read_dm(path)
     (strip, strip_kwargs, strip_type), (plot, plot_kwargs, plot_type) = read(path)
@@ -239,7 +239,7 @@ def test_spectrum_is_a_strip_and_a_line_plot(shared_data):
 
 def test_amplitude_contrast_ignores_the_central_peak(tmp_path, rng):
     """An FFT amplitude whose centre is 10^6 times the rest opened almost black with
-    min..max limits; percentiles show the rest (issue 17, point 13)."""
+    min..max limits; percentiles show the rest."""
     data = (rng.normal(size=(64, 64)) + 1j * rng.normal(size=(64, 64))).astype(np.complex64)
     data[32, 32] = 3.65e9
     path = tmp_path / "fft.mrc"

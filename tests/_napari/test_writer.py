@@ -144,7 +144,7 @@ def test_pixel_units_keep_the_scale_as_angstrom():
 )
 def test_axes_that_are_not_lengths_get_pixel_size_0(tmp_path, rng, scale, units, expected_unit):
     """An FFT in 1/nm or a spectrum in eV is not saved as Angstrom: the header gets 0,
-    the JSON meta keeps the calibration, one MRCZWarning says so (issue 17, point 10)."""
+    the JSON meta keeps the calibration, one MRCZWarning says so."""
     data = rng.normal(size=(4, 6)).astype(np.float32)
     meta = image_meta(scale=scale, units=tuple(UREG(unit).units for unit in units))
     meta["translate"] = (0.0, 100.0)

@@ -1,6 +1,6 @@
 """JSON metadata and the napari writers: kept in MRCZ, out of plain MRC unless asked.
 
-Issue 17, point 12: File > Save as .mrc of a layer with metadata (a DM image, a file
+File > Save as .mrc of a layer with metadata (a DM image, a file
 with JSON meta) wrote EXTTYP 'json', which mrcfile.validate rejects.
 """
 

@@ -1,5 +1,5 @@
-"""The Save as MRCZ panel never clobbers, never freezes, never crashes on closing
-(issue 17 points 1-3, issue 14 point 3); in a real napari viewer under Xvfb."""
+"""The Save as MRCZ panel never clobbers, never freezes, never crashes on closing;
+in a real napari viewer under Xvfb."""
 
 import io
 import os
@@ -45,7 +45,7 @@ def _slow_save(save, path) -> None:
 
 
 def test_default_output_is_never_the_source_for_any_codec(make_napari_viewer, tmp_path, rng):
-    """orig.mrc, codec none: the file box must not become orig.mrc (issue 17, point 1)."""
+    """orig.mrc, codec none: the file box must not become orig.mrc."""
     source = tmp_path / "orig.mrc"
     napari_mrcz.writeMRC(rng.normal(size=(3, 8, 8)).astype(np.float32), source, pixelsize=2.0)
     viewer = make_napari_viewer()
@@ -152,7 +152,7 @@ def test_the_suffix_follows_the_codec(
     make_napari_viewer, qtbot, tmp_path, rng, codec, typed, written
 ):
     """zstd with a .map name wrote MRCZ data under a plain suffix; a name without a
-    suffix was written without one (issue 17, point 3)."""
+    suffix was written without one."""
     viewer = make_napari_viewer()
     data = rng.normal(size=(3, 8, 8)).astype(np.float32)
     viewer.add_image(data, name="layer")
@@ -180,7 +180,7 @@ def test_the_save_runs_off_the_gui_thread_without_copying(
     make_napari_viewer, qtbot, monkeypatch, tmp_path, rng
 ):
     """The type decision (a scan of the data) and the write run on the save's thread,
-    on the layer's own array (no copy on the GUI thread, issue 14 point 3); meanwhile
+    on the layer's own array (no copy on the GUI thread); meanwhile
     the array is read-only and a Labels layer not paintable, so no edit reaches the
     file half-written; afterwards both are as before."""
     from napari_mrcz._napari import save_job
@@ -264,7 +264,7 @@ def test_closing_napari_during_a_save_finishes_it(
     make_napari_viewer, qtbot, tmp_path, rng, paused_at_slice_16
 ):
     """viewer.close() at slice 16 of 64: a "please wait" dialog, the file complete, no
-    debris, no exception from a deleted progress bar (issue 17, point 2)."""
+    debris, no exception from a deleted progress bar."""
     reached, resume = paused_at_slice_16
     viewer = make_napari_viewer()
     data = rng.normal(size=(64, 32, 32)).astype(np.float32)
@@ -382,7 +382,7 @@ def test_status_line_wraps_and_follows_the_layer(make_napari_viewer, qtbot, tmp_
 
 
 def test_a_2d_layer_has_no_z_pixel_size(make_napari_viewer, rng):
-    """A 2D image shows and edits only y, x (issue 17, point 8)."""
+    """A 2D image shows and edits only y, x."""
     viewer = make_napari_viewer()
     viewer.add_image(rng.normal(size=(8, 8)).astype(np.float32), scale=(0.5, 0.25), name="flat")
     save = _panel(viewer)
@@ -393,7 +393,7 @@ def test_a_2d_layer_has_no_z_pixel_size(make_napari_viewer, rng):
 
 
 def test_axes_that_are_not_lengths_are_not_edited_as_angstrom(make_napari_viewer, tmp_path, rng):
-    """A diffraction pattern in 1/nm: the boxes say so, the file gets 0 (issue 17, point 10)."""
+    """A diffraction pattern in 1/nm: the boxes say so, the file gets 0."""
     viewer = make_napari_viewer()
     viewer.add_image(
         rng.normal(size=(8, 8)).astype(np.float32), scale=(0.081, 0.081), units="1/nm", name="fft"

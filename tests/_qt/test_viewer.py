@@ -174,7 +174,7 @@ def _error_texts(records) -> list[str]:
 @pytest.mark.parametrize("kind", ["truncated", "text"])
 def test_the_readers_reason_reaches_the_notification(make_napari_viewer, tmp_path, kind):
     """File > Open of a bad file: napari's own toast says only "Tried to read ... with
-    plugin napari-mrcz"; the user must see our one-line reason (issue 17, point 6)."""
+    plugin napari-mrcz"; the user must see our one-line reason."""
     from napari.utils.notifications import notification_manager
 
     path = tmp_path / "particles.mrc"
@@ -205,7 +205,7 @@ def _world_y(layer, row: int) -> float:
 
 def test_each_file_shows_in_its_own_orientation(make_napari_viewer, tmp_path, shared_data):
     """MRC layers y up (IMOD), DM layers top-left (DigitalMicrograph), side by side: the
-    camera is napari's, no layer flips another (issue 17, point 11). The pixel size stays
+    camera is napari's, no layer flips another. The pixel size stays
     positive, and saving does not flip the data."""
     dm_path = shared_data / "dm4" / "openncem_dmTest_float32_nonSquare_diffPixelSize.dm4"
     image = np.full((40, 30), 50.0, np.float32)
@@ -287,7 +287,7 @@ def test_non_length_axes_are_saved_with_pixel_size_0(
 ):
     """A diffraction pattern (1/nm) and an EELS spectrum (eV) were saved with their
     scale as Angstrom; now the header has 0, the JSON meta the calibration, and the
-    file opens again in its unit (issue 17, point 10)."""
+    file opens again in its unit."""
     viewer = make_napari_viewer()
     layer = viewer.open(str(shared_data / folder / name), plugin="napari-mrcz")[0]
     viewer.layers.selection = {layer}  # the image (a spectrum's plot is a drawing)

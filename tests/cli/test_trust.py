@@ -1,4 +1,4 @@
-"""Issue 17, command line: collisions, skipped files, refused conversions, true messages,
+"""The command line: collisions, skipped files, refused conversions, true messages,
 plain outputs that mrcfile validates, and round trips that keep structure and readers.
 
 Driven as a user drives ``mrcz``: in a subprocess, on real files where they exist, each
@@ -37,9 +37,6 @@ def validates(path) -> bool:
 
 def partials(folder):
     return [path for path in pathlib.Path(folder).rglob("*") if path.name.endswith(".partial")]
-
-
-# ----------------------------------------------------------------------------- point 7
 
 
 @needs_real_files
@@ -107,9 +104,6 @@ def test_an_output_that_is_no_file_is_not_replaced(kind, tmp_path, rng):
     assert not partials(tmp_path)
 
 
-# ----------------------------------------------------------------------------- point 3
-
-
 def test_a_missing_folder_is_named_with_the_users_file(tmp_path, rng):
     data = rng.normal(size=(2, 8, 8)).astype(np.float32)
     for name, codec in (("x.mrcz", "zstd"), ("x.mrc", None)):
@@ -148,9 +142,6 @@ def test_a_failed_verification_names_the_output(tmp_path, rng):
     ):
         transcode.verify_image(image, str(tmp_path / "out.mrc"), temporary=str(other))
     assert str(caught.value).startswith(f"{tmp_path / 'out.mrc'}: z-slice 0 differs")
-
-
-# ----------------------------------------------------------------------------- point 12
 
 
 @needs_real_files
@@ -204,9 +195,6 @@ def test_python_mrcz_api_keeps_writing_json_into_plain_files(tmp_path, rng):
     header, _ = mrcz.readMRCHeader(str(path))
     assert header["metaId"] == b"json"
     assert header["a"] == 1
-
-
-# ----------------------------------------------------------------------------- point 14
 
 
 @pytest.mark.parametrize("frame_shape", [(3, 8, 10), (8, 10)], ids=["3D frames", "2D frames"])
@@ -325,9 +313,6 @@ def test_compress_writes_a_permuted_map_in_standard_order(tmp_path, rng):
         np.testing.assert_allclose(read_layout(saved).pixelsize, layout.pixelsize, rtol=1e-6)
         np.testing.assert_allclose(read_layout(saved).origin, layout.origin, rtol=1e-6)
         shutil.rmtree(out)
-
-
-# ----------------------------------------------------------------------------- point 13
 
 
 def test_sizes_and_speeds_in_one_unit_system(tmp_path, rng):
