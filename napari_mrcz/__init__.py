@@ -5,7 +5,7 @@ DigitalMicrograph reader, ``tools/`` what the command line runs (summary, transc
 validate), ``cli/`` the ``mrcz`` command, ``_napari/`` the napari plugin (readers,
 writers, samples) and ``_qt/`` its dock widgets. Everything but ``_napari/`` and
 ``_qt/`` needs only numpy and blosc. This module is the public face: python-mrcz's
-names and keywords (:mod:`napari_mrcz._compat`), so code written for python-mrcz can
+names and keywords (:mod:`napari_mrcz.api`), so code written for python-mrcz can
 switch by changing the import, plus our own additions.
 """
 
@@ -15,7 +15,7 @@ import importlib.util
 from typing import Any
 
 from napari_mrcz.__about__ import __version__
-from napari_mrcz._compat import (
+from napari_mrcz.api import (
     asyncReadDM4,
     asyncReadMRC,
     asyncWriteMRC,

@@ -1,6 +1,6 @@
 """Reading whole MRC/MRCZ files (or frames of them) with python-mrcz's meta dict.
 
-python-mrcz's ``readMRC`` and ``readMRCHeader`` (:mod:`napari_mrcz._compat`) are
+python-mrcz's ``readMRC`` and ``readMRCHeader`` (:mod:`napari_mrcz.api`) are
 thin faces on :func:`read_array` and :func:`read_header_meta`.
 """
 

@@ -3,7 +3,7 @@
 A new file is written to a hidden temporary name beside the target (see
 :mod:`napari_mrcz.mrc.atomic`) through the encode pipeline
 (:mod:`napari_mrcz.mrc.pipeline`) and renamed over the target only once complete.
-python-mrcz's ``writeMRC`` (:mod:`napari_mrcz._compat`) is a thin face on
+python-mrcz's ``writeMRC`` (:mod:`napari_mrcz.api`) is a thin face on
 :func:`write_array`.
 """
 
