@@ -1,8 +1,9 @@
 """napari-mrcz: MRC, MRCZ and DM files for electron microscopy.
 
 The package's folders are its parts: ``mrc/`` the MRC2014/MRCZ engine, ``dm/`` the
-DigitalMicrograph reader, ``tools/`` what the command line runs (summary, transcode,
-validate), ``cli/`` the ``mrcz`` command, ``_napari/`` the napari plugin (readers,
+DigitalMicrograph reader, ``tools/`` the work behind the ``mrcz`` subcommands and the
+napari panels (info, convert, validate, gain separation; each named as its
+subcommand), ``cli/`` the ``mrcz`` command, ``_napari/`` the napari plugin (readers,
 writers, samples) and ``_qt/`` its dock widgets. Everything but ``_napari/`` and
 ``_qt/`` needs only numpy and blosc. This module is the public face: python-mrcz's
 names and keywords (:mod:`napari_mrcz.api`), so code written for python-mrcz can

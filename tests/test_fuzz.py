@@ -44,7 +44,7 @@ from napari_mrcz import MRCZFormatError
 from napari_mrcz.dm.images import DATA_TYPES as DM_DATA_TYPES
 from napari_mrcz.mrc.header import HEADER_DTYPE, HEADER_SIZE, header_dtype, stamp_byteorder
 from napari_mrcz.mrc.layout import read_layout
-from napari_mrcz.tools.summary import describe
+from napari_mrcz.tools.info import describe
 
 from tests.dm import test_dm as dm_builder
 from tests.helpers import SHARED_DATA, real_files

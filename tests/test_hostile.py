@@ -27,7 +27,7 @@ import pytest
 import napari_mrcz
 from napari_mrcz import MRCZFormatError
 from napari_mrcz.mrc.layout import read_layout
-from napari_mrcz.tools import summary, transcode
+from napari_mrcz.tools import convert, info
 from napari_mrcz.tools.validate import validate_file
 
 from tests.helpers import SHARED_DATA
@@ -50,8 +50,8 @@ ENGINE = {
     "read_layout": read_layout,
     "read_dm": napari_mrcz.read_dm,
     "readDM4": napari_mrcz.readDM4,
-    "describe": summary.describe,
-    "open_images": lambda path: transcode.open_images(path).__enter__(),
+    "describe": info.describe,
+    "open_images": lambda path: convert.open_images(path).__enter__(),
 }
 
 

@@ -36,8 +36,7 @@ from napari_mrcz.mrc.gzipped import is_compressed
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.stats_kernels import expect_bytes, measured_by_kernel
 from napari_mrcz.suffixes import is_dm, is_readable, strip_suffix
-from napari_mrcz.tools.gain_separation import GainSettings, convert_image
-from napari_mrcz.tools.transcode import (
+from napari_mrcz.tools.convert import (
     VerificationError,
     header_loss,
     image_count,
@@ -47,6 +46,7 @@ from napari_mrcz.tools.transcode import (
     open_images,
     verify_image,
 )
+from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 from napari_mrcz.wording import plural
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from napari_mrcz.cli.batch import EXIT_FAILED, EXIT_OK, FILE_ERRORS, error_text
 from napari_mrcz.cli.output import print_json
 from napari_mrcz.mrc.header import stats_determined
 from napari_mrcz.mrc.jsonmeta import GAIN_KEY
-from napari_mrcz.tools.summary import describe
+from napari_mrcz.tools.info import describe
 from napari_mrcz.wording import human_size
 
 
@@ -30,7 +30,7 @@ def statistics_text(stats: dict[str, float]) -> str:
 
 
 def info_text(summary: dict[str, Any]) -> str:
-    """The human-readable form of :func:`napari_mrcz.tools.summary.describe`."""
+    """The human-readable form of :func:`napari_mrcz.tools.info.describe`."""
     lines = [f"{summary['path']}  ({summary['format']}, {human_size(summary['file_bytes'])})"]
     if "images" in summary:
         for number, image in enumerate(summary["images"]):

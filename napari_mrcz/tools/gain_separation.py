@@ -26,8 +26,7 @@ from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.modes import PYTHON_MRCZ_MODES, mode_for_dtype, mrc_dtype
 from napari_mrcz.mrc.write import write_array, write_with_header
 from napari_mrcz.threads import default_threads
-from napari_mrcz.tools.gain_files import GainReference, GainStore
-from napari_mrcz.tools.transcode import (
+from napari_mrcz.tools.convert import (
     CastView,
     Progress,
     SourceImage,
@@ -36,6 +35,7 @@ from napari_mrcz.tools.transcode import (
     dm_write_options,
     write_image,
 )
+from napari_mrcz.tools.gain_files import GainReference, GainStore
 from napari_mrcz.tools.ungain import (
     NotGainTimesCountsError,
     estimate_gain,
@@ -113,7 +113,7 @@ class _Progress:
         return lambda written, total: self.to(start + share * written / max(1, total))
 
     def bytes(self) -> Progress:
-        """A :func:`~napari_mrcz.tools.transcode.write_image` progress over all the work."""
+        """A :func:`~napari_mrcz.tools.convert.write_image` progress over all the work."""
         done = [0]
 
         def report(nbytes: int) -> None:
@@ -135,7 +135,7 @@ def convert_image(
     keep_json: bool = False,
     temporary: str | None = None,
 ) -> WriteOutcome:
-    """Write one source image, as :func:`~napari_mrcz.tools.transcode.write_image`
+    """Write one source image, as :func:`~napari_mrcz.tools.convert.write_image`
     does, separating or restoring gains.
 
     A gain-separated input becomes its float32 movie again (its original header, for

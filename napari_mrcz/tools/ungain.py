@@ -27,7 +27,7 @@ from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE
 from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES
 from napari_mrcz.mrc.stats import SliceStats, shift_for
 from napari_mrcz.threads import default_threads
-from napari_mrcz.tools.transcode import same_bits
+from napari_mrcz.tools.convert import same_bits
 
 COUNT_DTYPES = tuple(np.dtype(name) for name in ("int8", "int16", "uint16", "int32"))
 #: A pixel's two smallest positive values must be in the ratio p/q of whole counts

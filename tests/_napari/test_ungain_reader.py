@@ -8,7 +8,7 @@ import pytest
 from napari_mrcz._napari import reader as napari_reader
 from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.lazy import LazyMRC
-from napari_mrcz.tools import transcode
+from napari_mrcz.tools import convert
 from napari_mrcz.tools.gain_files import GainStore
 from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 
@@ -28,7 +28,7 @@ def separated(tmp_path, rng):
         handle.set_data(movie)
         handle.voxel_size = 1.2
     target = tmp_path / "movie.mrcz"
-    with transcode.open_images(source) as (image,):
+    with convert.open_images(source) as (image,):
         convert_image(image, str(target), "zstd", gain=GainSettings(GainStore("zstd"), True))
     return target, movie, mrcfile.open(source).header
 

@@ -130,17 +130,17 @@ def test_convert_warnings_name_the_output(name, cast, tmp_path):
 
 
 def test_a_failed_verification_names_the_output(tmp_path, rng):
-    from napari_mrcz.tools import transcode
+    from napari_mrcz.tools import convert
 
     data = rng.normal(size=(2, 8, 8)).astype(np.float32)
     source, other = tmp_path / "source.mrc", tmp_path / ".hidden.partial"
     napari_mrcz.writeMRC(data, source)
     napari_mrcz.writeMRC(data + 1, other)
     with (
-        transcode.open_images(source) as [image],
-        pytest.raises(transcode.VerificationError) as caught,
+        convert.open_images(source) as [image],
+        pytest.raises(convert.VerificationError) as caught,
     ):
-        transcode.verify_image(image, str(tmp_path / "out.mrc"), temporary=str(other))
+        convert.verify_image(image, str(tmp_path / "out.mrc"), temporary=str(other))
     assert str(caught.value).startswith(f"{tmp_path / 'out.mrc'}: z-slice 0 differs")
 
 

@@ -13,7 +13,7 @@ import napari_mrcz
 from napari_mrcz import MRCZFormatError
 from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.layout import read_layout
-from napari_mrcz.tools import transcode
+from napari_mrcz.tools import convert
 from napari_mrcz.tools.gain_files import GainStore
 from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 
@@ -30,7 +30,7 @@ def separated(tmp_path, rng):
         handle.set_data(movie)
         handle.voxel_size = 1.1
     target = tmp_path / "movie.mrcz"
-    with transcode.open_images(source) as (image,):
+    with convert.open_images(source) as (image,):
         convert_image(image, str(target), "zstd", gain=GainSettings(GainStore("zstd"), True))
     return target, movie, counts, gain
 

@@ -19,7 +19,7 @@ import napari_mrcz
 from napari_mrcz.mrc.gainmeta import gain_digest
 from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.layout import read_layout
-from napari_mrcz.tools import transcode
+from napari_mrcz.tools import convert as conversion
 from napari_mrcz.tools.gain_files import GainReference, GainStore
 from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 from napari_mrcz.tools.ungain import estimate_gain
@@ -40,10 +40,10 @@ def convert(source, target, compressor="zstd", gain=None, keep_json=False):
     """Convert every image of ``source`` to ``target`` and verify it; return the outcome."""
     gain = gain or GainSettings(GainStore(compressor), ungain=True)
     pathlib.Path(target).parent.mkdir(parents=True, exist_ok=True)
-    with transcode.open_images(source) as images:
+    with conversion.open_images(source) as images:
         (image,) = images
         outcome = convert_image(image, str(target), compressor, gain=gain, keep_json=keep_json)
-        transcode.verify_image(image, str(target), counts=gain.counts)
+        conversion.verify_image(image, str(target), counts=gain.counts)
     return outcome
 
 

@@ -10,7 +10,7 @@ import pytest
 import napari_mrcz
 from napari_mrcz._napari.reader import read_layers
 from napari_mrcz.mrc.layout import read_layout
-from napari_mrcz.tools.summary import describe
+from napari_mrcz.tools.info import describe
 
 from tests.helpers import SHARED_DATA, write_permuted_map
 
