@@ -276,6 +276,14 @@ def test_not_run_comments_give_a_reason() -> None:
                 assert FENCE.match(following), f"{path.name}:{number + 1}: no block after it"
 
 
+def test_named_source_files_exist() -> None:
+    """Every ``napari_mrcz/...py`` file the manual names is there."""
+    named = re.compile(r"napari_mrcz/[\w/]+\.py")
+    for path in DOC_FILES:
+        for name in set(named.findall(path.read_text(encoding="utf-8"))):
+            assert (REPO / name).is_file(), f"{path.name} names {name}, which does not exist"
+
+
 def test_compress_folder_example(tmp_path: pathlib.Path) -> None:
     """examples/compress_folder.py compresses and verifies a folder of movies."""
     result = subprocess.run(
