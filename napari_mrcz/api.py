@@ -151,6 +151,7 @@ def writeMRC(
     n_threads: int | None = None,
     quickStats: bool = True,
     idx: int | None = None,
+    backend: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     origin: Sequence[float] | None = None,
 ) -> None:
@@ -198,6 +199,11 @@ def writeMRC(
         Write the frames into the existing file from z-slice ``idx`` on; ``idx`` equal
         to the number of slices appends. Compressed files can only be appended to.
         Without an existing file, ``idx`` must be 0.
+    backend : {None, 'blosc1', 'blosc2'}
+        python-mrcz 0.6's choice of compressing library. None and ``'blosc1'`` write
+        c-blosc 1 chunks, which every MRCZ reader reads; ``'blosc2'`` (c-blosc2
+        chunks, which python-mrcz before 0.6 cannot read) is not written: it raises
+        ValueError saying so.
     origin : sequence of float, optional
         Not in python-mrcz. ORIGIN of a new file, (z, y, x) in ``pixelunits`` like
         ``pixelsize``; 0 by default.
@@ -213,6 +219,7 @@ def writeMRC(
     TypeError
         For data MRC cannot store, such as int64 (cast it first).
     """
+    _check_backend(backend, compressor)
     write_array(
         input_image,
         MRCfilename,
@@ -232,6 +239,22 @@ def writeMRC(
         origin=origin,
         fixity=False,
     )
+
+
+#: python-mrcz 0.6's ``backend`` values.
+BACKENDS = (None, "blosc1", "blosc2")
+
+
+def _check_backend(backend: str | None, compressor: str | None) -> None:
+    """Refuse a ``backend`` this writer cannot honour, as python-mrcz 0.6 words it."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be None, 'blosc1' or 'blosc2', got {backend!r}")
+    if backend == "blosc2" and compressor is not None:
+        raise ValueError(
+            "backend='blosc2' (c-blosc2 chunks, which python-mrcz before 0.6 cannot "
+            "read) is not written by napari-mrcz: use backend=None or 'blosc1', whose "
+            "c-blosc 1 chunks every MRCZ reader reads"
+        )
 
 
 def writeMRCHeader(f: BinaryIO, header: dict, slices: int, endchar: str = "<") -> int:

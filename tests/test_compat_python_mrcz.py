@@ -969,3 +969,21 @@ def test_meta_keys_never_override_header_values(tmp_path, rng, writer, codec):
         assert meta["extendedBytes"] > 0
         assert meta["pixelunits"] == "\\AA"
         assert meta["harmless"] == "kept"
+
+
+@pytest.mark.parametrize("backend", [None, "blosc1"])
+def test_writemrc_takes_python_mrcz_06s_backend(backend, tmp_path, rng):
+    data = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    path = tmp_path / "b.mrcz"
+    napari_mrcz.writeMRC(data, path, compressor="zstd", backend=backend)
+    np.testing.assert_array_equal(mrcz.readMRC(str(path))[0], data)
+
+
+def test_writemrc_says_it_does_not_write_blosc2_chunks(tmp_path, rng):
+    data = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"backend='blosc2' .* is not written by napari-mrcz"):
+        napari_mrcz.writeMRC(data, tmp_path / "b.mrcz", compressor="zstd", backend="blosc2")
+    with pytest.raises(ValueError, match="backend must be None, 'blosc1' or 'blosc2'"):
+        napari_mrcz.writeMRC(data, tmp_path / "b.mrcz", compressor="zstd", backend="zarr")
+    assert list(tmp_path.iterdir()) == []
+    napari_mrcz.writeMRC(data, tmp_path / "plain.mrc", backend="blosc2")  # no codec: plain
