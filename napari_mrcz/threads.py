@@ -1,9 +1,10 @@
 """Default thread counts and the executor behind the async functions.
 
-A script may end right after ``asyncWriteMRC``: the interpreter then waits for the
-pending calls, before :mod:`concurrent.futures` refuses new work (which every write
-needs for its encoding threads), and an error in one that the script never looked
-at is warned about (an :class:`~napari_mrcz.errors.MRCZWarning` on stderr).
+A script may end right after ``asyncWriteMRC`` or during a save from napari's panel:
+the interpreter then waits for them, before :mod:`concurrent.futures` refuses new
+work (which every write needs for its encoding threads), and an error in an async
+call that the script never looked at is warned about (an
+:class:`~napari_mrcz.errors.MRCZWarning` on stderr).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import threading
 import warnings
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -49,6 +51,8 @@ class WatchedFuture(Future):
 #: Async calls not yet done, and failed ones whose caller has not looked at them.
 _watched: set[WatchedFuture] = set()
 _watched_lock = threading.Lock()
+#: Threads of ours (napari's background saves) that the interpreter must wait for.
+_finishing: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
 
 def available_cores() -> int:
@@ -110,12 +114,25 @@ def _forget_if_fine(future: Future) -> None:
         _watched.discard(future)
 
 
+def finish_before_exit(thread: threading.Thread) -> None:
+    """Have the interpreter wait for ``thread`` (a save) before it ends.
+
+    Python joins its threads only after :mod:`concurrent.futures` has stopped taking
+    work, which every write needs for its encoding threads: a save still running
+    then would fail. :func:`finish_pending` joins ``thread`` before that.
+    """
+    _finishing.add(thread)
+
+
 def finish_pending() -> None:
-    """Wait for every async call still pending; warn about failures nobody looked at.
+    """Wait for every save and async call still pending; warn about unseen failures.
 
     Run when the interpreter ends, so that a script whose last call is
-    ``asyncWriteMRC`` gets its file, and learns if it did not.
+    ``asyncWriteMRC``, or that ends during a save from napari's panel, gets its
+    file, and learns if it did not.
     """
+    for thread in list(_finishing):
+        thread.join()
     with _watched_lock:
         watched = list(_watched)
     for future in watched:

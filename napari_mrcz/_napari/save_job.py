@@ -30,6 +30,7 @@ from napari_mrcz.suffixes import (
     is_mrcz,
     strip_suffix,
 )
+from napari_mrcz.threads import finish_before_exit
 from napari_mrcz.units import units_per_angstrom
 from napari_mrcz.wording import human_size
 
@@ -272,6 +273,7 @@ class SaveJob:
         self._thread = threading.Thread(
             target=self._run, args=(on_progress, on_done), name="napari-mrcz-save"
         )
+        finish_before_exit(self._thread)  # a script that ends meanwhile gets its file
         self._thread.start()
 
     def _progress(self, written: int, total: int, on_progress: Callable[[int, int], None]) -> None:

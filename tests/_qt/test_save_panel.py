@@ -403,3 +403,42 @@ def test_axes_that_are_not_lengths_are_not_edited_as_angstrom(make_napari_viewer
     assert "1/nm" in save.size_x.label
     assert save.options().pixelsize_zyx == (0.0, 0.0, 0.0)
     assert save.options().meta["non_length_axes"]["x"]["scale"] == 0.081
+
+
+SCRIPT_ENDS_DURING_SAVE = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    import napari
+
+    target = sys.argv[1]
+    data = np.random.default_rng(5).normal(size=(30, 512, 512)).astype(np.float32)
+    viewer = napari.Viewer(show=False)
+    viewer.add_image(data, name="ending")
+    _, save = viewer.window.add_plugin_dock_widget("napari-mrcz", "Save as MRCZ")
+    save.output.value = target
+    save.codec.value = "zlib"
+    save.level.value = 9
+    save.threads.value = 1
+    save.start_save()
+    time.sleep(0.3)
+    print("script ends", flush=True)
+    """
+)
+
+
+def test_a_script_that_ends_during_a_panel_save_gets_its_file(tmp_path):
+    """The script's last line runs while the save is under way: Python waits for it."""
+    target = tmp_path / "ending.mrcz"
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT_ENDS_DURING_SAVE, str(target)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "script ends" in result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    expected = np.random.default_rng(5).normal(size=(30, 512, 512)).astype(np.float32)
+    np.testing.assert_array_equal(napari_mrcz.readMRC(target)[0], expected)
+    assert not _debris(tmp_path)
