@@ -206,18 +206,20 @@ class _Minima:
             whole = np.abs(ratio - np.rint(ratio)) <= RATIO_TOLERANCE * ratio
         wrong = np.flatnonzero(both & ~whole)
         if wrong.size:  # the smallest value was several counts: find one count
-            refined, unfit = _one_count(gain[wrong], ratio[wrong].astype(np.float64))
+            larger = (second[wrong] + _ONE).view(ORIGINAL_DTYPE)
+            refined, unfit = _one_count(gain[wrong], larger)
             gain[wrong] = refined
             wrong = wrong[unfit]
         return gain, free, wrong
 
 
-def _one_count(smallest: np.ndarray, ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _one_count(smallest: np.ndarray, larger: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One count's value at pixels whose two smallest values are q and p > q counts.
 
-    ``ratio`` is p / q; q is the least that fits. The value g must give both values
-    back in float32 (fl(q g) and fl(p g)): the float32 nearest smallest / q, or one of
-    its neighbours (exactly smallest / q when q is a power of two).
+    q is the least that fits. The value g must give both values back exactly in
+    float32 (fl(q g) = ``smallest`` and fl(p g) = ``larger``): every float32 within
+    two steps of smallest / q and of larger / p is tried (exactly smallest / q when
+    q is a power of two).
 
     Returns
     -------
@@ -228,7 +230,7 @@ def _one_count(smallest: np.ndarray, ratio: np.ndarray) -> tuple[np.ndarray, np.
     """
     gain = smallest.copy()
     unfit = np.ones(smallest.shape, dtype=bool)
-    larger = (smallest.astype(np.float64) * ratio).astype(ORIGINAL_DTYPE)
+    ratio = larger.astype(np.float64) / smallest.astype(np.float64)
     for count in range(2, MAX_SMALLEST_COUNT + 1):
         scaled = ratio * count
         which = np.flatnonzero(
@@ -237,17 +239,22 @@ def _one_count(smallest: np.ndarray, ratio: np.ndarray) -> tuple[np.ndarray, np.
         if not which.size:
             continue
         other = np.rint(scaled[which]).astype(ORIGINAL_DTYPE)
-        centre = smallest[which] / ORIGINAL_DTYPE.type(count)
-        up, down = np.nextafter(centre, np.inf), np.nextafter(centre, -np.inf)
-        neighbours = (centre, up, down, np.nextafter(up, np.inf), np.nextafter(down, -np.inf))
-        for candidate in neighbours:
-            exact = unfit[which] & (
-                (candidate * ORIGINAL_DTYPE.type(count)).view(_BITS) == smallest[which].view(_BITS)
-            )
-            exact &= (candidate * other).view(_BITS) == larger[which].view(_BITS)
-            gain[which[exact]] = candidate[exact]
-            unfit[which[exact]] = False
+        for centre in (smallest[which] / ORIGINAL_DTYPE.type(count), larger[which] / other):
+            for candidate in _neighbours(centre):
+                exact = unfit[which] & (
+                    (candidate * ORIGINAL_DTYPE.type(count)).view(_BITS)
+                    == smallest[which].view(_BITS)
+                )
+                exact &= (candidate * other).view(_BITS) == larger[which].view(_BITS)
+                gain[which[exact]] = candidate[exact]
+                unfit[which[exact]] = False
     return gain, unfit
+
+
+def _neighbours(centre: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``centre`` and the float32 values one and two steps either side of it."""
+    up, down = np.nextafter(centre, np.inf), np.nextafter(centre, -np.inf)
+    return centre, up, down, np.nextafter(up, np.inf), np.nextafter(down, -np.inf)
 
 
 def _native_frames(block: np.ndarray) -> np.ndarray:
@@ -373,10 +380,11 @@ def refine_gain(
         where = np.fromiter(found, dtype=np.int64, count=len(found))
         values = np.fromiter(found.values(), dtype=np.float64, count=len(found))
         smallest = refined.reshape(-1)[where]
+        larger = values.astype(ORIGINAL_DTYPE)  # the frame's own float32 value
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = values / smallest.astype(np.float64)
         usable = np.isfinite(ratio) & (ratio > 1) & (smallest > 0)
-        one, unfit = _one_count(smallest[usable], ratio[usable])
+        one, unfit = _one_count(smallest[usable], larger[usable])
         refined.reshape(-1)[where[usable][~unfit]] = one[~unfit]
     return refined
 

@@ -427,3 +427,38 @@ def test_real_maps_and_stacks_are_kept_as_float32(tmp_path, path):
     assert outcome.note.startswith(("stored as float32: not whole counts", "kept as it was"))
     assert gain_files(tmp_path) == []
     np.testing.assert_array_equal(bits(napari_mrcz.readMRC(target)[0]), bits(mrcfile.read(path)))
+
+
+@pytest.mark.parametrize("gain_value", [0.9962297, 1.0173, 0.87312])
+@pytest.mark.parametrize("counts", [(3, 4), (6, 7), (5, 7), (2, 3)])
+def test_pixels_that_never_held_one_count_get_a_gain_that_gives_their_values_back(
+    gain_value, counts
+):
+    """Only ever 3 and 4 counts (say): value / 4 reproduces both bit for bit, so the
+    movie is separable; every float32 near smallest / q and larger / p is tried."""
+    gain = np.float32(gain_value)
+    movie = np.full((8, 4, 4), np.float32(counts[0]) * gain, dtype=np.float32)
+    movie[1::2] = np.float32(counts[1]) * gain
+    estimate = estimate_gain(movie, 1)
+    assert estimate.problem is None
+    again = (np.rint(movie / estimate.gain) * estimate.gain).astype(np.float32)
+    assert again.view(np.uint32).tolist() == movie.view(np.uint32).tolist()
+
+
+def test_a_short_poisson_movie_is_separated(tmp_path, rng):
+    """Eight frames at 1.5 counts a pixel: some pixels never held one count."""
+    gain = rng.uniform(0.9, 1.1, size=(64, 64)).astype(np.float32)
+    movie = (rng.poisson(1.5, size=(8, 64, 64)).astype(np.float32) * gain).astype(np.float32)
+    target = tmp_path / "movie.mrcz"
+    outcome = convert(write_movie(tmp_path / "movie.mrc", movie), target)
+    assert outcome.note.startswith("gain-separated: int8 counts"), outcome.note
+    assert_same_bits(napari_mrcz.readMRC(target)[0], movie)
+
+
+def test_a_movie_of_three_and_four_counts_is_separated(tmp_path):
+    movie = np.full((8, 4, 4), np.float32(3) * np.float32(0.9962297), dtype=np.float32)
+    movie[1::2] = np.float32(4) * np.float32(0.9962297)
+    target = tmp_path / "movie.mrcz"
+    outcome = convert(write_movie(tmp_path / "movie.mrc", movie), target)
+    assert outcome.note.startswith("gain-separated: int8 counts"), outcome.note
+    assert_same_bits(napari_mrcz.readMRC(target)[0], movie)
