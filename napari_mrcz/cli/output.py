@@ -1,4 +1,4 @@
-"""Printing results for scripts: JSON without NaN."""
+"""Printing results for scripts: valid JSON, without NaN, whatever the file names."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ from typing import Any, TextIO
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities (which JSON lacks) as None."""
+    """``value`` with NaN and infinities (which JSON lacks) as None, and text made valid.
+
+    A file name that is not UTF-8 (``lat\\xe9.mrc`` on a Latin-1 file system) reaches
+    Python with its bytes as lone surrogates, which no JSON reader accepts: they are
+    written as ``\\xe9`` instead.
+    """
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
+        return {json_safe(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
     return value

@@ -7,6 +7,7 @@ matter, and a signal sent while a download is being decompressed.
 
 import gzip
 import io
+import json
 import os
 import pathlib
 import shutil
@@ -409,3 +410,20 @@ def test_a_map_whose_grid_cannot_be_recorded_is_kept(tmp_path, rng):
         "its 512-byte extended header (FEI1): MX (sampling intervals along x (pixel size = "
         "CELLA.x / MX)) 20 would come back as 16"
     ) in result.stdout
+
+
+# ------------------------------------------------------------ messages
+
+
+def test_json_output_is_valid_for_a_file_name_that_is_not_utf8(tmp_path):
+    folder = tmp_path / "latin1"
+    folder.mkdir()
+    name = os.fsdecode(os.fsencode(str(folder)) + b"/lat\xe9.mrc")
+    napari_mrcz.writeMRC(np.ones((2, 4, 4), np.float32), name)
+    for command in ("info", "validate"):
+        result = subprocess.run(
+            [*CLI, command, "--json", str(folder)], capture_output=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        [entry] = json.loads(result.stdout.decode("utf-8"))
+        assert entry["path"] == str(folder / "lat\\xe9.mrc")
