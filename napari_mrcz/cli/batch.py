@@ -579,7 +579,11 @@ def delete_source(task: Task, check: SourceCheck) -> None:
     folders = {os.path.dirname(target) or "." for target in task.targets}
     for path in [*task.targets, *sorted(folders)]:
         flush_to_disk(path)
-    os.unlink(task.source)
+    try:
+        os.unlink(task.source)
+    except OSError as error:  # the output is complete: the file is done, its source kept
+        task.message = f"source kept: it could not be deleted ({_reason(error)})"
+        return
     task.source_deleted = True
 
 

@@ -427,3 +427,25 @@ def test_json_output_is_valid_for_a_file_name_that_is_not_utf8(tmp_path):
         assert result.returncode == 0, result.stderr
         [entry] = json.loads(result.stdout.decode("utf-8"))
         assert entry["path"] == str(folder / "lat\\xe9.mrc")
+
+
+@needs_setpriv
+def test_a_source_that_cannot_be_deleted_is_done_and_kept(tmp_path, rng):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    napari_mrcz.writeMRC(rng.normal(size=(2, 8, 8)).astype(np.float32), raw / "a.mrc")
+    raw.chmod(0o555)  # the folder cannot lose its files
+    try:
+        result = run(
+            "compress", raw, "-o", tmp_path / "out", "--delete-source", prefix=WITHOUT_CAPABILITIES
+        )
+    finally:
+        raw.chmod(0o755)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [row] = [line for line in result.stdout.splitlines() if line.startswith("done")]
+    assert row.split()[1] == str(raw / "a.mrc")
+    assert f"{raw / 'a.mrc'}: source kept: it could not be deleted (Permission denied)" in (
+        result.stdout
+    )
+    assert (raw / "a.mrc").exists()
+    assert (tmp_path / "out" / "a.mrcz").exists()
