@@ -71,17 +71,21 @@ def change_since(path: str | os.PathLike, before: os.stat_result) -> str | None:
 
     A file still being written grows or gets a new modification time; a file moved
     onto the name is another inode. Either way, what was read of it is not all of it.
+    The change time is compared too: unlike the modification time, no program can
+    set it back (``touch -r``, ``rsync -t``), and a new inode reusing the old one's
+    number has its own. The device number is not: another machine mounting the same
+    file system (a cluster's worker) sees another one.
     """
     try:
         after = os.stat(path)
     except FileNotFoundError:
         return "it was removed"
-    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+    if after.st_ino != before.st_ino:
         return "another file was put in its place"
     if after.st_size != before.st_size:
         return f"it went from {before.st_size} to {after.st_size} bytes"
-    if after.st_mtime_ns != before.st_mtime_ns:
-        return "it was written to"
+    if (after.st_mtime_ns, after.st_ctime_ns) != (before.st_mtime_ns, before.st_ctime_ns):
+        return "it was written to, or put in place anew"
     return None
 
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -31,7 +32,13 @@ from napari_mrcz.files import (
     make_folders,
     told_about,
 )
-from napari_mrcz.mrc.atomic import flush_to_disk, publish, temporary_name
+from napari_mrcz.mrc.atomic import (
+    flush_to_disk,
+    owning,
+    publish,
+    remove_abandoned,
+    temporary_name,
+)
 from napari_mrcz.mrc.gzipped import is_compressed
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.stats_kernels import expect_bytes, measured_by_kernel
@@ -47,7 +54,7 @@ from napari_mrcz.tools.convert import (
     verify_image,
 )
 from napari_mrcz.tools.gain_separation import GainSettings, convert_image
-from napari_mrcz.wording import plural
+from napari_mrcz.wording import human_size, plural
 
 logger = logging.getLogger(__name__)
 
@@ -188,18 +195,28 @@ def _walk(top: str, problems: list[PassedOver]) -> Iterator[str]:
             continue
         below = []
         for entry in entries:
-            if not _is_folder(entry):
-                if not entry.name.startswith("."):
-                    yield entry.path
-                continue
+            if entry.name.startswith(".") and not entry.is_dir(follow_symlinks=False):
+                continue  # hidden files (our temporaries among them)
             try:
                 status = os.stat(entry.path)
-            except OSError as error:
+            except FileNotFoundError:
+                target = os.readlink(entry.path) if entry.is_symlink() else "?"
                 problems.append(
                     PassedOver(
-                        entry.path, "failed", f"folder could not be listed: {_reason(error)}"
+                        entry.path,
+                        "failed",
+                        f"a link to {target}, which does not exist (a disk not mounted?)",
                     )
                 )
+                continue
+            except OSError as error:
+                reason = f"cannot be looked into: {_reason(error)}"
+                if entry.is_dir(follow_symlinks=False):
+                    reason = f"folder could not be listed: {_reason(error)}"
+                problems.append(PassedOver(entry.path, "failed", reason))
+                continue
+            if not stat.S_ISDIR(status.st_mode):
+                yield entry.path
                 continue
             if (status.st_dev, status.st_ino) in walked:
                 problems.append(
@@ -213,14 +230,6 @@ def _walk(top: str, problems: list[PassedOver]) -> Iterator[str]:
             walked.add((status.st_dev, status.st_ino))
             below.append(entry.path)
         folders += reversed(below)
-
-
-def _is_folder(entry: os.DirEntry) -> bool:
-    """True if ``entry`` is a folder or a link to one (a broken link is a file)."""
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
 
 
 def _reason(error: OSError) -> str:
@@ -487,6 +496,7 @@ def write_outputs(
     before = check_regular(task.source)
     task.source_bytes = before.st_size
     temporaries: list[tuple[str, str]] = []  # (temporary, target)
+    owned = contextlib.ExitStack()  # the output folder, owned while temporaries exist
     try:
         compressed = settings.compressor is not None
         counts = settings.gain is not None and settings.gain.counts
@@ -516,8 +526,10 @@ def write_outputs(
                 return None
             if len(todo) < len(task.targets):
                 task.message = f"{plural(len(task.targets) - len(todo), 'existing output')} kept"
-            make_folders(os.path.dirname(task.targets[0]) or ".")
-            notes, gain_files = [task.message], []
+            folder = os.path.dirname(task.targets[0]) or "."
+            make_folders(folder)
+            owned.enter_context(owning(folder))
+            notes, gain_files = [task.message, _abandoned_note(folder)], []
             for number in todo:
                 temporaries.append((temporary(task.targets[number]), task.targets[number]))
                 outcome = convert_image(
@@ -557,13 +569,44 @@ def write_outputs(
                 publish(written, target, settings.overwrite)
             except OSError as error:
                 raise told_about(error, target) from error
+        # A change between the check and the names given: the copies go again.
+        change = change_since(task.source, before)
+        if change is not None:
+            for _, target in temporaries:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(target)
+            raise SourceChangedError(task.source, change)
     finally:
         for written, _ in temporaries:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(written)
+        owned.close()
     task.output_bytes = sum(os.path.getsize(path) for path in [*task.targets, *gain_files])
     task.status = "done"
     return SourceCheck(before, [note for note in lacking if note])
+
+
+#: Output folders this process has cleared of abandoned temporaries.
+_swept_folders: set[str] = set()
+_swept_lock = threading.Lock()
+
+
+def _abandoned_note(folder: str) -> str:
+    """Remove what killed runs left in ``folder`` (once a process); say so, or ''."""
+    real = os.path.realpath(folder)
+    with _swept_lock:
+        if real in _swept_folders:
+            return ""
+        _swept_folders.add(real)
+    removed = remove_abandoned(folder)
+    if not removed:
+        return ""
+    size = sum(nbytes for _, nbytes in removed)
+    logger.info("removed abandoned temporaries: %s", [path for path, _ in removed])
+    return (
+        f"removed {plural(len(removed), 'unfinished temporary file')} ({human_size(size)})"
+        f" that a stopped run left in {folder}"
+    )
 
 
 def delete_source(task: Task, check: SourceCheck) -> None:
@@ -571,14 +614,15 @@ def delete_source(task: Task, check: SourceCheck) -> None:
     if check.lacking:
         task.message = f"source kept: {check.lacking[0]}"
         return
+    # The copy must be on disk, not only in the page cache, before the original goes;
+    # the source is looked at once more after that wait, right before it goes.
+    folders = {os.path.dirname(target) or "." for target in task.targets}
+    for path in [*task.targets, *sorted(folders)]:
+        flush_to_disk(path)
     change = change_since(task.source, check.before)
     if change is not None:
         task.message = f"source kept: it changed while it was converted ({change})"
         return
-    # The copy must be on disk, not only in the page cache, before the original goes.
-    folders = {os.path.dirname(target) or "." for target in task.targets}
-    for path in [*task.targets, *sorted(folders)]:
-        flush_to_disk(path)
     try:
         os.unlink(task.source)
     except OSError as error:  # the output is complete: the file is done, its source kept

@@ -11,9 +11,23 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import threading
+from collections.abc import Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; temporaries carry no owner
+    fcntl = None
 
 #: How temporary names start (:func:`temporary_name`) and end (all of them).
 _PREFIX, _SUFFIX = ".mrcz-", ".partial"
+#: The lock file by which a live process owns its temporaries in a folder.
+_OWNER_PREFIX, _OWNER_SUFFIX = ".mrcz-owner-", ".lock"
+
+#: This process's owned folders: real folder -> [locked descriptor, token, lock file,
+#: threads inside :func:`owning`].
+_owned: dict[str, list] = {}
+_owned_lock = threading.Lock()
 
 
 def _hidden_name(path: str) -> str:
@@ -23,19 +37,111 @@ def _hidden_name(path: str) -> str:
 
 
 def temporary_name(path: str, tag: str = "") -> str:
-    """A free, short hidden name (``.mrcz-<tag><random>.partial``) beside ``path``, not created.
+    """A free, hidden name (``.mrcz-<tag><random>[.<owner>].partial``) beside ``path``.
 
-    A finished file renamed onto it replaces nothing, which on ext4 spares the
-    flush of its blocks that a rename over an existing file costs. Short, so that
-    the writer's own temporary name beside it stays short too. ``tag`` marks the
-    temporaries of one job, so that :func:`remove_temporaries` finds what a process
-    that died while writing them left behind.
+    Not created. A finished file renamed onto it replaces nothing, which on ext4
+    spares the flush of its blocks that a rename over an existing file costs.
+    ``tag`` marks the temporaries of one job, so that :func:`remove_temporaries`
+    finds what a process that died while writing them left behind; ``<owner>`` is
+    this process's token while it owns the folder (:func:`owning`).
     """
     directory = os.path.dirname(path)
+    with _owned_lock:
+        owned = _owned.get(os.path.realpath(directory or "."))
+    owner = f".{owned[1]}" if owned else ""
     while True:
-        candidate = os.path.join(directory, f"{_PREFIX}{tag}{secrets.token_hex(8)}{_SUFFIX}")
+        name = f"{_PREFIX}{tag}{secrets.token_hex(8)}{owner}{_SUFFIX}"
+        candidate = os.path.join(directory, name)
         if not os.path.lexists(candidate):
             return candidate
+
+
+@contextlib.contextmanager
+def owning(directory: str) -> Iterator[None]:
+    """Own the temporaries this process makes in ``directory`` meanwhile.
+
+    While any thread of this process is inside, a hidden lock file there
+    (``.mrcz-owner-<token>.lock``) holds an exclusive advisory lock; the temporaries
+    :func:`temporary_name` gives carry its token. The last to leave removes the file.
+    The system drops the lock of a killed process, which is how a later run tells a
+    dead run's temporaries from a live one's (:func:`remove_abandoned`).
+    """
+    real = os.path.realpath(directory or ".")
+    if fcntl is None:
+        yield
+        return
+    with _owned_lock:
+        if real not in _owned:
+            token = secrets.token_hex(4)
+            lock_file = os.path.join(real, f"{_OWNER_PREFIX}{token}{_OWNER_SUFFIX}")
+            descriptor = os.open(lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _owned[real] = [descriptor, token, lock_file, 0]
+        _owned[real][3] += 1
+    try:
+        yield
+    finally:
+        with _owned_lock:
+            entry = _owned[real]
+            entry[3] -= 1
+            if entry[3] == 0:
+                del _owned[real]
+                with contextlib.suppress(OSError):
+                    os.unlink(entry[2])
+                os.close(entry[0])
+
+
+def remove_abandoned(directory: str) -> list[tuple[str, int]]:
+    """Delete the temporaries that processes no longer alive left in ``directory``.
+
+    A temporary belongs to the process whose lock file names its token; a lock file
+    whose lock can be taken belongs to no live process (killed, or its machine
+    lost), so its temporaries and itself go. Live runs' files stay, whichever
+    machine they run on (where the file system supports advisory locks, as local
+    disks and NFSv4 do). Returns the temporaries removed and their sizes in bytes.
+    """
+    removed: list[tuple[str, int]] = []
+    if fcntl is None:
+        return removed
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return removed
+    with _owned_lock:
+        mine = {entry[1] for entry in _owned.values()}
+    for name in names:
+        if not (name.startswith(_OWNER_PREFIX) and name.endswith(_OWNER_SUFFIX)):
+            continue
+        token = name[len(_OWNER_PREFIX) : -len(_OWNER_SUFFIX)]
+        lock_file = os.path.join(directory, name)
+        if token in mine or not _lock_is_free(lock_file):
+            continue
+        marker = f".{token}{_SUFFIX}"
+        for other in names:
+            if other.startswith((_PREFIX, "." + _PREFIX)) and marker in other:
+                path = os.path.join(directory, other)
+                with contextlib.suppress(FileNotFoundError):
+                    size = os.lstat(path).st_size
+                    os.unlink(path)
+                    removed.append((path, size))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_file)
+    return removed
+
+
+def _lock_is_free(lock_file: str) -> bool:
+    """True if no live process holds the lock of ``lock_file`` (taken and let go here)."""
+    try:
+        descriptor = os.open(lock_file, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+    return True
 
 
 def remove_temporaries(directory: str, tag: str) -> list[str]:

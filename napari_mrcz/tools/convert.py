@@ -47,6 +47,7 @@ from napari_mrcz.mrc.header import (
     MAP_ID,
     MRC2014_VERSION,
     N_LABELS,
+    decode_labels,
     machine_stamp,
     set_labels,
 )
@@ -345,8 +346,8 @@ def carried_header(
     frames = _mrcz_frames(layout) if compressed else layout.slices
     _resample(header, layout, compressed, frames)
     labels = [label for label in layout.labels if recorded_settings([label]) is None]
-    if compressed:
-        labels = [*labels[: N_LABELS - 1], settings_label(compressor, clevel)]
+    if compressed and len(labels) < N_LABELS:  # never in place of one of the source's
+        labels = [*labels, settings_label(compressor, clevel)]
     set_labels(header, labels)
     extended, json_meta = _carried_extended(layout, header, compressed, keep_json, frames)
     _set_cell(header, layout, labels, json_meta)
@@ -628,9 +629,13 @@ def verify_image(
         Naming the first z-slice or header value that differs.
     """
     with contextlib.ExitStack() as files:
-        written = files.enter_context(
-            LazyMRC(target if temporary is None else temporary, cache_bytes=0)
-        )
+        with warnings.catch_warnings():
+            # What the copy's header says was said of the source's: once is enough,
+            # and the copy's hidden temporary name is no name for the user.
+            warnings.simplefilter("ignore")
+            written = files.enter_context(
+                LazyMRC(target if temporary is None else temporary, cache_bytes=0)
+            )
         layout = written.layout
         source_data = image.data
         if counts and layout.gain_separation is None:
@@ -752,9 +757,9 @@ def incomplete(image: SourceImage, json_kept: bool = True) -> str | None:
 
 
 #: Header fields a copy sets anew: the pixel type (its values are compared instead),
-#: the statistics (measured), the extended header's size and type and the labels
-#: (JSON meta and the codec's label), and MRC2014's formalities (MAP, the machine
-#: stamp, NVERSION) and python-mrcz's packed size.
+#: the statistics (measured), the extended header's size and type (JSON meta), and
+#: MRC2014's formalities (MAP, the machine stamp, NVERSION) and python-mrcz's packed
+#: size. The labels are compared as text, the codec's own label aside.
 REWRITTEN_FIELDS = frozenset(
     {
         "mode",
@@ -764,8 +769,6 @@ REWRITTEN_FIELDS = frozenset(
         "rms",
         "nsymbt",
         "exttyp",
-        "nlabl",
-        "label",
         "map",
         "machst",
         "nversion",
@@ -787,8 +790,15 @@ def header_loss(image: SourceImage, written: str) -> str | None:
         warnings.simplefilter("ignore")  # the copy was read and verified already
         copy = read_layout(written)
     before, after = _as_plain(image.layout), _as_plain(copy)
+    if decode_labels(before) != decode_labels(after):
+        return (
+            f"its labels {decode_labels(before)} would come back as {decode_labels(after)} "
+            "from the copy"
+        )
     for name in before.dtype.names:
-        if name in REWRITTEN_FIELDS or _same_value(before[name], after[name]):
+        if name in REWRITTEN_FIELDS or name in ("nlabl", "label"):
+            continue
+        if _same_value(before[name], after[name]):
             continue
         change = (
             f"{name.upper()} ({FIELD_MEANINGS.get(name, 'unused bytes')}) "

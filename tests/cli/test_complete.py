@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import napari_mrcz
+from napari_mrcz.cli import batch
 from napari_mrcz.cli.batch import Settings, Task, write_outputs
 from napari_mrcz.mrc.header import HEADER_SIZE, header_dtype
 
@@ -449,3 +450,174 @@ def test_a_source_that_cannot_be_deleted_is_done_and_kept(tmp_path, rng):
     )
     assert (raw / "a.mrc").exists()
     assert (tmp_path / "out" / "a.mrcz").exists()
+
+
+# ------------------------------------------------------------ what killed runs leave
+
+
+def slow_movies(folder, count, seed):
+    """Movies that take a few seconds each with zlib-9 on one thread."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for number in range(count):
+        data = rng.normal(size=(48, 256, 256)).astype(np.float32)
+        napari_mrcz.writeMRC(data, folder / f"m{number}.mrc")
+
+
+SLOW = ("--codec", "zlib", "--level", "9", "--threads", "1")
+
+
+def start(*args):
+    return subprocess.Popen(
+        [*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for_partials(folder, process):
+    deadline = time.monotonic() + 120
+    while not partials(folder) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    assert partials(folder)
+
+
+def test_a_later_run_removes_what_a_killed_run_left_and_says_so(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    slow_movies(raw, 2, seed=1)
+    killed = start("compress", raw, "-o", out, *SLOW)
+    wait_for_partials(out, killed)
+    killed.kill()
+    killed.communicate(timeout=60)
+    left = partials(out)
+    assert left
+    again = run("compress", raw, "-o", out)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "unfinished temporary file" in again.stdout
+    assert f"that a stopped run left in {out}" in again.stdout
+    assert partials(out) == []
+    assert sorted(path.name for path in out.iterdir()) == ["m0.mrcz", "m1.mrcz"]
+
+
+def test_a_live_runs_temporaries_are_left_alone(tmp_path):
+    out = tmp_path / "out"
+    slow_movies(tmp_path / "slow", 2, seed=2)
+    napari_mrcz.writeMRC(np.ones((2, 8, 8), np.float32), tmp_path / "quick.mrc")
+    live = start("compress", tmp_path / "slow", "-o", out, *SLOW)
+    wait_for_partials(out, live)
+    other = run("compress", tmp_path / "quick.mrc", "-o", out)
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert "unfinished temporary file" not in other.stdout
+    stdout, stderr = live.communicate(timeout=300)
+    assert live.returncode == 0, stdout + stderr
+    assert sorted(path.name for path in out.iterdir()) == ["m0.mrcz", "m1.mrcz", "quick.mrcz"]
+
+
+# ------------------------------------------------------------ changes at the edges
+
+
+def test_a_rewrite_that_sets_the_modification_time_back_is_seen(tmp_path, rng):
+    """Bytes rewritten in place, then touch -r: the change time gives it away."""
+    source = tmp_path / "movie.mrc"
+    napari_mrcz.writeMRC(rng.normal(size=(4, 16, 16)).astype(np.float32), source)
+    task = Task(str(source), [str(tmp_path / "movie.mrcz")])
+    done = []
+
+    def progress(nbytes):
+        if nbytes and not done:
+            before = os.stat(source)
+            with open(source, "r+b") as handle:
+                handle.seek(HEADER_SIZE)
+                handle.write(bytes(64))
+            os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+            done.append(True)
+
+    with pytest.raises(ValueError, match="changed while it was converted"):
+        # without --verify: the re-read would see the new bytes too
+        write_outputs(task, Settings("zstd"), 0, progress, lambda _: None)
+    assert not (tmp_path / "movie.mrcz").exists()
+
+
+def test_a_change_as_the_outputs_get_their_names_removes_them(tmp_path, rng, monkeypatch):
+    source = tmp_path / "movie.mrc"
+    napari_mrcz.writeMRC(rng.normal(size=(4, 16, 16)).astype(np.float32), source)
+    target = tmp_path / "movie.mrcz"
+    real_publish = batch.publish
+
+    def publish_then_append(*args):
+        real_publish(*args)
+        napari_mrcz.writeMRC(np.ones((16, 16), np.float32), source, idx=4)
+
+    monkeypatch.setattr(batch, "publish", publish_then_append)
+    with pytest.raises(ValueError, match="changed while it was converted"):
+        write_outputs(Task(str(source), [str(target)]), Settings("zstd"), 0, lambda _: None,
+                      lambda _: None)  # fmt: skip
+    assert not target.exists()
+    assert partials(tmp_path) == []
+
+
+def test_a_change_while_the_copy_is_flushed_keeps_the_source(tmp_path, rng, monkeypatch):
+    source = tmp_path / "movie.mrc"
+    napari_mrcz.writeMRC(rng.normal(size=(4, 16, 16)).astype(np.float32), source)
+    task = Task(str(source), [str(tmp_path / "movie.mrcz")])
+    check = write_outputs(task, Settings("zstd", verify=True), 0, lambda _: None, lambda _: None)
+    real_flush = batch.flush_to_disk
+
+    def flush_while_written(path):
+        real_flush(path)
+        if not task.message:
+            napari_mrcz.writeMRC(np.ones((16, 16), np.float32), source, idx=4)
+            task.message = "appended"
+
+    monkeypatch.setattr(batch, "flush_to_disk", flush_while_written)
+    batch.delete_source(task, check)
+    assert source.exists()
+    assert not task.source_deleted
+    assert task.message.startswith("source kept: it changed while it was converted")
+
+
+def test_a_tenth_label_stays_and_its_source_may_go(tmp_path, rng):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    source = raw / "imod.mrc"
+    with mrcfile.new(source) as handle:
+        handle.set_data(rng.normal(size=(4, 16, 16)).astype(np.float32))
+        for number in range(10):
+            handle.header.label[number] = f"label {number}".encode()
+        handle.header.nlabl = 10
+    result = run("compress", raw, "-o", tmp_path / "arch", "--verify", "--delete-source")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not source.exists(), result.stdout
+    back = run("decompress", tmp_path / "arch", "-o", tmp_path / "back")
+    assert back.returncode == 0, back.stdout + back.stderr
+    with mrcfile.open(tmp_path / "back" / "imod.mrc") as handle:
+        labels = [bytes(label).strip().decode() for label in handle.header.label]
+    assert labels == [f"label {number}" for number in range(10)]
+
+
+def test_a_link_that_leads_nowhere_fails_the_run(tmp_path, rng):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    napari_mrcz.writeMRC(np.ones((2, 8, 8), np.float32), raw / "one.mrc")
+    (raw / "session9").symlink_to("/nonexistent/mount/session9")
+    result = run("compress", raw, "-o", tmp_path / "out", "--delete-source")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"{raw / 'session9'}: a link to /nonexistent/mount/session9, which does not exist"
+        in result.stdout
+    )
+
+
+@needs_setpriv
+def test_a_link_into_a_folder_it_cannot_enter_fails_the_run(tmp_path, rng):
+    share, raw = tmp_path / "share", tmp_path / "raw"
+    (share / "locked" / "inner").mkdir(parents=True)
+    raw.mkdir()
+    napari_mrcz.writeMRC(np.ones((2, 8, 8), np.float32), raw / "one.mrc")
+    (raw / "session2").symlink_to(share / "locked" / "inner", target_is_directory=True)
+    (share / "locked").chmod(0)
+    try:
+        result = run("compress", raw, "-o", tmp_path / "out", prefix=WITHOUT_CAPABILITIES)
+    finally:
+        (share / "locked").chmod(0o755)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{raw / 'session2'}: cannot be looked into: Permission denied" in result.stdout
