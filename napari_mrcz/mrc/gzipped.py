@@ -95,9 +95,7 @@ def _declared(path: str, raw: bytes) -> tuple[int, int]:
     """:func:`declared_size` and the size of the extended header (NSYMBT)."""
     modes = KNOWN_MODES | EMAN2_MODE_DTYPES.keys()
     unlimited = np.iinfo(np.int64).max
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # read_layout warns about the copy, once
-        header, _, problem = parse_header(raw, unlimited, "<", modes)
+    header, _, problem = parse_header(raw, unlimited, "<", modes)
     if problem is not None:
         raise MRCZFormatError(path, f"{problem} (once decompressed)")
     voxels = int(header["nx"]) * int(header["ny"]) * int(header["nz"])

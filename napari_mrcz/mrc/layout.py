@@ -538,18 +538,20 @@ def _slices_per_frame(
     labels: list[str],
     json_meta: dict | None,
     requested: int | None,
+    quiet: bool = False,
 ) -> int:
     """Slices per frame: ``requested``, else :func:`recorded_frames` if they divide NZ."""
     slices = recorded_frames(header, labels, json_meta) if requested is None else int(requested)
     if slices < 0 or (slices > 0 and nz % slices):
         if requested is not None:
             raise ValueError(f"slices={slices} does not divide the {nz} z-slices of {path}")
-        warnings.warn(
-            f"{path}: frames of {slices} slices recorded in the file do not divide its {nz} "
-            "z-slices: read as one stack",
-            MRCZWarning,
-            stacklevel=3,
-        )
+        if not quiet:
+            warnings.warn(
+                f"{path}: frames of {slices} slices recorded in the file do not divide its "
+                f"{nz} z-slices: read as one stack",
+                MRCZWarning,
+                stacklevel=3,
+            )
         return 0
     return slices
 
@@ -600,6 +602,7 @@ def read_layout(
     slices: int | None = None,
     file_convention: str = "ccpem",
     file_size: int | None = None,
+    quiet: bool = False,
 ) -> MRCLayout:
     """Read and check the header of an MRC/MRCZ file.
 
@@ -619,6 +622,10 @@ def read_layout(
         The size of the whole file when ``path`` holds only its header and extended
         header (a compressed download's head, see
         :class:`~napari_mrcz.mrc.gzipped.DecompressedFile`); its data cannot be read.
+    quiet : bool
+        Leave out the warnings about the header: for a copy being checked, whose
+        source was warned about already (:func:`warnings.catch_warnings` would
+        silence every thread of the process).
 
     Returns
     -------
@@ -646,7 +653,7 @@ def read_layout(
         if problem is not None:
             raise MRCZFormatError(path, problem)
         doubt = byteorder_doubt(raw, file_size, byteorder, modes)
-        if doubt is not None:
+        if doubt is not None and not quiet:
             warnings.warn(f"{path}: {doubt}", MRCZWarning, stacklevel=2)
         nx, ny, nz = (int(header[name]) for name in ("nx", "ny", "nz"))
         codec_id, mode = divmod(int(header["mode"]), MODE_CODEC_FACTOR)
@@ -698,15 +705,16 @@ def read_layout(
 
     mapcrs = (int(header["mapc"]), int(header["mapr"]), int(header["maps"]))
     if sorted(mapcrs) != [1, 2, 3]:
-        warnings.warn(
-            f"{path}: the axis order in the header (MAPC, MAPR, MAPS = {mapcrs}) is invalid: "
-            "shown as columns x, rows y, sections z",
-            MRCZWarning,
-            stacklevel=2,
-        )
+        if not quiet:
+            warnings.warn(
+                f"{path}: the axis order in the header (MAPC, MAPR, MAPS = {mapcrs}) is "
+                "invalid: shown as columns x, rows y, sections z",
+                MRCZWarning,
+                stacklevel=2,
+            )
         mapcrs = (1, 2, 3)
     shape = (nz, ny, nx)
-    slices = _slices_per_frame(path, header, nz, labels, json_meta, slices)
+    slices = _slices_per_frame(path, header, nz, labels, json_meta, slices, quiet)
     return MRCLayout(
         path=path,
         file_size=file_size,

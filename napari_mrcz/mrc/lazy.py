@@ -58,6 +58,9 @@ class LazyMRC(ArrayLike):
     checkpoint : callable, optional
         Called after every few MB while a ``.gz``/``.bz2`` file is decompressed; an
         exception it raises stops the decompression (a cancelled run).
+    quiet : bool
+        Leave out the warnings about the header (see
+        :func:`~napari_mrcz.mrc.layout.read_layout`).
 
     Examples
     --------
@@ -72,11 +75,12 @@ class LazyMRC(ArrayLike):
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         counts: bool = False,
         checkpoint: Callable[[], None] | None = None,
+        quiet: bool = False,
     ) -> None:
         source = DecompressedFile(path, checkpoint)
         try:
             with source.original_in_errors():
-                layout = read_layout(source.path, endian=endian)
+                layout = read_layout(source.path, endian=endian, quiet=quiet)
                 reader = slice_reader(layout, default_threads(), source.original, counts)
         except BaseException:
             source.close()

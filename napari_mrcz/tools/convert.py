@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -629,13 +628,9 @@ def verify_image(
         Naming the first z-slice or header value that differs.
     """
     with contextlib.ExitStack() as files:
-        with warnings.catch_warnings():
-            # What the copy's header says was said of the source's: once is enough,
-            # and the copy's hidden temporary name is no name for the user.
-            warnings.simplefilter("ignore")
-            written = files.enter_context(
-                LazyMRC(target if temporary is None else temporary, cache_bytes=0)
-            )
+        written = files.enter_context(
+            LazyMRC(target if temporary is None else temporary, cache_bytes=0, quiet=True)
+        )
         layout = written.layout
         source_data = image.data
         if counts and layout.gain_separation is None:
@@ -786,9 +781,7 @@ def header_loss(image: SourceImage, written: str) -> str | None:
     """
     if image.layout is None:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the copy was read and verified already
-        copy = read_layout(written)
+    copy = read_layout(written, quiet=True)  # read and verified already
     before, after = _as_plain(image.layout), _as_plain(copy)
     if decode_labels(before) != decode_labels(after):
         return (
