@@ -176,6 +176,8 @@ def start_command(*args, cluster: Cluster) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env=_environment(),
+        # Ctrl-C back for a suite started in a shell's background (SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
