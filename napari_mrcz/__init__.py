@@ -1,13 +1,15 @@
 """napari-mrcz: MRC, MRCZ and DM files for electron microscopy.
 
 The package's folders are its parts: ``mrc/`` the MRC2014/MRCZ engine, ``dm/`` the
-DigitalMicrograph reader, ``tools/`` the work behind the ``mrcz`` subcommands and the
-napari panels (info, convert, validate, gain separation; each named as its
-subcommand), ``cli/`` the ``mrcz`` command, ``_napari/`` the napari plugin (readers,
-writers, samples) and ``_qt/`` its dock widgets. Everything but ``_napari/`` and
-``_qt/`` needs only numpy and blosc. This module is the public face: python-mrcz's
-names and keywords (:mod:`napari_mrcz.api`), so code written for python-mrcz can
-switch by changing the import, plus our own additions.
+DigitalMicrograph reader, :mod:`napari_mrcz.formats` the one door that says what a
+file is and opens it as images, ``tools/`` the work behind the ``mrcz`` subcommands
+and the napari panels (info, convert, validate; each named as its subcommand),
+``gain/`` gain separation, ``cli/`` the ``mrcz`` command, ``_napari/`` the napari
+plugin (readers, writers, samples) and ``_qt/`` its dock widgets (see the
+Architecture page of the manual). Everything but ``_napari/`` and ``_qt/`` runs
+without napari and Qt. This module is the public face: python-mrcz's names and
+keywords (:mod:`napari_mrcz.api`), so code written for python-mrcz can switch by
+changing the import, plus our own additions.
 """
 
 from __future__ import annotations

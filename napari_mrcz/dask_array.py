@@ -17,9 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_mrcz.dm.images import LazyDMArray, read_dm
-from napari_mrcz.mrc.lazy import LazyMRC
-from napari_mrcz.suffixes import is_dm
+from napari_mrcz.formats import lazy_images
 
 #: What to install when dask is missing.
 DASK_MISSING = (
@@ -87,20 +85,14 @@ def to_dask(
     if step < 1:
         raise ValueError(f"slices_per_chunk must be 1 or more, not {slices_per_chunk}")
     path = os.path.abspath(os.fspath(path))
-    source: LazyMRC | LazyDMArray
-    getter: Callable[[Any, tuple[slice, ...]], np.ndarray]
-    if is_dm(path):
-        images = read_dm(path, lazy=True)
-        if not -len(images) <= image < len(images):
-            raise IndexError(f"{path} has {len(images)} image(s), not an image {image}")
-        source = images[image][0]
-        layout = source.layout
-        stacked = len(layout.grid_shape) >= 3 and layout.frames_are_independent()
-        getter = _read_frames if stacked else _read_whole
-    else:
-        source = LazyMRC(path, cache_bytes=0)  # dask keeps the chunks it needs
-        stacked = source.layout.nz > 1
-        getter = _read_z_slices if stacked else _read_whole
+    images = lazy_images(path, cache_bytes=0)  # dask keeps the chunks it needs
+    if not -len(images) <= image < len(images):
+        raise IndexError(f"{path} has {len(images)} image(s), not an image {image}")
+    stacked = images[image].stacked
+    source = images[image].data
+    getter: Callable[[Any, tuple[slice, ...]], np.ndarray] = (
+        _read_z_slices if stacked else _read_whole
+    )
     shape = source.shape
     chunks = (min(step, shape[0]), *shape[1:]) if stacked else shape
     stat = os.stat(path)
@@ -115,16 +107,11 @@ def to_dask(
     )
 
 
-def _read_z_slices(lazy: LazyMRC, key: tuple[slice, ...]) -> np.ndarray:
-    """One chunk of an MRC/MRCZ stack: its z-slices read straight into a new array."""
-    return lazy.read_slices(key[0].start, key[0].stop)[(slice(None), *key[1:])]
+def _read_z_slices(source: Any, key: tuple[slice, ...]) -> np.ndarray:
+    """One chunk of a stack: its z-slices (frames) read straight into a new array."""
+    return source.read_slices(key[0].start, key[0].stop)[(slice(None), *key[1:])]
 
 
-def _read_frames(image: LazyDMArray, key: tuple[slice, ...]) -> np.ndarray:
-    """One chunk of a DM stack: only its frames are read."""
-    return image[key]
-
-
-def _read_whole(source: LazyMRC | LazyDMArray, key: tuple[slice, ...]) -> np.ndarray:
+def _read_whole(source: Any, key: tuple[slice, ...]) -> np.ndarray:
     """The one chunk of a single image."""
     return np.asarray(source)[key]

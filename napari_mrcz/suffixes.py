@@ -21,11 +21,6 @@ COMPRESSED_MRC_SUFFIXES = tuple(
 READABLE_SUFFIXES = MRC_SUFFIXES + COMPRESSED_MRC_SUFFIXES + DM_SUFFIXES
 
 
-def is_dm(path: str) -> bool:
-    """True if ``path`` names a DigitalMicrograph file (by its suffix)."""
-    return path.lower().endswith(DM_SUFFIXES)
-
-
 def is_mrcz(path: str) -> bool:
     """True if ``path`` names an MRCZ file (by its suffix)."""
     return path.lower().endswith(COMPRESSED_SUFFIX)

@@ -27,7 +27,7 @@ import pytest
 
 import napari_mrcz
 
-from tests.dm.test_dm import F32, I16, DMBuilder, stored_bytes
+from tests.dm.builder import F32, I16, DMBuilder, stored_bytes
 from tests.helpers import gain_normalised_movie
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

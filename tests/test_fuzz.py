@@ -46,7 +46,7 @@ from napari_mrcz.mrc.header import HEADER_DTYPE, HEADER_SIZE, header_dtype, stam
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.tools.info import describe
 
-from tests.dm import test_dm as dm_builder
+from tests.dm import builder as dm_builder
 from tests.helpers import SHARED_DATA, real_files
 
 FUZZ_SETTINGS = settings(

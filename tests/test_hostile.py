@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 import napari_mrcz
-from napari_mrcz import MRCZFormatError
+from napari_mrcz import MRCZFormatError, formats
 from napari_mrcz.mrc.layout import read_layout
-from napari_mrcz.tools import convert, info
+from napari_mrcz.tools import info
 from napari_mrcz.tools.validate import validate_file
 
 from tests.helpers import SHARED_DATA
@@ -51,7 +51,7 @@ ENGINE = {
     "read_dm": napari_mrcz.read_dm,
     "readDM4": napari_mrcz.readDM4,
     "describe": info.describe,
-    "open_images": lambda path: convert.open_images(path).__enter__(),
+    "open_images": lambda path: formats.open_images(path).__enter__(),
 }
 
 

@@ -17,14 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from napari_mrcz.arraylike import LazyView
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
+from napari_mrcz.formats import Format, identify
 from napari_mrcz.mrc.gzipped import DecompressedFile, is_compressed
 from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, NON_LENGTH_AXES_KEY
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.read import layout_meta, read_array
 from napari_mrcz.mrc.stack import open_stack
-from napari_mrcz.suffixes import READABLE_SUFFIXES, is_dm
+from napari_mrcz.suffixes import READABLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +77,12 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
     """
     paths = [os.fspath(one) for one in ([path] if isinstance(path, (str, os.PathLike)) else path)]
     try:
-        if len(paths) > 1 and not any(map(is_dm, paths)):
+        formats = [identify(one).format for one in paths]
+        if len(paths) > 1 and Format.DM not in formats:
             return _read_mrc_stack(paths)
         layers: list[LayerData] = []
-        for one in paths:
-            if is_dm(one):
+        for one, format in zip(paths, formats, strict=True):
+            if format is Format.DM:
                 layers.extend(_read_dm_layers(one))
             else:
                 layers.extend(_read_mrc_file(one))
@@ -216,20 +219,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _transposed(data: Any, order: tuple[int, ...]) -> Any:
-    """``data`` with its axes in ``order``, as a view: numpy, or dask over lazy data."""
-    if isinstance(data, np.ndarray):
-        return data.transpose(order)
-    import dask.array
-
-    return dask.array.from_array(
-        data,
-        chunks=(1, *data.shape[1:]),
-        asarray=False,
-        meta=np.empty((0, 0, 0), dtype=data.dtype),
-    ).transpose(order)
-
-
 def y_axis_up() -> bool:
     """The plugin setting "Show the y axis pointing up" (on unless the user turned it off)."""
     if "napari" not in sys.modules:
@@ -283,7 +272,12 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
     translate = [float(layout.origin[axis]) for axis in order]
     if order != (0, 1, 2):
         # EMDB maps with MAPC/MAPR/MAPS other than 1, 2, 3: show (z, y, x), no copy.
-        data = data.T if layout.is_image else _transposed(data, order)
+        if layout.is_image:
+            data = data.T
+        elif isinstance(data, np.ndarray):
+            data = data.transpose(order)
+        else:
+            data = LazyView(data, order=order)
     if layout.is_image:
         scale, translate = scale[1:], translate[1:]
     units: str | list[str] = "angstrom"
@@ -375,25 +369,6 @@ def _display_limits(values: Any) -> tuple[float, float] | None:
     return low, high if high > low else low + 1.0
 
 
-class _ComplexPart:
-    """A read-only view of a complex array-like as amplitude or phase, slice by slice."""
-
-    def __init__(self, source: Any, part: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.source = source
-        self.part = part
-        self.shape = tuple(source.shape)
-        self.ndim = len(self.shape)
-        self.dtype = np.dtype(np.float32)
-        self.size = int(np.prod(self.shape))
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return self.part(np.asarray(self.source[key])).astype(np.float32, copy=False)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        data = self[...]
-        return data if dtype is None else data.astype(dtype)
-
-
 def _complex_layers(data: Any, kwargs: dict) -> list[LayerData]:
     """Complex data: an amplitude layer, shown, and a phase layer, hidden.
 
@@ -414,8 +389,8 @@ def _complex_layers(data: Any, kwargs: dict) -> list[LayerData]:
         phase_data: Any = np.angle(data)
         sample = amplitude_data
     else:
-        amplitude_data = _ComplexPart(data, np.abs)
-        phase_data = _ComplexPart(data, np.angle)
+        amplitude_data = LazyView(data, np.float32, convert=np.abs)
+        phase_data = LazyView(data, np.float32, convert=np.angle)
         sample = amplitude_data[data.shape[0] // 2] if data.ndim == 3 else amplitude_data[...]
     limits = _display_limits(sample)
     if limits is not None:

@@ -1,7 +1,7 @@
 """The save panel's gain-separated save: a float32 movie layer as counts and a gain.
 
 A :class:`~napari_mrcz._napari.save_job.SaveJob` whose writer is
-:func:`napari_mrcz.tools.ungain.write_separated_array` (the gain estimated from the
+:func:`napari_mrcz.gain.estimate.write_separated_array` (the gain estimated from the
 layer, stored beside the file), and whose result counts the gain file and compares
 with the float32 movie. Kept apart from Qt, like the job it extends.
 """
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz._napari.save_job import SaveCancelledError, SaveJob, SaveResult
+from napari_mrcz.gain.separation import WriteOutcome, write_separated_array
 from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE
-from napari_mrcz.tools.gain_separation import WriteOutcome, write_separated_array
 
 
 def can_separate(data: Any) -> bool:

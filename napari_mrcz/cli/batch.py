@@ -17,7 +17,6 @@ import stat
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -32,6 +31,8 @@ from napari_mrcz.files import (
     make_folders,
     told_about,
 )
+from napari_mrcz.formats import Format, identify, image_count, open_images
+from napari_mrcz.gain.separation import GainSettings, convert_image
 from napari_mrcz.mrc.atomic import (
     flush_to_disk,
     owning,
@@ -39,21 +40,17 @@ from napari_mrcz.mrc.atomic import (
     remove_abandoned,
     temporary_name,
 )
-from napari_mrcz.mrc.gzipped import is_compressed
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.stats_kernels import expect_bytes, measured_by_kernel
-from napari_mrcz.suffixes import is_dm, is_readable, strip_suffix
+from napari_mrcz.suffixes import is_readable, strip_suffix
 from napari_mrcz.tools.convert import (
     VerificationError,
     header_loss,
-    image_count,
     incomplete,
     json_left_out,
     numbered_targets,
-    open_images,
     verify_image,
 )
-from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 from napari_mrcz.wording import human_size, plural
 
 logger = logging.getLogger(__name__)
@@ -328,11 +325,12 @@ def estimated_bytes(path: str) -> int:
 def _estimate(path: str) -> tuple[int, bool]:
     """:func:`estimated_bytes`, and whether the statistics kernel will measure them."""
     try:
-        if is_dm(path) or not is_readable(path) or is_compressed(path):
+        if not is_readable(path):
             return os.path.getsize(path), False
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the conversion itself reports them
-            layout = read_layout(path)
+        kind = identify(path)
+        if kind.format is not Format.MRC or kind.compression:
+            return os.path.getsize(path), False
+        layout = read_layout(path, quiet=True)  # the conversion itself warns
     except FILE_ERRORS:
         return 0, False
     return layout.data_nbytes, measured_by_kernel(layout.dtype)

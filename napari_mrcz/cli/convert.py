@@ -16,9 +16,10 @@ from napari_mrcz.cli.batch import (
 )
 from napari_mrcz.cli.cluster import on_cluster, run_on_cluster
 from napari_mrcz.cli.ungain import gain_settings
+from napari_mrcz.formats import image_count
 from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES, is_mrcz, is_readable
 from napari_mrcz.threads import default_threads
-from napari_mrcz.tools.convert import image_count, numbered_targets
+from napari_mrcz.tools.convert import numbered_targets
 
 
 def _settings(args: argparse.Namespace, compressor: str | None) -> Settings:

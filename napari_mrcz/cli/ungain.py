@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from napari_mrcz.tools.gain_files import GainReference, GainStore
-from napari_mrcz.tools.gain_separation import GainSettings
+from napari_mrcz.gain.separation import GainSettings
+from napari_mrcz.gain.store import GainReference, GainStore
 
 
 def gain_settings(args: argparse.Namespace, compressor: str | None) -> GainSettings:

@@ -368,6 +368,10 @@ class LazyDMArray(ArrayLike):
         data = self.layout.read()
         return data if dtype is None else data.astype(dtype, copy=False)
 
+    def read_slices(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start`` to ``stop`` (exclusive) as a new array (as LazyMRC's)."""
+        return self[start:stop]
+
     def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         first, rest = (key[0], key[1:]) if key else (slice(None), ())

@@ -33,7 +33,6 @@ import numpy as np
 
 from napari_mrcz.errors import MRCZFormatError
 from napari_mrcz.files import describe_content, open_regular
-from napari_mrcz.mrc.header import HEADER_DTYPE, MAP_ID
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +76,6 @@ EAGER_ARRAY_BYTES = 64 * 2**10
 MAX_INFO = 4096
 #: Smallest possible group entry and data tag (DM3), to bound declared tag counts.
 MIN_TAG_BYTES = 9
-#: Where an MRC header has its 'MAP ' word (to recognise MRC files named .dm4).
-_MAP_OFFSET = HEADER_DTYPE.fields["map"][1]
 
 
 @dataclass(frozen=True)
@@ -166,9 +163,7 @@ def read_header(raw: bytes | mmap.mmap, path: str | None) -> DMHeader:
 def _not_dm(raw: bytes | mmap.mmap, problem: str) -> str:
     """``problem``, or what the file is instead if that is known (text, MRC, ...)."""
     head = bytes(raw[:4096])
-    seen = describe_content(head)
-    if seen is None and head[_MAP_OFFSET : _MAP_OFFSET + len(MAP_ID)] == MAP_ID:
-        seen = "it is an MRC file: name it .mrc to read it"
+    seen = describe_content(head)  # an MRC file named .dm4: see napari_mrcz.formats.identify
     return f"not a DM3/DM4 file: {seen}" if seen is not None else problem
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_mrcz.dm.tags import read_header as read_dm_header
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.files import describe_content, open_regular
 from napari_mrcz.mrc.checksums import recorded_checksums
@@ -388,14 +387,7 @@ def _not_mrc(raw: bytes, problem: str) -> str:
     Such a file is no MRC file at all: say what it looks like (text, another format),
     not what its bytes would mean as a header.
     """
-    seen = describe_content(raw)
-    if seen is None:
-        try:
-            read_dm_header(raw, None)
-        except MRCZFormatError:
-            pass
-        else:
-            seen = "it is a DigitalMicrograph file: name it .dm4 or .dm3 to read it"
+    seen = describe_content(raw)  # a DM file named .mrc: see napari_mrcz.formats.identify
     if seen is not None:
         return f"not an MRC file (no valid header): {seen}"
     return f"not an MRC file (no valid header: {problem})"

@@ -7,11 +7,11 @@ new encoding changes is rewritten: MODE, the sampling (MX, MY, MZ with CELLA kep
 the same voxel size, in the writer's conventions), the statistics (exact) and the
 packed size. JSON meta goes into plain MRC outputs only when asked (``keep_json``):
 MRC2014 readers reject EXTTYP 'json'. A map with a permuted axis order becomes MRCZ in
-(z, y, x) order (``open_images(standard_order=True)``), as napari saves it. Frames
-(python-mrcz's lists) stay frames in every copy. A DM input becomes one file per
-image (thumbnails aside) with its calibrated pixel size and origin, the microscope's
-voltage and Cs, and its whole tag tree as JSON meta (``dm_tags``, as the napari
-writer saves DM layers).
+(z, y, x) order (:func:`napari_mrcz.formats.open_images` with ``standard_order``), as
+napari saves it. Frames (python-mrcz's lists) stay frames in every copy. A DM input
+becomes one file per image (thumbnails aside) with its calibrated pixel size and origin,
+the microscope's voltage and Cs, and its whole tag tree as JSON meta (``dm_tags``, as
+the napari writer saves DM layers).
 
 Data flows slice by slice (a 40 GB movie never sits in memory), and the output appears
 only once complete (see :func:`napari_mrcz.mrc.write.write_with_header`).
@@ -20,27 +20,25 @@ only once complete (see :func:`napari_mrcz.mrc.write.write_with_header`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from napari_mrcz.arraylike import ArrayLike
-from napari_mrcz.dm.images import read_dm
+from napari_mrcz.arraylike import LazyView, as_stack
 from napari_mrcz.dm.metadata import image_entry, python_mrcz_info
-from napari_mrcz.dm.tags import summarised_tags
 from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.formats import Image
+from napari_mrcz.mrc.axis_order import source_layout
 from napari_mrcz.mrc.codecs import (
     MODE_CODEC_FACTOR,
     REVERSE_COMPRESSOR_ENUM,
     recorded_settings,
     settings_label,
 )
-from napari_mrcz.mrc.grid import apply_grid, grid_of, needs_record, stored_shape
+from napari_mrcz.mrc.grid import grid_of, needs_record
 from napari_mrcz.mrc.header import (
     FIELD_MEANINGS,
     MAP_ID,
@@ -53,7 +51,6 @@ from napari_mrcz.mrc.header import (
 from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, FRAMES_KEY, GRID_KEY, encode_meta, meta_to_write
 from napari_mrcz.mrc.layout import (
     MRCLayout,
-    pixel_size,
     read_layout,
     recorded_frames,
     sampling_divisors,
@@ -69,7 +66,6 @@ from napari_mrcz.mrc.modes import (
 )
 from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
 from napari_mrcz.mrc.write import write_array, write_with_header
-from napari_mrcz.suffixes import is_dm
 
 logger = logging.getLogger(__name__)
 
@@ -81,246 +77,12 @@ class VerificationError(ValueError):
     """A written file does not hold the data (or the pixel size) of its source."""
 
 
-@dataclass
-class SourceImage:
-    """One image of an input file, ready to be written slice by slice.
-
-    Attributes
-    ----------
-    path : str
-        The input file.
-    data : array-like
-        The pixels as stored, (nz, ny, nx) or fewer dimensions.
-    nbytes : int
-        Bytes of the data as stored in the input (DM: as the writer casts it), the
-        unit of the progress reports.
-    layout : MRCLayout or None
-        The parsed header of an MRC/MRCZ input, carried over to the output.
-    dm_meta : dict or None
-        The :func:`napari_mrcz.read_dm` metadata of a DM image.
-    left_out : str or None
-        What of the input no output holds (bytes after the data, DM tag arrays too
-        large for JSON meta), or None.
-    """
-
-    path: str
-    data: Any
-    nbytes: int
-    layout: MRCLayout | None = None
-    dm_meta: dict | None = field(default=None, repr=False)
-    left_out: str | None = None
-
-
-def _written_nbytes(data: Any) -> int:
-    """Bytes ``data`` takes once cast as the writer casts it (known without reading it)."""
-    return int(np.prod(data.shape, dtype=np.int64)) * storage_dtype(data.dtype).itemsize
-
-
-@contextlib.contextmanager
-def open_images(
-    path: str | os.PathLike,
-    standard_order: bool = False,
-    checkpoint: Callable[[], None] | None = None,
-) -> Iterator[list[SourceImage]]:
-    """Open an input file for conversion without reading its data.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file.
-    standard_order : bool
-        Give a map whose axis order is permuted (MAPC, MAPR, MAPS not 1, 2, 3) in
-        (z, y, x) order, with its header to match, as napari shows and saves it: for
-        MRCZ outputs, whose only other reader (python-mrcz) ignores the axis order.
-    checkpoint : callable, optional
-        Called after every few MB while a ``.gz``/``.bz2`` file is decompressed; an
-        exception it raises stops the decompression, leaving no temporary copy.
-
-    Yields
-    ------
-    list of SourceImage
-        One for an MRC/MRCZ file (``.gz``/``.bz2`` included), one per image for DM.
-
-    Raises
-    ------
-    MRCZFormatError
-        If the file is damaged, holds what MRC cannot (RGB, more than 3 dimensions),
-        or is an MRCZ file with more z-slices than its header declares.
-    """
-    path = os.fspath(path)
-    if is_dm(path):
-        images = []
-        dm_images = read_dm(path, lazy=True)
-        summarised = summarised_tags(dm_images[0][1]["tags"]) if dm_images else []
-        arrays = "DM tag array" if len(summarised) == 1 else "DM tag arrays"
-        left_out = (
-            f"{len(summarised)} {arrays} too large for JSON meta, such as {summarised[0]}"
-            if summarised
-            else None
-        )
-        for number, (data, meta) in enumerate(dm_images):
-            if meta["rgb"]:
-                raise MRCZFormatError(path, f"image {number} is RGB, which MRC cannot hold")
-            if data.ndim > 3:
-                raise MRCZFormatError(
-                    path, f"image {number} has {data.ndim} dimensions; MRC holds at most 3"
-                )
-            images.append(
-                SourceImage(path, data, _written_nbytes(data), dm_meta=meta, left_out=left_out)
-            )
-        yield images
-        return
-    with LazyMRC(path, cache_bytes=0, checkpoint=checkpoint) as lazy:  # streamed once
-        layout = lazy.layout
-        if layout.dtype.shape:
-            raise MRCZFormatError(
-                path,
-                "RGB (mode 16) data cannot be converted: MRCZ does "
-                "not define it, and the plain writer has no RGB",
-            )
-        nbytes = lazy.nbytes
-        trailing = layout.file_size - lazy.data_end
-        unread = layout.chunks_after(lazy.data_end) if layout.compressor and trailing else 0
-        if unread:
-            raise MRCZFormatError(
-                path,
-                f"{unread} more compressed z-slices follow the {layout.nz} its header "
-                "declares (a file still being written?): not converted, as the copy "
-                "would lack them",
-            )
-        left_out = f"{trailing} bytes after the data" if trailing > 0 else None
-        data: Any = lazy
-        order = layout.display_order
-        if standard_order and order != (0, 1, 2):
-            data, layout = _Permuted(as_stack(lazy), order), standard_order_layout(layout)
-        elif not standard_order and layout.source_grid is not None:
-            # A plain copy of an MRCZ copy: the grid and axis order of its source again.
-            restored = source_layout(layout)
-            if restored.display_order != (0, 1, 2):
-                data = _Permuted(as_stack(lazy), _inverse(restored.display_order))
-            layout = restored
-        yield [SourceImage(path, data, nbytes, layout=layout, left_out=left_out)]
-
-
-def standard_order_layout(layout: MRCLayout) -> MRCLayout:
-    """The layout of ``layout``'s data transposed by its display order into (z, y, x).
-
-    The crystal axes keep their cell, sampling and origin (those are stored per
-    crystal axis); the counts and the start indices (stored per data axis) follow the
-    data; MAPC, MAPR, MAPS become 1, 2, 3.
-    """
-    order = layout.display_order
-    header = layout.header.copy()
-    shape = tuple(layout.shape[axis] for axis in order)
-    starts = [int(layout.header[name]) for name in ("nzstart", "nystart", "nxstart")]
-    for name, count in zip(("nz", "ny", "nx"), shape, strict=True):
-        header[name] = count
-    for name, axis in zip(("nzstart", "nystart", "nxstart"), order, strict=True):
-        header[name] = starts[axis]
-    header["mapc"], header["mapr"], header["maps"] = 1, 2, 3
-    return dataclasses.replace(
-        layout,
-        header=header,
-        shape=shape,
-        slice_nbytes=shape[1] * shape[2] * layout.dtype.itemsize,
-        pixelsize=layout.pixelsize[list(order)],
-        mapcrs=(1, 2, 3),
-        source_grid=layout.source_grid or grid_of(layout.header),
-    )
-
-
-def source_layout(layout: MRCLayout) -> MRCLayout:
-    """The layout of the map an MRCZ copy was made from, by the copy's grid record.
-
-    The header gets the source's sampling, cell, axis order, counts and start
-    indices back (see :mod:`napari_mrcz.mrc.grid`); ``layout`` itself is returned
-    when it has no record, or one that does not describe its data (the data were
-    edited since: a record of another shape, or a copy not in (z, y, x) order).
-    """
-    grid = layout.source_grid
-    if grid is None:
-        return layout
-    header = layout.header.copy()
-    apply_grid(header, grid)
-    mapcrs = (grid["mapc"], grid["mapr"], grid["maps"])
-    shape = stored_shape(grid)
-    restored = dataclasses.replace(
-        layout,
-        header=header,
-        shape=shape,
-        slice_nbytes=shape[1] * shape[2] * layout.dtype.itemsize,
-        mapcrs=mapcrs,
-        pixelsize=pixel_size(header, shape, mapcrs, layout.slices),
-        source_grid=None,
-    )
-    order = restored.display_order
-    if layout.mapcrs != (1, 2, 3) or tuple(shape[axis] for axis in order) != layout.shape:
-        logger.debug("%s: its grid record does not fit its data; not used", layout.path)
-        return layout
-    return restored
-
-
-def _inverse(order: tuple[int, int, int]) -> tuple[int, int, int]:
-    """The transpose that undoes ``order``."""
-    return tuple(int(axis) for axis in np.argsort(order))
-
-
-class _Permuted(ArrayLike):
-    """(nz, ny, nx) data with its axes permuted by ``order``, read slice by slice.
-
-    A permuted map's data in (z, y, x) order, or a standard copy's back in the order
-    of its source. When the sections stay the z axis (only rows and columns swapped,
-    as in most CCP4 maps), each z-slice is one section transposed; otherwise the
-    whole map is read once, on the first slice asked for, and kept while it is
-    written.
-    """
-
-    def __init__(self, data: Any, order: tuple[int, int, int]) -> None:
-        self.data = data
-        self.order = order
-        self.shape = tuple(data.shape[axis] for axis in order)
-        self.dtype = np.dtype(data.dtype)
-        self._whole: np.ndarray | None = None
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        if self.order[0] == 0 and isinstance(key, (int, np.integer, slice)):
-            sections = np.asarray(self.data[key])
-            if sections.ndim == 2:
-                return sections.transpose([axis - 1 for axis in self.order[1:]])
-            return sections.transpose(self.order)
-        if self._whole is None:
-            self._whole = np.asarray(self.data).transpose(self.order)
-        return self._whole[key]
-
-
 def numbered_targets(target: str, count: int) -> list[str]:
     """The outputs of a file of ``count`` images: ``target``, or ``<stem>_<k><suffix>`` each."""
     if count == 1:
         return [target]
     stem, suffix = os.path.splitext(target)
     return [f"{stem}_{index}{suffix}" for index in range(count)]
-
-
-def image_count(path: str | os.PathLike) -> int:
-    """How many outputs ``path`` gives: its DM images (thumbnails aside), else 1.
-
-    Parses a DM file's tags, reads no pixels; 1 for a file that cannot be parsed
-    (its conversion then reports why).
-    """
-    if not is_dm(os.fspath(path)):
-        return 1
-    try:
-        return max(1, len(read_dm(path, lazy=True)))
-    except (MRCZFormatError, OSError):
-        return 1
-
-
-def as_stack(data: Any) -> Any:
-    """``data`` as (nz, ny, nx): lower-dimensional data is read and reshaped."""
-    if data.ndim == 3:
-        return data
-    array = np.asarray(data)
-    return array.reshape((1,) * (3 - array.ndim) + array.shape)
 
 
 def carried_header(
@@ -473,7 +235,7 @@ def bytes_progress(
 
 
 def write_image(
-    image: SourceImage,
+    image: Image,
     target: str,
     compressor: str | None,
     clevel: int = 1,
@@ -487,8 +249,8 @@ def write_image(
 
     Parameters
     ----------
-    image : SourceImage
-        From :func:`open_images`.
+    image : Image
+        From :func:`napari_mrcz.formats.open_images`.
     target : str
         The output file; replaced only once complete.
     compressor : str or None
@@ -530,7 +292,7 @@ def write_image(
             mode = layout.mode if cast_to is None else mode_for_dtype(cast_to)
         header, extended = carried_header(layout, mode, compressor, clevel, keep_json)
         if cast_to is not None:
-            data = CastView(data, cast_to)
+            data = LazyView(data, cast_to)
         write_with_header(
             destination,
             data,
@@ -578,19 +340,6 @@ def dm_write_options(meta: dict) -> dict[str, Any]:
     }
 
 
-class CastView:
-    """``data`` cast to ``dtype`` slice by slice, as it is read."""
-
-    def __init__(self, data: Any, dtype: np.dtype) -> None:
-        self.data = data
-        self.shape = data.shape
-        self.ndim = data.ndim
-        self.dtype = np.dtype(dtype)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self.data[key]).astype(self.dtype)
-
-
 def dm_microscope(meta: dict) -> dict[str, float]:
     """voltage (kV) and cs (C3, mm) from a DM image's Microscope Info, for write_array."""
     info = python_mrcz_info(image_entry(meta))
@@ -604,7 +353,7 @@ def dm_microscope(meta: dict) -> dict[str, float]:
 
 
 def verify_image(
-    image: SourceImage,
+    image: Image,
     target: str,
     progress: Progress | None = None,
     *,
@@ -703,12 +452,10 @@ def _slice_problem(written: np.ndarray, source: np.ndarray) -> str | None:
     return None
 
 
-def json_left_out(
-    image: SourceImage, compressed: bool, keep_json: bool, counts: bool = False
-) -> bool:
+def json_left_out(image: Image, compressed: bool, keep_json: bool, counts: bool = False) -> bool:
     """True if the output of ``image`` leaves out JSON meta its input has (plain MRC).
 
-    A gain-separated input is written by :mod:`napari_mrcz.tools.gain_separation`:
+    A gain-separated input is written by :mod:`napari_mrcz.gain.separation`:
     as the original file again (nothing left out), or with ``counts`` as plain counts,
     which leave out its JSON meta, the gain's record included, unless ``keep_json``.
     """
@@ -734,7 +481,7 @@ def same_bits(first: np.ndarray, second: np.ndarray) -> bool:
     )
 
 
-def incomplete(image: SourceImage, json_kept: bool = True) -> str | None:
+def incomplete(image: Image, json_kept: bool = True) -> str | None:
     """What a verified output of ``image`` still lacks from its input, or None.
 
     MRC has no 64-bit floats: they are rounded to 32 bits ('float64 stored as
@@ -772,7 +519,7 @@ REWRITTEN_FIELDS = frozenset(
 )
 
 
-def header_loss(image: SourceImage, written: str) -> str | None:
+def header_loss(image: Image, written: str) -> str | None:
     """What of ``image``'s header a plain copy of ``written`` would not give back, or None.
 
     Both files are taken as ``mrcz decompress`` would write them (an MRCZ file's

@@ -11,13 +11,13 @@ from typing import Any
 
 from napari_mrcz.dm.images import read_dm
 from napari_mrcz.dm.metadata import image_entry, python_mrcz_info
+from napari_mrcz.formats import Format, identify
 from napari_mrcz.mrc.codecs import recorded_settings
 from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE
 from napari_mrcz.mrc.gzipped import DecompressedFile
 from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.slices import SliceReader
-from napari_mrcz.suffixes import is_dm
 
 #: DM tags worth a line of their own, beside python-mrcz's ``imageInfo`` keys:
 #: (path below the image's ImageTags, name shown).
@@ -71,7 +71,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         If the file is damaged.
     """
     path = os.fspath(path)
-    if is_dm(path):
+    if identify(path).format is Format.DM:
         return _describe_dm(path)
     with DecompressedFile(path, head_only=True) as source, source.original_in_errors():
         layout = read_layout(source.path, file_size=source.whole_size)

@@ -49,9 +49,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_mrcz.dm.images import read_dm
-from napari_mrcz.dm.tags import read_header as read_dm_header
 from napari_mrcz.errors import MRCZFormatError
 from napari_mrcz.files import open_regular
+from napari_mrcz.formats import Format, identify
 from napari_mrcz.mrc.codecs import COMPRESSOR_ENUM, MODE_CODEC_FACTOR
 from napari_mrcz.mrc.gain import load_gain
 from napari_mrcz.mrc.gzipped import DecompressedFile
@@ -75,7 +75,6 @@ from napari_mrcz.mrc.modes import (
 )
 from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
 from napari_mrcz.mrc.stats import SliceStats, shift_for
-from napari_mrcz.suffixes import is_dm
 from napari_mrcz.threads import default_threads
 
 logger = logging.getLogger(__name__)
@@ -141,15 +140,14 @@ def validate_file(
     """
     path = os.fspath(path)
     try:
-        with open_regular(path) as handle:
-            head = handle.read(HEADER_SIZE)
+        kind = identify(path)
     except MRCZFormatError as error:
         return [_problem("unreadable", error.problem)]
     threads = default_threads() if n_threads is None else max(1, int(n_threads))
     with warnings.catch_warnings(record=True):
         # read_layout warns about what the checks below report anyway.
         warnings.simplefilter("always")
-        if _is_dm(path, head):
+        if kind.format is Format.DM:
             return _validate_dm(path, check_stats)
         try:
             source = DecompressedFile(path)
@@ -157,19 +155,6 @@ def validate_file(
             return [_problem("unreadable", error.problem)]
         with source, source.original_in_errors():
             return _validate_mrc(source.path, check_stats, threads, source.original)
-
-
-def _is_dm(path: str, head: bytes) -> bool:
-    """True for a .dm3/.dm4 name, or DM's header in a file without the 'MAP ' word."""
-    if is_dm(path):
-        return True
-    if head[208:212] == MAP_ID:
-        return False
-    try:
-        read_dm_header(head, path)
-    except MRCZFormatError:
-        return False
-    return True
 
 
 def _validate_dm(path: str, check_stats: bool) -> list[Finding]:

@@ -5,12 +5,12 @@ import npe2
 import numpy as np
 import pytest
 
+from napari_mrcz import formats
 from napari_mrcz._napari import reader as napari_reader
+from napari_mrcz.gain.separation import GainSettings, convert_image
+from napari_mrcz.gain.store import GainStore
 from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.lazy import LazyMRC
-from napari_mrcz.tools import convert
-from napari_mrcz.tools.gain_files import GainStore
-from napari_mrcz.tools.gain_separation import GainSettings, convert_image
 
 from tests.helpers import gain_normalised_movie
 
@@ -28,7 +28,7 @@ def separated(tmp_path, rng):
         handle.set_data(movie)
         handle.voxel_size = 1.2
     target = tmp_path / "movie.mrcz"
-    with convert.open_images(source) as (image,):
+    with formats.open_images(source) as (image,):
         convert_image(image, str(target), "zstd", gain=GainSettings(GainStore("zstd"), True))
     return target, movie, mrcfile.open(source).header
 

@@ -130,6 +130,7 @@ def test_convert_warnings_name_the_output(name, cast, tmp_path):
 
 
 def test_a_failed_verification_names_the_output(tmp_path, rng):
+    from napari_mrcz import formats
     from napari_mrcz.tools import convert
 
     data = rng.normal(size=(2, 8, 8)).astype(np.float32)
@@ -137,7 +138,7 @@ def test_a_failed_verification_names_the_output(tmp_path, rng):
     napari_mrcz.writeMRC(data, source)
     napari_mrcz.writeMRC(data + 1, other)
     with (
-        convert.open_images(source) as [image],
+        formats.open_images(source) as [image],
         pytest.raises(convert.VerificationError) as caught,
     ):
         convert.verify_image(image, str(tmp_path / "out.mrc"), temporary=str(other))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import napari_mrcz
+from napari_mrcz import formats
 from napari_mrcz.mrc.header import FIELD_OFFSETS, IMOD_STAMP
 from napari_mrcz.mrc.jsonmeta import encode_meta
 from napari_mrcz.mrc.layout import read_layout
@@ -42,8 +43,8 @@ KEPT_FIELDS = (
 
 def convert(source, target, compressor, **kwargs):
     """Convert and verify every image of ``source``; return the targets."""
-    targets = conversion.numbered_targets(str(target), conversion.image_count(source))
-    with conversion.open_images(source) as images:
+    targets = conversion.numbered_targets(str(target), formats.image_count(source))
+    with formats.open_images(source) as images:
         for image, path in zip(images, targets, strict=True):
             conversion.write_image(image, path, compressor, **kwargs)
             conversion.verify_image(image, path)
@@ -214,23 +215,19 @@ def test_permuted_map_goes_to_plain_mrc_only(tmp_path, rng):
 def test_verify_refuses_values_lost_by_a_cast(tmp_path):
     """float64 beyond float32's range would become inf or 0: not a faithful copy."""
     [(_, meta)] = napari_mrcz.read_dm(SHARED_DATA / "dm4" / "rsciio_2D_test-12.dm4")
-    lost = conversion.SourceImage(
-        "a.dm4", np.array([[0.1, 1e-50], [3.3, 1e300]]), 16, dm_meta=meta
-    )
+    lost = formats.Image("a.dm4", np.array([[0.1, 1e-50], [3.3, 1e300]]), 16, dm_meta=meta)
     conversion.write_image(lost, str(tmp_path / "lost.mrcz"), "zstd")
     with pytest.raises(conversion.VerificationError, match="float64 values that float32"):
         conversion.verify_image(lost, str(tmp_path / "lost.mrcz"))
     assert conversion.incomplete(lost) == "float64 stored as float32"
-    kept = conversion.SourceImage(
-        "b.dm4", np.array([[0.1, -2.5], [3.3e30, 0.0]]), 16, dm_meta=meta
-    )
+    kept = formats.Image("b.dm4", np.array([[0.1, -2.5], [3.3e30, 0.0]]), 16, dm_meta=meta)
     conversion.write_image(kept, str(tmp_path / "kept.mrcz"), "zstd")
     conversion.verify_image(kept, str(tmp_path / "kept.mrcz"))
 
 
 def test_verify_finds_a_damaged_output(annotated_map, tmp_path):
     target = tmp_path / "copy.mrc"
-    with conversion.open_images(annotated_map) as [image]:
+    with formats.open_images(annotated_map) as [image]:
         conversion.write_image(image, str(target), None)
         raw = bytearray(target.read_bytes())
         raw[1024 + 3 * 10 * 12 * 4 + 5] ^= 0xFF  # a byte of z-slice 3
@@ -243,14 +240,14 @@ def test_stopped_write_leaves_nothing(annotated_map, tmp_path):
     def stop(_nbytes):
         raise KeyboardInterrupt
 
-    with conversion.open_images(annotated_map) as [image], pytest.raises(KeyboardInterrupt):
+    with formats.open_images(annotated_map) as [image], pytest.raises(KeyboardInterrupt):
         conversion.write_image(image, str(tmp_path / "out.mrcz"), "zstd", progress=stop)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["map.mrc"]
 
 
 def test_progress_adds_up_to_the_data(annotated_map, tmp_path):
     seen = []
-    with conversion.open_images(annotated_map) as [image]:
+    with formats.open_images(annotated_map) as [image]:
         conversion.write_image(image, str(tmp_path / "out.mrcz"), "zstd", progress=seen.append)
         conversion.verify_image(image, str(tmp_path / "out.mrcz"), progress=seen.append)
         assert sum(seen) == 2 * image.nbytes == 2 * 6 * 10 * 12 * 4
@@ -271,7 +268,7 @@ def test_dm_image_to_mrcz(tmp_path):
 @pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
 def test_dm_rgb_is_refused(tmp_path):
     source = SHARED_DATA / "dm4" / "rsciio_2D_test-23.dm4"
-    with pytest.raises(napari_mrcz.MRCZFormatError, match="RGB"), conversion.open_images(source):
+    with pytest.raises(napari_mrcz.MRCZFormatError, match="RGB"), formats.open_images(source):
         pass
 
 

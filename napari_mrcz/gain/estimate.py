@@ -9,7 +9,7 @@ never held exactly one count, the ratio of its two smallest values gives it.
 that holds them, and checks that counts times gain, in float32, give every value back
 bit for bit (NaNs and signed zeros included). Vectorised with numpy: a few passes over
 each frame, a compiled kernel is not needed (see ``benchmarks/bench_ungain.py``).
-How files are written and read: :mod:`napari_mrcz.tools.gain_separation`,
+How files are written and read: :mod:`napari_mrcz.gain.separation`,
 :mod:`napari_mrcz.mrc.gain`.
 """
 

@@ -2,7 +2,7 @@
 
 What ``mrcz compress --ungain``, ``mrcz decompress`` (``--counts``) and napari's save
 panel run for one image. A float32 movie is written as its integer counts with the gain
-reference once per output folder (:class:`~napari_mrcz.tools.gain_files.GainStore`),
+reference once per output folder (:class:`~napari_mrcz.gain.store.GainStore`),
 the gain the facility's (turned to fit) or estimated from the movie (two passes: the
 estimate, then the counts); every value is checked bit for bit, and a movie that is not
 gain x whole counts (motion-corrected, dose-weighted, another gain, defect pixels
@@ -19,6 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from napari_mrcz.arraylike import LazyView, as_stack
+from napari_mrcz.formats import Image
+from napari_mrcz.gain.estimate import (
+    NotGainTimesCountsError,
+    estimate_gain,
+    refine_gain,
+    write_counts,
+)
+from napari_mrcz.gain.store import GainReference, GainStore
 from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE, GainSeparation, gain_digest
 from napari_mrcz.mrc.header import HEADER_SIZE, header_dtype
 from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, GAIN_KEY, encode_meta
@@ -27,20 +36,10 @@ from napari_mrcz.mrc.modes import PYTHON_MRCZ_MODES, mode_for_dtype, mrc_dtype
 from napari_mrcz.mrc.write import write_array, write_with_header
 from napari_mrcz.threads import default_threads
 from napari_mrcz.tools.convert import (
-    CastView,
     Progress,
-    SourceImage,
-    as_stack,
     carried_header,
     dm_write_options,
     write_image,
-)
-from napari_mrcz.tools.gain_files import GainReference, GainStore
-from napari_mrcz.tools.ungain import (
-    NotGainTimesCountsError,
-    estimate_gain,
-    refine_gain,
-    write_counts,
 )
 
 
@@ -124,7 +123,7 @@ class _Progress:
 
 
 def convert_image(
-    image: SourceImage,
+    image: Image,
     target: str,
     compressor: str | None,
     clevel: int = 1,
@@ -271,7 +270,7 @@ def _separate(
 
 
 def _write_separated(
-    image: SourceImage,
+    image: Image,
     target: str,
     compressor: str | None,
     clevel: int,
@@ -409,7 +408,7 @@ def write_separated_array(
 
 
 def _write_counts_file(
-    image: SourceImage,
+    image: Image,
     counts: Any,
     target: str,
     record: GainSeparation,
@@ -442,7 +441,7 @@ def _write_counts_file(
 
 
 def _write_original(
-    image: SourceImage,
+    image: Image,
     target: str,
     compressor: str | None,
     clevel: int,
@@ -498,7 +497,7 @@ def _write_original(
 
 
 def _write_counts_copy(
-    image: SourceImage,
+    image: Image,
     target: str,
     store: GainStore,
     clevel: int,
@@ -528,7 +527,7 @@ def _write_counts_copy(
         if layout.mode in PYTHON_MRCZ_MODES:  # int32: plain files get an MRC2014 type
             cast_to = mrc_dtype(counts, plain=True, warn=False)
             if cast_to is not None:
-                data, mode = CastView(counts, cast_to), mode_for_dtype(cast_to)
+                data, mode = LazyView(counts, cast_to), mode_for_dtype(cast_to)
         header, _ = carried_header(layout, mode, None, clevel)
         header["nsymbt"] = len(extended)
         header["exttyp"] = b"json" if extended else b""

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_mrcz.dm.images import read_dm
 from napari_mrcz.errors import MRCZFormatError
 from napari_mrcz.files import make_folders
+from napari_mrcz.formats import open_images
+from napari_mrcz.gain.estimate import GainEstimate, NotGainTimesCountsError, fitting_share
 from napari_mrcz.mrc.atomic import flush_to_disk, publish, temporary_name
 from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE, gain_digest
 from napari_mrcz.mrc.jsonmeta import meta_to_write
 from napari_mrcz.mrc.read import read_array
 from napari_mrcz.mrc.write import write_array
-from napari_mrcz.suffixes import COMPRESSED_SUFFIX, is_dm
-from napari_mrcz.tools.ungain import GainEstimate, NotGainTimesCountsError, fitting_share
+from napari_mrcz.suffixes import COMPRESSED_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -247,12 +247,8 @@ class GainReference:
             If the file is damaged or holds no single 2D image.
         """
         path = os.fspath(path)
-        if is_dm(path):
-            images = [data for data, _ in read_dm(path, lazy=False)]
-        else:
-            data, _ = read_array(path, slices=0)
-            images = [data]
-        images = [np.asarray(image) for image in images]
+        with open_images(path) as opened:
+            images = [np.asarray(image.data) for image in opened]
         images = [
             image[0] if image.ndim == 3 and image.shape[0] == 1 else image for image in images
         ]
