@@ -8,7 +8,7 @@ def _no_unexpected_replace_question(monkeypatch):
     """The save panel's "Replace file?" fails a test that does not expect it.
 
     Tests that expect it answer it (monkeypatch ``SaveWidget.confirm_replace``) or
-    drive the real dialog (see test_save_panel.py).
+    drive the real dialog (see test_save.py).
     """
     pytest.importorskip("napari")
     from napari_mrcz._qt.save import SaveWidget

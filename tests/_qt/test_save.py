@@ -442,3 +442,119 @@ def test_a_script_that_ends_during_a_panel_save_gets_its_file(tmp_path):
     expected = np.random.default_rng(5).normal(size=(30, 512, 512)).astype(np.float32)
     np.testing.assert_array_equal(napari_mrcz.readMRC(target)[0], expected)
     assert not _debris(tmp_path)
+
+
+def test_save_widget_is_prefilled_from_the_layer(make_napari_viewer, tmp_path, rng):
+    viewer = make_napari_viewer()
+    data = rng.normal(size=(4, 16, 16)).astype(np.float32)
+    path = tmp_path / "tilt.mrcz"
+    napari_mrcz.writeMRC(data, path, pixelsize=[3.0, 1.5, 1.25], compressor="zstd")
+    viewer.open(str(path), plugin="napari-mrcz")
+    save = _panel(viewer)
+    assert save.layer.value is viewer.layers[0]
+    assert (save.size_z.value, save.size_y.value, save.size_x.value) == pytest.approx(
+        (3.0, 1.5, 1.25)
+    )
+    assert pathlib.Path(save.output.value) == tmp_path / "tilt-saved.mrcz"  # not the source
+    save.unit.value = "nm"
+    assert save.size_x.value == pytest.approx(0.125)
+    assert save.options().pixelsize_zyx == pytest.approx((3.0, 1.5, 1.25))
+    save.size_x.value = 0.12345  # nm, typed by the user
+    save.unit.value = "µm"
+    save.unit.value = "Å"
+    assert save.options().pixelsize_zyx[2] == pytest.approx(1.2345, rel=1e-9)
+    save.output.value = tmp_path / "mine.mrcz"
+    viewer.add_points([[0, 0, 0]])  # another layer: the user's fields stay
+    assert pathlib.Path(save.output.value) == tmp_path / "mine.mrcz"
+    assert save.options().pixelsize_zyx[2] == pytest.approx(1.2345, rel=1e-9)
+    viewer.add_image(np.zeros((8, 8), np.float32), scale=(0.2, 0.2), units="nm", name="other")
+    assert save.layer.value.name == "other"
+    assert save.size_x.value == pytest.approx(2.0)  # 0.2 nm, shown in Angstrom
+    save.codec.value = "none"
+    assert str(save.output.value).endswith("other.mrc")
+    assert not save.level.enabled
+
+
+def test_background_save_completes(make_napari_viewer, qtbot, tmp_path, rng):
+    import mrcz
+
+    viewer = make_napari_viewer()
+    data = rng.poisson(1.0, size=(12, 64, 64)).astype(np.int8)
+    viewer.add_image(
+        data, scale=(2.0, 1.0, 1.0), units="angstrom", name="movie", metadata={"dose": 0.8}
+    )
+    save = _panel(viewer)
+    save.output.value = tmp_path / "movie.mrcz"
+    from napari.utils.notifications import notification_manager
+
+    before = len(notification_manager.records)
+    steps = []
+    save.start_save()
+    assert save.busy
+    save._save.signals.progressed.connect(lambda written, total: steps.append(written))
+    qtbot.waitUntil(lambda: not save.busy, timeout=30000)
+    assert steps[-1] == 12  # the last slice is always reported
+    assert steps == sorted(steps)
+    image, meta = mrcz.readMRC(str(tmp_path / "movie.mrcz"))
+    np.testing.assert_array_equal(image, data)
+    np.testing.assert_allclose(meta["pixelsize"], [2.0, 1.0, 1.0])
+    assert meta["dose"] == 0.8
+    assert "compression ratio" in save.status.value
+    told = [str(record.message) for record in notification_manager.records[before:]]
+    assert [message for message in told if message.startswith("Saved movie.mrcz")]
+    assert not _debris(tmp_path)
+
+
+def test_edits_during_a_save_do_not_reach_the_file(make_napari_viewer, qtbot, tmp_path, rng):
+    """The layer's array is read-only while it is saved (no copy is made): an edit
+    fails instead of reaching the file; afterwards the layer is editable again."""
+    viewer = make_napari_viewer()
+    data = rng.normal(size=(20, 128, 128)).astype(np.float32)
+    layer = viewer.add_image(data.copy(), name="live")
+    save = _panel(viewer)
+    save.output.value = tmp_path / "snapshot.mrcz"
+    save.start_save()
+    with pytest.raises(ValueError, match="read-only"):
+        layer.data[:] = 0
+    qtbot.waitUntil(lambda: not save.busy, timeout=30000)
+    np.testing.assert_array_equal(napari_mrcz.readMRC(tmp_path / "snapshot.mrcz")[0], data)
+    layer.data[:] = 0
+
+
+def test_cancelled_save_leaves_nothing(make_napari_viewer, qtbot, monkeypatch, tmp_path, rng):
+    from napari_mrcz._qt.save import SaveWidget
+
+    monkeypatch.setattr(SaveWidget, "confirm_replace", lambda self, path: True)
+    viewer = make_napari_viewer()
+    viewer.add_image(rng.normal(size=(300, 128, 128)).astype(np.float32), name="big")
+    old = tmp_path / "big.mrcz"
+    napari_mrcz.writeMRC(np.ones((2, 4, 4), np.float32), old, compressor="zstd")
+    old_bytes = old.read_bytes()
+    save = _panel(viewer)
+    save.output.value = old
+    save.start_save()
+    job = save._save.job
+    save.cancel_save()
+    qtbot.waitUntil(lambda: not save.busy, timeout=30000)
+    assert job.wait(0)
+    assert old.read_bytes() == old_bytes
+    assert not _debris(tmp_path)
+    assert "cancelled" in save.status.value
+
+
+def test_failed_save_is_a_notification_not_a_crash(make_napari_viewer, qtbot, tmp_path, rng):
+    viewer = make_napari_viewer()
+    viewer.add_image(rng.normal(size=(3, 8, 8)).astype(np.float32), name="img")
+    save = _panel(viewer)
+    save.output.value = tmp_path / "no such folder" / "img.mrcz"
+    save.start_save()
+    qtbot.waitUntil(lambda: not save.busy, timeout=30000)
+    assert save.status.value.startswith("Could not save img.mrcz")
+    assert not (tmp_path / "no such folder").exists()
+    viewer.add_image(rng.normal(size=(4, 8, 8, 3)).astype(np.float32), name="rgb", rgb=True)
+    assert "rgb" not in [name for name, _ in save._layer_choices()]
+    viewer.add_image(np.zeros((2, 2, 4, 4), np.float32), name="4d")
+    save.layer.value = viewer.layers["4d"]
+    save.start_save()
+    assert not save.busy
+    assert "2D images and 3D stacks" in save.status.value

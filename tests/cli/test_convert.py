@@ -1,15 +1,12 @@
-"""The ``mrcz`` command, driven as a user drives it: in a subprocess, on files."""
+"""``mrcz compress``, ``decompress`` and ``convert``, driven as a user drives them: in a
+subprocess, on folders of files, interrupted too."""
 
-import hashlib
 import io
-import json
 import os
-import pathlib
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import mrcfile
@@ -19,197 +16,8 @@ import pytest
 
 import napari_mrcz
 
+from tests.cli.commands import CLI, corrupt_file, digest, leftovers, run
 from tests.helpers import SHARED_DATA
-
-CLI = [sys.executable, "-m", "napari_mrcz.cli"]
-
-
-def run(*args, check_status=None, timeout=120):
-    """Run ``mrcz`` with ``args``; return the completed process."""
-    result = subprocess.run(
-        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout
-    )
-    if check_status is not None:
-        assert result.returncode == check_status, (result.stdout, result.stderr)
-    return result
-
-
-def digest(path):
-    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
-
-
-def leftovers(folder):
-    """Temporary files the writer would leave if a write were not cleaned up."""
-    return [path for path in pathlib.Path(folder).rglob("*") if path.name.endswith(".partial")]
-
-
-@pytest.fixture
-def movies(tmp_path, rng):
-    """A folder of three small plain MRC movies (one in a sub-folder) and their data."""
-    source = tmp_path / "raw"
-    (source / "grid2").mkdir(parents=True)
-    data = {}
-    for name in ("a.mrc", "b.mrcs", "grid2/c.mrc"):
-        frames = rng.poisson(2.0, size=(6, 40, 48)).astype(np.int16)
-        napari_mrcz.writeMRC(
-            frames, source / name, pixelsize=[1.5, 1.06, 1.06], voltage=300.0, C3=2.7
-        )
-        data[name] = frames
-    return source, data
-
-
-def corrupt_file(path):
-    """A file named like an MRC whose header promises more data than it holds."""
-    napari_mrcz.writeMRC(np.ones((4, 16, 16), np.float32), path)
-    with open(path, "r+b") as handle:
-        handle.truncate(1024 + 100)
-
-
-# ----------------------------------------------------------------------------- help
-
-
-@pytest.mark.parametrize("command", ["info", "validate", "compress", "decompress", "convert"])
-def test_every_subcommand_has_help(command):
-    result = run(command, "--help", check_status=0)
-    assert f"usage: mrcz {command}" in result.stdout
-    assert "-h, --help" in result.stdout
-
-
-def test_top_level_help_lists_subcommands_and_version():
-    result = run("--help", check_status=0)
-    for command in ("info", "validate", "compress", "decompress", "convert"):
-        assert command in result.stdout
-    assert napari_mrcz.__version__ in run("--version", check_status=0).stdout
-
-
-def test_console_script_is_installed():
-    script = pathlib.Path(sys.executable).parent / "mrcz"
-    assert script.exists(), "pip install should create the mrcz console script"
-    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0
-    assert "compress" in result.stdout
-
-
-def test_wrong_arguments_exit_2(tmp_path):
-    assert run("compress", tmp_path).returncode == 2  # -o is required
-    assert run("compress", tmp_path, "-o", tmp_path / "out", "--level", "12").returncode == 2
-    result = run("convert", tmp_path / "x.mrc", tmp_path / "x.tif")
-    assert result.returncode == 2
-    assert "must end in .mrcz" in result.stderr
-
-
-# ----------------------------------------------------------------------------- info
-
-
-def test_info_of_an_mrcz_file(tmp_path, rng):
-    path = tmp_path / "movie.mrcz"
-    data = rng.poisson(1.0, size=(5, 64, 32)).astype(np.int8)
-    napari_mrcz.writeMRC(
-        data,
-        path,
-        meta={"dose": 1.2, "detector": "K3"},
-        pixelsize=[2.0, 1.1, 1.0],
-        compressor="lz4",
-        clevel=5,
-        voltage=200,
-    )
-    text = run("info", path, check_status=0).stdout
-    assert "32 x 64 x 5 (x, y, z)" in text
-    assert "mode: 0 (int8" in text
-    assert "pixel size: 1 x 1.1 x 2 Å (x, y, z)" in text
-    assert "blosc lz4, level 5" in text
-    assert "JSON meta keys: detector, dose" in text
-    assert "200 kV" in text
-
-    [summary] = json.loads(run("info", "--json", path, check_status=0).stdout)
-    packed = os.path.getsize(path) - 1024 - summary["extended_header"]["bytes"]
-    assert summary["codec"] == "lz4"
-    assert summary["level"] == 5
-    assert summary["packed_bytes"] == packed
-    assert summary["data_bytes"] == data.nbytes
-    assert summary["ratio"] == pytest.approx(data.nbytes / packed)
-    assert summary["shape"] == [5, 64, 32]
-    assert summary["pixel_size_angstrom"] == pytest.approx([2.0, 1.1, 1.0])
-    assert summary["json_meta_keys"] == ["detector", "dose"]
-
-
-@pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
-def test_info_of_undetermined_statistics():
-    """Velox writes DMAX < DMIN and RMS < 0: MRC2014's 'not determined'."""
-    text = run("info", SHARED_DATA / "mrc" / "rsciio_HAADFscan.mrc", check_status=0).stdout
-    assert "statistics: not determined" in text
-    assert "extended header: FEI2" in text
-
-
-def test_info_says_when_the_level_was_not_recorded(tmp_path, rng):
-    """python-mrcz does not record the level (blosc chunks do not hold it)."""
-    path = tmp_path / "theirs.mrcz"
-    mrcz.writeMRC(
-        rng.random((2, 16, 16), dtype=np.float32), str(path), compressor="zstd", clevel=3
-    )
-    assert "blosc zstd, level not recorded" in run("info", path, check_status=0).stdout
-    [summary] = json.loads(run("info", "--json", path, check_status=0).stdout)
-    assert summary["level"] is None
-    assert summary["codec"] == "zstd"
-
-
-@pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
-def test_info_of_a_real_dm_file_shows_tag_highlights():
-    path = SHARED_DATA / "dm3" / "rsciio_2D_multi_signal.dm3"
-    text = run("info", path, check_status=0).stdout
-    assert "image 0: HAADF  512 x 512 (x, y)  uint16" in text
-    assert "pixel size: 0.0177516 nm, 0.0177516 nm (x, y)" in text
-    assert "Microscope: FEI Tecnai Remote" in text
-    assert "Voltage: 300000.0" in text
-    [summary] = json.loads(run("info", "--json", path, check_status=0).stdout)
-    assert summary["format"] == "DM3"
-    assert len(summary["images"]) == 2
-
-
-def test_info_goes_on_after_a_damaged_file(tmp_path, rng):
-    good = tmp_path / "good.mrc"
-    napari_mrcz.writeMRC(rng.random((2, 8, 8), dtype=np.float32), good)
-    bad = tmp_path / "bad.mrc"
-    bad.write_bytes(b"not an MRC file at all")
-    result = run("info", bad, good)
-    assert result.returncode == 1
-    assert str(bad) in result.stderr
-    assert "too short" in result.stderr
-    assert str(good) in result.stdout
-
-
-# ----------------------------------------------------------------------------- validate
-
-
-def test_validate_good_and_bad_files(tmp_path, rng):
-    good = tmp_path / "good.mrcz"
-    napari_mrcz.writeMRC(rng.random((3, 8, 8), dtype=np.float32), good, compressor="zstd")
-    bad = tmp_path / "bad.mrc"
-    napari_mrcz.writeMRC(rng.random((3, 8, 8), dtype=np.float32), bad)
-    with mrcfile.open(bad, "r+", permissive=True) as handle:
-        handle.header.dmax = 99.0
-    result = run("validate", good, bad)
-    assert result.returncode == 1
-    assert f"OK  {good}" in result.stdout
-    assert f"INVALID  {bad}" in result.stdout
-    assert "maximum" in result.stdout
-    assert run("validate", good, check_status=0).stdout.startswith("OK")
-    # Without --stats the data are not read: the wrong DMAX goes unseen.
-    run("validate", "--no-stats", bad, check_status=0)
-    [report] = json.loads(run("validate", "--json", bad).stdout)
-    assert report["valid"] is False
-    assert any(finding["check"] == "stats-max" for finding in report["findings"])
-
-
-def test_validate_json_meta_is_a_warning_unless_strict(tmp_path, rng):
-    path = tmp_path / "with_meta.mrc"
-    napari_mrcz.writeMRC(rng.random((2, 8, 8), dtype=np.float32), path, meta={"a": 1})
-    result = run("validate", path, check_status=0)
-    assert "warning: [exttyp]" in result.stdout
-    run("validate", "--strict", path, check_status=1)
-
-
-# ----------------------------------------------------------------------------- compress
 
 
 def test_compress_a_folder_keeps_its_tree_and_data(movies, tmp_path):
@@ -477,19 +285,6 @@ def test_empty_folder_is_an_error(tmp_path):
     assert result.returncode == 2
 
 
-def test_info_json_is_strict_json_for_odd_statistics(tmp_path):
-    path = tmp_path / "nan.mrc"
-    napari_mrcz.writeMRC(np.zeros((1, 4, 4), np.float32), path)
-    with mrcfile.open(path, "r+", permissive=True) as handle:
-        handle.header.rms = np.nan
-    text = run("info", "--json", path, check_status=0).stdout
-    assert "NaN" not in text
-    assert json.loads(text)[0]["statistics"]["rms"] is None
-
-
-# ----------------------------------------------------------------------------- decompress
-
-
 def test_decompress_gives_mrcfile_valid_files(movies, tmp_path):
     source, data = movies
     run("compress", source, "-o", tmp_path / "z", check_status=0)
@@ -501,9 +296,6 @@ def test_decompress_gives_mrcfile_valid_files(movies, tmp_path):
             np.testing.assert_array_equal(handle.data, frames)
             assert handle.voxel_size.x == pytest.approx(1.06)
             assert handle.voxel_size.z == pytest.approx(1.5)
-
-
-# ----------------------------------------------------------------------------- convert
 
 
 @pytest.mark.skipif(SHARED_DATA is None, reason="shared real files not available")
@@ -556,9 +348,6 @@ def test_convert_refuses_rgb_with_a_clear_message(tmp_path):
     assert result.returncode == 1
     assert f"FAILED {source}: image 0 is RGB" in result.stdout
     assert list(tmp_path.iterdir()) == []
-
-
-# ----------------------------------------------------------------------------- interrupted
 
 
 INTERRUPTIBLE_FRAMES = (48, 256, 256)

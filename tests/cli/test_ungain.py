@@ -13,7 +13,7 @@ import pytest
 import napari_mrcz
 from napari_mrcz.wording import human_size
 
-from tests.cli.test_cli import digest, leftovers, run
+from tests.cli.commands import digest, leftovers, run
 from tests.dm.builder import DMBuilder, stored_bytes
 from tests.helpers import gain_normalised_movie
 
