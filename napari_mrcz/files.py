@@ -198,13 +198,22 @@ def told_about(error: OSError, shown: str) -> OSError:
 
 
 def _temporary_names(error: OSError) -> tuple[str, ...]:
-    """The hidden temporary names an error mentions (``.name.<random>.partial``)."""
+    """The hidden names of ours an error mentions: temporary files (``.partial``) and
+    the lock that owns them (``.mrcz-owner-<token>.lock``)."""
     return tuple(
         name
         for name in (error.filename, error.filename2)
-        if isinstance(name, str) and name.endswith(".partial")
+        if isinstance(name, str)
+        and (
+            name.endswith(TEMPORARY_SUFFIX) or os.path.basename(name).startswith(OWNER_LOCK_PREFIX)
+        )
     )
 
+
+#: How the names of our temporary files start and end (``.mrcz-<tag><random>.partial``).
+TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".mrcz-", ".partial"
+#: The hidden lock file by which a live process owns its temporaries in a folder.
+OWNER_LOCK_PREFIX, OWNER_LOCK_SUFFIX = ".mrcz-owner-", ".lock"
 
 #: Whole-file compressions by the suffix their files carry: (name, leading bytes).
 COMPRESSED_MAGIC = {".gz": ("gzip", b"\x1f\x8b"), ".bz2": ("bzip2", b"BZh")}

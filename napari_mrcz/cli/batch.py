@@ -255,8 +255,10 @@ def plan(
     Raises
     ------
     ValueError
-        If no input is found.
+        If no input is found, or ``out_dir`` is a file.
     """
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"-o {out_dir} is a file: give the folder to write the outputs into")
     tasks: list[Task] = []
     sources: dict[str, str] = {}  # real path -> the path as found
     owners: dict[str, list[Task]] = {}
@@ -525,8 +527,11 @@ def write_outputs(
             if len(todo) < len(task.targets):
                 task.message = f"{plural(len(task.targets) - len(todo), 'existing output')} kept"
             folder = os.path.dirname(task.targets[0]) or "."
-            make_folders(folder)
-            owned.enter_context(owning(folder))
+            try:
+                make_folders(folder)
+                owned.enter_context(owning(folder))
+            except OSError as error:  # a read-only disk: name the output, not our lock
+                raise told_about(error, task.targets[0]) from error
             notes, gain_files = [task.message, _abandoned_note(folder)], []
             for number in todo:
                 temporaries.append((temporary(task.targets[number]), task.targets[number]))

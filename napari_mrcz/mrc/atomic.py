@@ -14,15 +14,18 @@ import secrets
 import threading
 from collections.abc import Iterator
 
+from napari_mrcz.files import (
+    OWNER_LOCK_PREFIX,
+    OWNER_LOCK_SUFFIX,
+    TEMPORARY_PREFIX,
+    TEMPORARY_SUFFIX,
+)
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; temporaries carry no owner
     fcntl = None
 
-#: How temporary names start (:func:`temporary_name`) and end (all of them).
-_PREFIX, _SUFFIX = ".mrcz-", ".partial"
-#: The lock file by which a live process owns its temporaries in a folder.
-_OWNER_PREFIX, _OWNER_SUFFIX = ".mrcz-owner-", ".lock"
 
 #: This process's owned folders: real folder -> [locked descriptor, token, lock file,
 #: threads inside :func:`owning`].
@@ -33,7 +36,7 @@ _owned_lock = threading.Lock()
 def _hidden_name(path: str) -> str:
     """A hidden name beside ``path`` for a file still being made: ``.name.<random>.partial``."""
     directory, name = os.path.split(path)
-    return os.path.join(directory, f".{name}.{secrets.token_hex(6)}{_SUFFIX}")
+    return os.path.join(directory, f".{name}.{secrets.token_hex(6)}{TEMPORARY_SUFFIX}")
 
 
 def temporary_name(path: str, tag: str = "") -> str:
@@ -50,7 +53,7 @@ def temporary_name(path: str, tag: str = "") -> str:
         owned = _owned.get(os.path.realpath(directory or "."))
     owner = f".{owned[1]}" if owned else ""
     while True:
-        name = f"{_PREFIX}{tag}{secrets.token_hex(8)}{owner}{_SUFFIX}"
+        name = f"{TEMPORARY_PREFIX}{tag}{secrets.token_hex(8)}{owner}{TEMPORARY_SUFFIX}"
         candidate = os.path.join(directory, name)
         if not os.path.lexists(candidate):
             return candidate
@@ -73,7 +76,7 @@ def owning(directory: str) -> Iterator[None]:
     with _owned_lock:
         if real not in _owned:
             token = secrets.token_hex(4)
-            lock_file = os.path.join(real, f"{_OWNER_PREFIX}{token}{_OWNER_SUFFIX}")
+            lock_file = os.path.join(real, f"{OWNER_LOCK_PREFIX}{token}{OWNER_LOCK_SUFFIX}")
             descriptor = os.open(lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             _owned[real] = [descriptor, token, lock_file, 0]
@@ -110,15 +113,15 @@ def remove_abandoned(directory: str) -> list[tuple[str, int]]:
     with _owned_lock:
         mine = {entry[1] for entry in _owned.values()}
     for name in names:
-        if not (name.startswith(_OWNER_PREFIX) and name.endswith(_OWNER_SUFFIX)):
+        if not (name.startswith(OWNER_LOCK_PREFIX) and name.endswith(OWNER_LOCK_SUFFIX)):
             continue
-        token = name[len(_OWNER_PREFIX) : -len(_OWNER_SUFFIX)]
+        token = name[len(OWNER_LOCK_PREFIX) : -len(OWNER_LOCK_SUFFIX)]
         lock_file = os.path.join(directory, name)
         if token in mine or not _lock_is_free(lock_file):
             continue
-        marker = f".{token}{_SUFFIX}"
+        marker = f".{token}{TEMPORARY_SUFFIX}"
         for other in names:
-            if other.startswith((_PREFIX, "." + _PREFIX)) and marker in other:
+            if other.startswith((TEMPORARY_PREFIX, "." + TEMPORARY_PREFIX)) and marker in other:
                 path = os.path.join(directory, other)
                 with contextlib.suppress(FileNotFoundError):
                     size = os.lstat(path).st_size
@@ -152,13 +155,13 @@ def remove_temporaries(directory: str, tag: str) -> list[str]:
     writing: nothing else may be writing files with this tag.
     """
     removed = []
-    starts = (f"{_PREFIX}{tag}", f".{_PREFIX}{tag}")
+    starts = (f"{TEMPORARY_PREFIX}{tag}", f".{TEMPORARY_PREFIX}{tag}")
     try:
         entries = list(os.scandir(directory or "."))
     except FileNotFoundError:
         return removed
     for entry in entries:
-        if entry.name.startswith(starts) and entry.name.endswith(_SUFFIX):
+        if entry.name.startswith(starts) and entry.name.endswith(TEMPORARY_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
                 removed.append(entry.path)

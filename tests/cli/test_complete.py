@@ -621,3 +621,35 @@ def test_a_link_into_a_folder_it_cannot_enter_fails_the_run(tmp_path, rng):
         (share / "locked").chmod(0o755)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{raw / 'session2'}: cannot be looked into: Permission denied" in result.stdout
+
+
+# ------------------------------------------------------------ messages about outputs
+
+
+@needs_setpriv
+def test_an_output_folder_that_cannot_be_written_is_named_not_our_hidden_files(tmp_path):
+    source = tmp_path / "movie.mrc"
+    napari_mrcz.writeMRC(np.ones((2, 8, 8), np.float32), source)
+    out = tmp_path / "archive"
+    out.mkdir()
+    out.chmod(0o555)
+    result = run("compress", source, "-o", out, prefix=WITHOUT_CAPABILITIES)
+    assert result.returncode == 1, result.stderr
+    (failure,) = [line for line in result.stderr.splitlines() if line.startswith("FAILED")]
+    assert "Permission denied" in failure
+    assert str(out / "movie.mrcz") in failure
+    assert ".mrcz-" not in failure  # neither a temporary nor the owner lock
+    assert os.listdir(out) == []
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_anything_runs(tmp_path):
+    source = tmp_path / "movie.mrc"
+    napari_mrcz.writeMRC(np.ones((2, 8, 8), np.float32), source)
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    result = run("compress", source, "-o", existing)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"mrcz compress: -o {existing} is a file: give the folder to write the outputs into"
+    )
+    assert existing.read_text() == "keep me"
