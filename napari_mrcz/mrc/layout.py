@@ -102,6 +102,9 @@ class MRCLayout:
         For an MRCZ copy of a map whose grid MRCZ could not keep (sampling, cell,
         axis order): the source's grid fields (see :mod:`napari_mrcz.mrc.grid`), or
         None.
+    damaged_meta : str or None
+        Why the JSON extended header could not be decoded (the file is read without
+        it, ``json_meta`` None), or None.
     """
 
     path: str
@@ -121,6 +124,7 @@ class MRCLayout:
     labels: list[str] = field(default_factory=list)
     chunk_checksums: list[int] | None = None
     source_grid: dict | None = None
+    damaged_meta: str | None = None
 
     @property
     def nz(self) -> int:
@@ -665,9 +669,20 @@ def read_layout(
         labels = decode_labels(header)
 
         json_meta = None
+        damaged_meta = None
         if header["exttyp"] == b"json" and nsymbt > 0:
             handle.seek(HEADER_SIZE)
-            json_meta = decode_meta(path, handle.read(nsymbt))
+            try:
+                json_meta = decode_meta(path, handle.read(nsymbt))
+            except MRCZFormatError as error:  # the pixels do not depend on it: read them
+                damaged_meta = error.problem
+                if not quiet:
+                    warnings.warn(
+                        f"{path}: {damaged_meta}; the pixels are read without that "
+                        "metadata (no recorded frames, units, chunk checksums or gain)",
+                        MRCZWarning,
+                        stacklevel=2,
+                    )
     chunk_checksums = recorded_checksums(json_meta)
     if json_meta is not None:
         json_meta.pop(CHECKSUM_KEY, None)  # the format's, not the user's: see chunk_checksums
@@ -725,4 +740,5 @@ def read_layout(
         labels=labels,
         chunk_checksums=chunk_checksums,
         source_grid=source_grid,
+        damaged_meta=damaged_meta,
     )

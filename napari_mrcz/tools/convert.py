@@ -495,6 +495,8 @@ def incomplete(image: Image, json_kept: bool = True) -> str | None:
         return f"{source} stored as {stored}"
     if not json_kept:
         return "its JSON meta is not in the plain MRC copy (--keep-json writes it)"
+    if image.layout is not None and image.layout.damaged_meta is not None:
+        return f"its damaged JSON meta is not in the copy ({image.layout.damaged_meta})"
     return image.left_out
 
 

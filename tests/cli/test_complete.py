@@ -653,3 +653,21 @@ def test_an_output_folder_that_is_a_file_is_refused_before_anything_runs(tmp_pat
         f"mrcz compress: -o {existing} is a file: give the folder to write the outputs into"
     )
     assert existing.read_text() == "keep me"
+
+
+def test_a_source_whose_json_meta_is_damaged_is_converted_and_kept(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    data = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8)
+    source = raw / "movie.mrcz"
+    napari_mrcz.writeMRC(data, source, compressor="zstd", meta={"note": "hello"})
+    damaged = bytearray(source.read_bytes())
+    damaged[damaged.index(b'"note"') + 1] = 0xFF
+    source.write_bytes(bytes(damaged))
+    out = tmp_path / "plain"
+    result = run("decompress", raw, "-o", out, "--verify", "--delete-source")
+    assert result.returncode == 0, result.stderr
+    assert "source kept: its damaged JSON meta is not in the copy" in result.stdout
+    assert source.read_bytes() == bytes(damaged)
+    with mrcfile.open(out / "movie.mrc") as handle:
+        np.testing.assert_array_equal(handle.data, data)

@@ -3,6 +3,7 @@
 import struct
 
 import mrcfile
+import mrcz
 import numpy as np
 import pytest
 
@@ -138,3 +139,23 @@ def test_pixel_size_falls_back_to_n_when_m_is_zero(tmp_path, rng):
         _patch(path, field, "<i", 0)
     _, meta = napari_mrcz.readMRC(path)
     np.testing.assert_allclose(meta["pixelsize"], [3.0, 2.0, 1.0])
+
+
+def test_a_damaged_json_extended_header_leaves_the_pixels_readable(tmp_path, rng):
+    """python-mrcz fails on the whole file; we read the pixels and say what is lost."""
+    data = rng.normal(size=(2, 8, 8)).astype(np.float32)
+    path = tmp_path / "damaged_meta.mrcz"
+    napari_mrcz.writeMRC(data, path, compressor="zstd", meta={"note": "hello"})
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b'"note"') + 1] = 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(UnicodeDecodeError):
+        mrcz.readMRC(str(path))
+    with pytest.warns(napari_mrcz.MRCZWarning, match="JSON extended header is invalid") as seen:
+        read, _ = napari_mrcz.readMRC(path)
+    assert len(seen) == 1
+    assert str(path) in str(seen[0].message)
+    np.testing.assert_array_equal(read, data)
+    layout = read_layout(path, quiet=True)
+    assert layout.json_meta is None
+    assert "invalid" in layout.damaged_meta
