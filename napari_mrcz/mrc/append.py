@@ -20,7 +20,13 @@ from napari_mrcz.mrc.header import (
     stats_determined,
 )
 from napari_mrcz.mrc.layout import MRCLayout, read_layout, sampling_divisors
-from napari_mrcz.mrc.pipeline import Frames, set_header_stats, write_fully, write_slices
+from napari_mrcz.mrc.pipeline import (
+    Encoding,
+    Frames,
+    set_header_stats,
+    write_fully,
+    write_slices,
+)
 from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
 from napari_mrcz.mrc.stats import SliceStats, shift_for
 
@@ -99,11 +105,7 @@ def write_at_index(
             written = write_slices(
                 handle,
                 frames,
-                layout.dtype,
-                layout.compressor,
-                clevel,
-                False,
-                n_threads,
+                Encoding(layout.dtype, layout.compressor, clevel, n_threads=n_threads),
                 stats=old_stats,
                 progress=progress,
             )

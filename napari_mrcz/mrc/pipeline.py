@@ -188,17 +188,40 @@ class WrittenSlices:
     checksums: list[int]  # CRC32 of each compressed chunk; empty for plain MRC
 
 
+@dataclass(frozen=True)
+class Encoding:
+    """How a file's slices are stored, and by how many threads they are encoded.
+
+    Attributes
+    ----------
+    file_dtype : numpy.dtype
+        The pixels' type in the file, with the file's byte order (uint8 for 4-bit).
+    compressor : str or None
+        The blosc codec (None for plain MRC).
+    clevel : int
+        Its compression level.
+    uint4 : bool
+        Pack two 4-bit pixels per byte (mode 101; plain MRC only).
+    n_threads : int
+        Slices encoded at once.
+    """
+
+    file_dtype: np.dtype
+    compressor: str | None = None
+    clevel: int = 1
+    uint4: bool = False
+    n_threads: int = 1
+
+
 class SliceEncoder:
     """What happens to one z-slice before it is written: cast, statistics, compression."""
 
-    def __init__(
-        self, file_dtype: np.dtype, compressor: str | None, clevel: int, uint4: bool
-    ) -> None:
-        self.file_dtype = file_dtype
-        self.native_dtype = file_dtype.newbyteorder("=")
-        self.compressor = compressor
-        self.clevel = clevel
-        self.uint4 = uint4
+    def __init__(self, encoding: Encoding) -> None:
+        self.file_dtype = encoding.file_dtype
+        self.native_dtype = encoding.file_dtype.newbyteorder("=")
+        self.compressor = encoding.compressor
+        self.clevel = encoding.clevel
+        self.uint4 = encoding.uint4
 
     def __call__(
         self, frame: np.ndarray, shift: float | int
@@ -315,11 +338,7 @@ class SliceWriter:
 def write_slices(
     handle: BinaryIO,
     frames: Frames,
-    file_dtype: np.dtype,
-    compressor: str | None,
-    clevel: int,
-    uint4: bool,
-    n_threads: int,
+    encoding: Encoding,
     stats: SliceStats | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> WrittenSlices:
@@ -331,8 +350,8 @@ def write_slices(
     """
     writer = SliceWriter(
         handle,
-        SliceEncoder(file_dtype, compressor, clevel, uint4),
-        n_threads,
+        SliceEncoder(encoding),
+        encoding.n_threads,
         stats,
         progress,
     )

@@ -47,6 +47,7 @@ from napari_mrcz.mrc.modes import (
     storage_dtype,
 )
 from napari_mrcz.mrc.pipeline import (
+    Encoding,
     Frames,
     describe_input,
     set_header_stats,
@@ -174,11 +175,7 @@ def _write_new_file(
     frames: Frames,
     header: np.ndarray,
     extended_header: bytes | None,
-    file_dtype: np.dtype,
-    compressor: str | None,
-    clevel: int,
-    uint4: bool,
-    n_threads: int,
+    encoding: Encoding,
     progress: Callable[[int], None] | None,
     shown: str,
     fixity: bool = True,
@@ -194,7 +191,7 @@ def _write_new_file(
     """
     warn_if_python_mrcz_cannot_read(header, shown)
     checksum_meta = None
-    if compressor is not None:
+    if encoding.compressor is not None:
         extended_header, checksum_meta = _room_for_checksums(
             path, header, extended_header or b"", frames.count, fixity
         )
@@ -207,9 +204,7 @@ def _write_new_file(
             write_fully(handle, bytes(HEADER_SIZE))
             if extended_header:
                 write_fully(handle, extended_header)
-            written = write_slices(
-                handle, frames, file_dtype, compressor, clevel, uint4, n_threads, progress=progress
-            )
+            written = write_slices(handle, frames, encoding, progress=progress)
             if checksum_meta is not None:
                 checksum_meta[CHECKSUM_KEY] = checksum_text(written.checksums)
                 filled = encode_meta(checksum_meta)
@@ -351,11 +346,12 @@ def write_with_header(
         frames,
         header,
         extended_header,
-        frames.dtype.newbyteorder(byteorder),
-        None if compressor is None else check_codec(compressor),
-        clevel,
-        False,
-        threads,
+        Encoding(
+            frames.dtype.newbyteorder(byteorder),
+            None if compressor is None else check_codec(compressor),
+            clevel,
+            n_threads=threads,
+        ),
         report,
         shown,
     )
@@ -487,21 +483,8 @@ def write_array(
         origin_zyx = np.atleast_1d(np.asarray(origin, dtype=np.float64))[-3:]
         origin_zyx = np.concatenate([np.zeros(3 - origin_zyx.size), origin_zyx])
         header["origin"] = origin_zyx[::-1] / units_per_angstrom(pixelunits)
-    file_dtype = stored.newbyteorder(byteorder)
-    _write_new_file(
-        path,
-        frames,
-        header,
-        encoded_meta,
-        file_dtype,
-        codec,
-        clevel,
-        uint4,
-        threads,
-        report,
-        shown,
-        fixity,
-    )
+    encoding = Encoding(stored.newbyteorder(byteorder), codec, clevel, uint4, threads)
+    _write_new_file(path, frames, header, encoded_meta, encoding, report, shown, fixity)
 
 
 def _report(progress: Callable[[int, int], None], total: int, written: int) -> None:
