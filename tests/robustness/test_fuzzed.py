@@ -498,9 +498,9 @@ CAPPED_REPLAY = textwrap.dedent("""
     limit = int(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     sys.path.insert(0, sys.argv[2])
-    import test_fuzz
-    test_fuzz.test_header_mutation_our_files()
-    test_fuzz.test_structural_field_extremes()
+    import test_fuzzed
+    test_fuzzed.test_header_mutation_our_files()
+    test_fuzzed.test_structural_field_extremes()
     print("replayed")
 """)
 
