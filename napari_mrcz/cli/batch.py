@@ -49,6 +49,7 @@ from napari_mrcz.tools.convert import (
     incomplete,
     json_left_out,
     numbered_targets,
+    plain_copy_loss,
     verify_image,
 )
 from napari_mrcz.wording import human_size, plural
@@ -562,6 +563,7 @@ def write_outputs(
             lacking = [
                 incomplete(images[number], json_kept=not task.json_left_out)
                 or (header_loss(images[number], written) if settings.verify else None)
+                or plain_copy_loss(written)
                 for number, (written, _) in zip(todo, temporaries, strict=True)
             ]
         change = change_since(task.source, before)

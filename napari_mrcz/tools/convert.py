@@ -521,6 +521,27 @@ REWRITTEN_FIELDS = frozenset(
 )
 
 
+def plain_copy_loss(written: str) -> str | None:
+    """Why no plain MRC file could hold the values of the MRCZ file ``written``, or None.
+
+    MRCZ keeps 32-bit integers (mode 7, python-mrcz's); a plain copy
+    (``mrcz decompress``) needs MRC2014's 16-bit integers or float32, exact below
+    2**24. The values' range is the header's exact statistics.
+    """
+    layout = read_layout(written, quiet=True)
+    dtype = layout.dtype.base
+    if layout.compressor is None or dtype.kind not in "iu" or dtype.itemsize < 4:
+        return None
+    info = np.iinfo(dtype)
+    low = max(info.min, int(np.floor(float(layout.header["dmin"]))))
+    high = min(info.max, int(np.ceil(float(layout.header["dmax"]))))
+    try:
+        mrc_dtype(np.array([low, high], dtype=dtype), plain=True, warn=False)
+    except ValueError as error:
+        return f"no plain MRC file can hold its {dtype} values ({error}): only MRCZ keeps them"
+    return None
+
+
 def header_loss(image: Image, written: str) -> str | None:
     """What of ``image``'s header a plain copy of ``written`` would not give back, or None.
 

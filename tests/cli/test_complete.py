@@ -26,6 +26,8 @@ from napari_mrcz.cli import batch
 from napari_mrcz.cli.batch import Settings, Task, write_outputs
 from napari_mrcz.mrc.header import HEADER_SIZE, header_dtype
 
+from tests.dm.builder import DMBuilder, stored_bytes
+
 CLI = [sys.executable, "-m", "napari_mrcz.cli"]
 
 
@@ -671,3 +673,26 @@ def test_a_source_whose_json_meta_is_damaged_is_converted_and_kept(tmp_path):
     assert source.read_bytes() == bytes(damaged)
     with mrcfile.open(out / "movie.mrc") as handle:
         np.testing.assert_array_equal(handle.data, data)
+
+
+@pytest.mark.parametrize(
+    ("values", "deleted"),
+    [((-(2**31), 2**31 - 1), False), ((-5, 40000), True)],
+    ids=["full range", "fits uint16 or float32"],
+)
+def test_an_int32_source_no_plain_mrc_can_hold_is_kept(tmp_path, values, deleted):
+    """MRCZ keeps int32 (mode 7); decompress can give it back only if MRC2014 holds it."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    builder = DMBuilder(4, "<")
+    data = np.array([[values[0], 0], [1, values[1]]], dtype=np.int32)
+    source = raw / "labels.dm4"
+    source.write_bytes(builder.file([builder.image(7, [2, 2], stored_bytes(data, "<"))]))
+    archive = tmp_path / "archive"
+    result = run("compress", raw, "-o", archive, "--verify", "--delete-source")
+    assert result.returncode == 0, result.stderr
+    assert source.exists() != deleted
+    if not deleted:
+        assert "source kept: no plain MRC file can hold its int32 values" in result.stdout
+    back = run("decompress", archive, "-o", tmp_path / "back")
+    assert (back.returncode == 0) == deleted, back.stderr
