@@ -425,7 +425,8 @@ class _Counter:
         y, x = divmod(int(wrong[0]), frame.shape[1])
         raise NotGainTimesCountsError(
             f"not whole counts times the gain: frame {index} has {wrong.size} value(s) that "
-            f"are not, such as {frame[y, x]!r} at (y={y}, x={x}) with gain {self.gain[y, x]!r}"
+            f"are not, such as {float(frame[y, x]):g} at (y={y}, x={x}) with gain "
+            f"{float(self.gain[y, x]):g}"
         )
 
     def wrong(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -167,8 +167,11 @@ def convert_image(
 
 def _not_a_movie(data: Any) -> str | None:
     """Why ``data`` is not a float32 movie to separate, or None."""
-    if np.dtype(data.dtype) != ORIGINAL_DTYPE:
-        return f"{np.dtype(data.dtype).name} data, not float32"
+    dtype = np.dtype(data.dtype)
+    if dtype.newbyteorder("=") == ORIGINAL_DTYPE and not dtype.isnative:
+        return "big-endian float32 (gain separation takes little-endian movies)"
+    if dtype != ORIGINAL_DTYPE:
+        return f"{dtype.name} data, not float32"
     if data.ndim != 3 or data.shape[0] < 2:
         return "a single image, not a movie"
     return None

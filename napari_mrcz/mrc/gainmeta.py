@@ -130,6 +130,8 @@ def gain_separation(json_meta: dict | None, path: str) -> GainSeparation | None:
         gain_file = record["gain_file"]
         digest = record["gain_sha256"]
         original = record.get("original", {})
+        if not isinstance(original, dict):
+            raise TypeError(f"'original' is {original!r}, not a JSON object")
         statistics = original.get("statistics")
         header = original.get("header")
         extended = original.get("extended_header")

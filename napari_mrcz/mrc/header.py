@@ -11,7 +11,7 @@ import numpy as np
 HEADER_SIZE = 1024
 
 #: Little- and big-endian machine stamps as we write them (MRC2014 allows 44 44 or
-#: 44 41 for little endian; 44 41 is what python-mrcz, mrcfile and IMOD write).
+#: 44 41 for little endian; 44 41 is what python-mrcz writes, mrcfile writes 44 44).
 MACHST_LITTLE = bytes((0x44, 0x41, 0x00, 0x00))
 MACHST_BIG = bytes((0x11, 0x11, 0x00, 0x00))
 

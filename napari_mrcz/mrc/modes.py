@@ -147,8 +147,9 @@ def mrc_dtype(
     """The dtype to cast a layer to for MRC, or None to keep its own; warns on a cast.
 
     float64 becomes float32; integers of 32 bits or more (labels) become the smallest
-    MRC2014 integer type that holds their values. int32 (mode 7) is python-mrcz's and
-    only kept for MRCZ (``plain`` False); otherwise float32, exact below 2**24.
+    MRC2014 integer type that holds their values. int32 and uint32 (modes 7 and 8) are
+    python-mrcz's and only kept for MRCZ (``plain`` False); otherwise float32, exact
+    below 2**24.
     ``scan`` False decides without reading the data (for previews).
 
     Raises
@@ -161,7 +162,7 @@ def mrc_dtype(
         target = np.dtype(np.float32)
     elif dtype.kind in "iu" and dtype.itemsize >= 4:
         low, high = _value_range(data) if scan else (0, 0 if plain else 2**31 - 1)
-        candidates = (np.int16, np.uint16) if plain else (np.int16, np.uint16, np.int32)
+        candidates = (np.int16, np.uint16) if plain else (np.int16, np.uint16, np.int32, np.uint32)
         target = next(
             (
                 np.dtype(candidate)

@@ -49,7 +49,12 @@ def test_dm_movie_keeps_its_tags_and_gets_its_statistics(tmp_path, rng):
     [
         (np.ones((5, 8, 8), np.int16), "kept as it was: int16 data, not float32"),
         (np.ones((1, 8, 8), np.float32), "kept as it was: a single image, not a movie"),
+        (
+            np.ones((5, 8, 8), ">f4"),
+            "kept as it was: big-endian float32 (gain separation takes little-endian movies)",
+        ),
     ],
+    ids=["int16", "single image", "big-endian"],
 )
 def test_other_data_is_converted_as_it_is(tmp_path, data, reason):
     source = write_movie(tmp_path / "data.mrc", data)
@@ -138,3 +143,13 @@ def test_a_movie_of_three_and_four_counts_is_separated(tmp_path):
     outcome = convert(write_movie(tmp_path / "movie.mrc", movie), target)
     assert outcome.note.startswith("gain-separated: int8 counts"), outcome.note
     assert_same_bits(napari_mrcz.readMRC(target)[0], movie)
+
+
+def test_a_value_that_is_no_count_is_named_in_plain_numbers(tmp_path, rng):
+    _, counts, gain = gain_normalised_movie(rng, (40, 24, 32))
+    movie = counts.astype(np.float32) * gain
+    movie[3, 4, 5] = np.inf
+    source = write_movie(tmp_path / "movie.mrc", movie)
+    outcome = convert(source, tmp_path / "movie.mrcz")
+    assert "such as inf at (y=4, x=5) with gain " in outcome.note
+    assert "np.float32" not in outcome.note
