@@ -120,7 +120,11 @@ def gain_separation(json_meta: dict | None, path: str) -> GainSeparation | None:
         return None
     record = json_meta[GAIN_KEY]
     version = record.get("version") if isinstance(record, dict) else None
-    if isinstance(version, int) and version > GAIN_FORMAT_VERSION:
+    if (
+        isinstance(version, (int, float))
+        and not isinstance(version, bool)
+        and (version > GAIN_FORMAT_VERSION)
+    ):
         raise MRCZFormatError(
             path,
             f"gain-separated by a later napari-mrcz (record version {version}); "
@@ -133,6 +137,8 @@ def gain_separation(json_meta: dict | None, path: str) -> GainSeparation | None:
         if not isinstance(original, dict):
             raise TypeError(f"'original' is {original!r}, not a JSON object")
         statistics = original.get("statistics")
+        if statistics is not None and not isinstance(statistics, list):
+            raise TypeError(f"its statistics are {statistics!r}, not a list of numbers")
         header = original.get("header")
         extended = original.get("extended_header")
         separation = GainSeparation(

@@ -251,3 +251,13 @@ def test_a_reference_without_a_turn_says_none():
 
 def test_an_unrecorded_source_says_so():
     assert describe_gain_source({}) == "not recorded"
+
+
+def test_a_later_version_written_as_a_float_is_refused_as_later(record):
+    meta = damaged(record, lambda stored: stored.update(version=2.0))
+    assert_refused(meta, "later napari-mrcz")
+
+
+def test_statistics_given_as_text_are_damaged(record):
+    meta = damaged(record, lambda stored: stored["original"].update(statistics="1234"))
+    assert_refused(meta, "record is damaged")
