@@ -17,6 +17,7 @@ import pint
 from napari_mrcz._napari.reader import READER_METADATA_KEYS
 from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, NON_LENGTH_AXES_KEY
+from napari_mrcz.tools.convert import dm_microscope
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def check_savable(data: Any, meta: dict) -> Any:
     if meta.get("multiscale"):
         data = data[0]
     if meta.get("rgb"):
-        raise ValueError("RGB layers cannot be saved as MRC: split the channels first")
+        raise ValueError("MRC holds no colour (RGB) images: split the channels first")
     if data.ndim not in (2, 3):
         raise ValueError(
             f"MRC holds 2D images and 3D stacks; this layer has {data.ndim} dimensions"
@@ -210,8 +211,19 @@ def json_meta(metadata: dict | None, warn: bool = True) -> dict:
 
 
 def microscope_values(metadata: dict | None) -> dict[str, float]:
-    """voltage, cs (C3) and gain of the file a layer was read from, for write_array."""
-    header = (metadata or {}).get("header") or {}
+    """voltage, cs (C3) and gain of the file a layer was read from, for write_array.
+
+    An MRC layer's come from its header; a DM layer's from the Microscope Info tags
+    of its image, as ``mrcz convert`` takes them.
+    """
+    metadata = metadata or {}
+    header = metadata.get("header") or {}
+    if metadata.get("format") == "DM" and isinstance(metadata.get(DM_TAGS_KEY), dict):
+        try:
+            return dm_microscope({**header, "tags": metadata[DM_TAGS_KEY]})
+        except (KeyError, TypeError) as error:  # metadata edited by hand
+            logger.debug("no microscope values in the DM layer's tags: %s", error)
+            return {}
     return {
         name: float(header[key])
         for key, name in (("voltage", "voltage"), ("C3", "cs"), ("gain", "gain"))

@@ -70,9 +70,22 @@ def output_path(path: str, default_suffix: str) -> str:
 
 
 def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
-    """Write one layer's data and napari meta; return the path written."""
-    data = check_savable(data, meta)
+    """Write one layer's data and napari meta; return the path written.
+
+    Raises
+    ------
+    ValueError
+        If MRC cannot hold the layer (RGB, other than 2 or 3 dimensions); the reason
+        is warned about first, as napari takes a writer's ValueError for "not a valid
+        writer" and shows only that.
+    """
     path = output_path(os.fspath(path), default_suffix)
+    try:
+        data = check_savable(data, meta)
+    except ValueError as error:
+        name = meta.get("name") or os.path.basename(path)
+        warnings.warn(f"{name} cannot be saved as {path}: {error}", MRCZWarning, stacklevel=2)
+        raise
     compressed = is_mrcz(path)
     settings = writer_settings()
     codec = settings["codec"] if compressed else None
@@ -90,7 +103,7 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
     write_array(
         data,
         path,
-        meta=_meta_to_write(
+        meta=meta_for_file(
             path,
             {**json_meta(meta.get("metadata")), **geometry.meta()},
             bool(settings["json_in_plain"]),
@@ -107,10 +120,11 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
     return path
 
 
-def _meta_to_write(path: str, layer_meta: dict, json_in_plain: bool) -> dict | None:
+def meta_for_file(path: str, layer_meta: dict, json_in_plain: bool) -> dict | None:
     """The layer's JSON meta for ``path``; left out of plain MRC unless the setting says.
 
-    Warns (once per save) when it is left out: the user's metadata is not in the file.
+    The one rule of File > Save and the Save as MRCZ panel. Warns (once per save)
+    when it is left out: the user's metadata is not in the file.
     """
     kept = meta_to_write(layer_meta, is_mrcz(path), json_in_plain)
     if layer_meta and kept is None:

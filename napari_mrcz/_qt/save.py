@@ -8,8 +8,10 @@ file, and makes napari wait for it (with a visible "please wait") when napari cl
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from magicgui.widgets import (
@@ -49,7 +51,7 @@ from napari_mrcz._napari.save_job import (
     unit_factor,
 )
 from napari_mrcz._napari.ungain_job import SeparatedSaveJob, can_separate
-from napari_mrcz._napari.writer import writer_settings
+from napari_mrcz._napari.writer import meta_for_file, writer_settings
 from napari_mrcz.mrc.codecs import AVAILABLE_CODECS
 from napari_mrcz.suffixes import COMPRESSED_SUFFIX, PLAIN_SUFFIXES
 from napari_mrcz.threads import default_threads
@@ -307,14 +309,16 @@ class SaveWidget(Container):
         self._confirmed_path: str | None = None
         self._pixel_boxes = (self.size_z, self.size_y, self.size_x)
         self._pixel_zyx: list[float | None] = [1.0, 1.0, 1.0]  # Angstrom; None: not a length
-        for box in self._pixel_boxes:
-            box.changed.connect(self._pixel_edited)
+        for index, box in enumerate(self._pixel_boxes):
+            box.changed.connect(partial(self._pixel_edited, index))
+        self._watched: Any = None  # the layer whose scale and units the panel follows
         self.layer.changed.connect(self._layer_changed)
         self.unit.changed.connect(self._unit_changed)
         self.codec.changed.connect(self._codec_changed)
         self.output.choose_btn.native.pressed.connect(self._choosing_started)
         self.output.changed.connect(self._output_changed)
         self.output.choose_btn.changed.connect(self._choosing_ended)
+        self.output.line_edit.changed.connect(self._output_typed)
         self.save_button.changed.connect(self.start_save)
         self.cancel_button.changed.connect(self.cancel_save)
         events = self.viewer.layers.events
@@ -328,12 +332,16 @@ class SaveWidget(Container):
 
     # ------------------------------------------------------------------ layers
     def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        """The Image and Labels layers; one MRC cannot hold is named with the reason."""
         from napari.layers import Image, Labels
 
         return [
-            (layer.name, layer)
+            (
+                layer.name if _unsavable(layer) is None else f"{layer.name} (cannot be saved)",
+                layer,
+            )
             for layer in self.viewer.layers
-            if isinstance(layer, (Image, Labels)) and not getattr(layer, "rgb", False)
+            if isinstance(layer, (Image, Labels))
         ]
 
     def _refresh_layers(self, _event: Any = None) -> None:
@@ -348,19 +356,54 @@ class SaveWidget(Container):
             self.layer.value = active
 
     def _layer_changed(self, layer: Any) -> None:
-        """Pre-fill the file name and pixel size from the chosen layer."""
+        """Pre-fill the file name and pixel size from the chosen layer, and follow it."""
         self._prefilled_for = layer
-        self.ungain.enabled = layer is not None and can_separate(
-            layer.data[0] if layer.multiscale else layer.data
+        self._follow_layer(layer)
+        unsavable = None if layer is None else _unsavable(layer)
+        self.ungain.enabled = (
+            layer is not None
+            and unsavable is None
+            and can_separate(layer.data[0] if layer.multiscale else layer.data)
         )
         if not self.ungain.enabled:
             self.ungain.value = False
         if not self.busy:
             self.status.value = ""  # about the layer shown before
-        if layer is None:
+            if layer is None:
+                self.status.value = "no Image or Labels layer to save"
+            elif unsavable is not None:
+                self.status.value = f"{layer.name} cannot be saved: {unsavable}"
+        self._update_save_button()
+        if layer is None or unsavable is not None:
+            self.output.line_edit.value = ""  # not the file of another layer
+            for box in self._pixel_boxes:
+                box.enabled = False
             return
         expect_statistics(layer.data[0] if layer.multiscale else layer.data)
         self.output.value = default_output_path(layer, self.codec.value)
+        self._fill_pixel_sizes(layer)
+
+    def _follow_layer(self, layer: Any) -> None:
+        """Listen to ``layer``'s scale and units (and no longer to the layer before)."""
+        if self._watched is not None:
+            for name in ("scale", "units"):
+                emitter = getattr(self._watched.events, name, None)
+                if emitter is not None:
+                    emitter.disconnect(self._calibration_changed)
+        self._watched = layer
+        if layer is not None:
+            for name in ("scale", "units"):
+                emitter = getattr(layer.events, name, None)
+                if emitter is not None:
+                    emitter.connect(self._calibration_changed)
+
+    def _calibration_changed(self, _event: Any = None) -> None:
+        """The layer's scale or units changed: the pixel sizes shown (and saved) follow."""
+        if self._watched is not None and _unsavable(self._watched) is None:
+            self._fill_pixel_sizes(self._watched)
+
+    def _fill_pixel_sizes(self, layer: Any) -> None:
+        """The pixel boxes from the layer's calibration."""
         axes = layer_calibration(layer)
         self.size_z.visible = len(axes) == 3  # a 2D image has no z pixel size
         axes = (axes[0], *axes) if len(axes) == 2 else axes  # z of a 2D image: its y
@@ -381,23 +424,28 @@ class SaveWidget(Container):
         self._show_pixel_size()
 
     def _show_pixel_size(self) -> None:
-        """Show the pixel size (kept in Angstrom) in the chosen unit."""
+        """Show the pixel size (kept in Angstrom) in the chosen unit.
+
+        The boxes get as many more decimals as the unit is larger than an Angstrom
+        (0.666551 Å shows as 0.0000666551 µm); what they show never changes the
+        value kept.
+        """
         factor = unit_factor(self.unit.value)
+        decimals = PIXEL_SIZE_DECIMALS + max(0, round(-math.log10(factor)))
         self._showing = True
         try:
             for box, size in zip(self._pixel_boxes, self._pixel_zyx, strict=True):
+                box.native.setDecimals(decimals)
                 box.value = 0.0 if size is None else size * factor
         finally:
             self._showing = False
 
-    def _pixel_edited(self, _value: Any = None) -> None:
-        """The user typed a pixel size: keep it, in Angstrom, at full precision."""
-        if not self._showing:
-            factor = unit_factor(self.unit.value)
-            self._pixel_zyx = [
-                None if size is None else box.value / factor
-                for box, size in zip(self._pixel_boxes, self._pixel_zyx, strict=True)
-            ]
+    def _pixel_edited(self, index: int, value: Any = None) -> None:
+        """The user typed one pixel size: keep it, in Angstrom; the others stay exact."""
+        if not self._showing and self._pixel_zyx[index] is not None:
+            self._pixel_zyx[index] = float(self._pixel_boxes[index].value) / unit_factor(
+                self.unit.value
+            )
 
     def _unit_changed(self, _unit: str) -> None:
         self._show_pixel_size()
@@ -422,6 +470,28 @@ class SaveWidget(Container):
 
     def _choosing_ended(self, _value: Any = None) -> None:
         self._choosing = False
+
+    def _output_typed(self, _value: Any = None) -> None:
+        self._update_save_button()
+
+    def _update_save_button(self) -> None:
+        """Save is possible with a savable layer, a file name, and no save running."""
+        layer = self.layer.value
+        self.save_button.enabled = (
+            not self.busy
+            and layer is not None
+            and _unsavable(layer) is None
+            and bool(self.output.line_edit.value.strip())
+        )
+
+    def _target(self, layer: Any) -> str:
+        """The file to write: the box's, or in a folder it names, the layer's name there."""
+        given = os.path.expanduser(self.output.line_edit.value.strip())
+        if os.path.isdir(given):
+            given = os.path.join(
+                given, os.path.basename(default_output_path(layer, self.codec.value))
+            )
+        return output_path(given, self.codec.value)
 
     def confirm_replace(self, path: str) -> bool:
         """Ask whether to replace the existing file ``path`` (No is the default)."""
@@ -448,14 +518,17 @@ class SaveWidget(Container):
             if layer is not None
             else None
         )
+        path = self._target(layer) if layer is not None else ""
+        layer_meta = {**json_meta(metadata), **(geometry.meta() if geometry else {})}
         return SaveOptions(
-            path=output_path(os.fspath(self.output.value), self.codec.value),
+            path=path,
             codec=self.codec.value,
             level=int(self.level.value),
             threads=int(self.threads.value),
             pixelsize_zyx=tuple(size or 0.0 for size in self._pixel_zyx),
             origin_zyx=tuple(geometry.origin_zyx) if geometry else (0.0, 0.0, 0.0),
-            meta={**json_meta(metadata), **(geometry.meta() if geometry else {})},
+            # File > Save's rule: no JSON in plain MRC unless the preference says so
+            meta=meta_for_file(path, layer_meta, bool(writer_settings()["json_in_plain"])) or {},
             microscope=microscope_values(metadata),
         )
 
@@ -470,7 +543,7 @@ class SaveWidget(Container):
         from napari.utils.notifications import show_warning
 
         layer = self.layer.value
-        if layer is None or self.busy:
+        if layer is None or self.busy or not self.save_button.enabled:
             return
         options = self.options()
         name = os.path.basename(options.path)
@@ -536,8 +609,8 @@ class SaveWidget(Container):
         name = os.path.basename(self._save.job.options.path) if self._save else ""
         self._save = None
         self.progress.visible = False
-        self.save_button.enabled = True
         self.cancel_button.enabled = False
+        self._update_save_button()
         if isinstance(outcome, SaveResult):
             self.status.value = outcome.summary()
         elif isinstance(outcome, SaveCancelledError):
@@ -549,3 +622,13 @@ class SaveWidget(Container):
     def busy(self) -> bool:
         """True while a save runs."""
         return self._save is not None
+
+
+def _unsavable(layer: Any) -> str | None:
+    """Why MRC cannot hold ``layer`` (RGB, other than 2 or 3 dimensions), or None."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    try:
+        check_savable(data, {"rgb": getattr(layer, "rgb", False)})
+    except ValueError as error:
+        return str(error)
+    return None

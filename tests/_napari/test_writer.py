@@ -199,3 +199,18 @@ def test_json_meta_does_not_swallow_the_header(tmp_path, rng):
     [(_, kwargs, _)] = npe2.read([str(path)], stack=False, plugin_name="napari-mrcz")
     assert kwargs["metadata"]["header"]["compressor"] == "zstd"
     assert kwargs["metadata"]["header"]["mrcHeader"]["nz"] == 2
+
+
+def test_an_rgb_layer_saved_through_npe2_says_why_it_cannot_be(tmp_path):
+    """napari shows only "not a valid writer" for a writer's ValueError: ours warns first."""
+    photo = np.zeros((8, 8, 3), np.uint8)
+    with (
+        pytest.warns(napari_mrcz.MRCZWarning, match=r"photo cannot be saved .*colour \(RGB\)"),
+        pytest.raises(ValueError, match="split the channels"),
+    ):
+        npe2.write(
+            str(tmp_path / "photo.mrcz"),
+            [(photo, {"name": "photo", "rgb": True}, "image")],
+            plugin_name="napari-mrcz",
+        )
+    assert not (tmp_path / "photo.mrcz").exists()

@@ -10,11 +10,14 @@ import textwrap
 import threading
 
 import mrcfile
+import mrcz
 import numpy as np
 import pytest
 
 import napari_mrcz
 from napari_mrcz.mrc.codecs import AVAILABLE_CODECS
+
+from tests.helpers import SHARED_DATA
 
 pytest.importorskip("napari")
 pytestmark = pytest.mark.skipif(
@@ -558,3 +561,108 @@ def test_failed_save_is_a_notification_not_a_crash(make_napari_viewer, qtbot, tm
     save.start_save()
     assert not save.busy
     assert "2D images and 3D stacks" in save.status.value
+
+
+def _saved(save, qtbot):
+    """Start a save from the panel and wait for it."""
+    save.start_save()
+    qtbot.waitUntil(lambda: not save.busy, timeout=30000)
+
+
+def test_the_pixel_sizes_follow_the_layers_scale_and_units(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.ones((3, 8, 8), np.float32), name="map")
+    save = _panel(viewer)
+    assert save.size_x.value == pytest.approx(1.0)
+    layer.scale = (2, 2, 2)
+    assert (save.size_z.value, save.size_y.value, save.size_x.value) == pytest.approx((2, 2, 2))
+    save.output.value = tmp_path / "map.mrcz"
+    _saved(save, qtbot)
+    with mrcfile.open(tmp_path / "map.mrcz", permissive=True, header_only=True) as handle:
+        assert float(handle.voxel_size.x) == pytest.approx(2.0)
+    layer.units = ("nm", "nm", "nm")
+    assert save.options().pixelsize_zyx == pytest.approx((20.0, 20.0, 20.0))
+
+
+def test_editing_one_pixel_box_in_micrometres_keeps_the_others_exact(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.ones((8, 8), np.float32), scale=(0.666551, 0.666551), name="epu")
+    save = _panel(viewer)
+    save.unit.value = "µm"
+    assert save.size_x.value == pytest.approx(6.66551e-05, rel=1e-9)  # shown, not rounded
+    save.size_y.value = 0.00007
+    _, y, x = save.options().pixelsize_zyx
+    assert y == pytest.approx(0.7, rel=1e-9)
+    assert x == 0.666551  # exactly: the box not edited keeps its value
+
+
+def test_a_folder_as_the_file_saves_into_it_and_an_empty_box_disables_save(
+    make_napari_viewer, tmp_path
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.ones((3, 8, 8), np.float32), name="tomogram")
+    save = _panel(viewer)
+    work = tmp_path / "work"
+    work.mkdir()
+    save.output.line_edit.value = str(work)
+    assert save.options().path == str(work / "tomogram.mrcz")
+    assert save.save_button.enabled
+    save.output.line_edit.value = ""
+    assert not save.save_button.enabled
+
+
+def test_the_panel_follows_the_layer_list_and_says_what_it_cannot_save(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.ones((3, 8, 8), np.float32), name="stack")
+    save = _panel(viewer)
+    assert save.save_button.enabled
+    viewer.layers.remove(layer)
+    assert save.layer.value is None
+    assert not save.save_button.enabled
+    assert save.output.line_edit.value == ""
+    assert "no Image or Labels layer" in save.status.value
+    viewer.add_image(np.ones((3, 8, 8), np.float32), name="kept")
+    rgb = viewer.add_image(np.zeros((8, 8, 3), np.uint8), rgb=True, name="photo")
+    assert save.layer.value is rgb  # the selection is followed, also to what cannot be saved
+    assert not save.save_button.enabled
+    assert save.status.value == (
+        "photo cannot be saved: MRC holds no colour (RGB) images: split the channels first"
+    )
+    assert save.output.line_edit.value == ""
+    shown = [save.layer.native.itemText(index) for index in range(save.layer.native.count())]
+    assert "photo (cannot be saved)" in shown
+
+
+def test_codec_none_keeps_json_out_of_plain_files_as_file_save_does(
+    make_napari_viewer, qtbot, tmp_path
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.ones((3, 8, 8), np.float32), name="noted", metadata={"note": "grid 3"})
+    save = _panel(viewer)
+    save.codec.value = "none"
+    save.output.value = tmp_path / "noted.mrc"
+    with pytest.warns(napari_mrcz.MRCZWarning, match="not saved in this plain MRC file"):
+        _saved(save, qtbot)
+    assert mrcfile.validate(str(tmp_path / "noted.mrc"), print_file=io.StringIO())
+
+
+@pytest.mark.skipif(SHARED_DATA is None, reason="needs the real files of ../shared/data")
+def test_a_dm_layer_saves_with_the_voltage_and_cs_mrcz_convert_keeps(
+    make_napari_viewer, qtbot, tmp_path
+):
+    source = SHARED_DATA / "dm3" / "rsciio_2D_test_diffraction_pattern.dm3"
+    converted = tmp_path / "converted.mrcz"
+    subprocess.run(
+        [sys.executable, "-m", "napari_mrcz.cli", "convert", str(source), str(converted)],
+        check=True,
+        capture_output=True,
+    )
+    viewer = make_napari_viewer()
+    viewer.open(str(source), plugin="napari-mrcz")
+    save = _panel(viewer)
+    save.output.value = tmp_path / "panel.mrcz"
+    _saved(save, qtbot)
+    panel_meta = mrcz.readMRC(str(tmp_path / "panel.mrcz"))[1]
+    convert_meta = mrcz.readMRC(str(converted))[1]
+    assert panel_meta["voltage"] == convert_meta["voltage"] == pytest.approx(200.0)
+    assert panel_meta["C3"] == convert_meta["C3"] == pytest.approx(1.31)
