@@ -25,6 +25,10 @@ class MRCZFormatError(ValueError):
         where = f"{self.path}: " if self.path is not None else ""
         super().__init__(f"{where}{problem}")
 
+    def __reduce__(self) -> tuple:
+        """Pickle the file and the problem: the error travels from worker processes."""
+        return type(self), (self.path, self.problem)
+
 
 class MRCZWarning(UserWarning):
     """Something about a file changes what the user sees or gets, though it reads or writes.

@@ -40,12 +40,16 @@ class WatchedFuture(Future):
     looked_at = False
 
     def result(self, timeout: float | None = None) -> Any:
-        self.looked_at = True
-        return super().result(timeout)
+        try:
+            return super().result(timeout)
+        finally:  # a timeout is no look at how it ended
+            self.looked_at = self.looked_at or self.done()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        self.looked_at = True
-        return super().exception(timeout)
+        try:
+            return super().exception(timeout)
+        finally:
+            self.looked_at = self.looked_at or self.done()
 
 
 #: Async calls not yet done, and failed ones whose caller has not looked at them.

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 
 def human_size(nbytes: float) -> str:
-    """``nbytes`` in B, KiB, MiB, GiB or TiB."""
+    """``nbytes`` in B, KiB, MiB, GiB or TiB (the unit chosen after rounding)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(nbytes) < 1024:
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        shown = f"{nbytes:.0f}" if unit == "B" else f"{nbytes:.1f}"
+        if abs(float(shown)) < 1024:
+            return f"{shown} {unit}"
         nbytes /= 1024
     return f"{nbytes:.1f} TiB"
 

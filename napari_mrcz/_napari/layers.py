@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -15,8 +16,9 @@ from typing import Any
 import pint
 
 from napari_mrcz._napari.reader import READER_METADATA_KEYS
-from napari_mrcz.errors import MRCZWarning
+from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, NON_LENGTH_AXES_KEY
+from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.tools.convert import dm_microscope
 
 logger = logging.getLogger(__name__)
@@ -208,6 +210,35 @@ def json_meta(metadata: dict | None, warn: bool = True) -> dict:
             continue
         kept[key] = value
     return kept
+
+
+def carried_from_source(metadata: dict | None, shape: tuple[int, ...]) -> dict[str, Any]:
+    """What a save of a layer keeps of the MRC file it was read from, as ``mrcz convert``.
+
+    The file's text labels and, when it is of a declared type other than JSON (FEI,
+    SerialEM, CCP4, ...), its extended header: the keywords ``labels`` and
+    ``extended_header`` of :func:`napari_mrcz.mrc.write.write_array`. Nothing for a DM
+    layer, a file that is gone or no longer reads, or data of another shape than the
+    file's (the layer was cropped or binned: the records would not describe it).
+    Reads the file's header and extended header: call it where the save runs.
+    """
+    metadata = metadata or {}
+    source = metadata.get("path")
+    if metadata.get("format") not in ("MRC", "MRCZ") or not source:
+        return {}
+    try:
+        layout = read_layout(source, quiet=True)
+        shown = tuple(layout.shape[axis] for axis in layout.display_order)
+        if shown[-len(shape) :] != tuple(shape) or math.prod(shown) != math.prod(shape):
+            return {}
+        carried: dict[str, Any] = {"labels": list(layout.labels)}
+        # Untyped records (old CCP4 symmetry) are left: MRC2014 readers refuse them.
+        if layout.nsymbt and layout.exttyp not in ("json", ""):
+            carried["extended_header"] = (layout.exttyp, layout.read_extended_header())
+    except (MRCZFormatError, OSError) as error:
+        logger.debug("nothing carried from %s: %s", source, error)
+        return {}
+    return carried
 
 
 def microscope_values(metadata: dict | None) -> dict[str, float]:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz._napari import writer
+from napari_mrcz._napari.layers import carried_from_source
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.modes import mrc_dtype, storage_dtype
 from napari_mrcz.mrc.stats_kernels import expect_bytes, measured_by_kernel
@@ -67,6 +68,9 @@ class SaveOptions:
     origin_zyx: tuple[float, ...] = (0.0, 0.0, 0.0)  # Angstrom
     meta: dict = field(default_factory=dict)
     microscope: dict = field(default_factory=dict)  # voltage, cs, gain
+    #: The layer's metadata, for what the save keeps of its source file (read where
+    #: the save runs: see :func:`napari_mrcz._napari.layers.carried_from_source`).
+    source_metadata: dict | None = None
 
     @property
     def compressed(self) -> bool:
@@ -98,6 +102,8 @@ class SaveResult:
     compressed: bool = True
     #: The type the data was cast to (MRC has no type for the layer's), or None.
     cast_to: str | None = None
+    #: What the file does not hold of the layer, said after the summary, or None.
+    left_out: str | None = None
 
     def summary(self) -> str:
         """One line for a notification: size, compression ratio (MRCZ) and speed."""
@@ -106,7 +112,7 @@ class SaveResult:
             parts.append(f"compression ratio {self.data_bytes / self.file_bytes:.2f}x")
         if self.seconds > 0:
             parts.append(f"{self.data_bytes / 2**20 / self.seconds:.0f} MiB/s")
-        return ", ".join(parts)
+        return ", ".join(parts) + (f"; {self.left_out}" if self.left_out else "")
 
 
 def output_path(path: str, codec: str) -> str:
@@ -306,12 +312,24 @@ class SaveJob:
         if self._cancelled.is_set():
             raise SaveCancelledError(f"save of {options.path} cancelled")
         cast_to = mrc_dtype(self.data, plain=not options.compressed, warn=False)
+        arguments = {
+            **options.write_arguments(),
+            **carried_from_source(options.source_metadata, tuple(self.data.shape)),
+        }
+        left_out = None
+        if "extended_header" in arguments and arguments["meta"]:
+            left_out = (
+                f"the layer's metadata ({', '.join(arguments['meta'])}) is not in the file, "
+                f"which keeps the {arguments['extended_header'][0]} extended header of "
+                "its source"
+            )
+            arguments["meta"] = None
         write_array(
             self.data,
             options.path,
             dtype=cast_to,
             progress=lambda written, total: self._progress(written, total, on_progress),
-            **options.write_arguments(),
+            **arguments,
         )
         seconds = time.perf_counter() - started
         layout = read_layout(options.path)
@@ -322,4 +340,5 @@ class SaveJob:
             seconds,
             options.compressed,
             None if cast_to is None else np.dtype(cast_to).name,
+            left_out,
         )

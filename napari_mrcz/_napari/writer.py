@@ -19,6 +19,7 @@ import warnings
 from typing import Any
 
 from napari_mrcz._napari.layers import (
+    carried_from_source,
     check_savable,
     header_geometry,
     json_meta,
@@ -100,14 +101,24 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
     message = geometry.warning(str(meta.get("name") or os.path.basename(path)))
     if message is not None:
         warnings.warn(message, MRCZWarning, stacklevel=2)
+    carried = carried_from_source(meta.get("metadata"), tuple(data.shape))
+    kept_meta = meta_for_file(
+        path,
+        {**json_meta(meta.get("metadata")), **geometry.meta()},
+        bool(settings["json_in_plain"]),
+    )
+    if "extended_header" in carried and kept_meta:
+        warnings.warn(
+            f"{path}: the layer's metadata ({', '.join(kept_meta)}) is not saved: the file "
+            f"keeps the {carried['extended_header'][0]} extended header of its source",
+            MRCZWarning,
+            stacklevel=2,
+        )
+        kept_meta = None
     write_array(
         data,
         path,
-        meta=meta_for_file(
-            path,
-            {**json_meta(meta.get("metadata")), **geometry.meta()},
-            bool(settings["json_in_plain"]),
-        ),
+        meta=kept_meta,
         dtype=mrc_dtype(data, plain=codec is None),
         pixelsize=geometry.pixelsize_zyx,
         pixelunits="\\AA",
@@ -116,6 +127,7 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
         clevel=int(settings["level"]),
         n_threads=threads,
         **microscope_values(meta.get("metadata")),
+        **carried,
     )
     return path
 

@@ -530,6 +530,7 @@ class SaveWidget(Container):
             # File > Save's rule: no JSON in plain MRC unless the preference says so
             meta=meta_for_file(path, layer_meta, bool(writer_settings()["json_in_plain"])) or {},
             microscope=microscope_values(metadata),
+            source_metadata=metadata,
         )
 
     def _refuse(self, message: str) -> None:

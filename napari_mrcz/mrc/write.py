@@ -29,12 +29,14 @@ from napari_mrcz.mrc.codecs import (
     MODE_CODEC_FACTOR,
     REVERSE_COMPRESSOR_ENUM,
     check_codec,
+    recorded_settings,
     settings_label,
 )
 from napari_mrcz.mrc.header import (
     HEADER_SIZE,
     ISPG_IMAGE_STACK,
     ISPG_VOLUME,
+    N_LABELS,
     new_header,
     set_labels,
 )
@@ -325,6 +327,17 @@ def write_with_header(
     name : str or os.PathLike, optional
         The file as the user knows it, named in errors and warnings (``path`` by
         default; the command line writes to a temporary name it publishes later).
+    extended_header : tuple of (str, bytes), optional
+        An extended header of another type to carry (EXTTYP such as ``"FEI2"``, and
+        its bytes), as a file saved from a layer keeps its source's; there is then no
+        room for ``meta``. A new file only.
+    labels : sequence of str
+        Text labels to keep (a source's); the writer's own follow where there is room.
+
+    Raises
+    ------
+    ValueError
+        If both ``meta`` and ``extended_header`` are given.
     """
     shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))
@@ -396,6 +409,8 @@ def write_array(
     origin: Sequence[float] | None = None,
     fixity: bool = True,
     name: str | os.PathLike | None = None,
+    extended_header: tuple[str, bytes] | None = None,
+    labels: Sequence[str] = (),
 ) -> None:
     """Write an array (or a list of frames) as a new plain MRC or MRCZ file, or into one.
 
@@ -421,6 +436,17 @@ def write_array(
     name : str or os.PathLike, optional
         The file as the user knows it, named in errors and warnings (``path`` by
         default; the command line writes to a temporary name it publishes later).
+    extended_header : tuple of (str, bytes), optional
+        An extended header of another type to carry (EXTTYP such as ``"FEI2"``, and
+        its bytes), as a file saved from a layer keeps its source's; there is then no
+        room for ``meta``. A new file only.
+    labels : sequence of str
+        Text labels to keep (a source's); the writer's own follow where there is room.
+
+    Raises
+    ------
+    ValueError
+        If both ``meta`` and ``extended_header`` are given.
     """
     shown = os.fspath(path if name is None else name)
     path = os.path.realpath(os.fspath(path))  # through symlinks, to their target
@@ -474,9 +500,20 @@ def write_array(
         cs,
         gain,
     )
-    if codec is not None:
-        set_labels(header, [WRITER_LABEL, settings_label(codec, clevel)])
-    if encoded_meta is not None:
+    own_labels = [WRITER_LABEL, settings_label(codec, clevel)] if codec is not None else []
+    # a source's labels, without the writer's and codec labels of an earlier save
+    kept = [
+        label for label in labels if label != WRITER_LABEL and recorded_settings([label]) is None
+    ]
+    if kept or own_labels:
+        set_labels(header, [*kept, *own_labels[: max(0, N_LABELS - len(kept))]])
+    if extended_header is not None:
+        if encoded_meta is not None:
+            raise ValueError("a JSON meta and another extended header cannot both be written")
+        exttyp, encoded_meta = extended_header[0], bytes(extended_header[1])
+        header["exttyp"] = exttyp.encode("latin-1")[:4].ljust(4, b"\0")
+        header["nsymbt"] = len(encoded_meta)
+    elif encoded_meta is not None:
         header["nsymbt"] = len(encoded_meta)
         header["exttyp"] = b"json"
     if origin is not None:

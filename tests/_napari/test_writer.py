@@ -9,9 +9,12 @@ import pint
 import pytest
 
 import napari_mrcz
+import napari_mrcz.mrc.layout
 from napari_mrcz._napari import writer as napari_writer
 from napari_mrcz._napari.layers import header_geometry
 from napari_mrcz.mrc.jsonmeta import NON_LENGTH_AXES_KEY
+
+from tests.helpers import SHARED_DATA
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -214,3 +217,35 @@ def test_an_rgb_layer_saved_through_npe2_says_why_it_cannot_be(tmp_path):
             plugin_name="napari-mrcz",
         )
     assert not (tmp_path / "photo.mrcz").exists()
+
+
+def _labels(header) -> list[bytes]:
+    """The text labels of a header (mrcfile's or ours), without their padding."""
+    return [bytes(label).rstrip(b"\0 ") for label in header["label"][: int(header["nlabl"])]]
+
+
+@pytest.mark.skipif(SHARED_DATA is None, reason="needs the real files of ../shared/data")
+@pytest.mark.parametrize("suffix", [".mrcz", ".mrc"])
+def test_a_layer_saves_with_the_extended_header_and_labels_of_its_source(tmp_path, suffix):
+    """The FEI2 records of an EPU-style file (888 KiB) and a map's labels, as convert keeps;
+    a map's untyped symmetry records are left out (MRC2014 readers refuse them)."""
+    from napari_mrcz._napari.reader import read_layers
+
+    for name, keeps_records in (("rsciio_HAADFscan.mrc", True), ("ngl_3ek3-2fofc.map", False)):
+        source = SHARED_DATA / "mrc" / name
+        [(data, kwargs, kind)] = read_layers(str(source))
+        target = tmp_path / (name + suffix)
+        npe2.write(str(target), [(data, kwargs, kind)], plugin_name="napari-mrcz")
+        with mrcfile.open(source, permissive=True, header_only=True) as original:
+            expected_labels = _labels(original.header)
+            records = bytes(original.extended_header)
+            record_type = bytes(original.header.exttyp)
+        saved = napari_mrcz.mrc.layout.read_layout(target)
+        assert _labels(saved.header)[: len(expected_labels)] == expected_labels
+        if keeps_records:
+            assert saved.read_extended_header() == records
+            assert bytes(saved.header["exttyp"]) == record_type
+        else:
+            assert records not in saved.read_extended_header()
+        if suffix == ".mrc":
+            assert mrcfile.validate(str(target), print_file=io.StringIO()), name

@@ -666,3 +666,27 @@ def test_a_dm_layer_saves_with_the_voltage_and_cs_mrcz_convert_keeps(
     convert_meta = mrcz.readMRC(str(converted))[1]
     assert panel_meta["voltage"] == convert_meta["voltage"] == pytest.approx(200.0)
     assert panel_meta["C3"] == convert_meta["C3"] == pytest.approx(1.31)
+
+
+@pytest.mark.skipif(SHARED_DATA is None, reason="needs the real files of ../shared/data")
+def test_a_panel_save_keeps_the_fei_records_mrcz_convert_keeps(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """The EPU-style file's 888 KiB FEI2 extended header (HT, dose, defocus, stage)."""
+    from napari_mrcz.mrc.layout import read_layout
+
+    source = SHARED_DATA / "mrc" / "rsciio_HAADFscan.mrc"
+    converted = tmp_path / "converted.mrcz"
+    subprocess.run(
+        [sys.executable, "-m", "napari_mrcz.cli", "convert", str(source), str(converted)],
+        check=True,
+        capture_output=True,
+    )
+    viewer = make_napari_viewer()
+    viewer.open(str(source), plugin="napari-mrcz")
+    save = _panel(viewer)
+    save.output.value = tmp_path / "panel.mrcz"
+    _saved(save, qtbot)
+    panel, convert = read_layout(tmp_path / "panel.mrcz"), read_layout(converted)
+    assert (panel.exttyp, panel.nsymbt) == (convert.exttyp, convert.nsymbt) == ("FEI2", 909312)
+    assert panel.read_extended_header() == convert.read_extended_header()
