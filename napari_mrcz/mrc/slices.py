@@ -5,14 +5,15 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 import numpy as np
 
-from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.files import open_regular
-from napari_mrcz.mrc.checksums import mismatched_slices
+from napari_mrcz.mrc.checksums import chunk_checksum, mismatched_slices
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS, ChunkDecodeError, decompress_into
 from napari_mrcz.mrc.layout import MRCLayout
 from napari_mrcz.mrc.modes import uint4_row_bytes
@@ -80,6 +81,7 @@ class SliceReader:
         self.chunk_offsets: np.ndarray | None = None
         self._readers = 0
         self._idle = threading.Condition()
+        self._damage_told = threading.Event()  # a CRC32 mismatch is warned about once
         try:
             if layout.compressor is not None:
                 self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
@@ -214,6 +216,10 @@ class SliceReader:
             self._mmap.madvise(mmap.MADV_SEQUENTIAL)
         offsets = self.chunk_offsets
         self._check_still_holds(int(offsets[stop]))
+        recorded = self.layout.chunk_checksums
+        checksums = (
+            recorded if recorded is not None and len(recorded) == len(offsets) - 1 else None
+        )
         with memoryview(self._mmap) as whole:
             blosc1_file = whole[offsets[0]] in BLOSC1_FORMATS
 
@@ -232,6 +238,8 @@ class SliceReader:
                             self.layout.path,
                             f"blosc chunk {index} is damaged and cannot be decompressed: {error}",
                         ) from None
+                    if checksums is not None and chunk_checksum(chunk) != checksums[index]:
+                        self._tell_damage(index)
 
             workers = min(self.n_threads, stop - start)
             if workers <= 1:
@@ -242,6 +250,19 @@ class SliceReader:
                     list(pool.map(decompress, range(start, stop)))
         if sequential and hasattr(self._mmap, "madvise"):
             self._mmap.madvise(mmap.MADV_NORMAL)
+
+    def _tell_damage(self, index: int) -> None:
+        """Warn (once per open file) that z-slice ``index`` differs from its CRC32."""
+        if self._damage_told.is_set():
+            return
+        self._damage_told.set()
+        warnings.warn(
+            f"{self.layout.path}: z-slice {index} is not as it was written (its CRC32 "
+            "differs): the file is damaged there and its pixels may be wrong; "
+            "mrcz validate lists every damaged slice",
+            MRCZWarning,
+            stacklevel=2,
+        )
 
     def close(self) -> None:
         """Release the file and its memory map, once reads in progress are done."""

@@ -6,6 +6,7 @@ import json
 import struct
 import subprocess
 import sys
+import warnings
 import zlib
 
 import mrcfile
@@ -183,3 +184,25 @@ def test_checking_a_file_cut_short_after_opening_is_an_error_not_a_crash(tmp_pat
     assert result.returncode == 0, result.stderr
     assert "shrank" in result.stdout
     assert str(path) in result.stdout
+
+
+def test_reading_a_slice_whose_crc32_differs_warns_once_naming_it(tmp_path, rng):
+    """blosc does not notice every flipped bit: the recorded CRC32 does, at no extra read."""
+    data = rng.normal(size=(4, 64, 64)).astype(np.float32)
+    path = tmp_path / "damaged.mrcz"
+    napari_mrcz.writeMRC(data, path, compressor="zstd", meta={"grid": 3})
+    layout = read_layout(path)
+    with SliceReader(layout) as reader:
+        start, stop = int(reader.chunk_offsets[2]), int(reader.chunk_offsets[3])
+    raw = bytearray(path.read_bytes())
+    raw[(start + stop) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    lazy = napari_mrcz.open_lazy(path)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for index in (2, 3, 2, 1, 0):
+            lazy.read_slices(index, index + 1)
+    ours = [str(w.message) for w in seen if issubclass(w.category, napari_mrcz.MRCZWarning)]
+    assert len(ours) == 1, ours
+    assert ours[0].startswith(f"{path}: z-slice 2 is not as it was written")
+    np.testing.assert_array_equal(lazy.read_slices(0, 2), data[:2])  # the others as written
