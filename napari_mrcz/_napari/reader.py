@@ -42,6 +42,10 @@ READER_METADATA_KEYS = ("path", "format", "header", "json_meta", DM_TAGS_KEY, "f
 DISPLAY_PERCENTILES = (0.5, 99.5)
 #: Values sampled at most to find those percentiles.
 PERCENTILE_SAMPLE = 2**20
+#: Data is "peaked" (an FFT amplitude, a diffraction pattern) when its min..max range
+#: is this many times wider than the range between those percentiles: it is then
+#: shown by the percentiles, as min..max would leave all but the peak black.
+PEAKED_RANGE_RATIO = 100
 #: A spectrum is shown as a strip of this height (a fraction of its length) under a
 #: line plot of this height.
 SPECTRUM_STRIP_HEIGHT = 1 / 16
@@ -308,15 +312,11 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
     if rgb:
         return [(data, kwargs, "image")]
     kwargs["colormap"] = "gray"
-    limits = layout.header_contrast_limits
     if layout.dtype.kind == "c":
         return _complex_layers(data, kwargs)
+    limits = image_contrast_limits(data, layout.header_contrast_limits)
     if limits is not None:
         kwargs["contrast_limits"] = limits
-    elif lazy:
-        middle = np.asarray(data[nz // 2] if nz > 1 else data[:])
-        low, high = float(np.nanmin(middle)), float(np.nanmax(middle))
-        kwargs["contrast_limits"] = (low, high if high > low else low + 1)
     if layout.slices > 0:
         frames = np.asarray(data).reshape(nz // layout.slices, layout.slices, *layout.shape[1:])
         kwargs["channel_axis"] = 1
@@ -356,6 +356,36 @@ def _non_length_axes(json_meta: dict, names: tuple[str, ...]) -> dict[str, dict[
         if 0 < scale < math.inf and math.isfinite(offset):
             usable[name] = {"scale": float(scale), "offset": float(offset), "unit": str(unit)}
     return usable
+
+
+def image_contrast_limits(
+    data: Any, recorded: tuple[float, float] | None = None
+) -> tuple[float, float] | None:
+    """The contrast limits of an image layer, one rule whatever file the data came from.
+
+    The file's recorded min..max (DMIN, DMAX), else the min..max of a sample (the data
+    in memory, or the middle slice of lazy data); percentiles instead for peaked data
+    (see :data:`PEAKED_RANGE_RATIO`). None for napari's own choice (booleans, no
+    finite value).
+    """
+    if np.dtype(data.dtype).kind not in "iuf":
+        return recorded
+    if isinstance(data, np.ndarray) or data.ndim < 3:
+        sample = np.asarray(data)
+    else:
+        sample = np.asarray(data[data.shape[0] // 2])
+    finite = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample.ravel()
+    if not finite.size:
+        return recorded
+    if recorded is None:
+        low, high = float(finite.min()), float(finite.max())
+        recorded = (low, high if high > low else low + 1.0)
+    shown = _display_limits(finite)
+    if shown is not None and (shown[1] - shown[0]) * PEAKED_RANGE_RATIO < (
+        recorded[1] - recorded[0]
+    ):
+        return shown
+    return recorded
 
 
 def _display_limits(values: Any) -> tuple[float, float] | None:
@@ -432,6 +462,9 @@ def _read_dm_layers(path: str) -> list[LayerData]:
         elif np.iscomplexobj(data):
             layers.extend(_complex_layers(data, kwargs))
         else:
+            limits = None if rgb else image_contrast_limits(data)
+            if limits is not None:
+                kwargs["contrast_limits"] = limits
             layers.append((data, kwargs, "image"))
     return layers
 

@@ -353,3 +353,23 @@ def test_single_image_with_zero_z_cell_opens_without_warning(tmp_path, caplog):
         ((_, kwargs, _),) = napari_reader.read_layers(str(path))
     assert kwargs["scale"] == pytest.approx([0.667, 0.667])
     assert not [record for record in caplog.records if record.levelname == "WARNING"]
+
+
+def test_peaked_data_gets_the_same_percentile_contrast_from_any_file(tmp_path, rng):
+    """A saved FFT amplitude: its DMIN..DMAX (the central peak) would show all else black."""
+    from napari_mrcz._napari.reader import DISPLAY_PERCENTILES, read_layers
+
+    amplitude = rng.exponential(1e5, size=(64, 64)).astype(np.float32)
+    amplitude[32, 32] = 3.65e9  # the central peak
+    path = tmp_path / "fft_amplitude.mrc"
+    napari_mrcz.writeMRC(amplitude, path)
+    [(_, kwargs, _)] = read_layers(str(path))
+    low, high = kwargs["contrast_limits"]
+    expected = np.percentile(amplitude, DISPLAY_PERCENTILES)
+    assert (low, high) == pytest.approx(tuple(expected), rel=1e-6)
+    assert high < 1e7
+    ordinary = tmp_path / "ordinary.mrc"
+    noise = rng.normal(size=(64, 64)).astype(np.float32)
+    napari_mrcz.writeMRC(noise, ordinary)
+    [(_, kwargs, _)] = read_layers(str(ordinary))
+    assert kwargs["contrast_limits"] == pytest.approx((noise.min(), noise.max()))
