@@ -12,12 +12,17 @@ def json_safe(value: Any) -> Any:
 
     A file name that is not UTF-8 (``lat\\xe9.mrc`` on a Latin-1 file system) reaches
     Python with its bytes as lone surrogates, which no JSON reader accepts: they are
-    written as ``\\xe9`` instead.
+    written as ``\\xe9`` instead; other lone surrogates (in JSON meta keys) as their
+    code point (``\\ud83d``).
     """
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        try:
+            raw = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate outside U+DC80..U+DCFF
+            raw = value.encode("utf-8", "backslashreplace")
+        return raw.decode("utf-8", "backslashreplace")
     if isinstance(value, dict):
         return {json_safe(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

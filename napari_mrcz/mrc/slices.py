@@ -146,6 +146,8 @@ class SliceReader:
             ``out``.
         """
         layout = self.layout
+        if not 0 <= start <= stop <= layout.nz:
+            raise IndexError(f"z-slices {start}:{stop} are out of range for {layout.nz} slices")
         with self._idle:
             if self._file.closed:
                 raise ValueError(f"{layout.path} is closed")
@@ -170,6 +172,8 @@ class SliceReader:
         # pread: no shared file position, so parts are read on several threads at
         # once, each copying from the page cache on a core of its own (100 MB here:
         # 4.1 GB/s on one thread, 7.0 on two).
+        if not out.size:
+            return  # nothing to read (a byte view of an empty array cannot be made)
         offset = self.layout.data_offset + start * self.layout.slice_nbytes
         view = memoryview(out).cast("B")
         parts = min(self.n_threads, len(view) // PARALLEL_READ_BYTES)

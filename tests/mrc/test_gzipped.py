@@ -1,4 +1,8 @@
-"""Compressed downloads (.gz, .bz2): read through a temporary copy that goes away."""
+"""Compressed downloads (.gz, .bz2): read through a temporary copy that goes away.
+
+The same downloads through the napari reader are tested in
+tests/_napari/test_reader_downloads.py.
+"""
 
 import bz2
 import contextlib
@@ -11,27 +15,19 @@ import sys
 import tempfile
 import tracemalloc
 
-import npe2
 import numpy as np
 import pytest
 
 import napari_mrcz
-from napari_mrcz._napari import reader as napari_reader
 from napari_mrcz.errors import MRCZFormatError
 from napari_mrcz.mrc.gzipped import (
     TRAILING_BYTES_ALLOWED,
     DecompressedFile,
     declared_size,
-    is_compressed,
 )
 from napari_mrcz.mrc.lazy import LazyMRC
 
 OPENERS = {".gz": gzip.open, ".bz2": bz2.open}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _discover_plugins():
-    npe2.PluginManager.instance().discover()
 
 
 @pytest.fixture
@@ -63,19 +59,6 @@ def mrc_bytes(tmp_path, data):
     path = tmp_path / "source.mrc"
     napari_mrcz.writeMRC(data, path)
     return path.read_bytes()
-
-
-@pytest.mark.parametrize("name", ["a.mrc.gz", "b.MAP.GZ", "c.mrcs.bz2", "d.ccp4.gz"])
-def test_suffixes(name):
-    assert is_compressed(name)
-    assert napari_reader.get_reader(name) is napari_reader.read_layers
-
-
-@pytest.mark.parametrize("name", ["a.tif.gz", "b.gz", "c.mrc"])
-def test_reader_declines_other_compressed_files(name):
-    assert is_compressed(name) == name.endswith(".gz")
-    expected = napari_reader.read_layers if name == "c.mrc" else None
-    assert napari_reader.get_reader(name) is expected
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".bz2"])
@@ -259,47 +242,6 @@ def test_short_decompressed_file_is_too_short(tmp_path, temp_dir):
     packed.write_bytes(gzip.compress(b"\0" * 100))
     with pytest.raises(MRCZFormatError, match="too short") as info:
         napari_mrcz.readMRC(packed)
-    assert info.value.path == str(packed)
-
-
-def read(path):
-    return npe2.read([str(path)], stack=False, plugin_name="napari-mrcz")
-
-
-@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
-def test_napari_reader_names_the_original(volume, suffix, temp_dir):
-    data, plain = volume
-    packed = compress(plain, suffix)
-    [(layer_data, kwargs, _)] = read(packed)
-    assert isinstance(layer_data, np.ndarray)
-    np.testing.assert_array_equal(layer_data, data)
-    assert kwargs["name"] == "emd_1234.map" + suffix
-    assert kwargs["metadata"]["path"] == str(packed)
-    np.testing.assert_allclose(kwargs["scale"], [1.5, 1.2, 1.1])
-    assert list(temp_dir.iterdir()) == []
-
-
-def test_napari_reader_lazy_copy_lives_with_the_layer_data(volume, temp_dir, monkeypatch):
-    data, plain = volume
-    packed = compress(plain, ".gz")
-    monkeypatch.setattr(napari_reader, "LAZY_THRESHOLD_BYTES", 100)
-    [(layer_data, kwargs, _)] = read(packed)
-    assert isinstance(layer_data, LazyMRC)
-    assert kwargs["name"] == "emd_1234.map.gz"
-    np.testing.assert_array_equal(layer_data[1], data[1])
-    assert len(copies()) == 1
-    del layer_data
-    gc.collect()
-    assert copies() == []
-    assert list(temp_dir.iterdir()) == []
-
-
-def test_napari_reader_damaged_download(volume, temp_dir):
-    _, plain = volume
-    packed = compress(plain, ".gz")
-    packed.write_bytes(packed.read_bytes()[:200])
-    with pytest.raises(MRCZFormatError) as info:
-        read(packed)
     assert info.value.path == str(packed)
 
 
