@@ -151,6 +151,7 @@ def layer_report(layer: Any) -> LayerReport:
         mrc_dtype(data, plain=codec is None, warn=False, scan=False) or data.dtype,
         geometry.pixelsize_zyx,
         codec,
+        origin_zyx=geometry.origin_zyx,
     )
     rows = _header_rows(header_fields(preview, "<"))
     tree = {"JSON meta to write": {**json_meta(metadata, warn=False), **geometry.meta()}}

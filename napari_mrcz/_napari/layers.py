@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pint
@@ -118,18 +118,30 @@ class HeaderGeometry:
     pixelsize_zyx: list[float]
     origin_zyx: list[float]
     non_length: dict[str, dict[str, Any]]
+    mirrored: list[str] = field(default_factory=list)
 
     def warning(self, name: str) -> str | None:
-        """The one warning a save gives when axes are not lengths (None if none is)."""
-        if not self.non_length:
-            return None
-        calibrations = ", ".join(
-            f"{axis} in {record['unit_label']}" for axis, record in self.non_length.items()
-        )
-        return (
-            f"{name}: {calibrations} is not a length: saved with pixel size 0 there; "
-            f"the calibration is kept in the file's JSON meta ({NON_LENGTH_AXES_KEY})"
-        )
+        """The one warning a save gives for axes it cannot keep as shown (None if none).
+
+        Axes that are not lengths are saved with pixel size 0 (their calibration goes
+        to the JSON meta); an axis napari shows mirrored (negative scale) is saved as
+        the layer stores it, with a positive pixel size, as MRC has no mirror.
+        """
+        problems = []
+        if self.non_length:
+            calibrations = ", ".join(
+                f"{axis} in {record['unit_label']}" for axis, record in self.non_length.items()
+            )
+            problems.append(
+                f"{calibrations} is not a length: saved with pixel size 0 there; "
+                f"the calibration is kept in the file's JSON meta ({NON_LENGTH_AXES_KEY})"
+            )
+        if self.mirrored:
+            problems.append(
+                f"shown mirrored along {' and '.join(self.mirrored)} (negative scale): "
+                "saved unmirrored, as the layer holds it, with a positive pixel size"
+            )
+        return f"{name}: {'; '.join(problems)}" if problems else None
 
     def meta(self) -> dict[str, Any]:
         """The JSON meta entry for the non-length axes ({} if there are none)."""
@@ -146,7 +158,8 @@ class HeaderGeometry:
 def header_geometry(scale: Any, translate: Any, units: Any) -> HeaderGeometry:
     """Pixel size, origin and non-length axes of a 2D or 3D layer, for its MRC header."""
     axes = layer_axes(scale, translate, units)[-3:]
-    pixelsize = [axis.angstrom or 0.0 for axis in axes]
+    pixelsize = [abs(axis.angstrom or 0.0) for axis in axes]
+    mirrored = [axis.name for axis in axes if axis.scale < 0]
     origin = [axis.offset_angstrom or 0.0 for axis in axes]
     if len(axes) == 2:
         pixelsize, origin = [pixelsize[0], *pixelsize], [0.0, *origin]
@@ -160,7 +173,7 @@ def header_geometry(scale: Any, translate: Any, units: Any) -> HeaderGeometry:
         for axis in axes
         if not axis.is_length
     }
-    return HeaderGeometry(pixelsize, origin, non_length)
+    return HeaderGeometry(pixelsize, origin, non_length, mirrored)
 
 
 def check_savable(data: Any, meta: dict) -> Any:

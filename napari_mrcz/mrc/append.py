@@ -128,8 +128,9 @@ def write_at_index(
             raise
         header["packed_bytes"] += written.packed_bytes
         header["nz"] = new_nz
-        if int(header["mz"]) == nz and not layout.slices:
-            header["mz"] = new_nz  # a volume's sampling counts its sections
+        section_sampling = ("mx", "my", "mz")[layout.crystal_axes[0]]
+        if int(header[section_sampling]) == nz and not layout.slices:
+            header[section_sampling] = new_nz  # a volume's sampling counts its sections
         # The sections' voxel size is kept: CELLA grows where it counts the sections
         # (CELLA / NZ, or CELLA / MZ with MZ = NZ); an image stack or a plain file of
         # frames (CELLA / MZ, MZ fixed) keeps its cell.

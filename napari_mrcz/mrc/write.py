@@ -133,12 +133,20 @@ def make_header(
     return header
 
 
+def set_origin(header: np.ndarray, origin: Any) -> None:
+    """Set ORIGIN from an origin in Angstrom, (z, y, x) or its last axes ((y, x): z is 0)."""
+    origin_zyx = np.atleast_1d(np.asarray(origin, dtype=np.float64))[-3:]
+    origin_zyx = np.concatenate([np.zeros(3 - origin_zyx.size), origin_zyx])
+    header["origin"] = origin_zyx[::-1]
+
+
 def new_file_header(
     shape: Sequence[int],
     dtype: Any,
     pixelsize_zyx: Sequence[float],
     compressor: str | None = None,
     byteorder: str = "<",
+    origin_zyx: Sequence[float] | None = None,
 ) -> np.ndarray:
     """The header :func:`write_array` would start a file with (statistics still unknown).
 
@@ -154,11 +162,13 @@ def new_file_header(
         MRCZ codec, or None for plain MRC.
     byteorder : {'<', '>'}
         Byte order of the file.
+    origin_zyx : sequence of float, optional
+        Origin in Angstrom, (z, y, x), as :func:`write_array` takes it.
     """
     nz, ny, nx = (1, *shape) if len(shape) == 2 else tuple(shape)
     mode = mode_for_dtype(storage_dtype(dtype))
     codec = None if compressor is None else check_codec(compressor)
-    return make_header(
+    header = make_header(
         byteorder,
         (nz, ny, nx),
         mode,
@@ -170,6 +180,9 @@ def new_file_header(
         0.0,
         1.0,
     )
+    if origin_zyx is not None:
+        set_origin(header, origin_zyx)
+    return header
 
 
 def _write_new_file(
@@ -517,9 +530,7 @@ def write_array(
         header["nsymbt"] = len(encoded_meta)
         header["exttyp"] = b"json"
     if origin is not None:
-        origin_zyx = np.atleast_1d(np.asarray(origin, dtype=np.float64))[-3:]
-        origin_zyx = np.concatenate([np.zeros(3 - origin_zyx.size), origin_zyx])
-        header["origin"] = origin_zyx[::-1] / units_per_angstrom(pixelunits)
+        set_origin(header, np.asarray(origin, dtype=np.float64) / units_per_angstrom(pixelunits))
     encoding = Encoding(stored.newbyteorder(byteorder), codec, clevel, uint4, threads)
     _write_new_file(path, frames, header, encoded_meta, encoding, report, shown, fixity)
 

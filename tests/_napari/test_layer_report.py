@@ -295,11 +295,6 @@ def test_every_report_exports_as_json(tmp_path, rng):
         assert exported["header"] == rows(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the preview's ORIGIN is always 0 (new_file_header gets no origin), "
-    "while the save writes the layer's translate as the ORIGIN",
-)
 def test_the_preview_shows_the_origin_the_save_writes():
     layer = Image(np.zeros((3, 4, 5), np.float32), scale=(2.0, 2.0, 2.0), translate=(6, 4, 2))
     assert rows(layer_report(layer))["origin"] == "2, 4, 6"

@@ -164,12 +164,6 @@ def test_a_refusal_names_the_file_as_the_user_knows_it(tmp_path, rng):
         append(path, np.zeros((1, 8, 6), np.float32), 2, shown="grid 3/movie.mrc")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="write_at_index sets MZ to the new NZ whenever MZ == NZ, even when the "
-    "sections lie along another crystal axis (MAPS != 3): MZ then samples rows or "
-    "columns, and their voxel size changes",
-)
 def test_appending_sections_along_crystal_y_keeps_every_voxel_size(tmp_path, rng):
     """MAPC, MAPR, MAPS = 1, 3, 2: rows along crystal z, sections along crystal y,
     and as many rows as sections (so MZ, the row sampling, equals NZ)."""
