@@ -10,62 +10,116 @@ Architecture page of the manual). Everything but ``_napari/`` and ``_qt/`` runs
 without napari and Qt. This module is the public face: python-mrcz's names and
 keywords (:mod:`napari_mrcz.api`), so code written for python-mrcz can switch by
 changing the import, plus our own additions.
+
+The names are loaded when first used (PEP 562), so that ``import napari_mrcz`` and
+the ``mrcz`` command start at once; each comes from the module listed in
+``_EXPORTS``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from napari_mrcz.__about__ import __version__
-from napari_mrcz.api import (
-    asyncReadDM4,
-    asyncReadMRC,
-    asyncWriteMRC,
-    defaultHeader,
-    readDM4,
-    readMRC,
-    readMRCHeader,
-    setDefaultThreads,
-    writeMRC,
-    writeMRCHeader,
-)
-from napari_mrcz.dask_array import to_dask
-from napari_mrcz.dm.images import read_dm
-from napari_mrcz.errors import MRCZFormatError, MRCZWarning
-from napari_mrcz.mrc.codecs import AVAILABLE_CODECS, COMPRESSOR_ENUM, REVERSE_COMPRESSOR_ENUM
-from napari_mrcz.mrc.gain import read_gain_reference
-from napari_mrcz.mrc.lazy import LazyMRC
-from napari_mrcz.mrc.modes import CCPEM_ENUM, EMAN2_MODE_DTYPES, REVERSE_CCPEM_ENUM
 
-#: python-mrcz's name for the EMAN2 mode table.
-EMAN2_ENUM = EMAN2_MODE_DTYPES
+if TYPE_CHECKING:
+    from napari_mrcz.api import (
+        BLOSC2_PRESENT,
+        BLOSC_PRESENT,
+        CAN_COMPRESS,
+        EMAN2_ENUM,
+        async_read_dm4,
+        async_read_mrc,
+        async_write_mrc,
+        asyncReadDM4,
+        asyncReadMRC,
+        asyncWriteMRC,
+        default_header,
+        defaultHeader,
+        open_lazy,
+        read_dm4,
+        read_mrc,
+        read_mrc_header,
+        readDM4,
+        readMRC,
+        readMRCHeader,
+        set_default_threads,
+        setDefaultThreads,
+        write_mrc,
+        write_mrc_header,
+        writeMRC,
+        writeMRCHeader,
+    )
+    from napari_mrcz.dask_array import to_dask
+    from napari_mrcz.dm.images import read_dm
+    from napari_mrcz.errors import MRCZFormatError, MRCZWarning
+    from napari_mrcz.mrc.codecs import AVAILABLE_CODECS, COMPRESSOR_ENUM, REVERSE_COMPRESSOR_ENUM
+    from napari_mrcz.mrc.gain import read_gain_reference
+    from napari_mrcz.mrc.lazy import LazyMRC
+    from napari_mrcz.mrc.modes import CCPEM_ENUM, REVERSE_CCPEM_ENUM
 
-#: python-mrcz's flags: compression is always available here, through c-blosc 1.x.
-BLOSC_PRESENT = True
-CAN_COMPRESS = True
-#: True when the optional blosc2 package is there to read c-blosc2-format chunks.
-BLOSC2_PRESENT = importlib.util.find_spec("blosc2") is not None
+#: The module each public name comes from.
+_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "BLOSC2_PRESENT",
+            "BLOSC_PRESENT",
+            "CAN_COMPRESS",
+            "EMAN2_ENUM",
+            "asyncReadDM4",
+            "asyncReadMRC",
+            "asyncWriteMRC",
+            "async_read_dm4",
+            "async_read_mrc",
+            "async_write_mrc",
+            "defaultHeader",
+            "default_header",
+            "open_lazy",
+            "readDM4",
+            "readMRC",
+            "readMRCHeader",
+            "read_dm4",
+            "read_mrc",
+            "read_mrc_header",
+            "setDefaultThreads",
+            "set_default_threads",
+            "writeMRC",
+            "writeMRCHeader",
+            "write_mrc",
+            "write_mrc_header",
+        ),
+        "napari_mrcz.api",
+    ),
+    "to_dask": "napari_mrcz.dask_array",
+    "read_dm": "napari_mrcz.dm.images",
+    "MRCZFormatError": "napari_mrcz.errors",
+    "MRCZWarning": "napari_mrcz.errors",
+    "AVAILABLE_CODECS": "napari_mrcz.mrc.codecs",
+    "COMPRESSOR_ENUM": "napari_mrcz.mrc.codecs",
+    "REVERSE_COMPRESSOR_ENUM": "napari_mrcz.mrc.codecs",
+    "read_gain_reference": "napari_mrcz.mrc.gain",
+    "LazyMRC": "napari_mrcz.mrc.lazy",
+    "CCPEM_ENUM": "napari_mrcz.mrc.modes",
+    "REVERSE_CCPEM_ENUM": "napari_mrcz.mrc.modes",
+}
 
 
-def open_lazy(path: Any, **kwargs: Any) -> LazyMRC:
-    """Open an MRC/MRCZ file for random access without reading its data.
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first use."""
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-    See :class:`LazyMRC`.
-    """
-    return LazyMRC(path, **kwargs)
 
+def __dir__() -> list[str]:
+    """The module's names, the lazily loaded ones included."""
+    return sorted({*globals(), *_EXPORTS})
 
-read_mrc = readMRC
-write_mrc = writeMRC
-async_read_mrc = asyncReadMRC
-async_write_mrc = asyncWriteMRC
-read_mrc_header = readMRCHeader
-write_mrc_header = writeMRCHeader
-default_header = defaultHeader
-set_default_threads = setDefaultThreads
-read_dm4 = readDM4
-async_read_dm4 = asyncReadDM4
 
 __all__ = [
     "AVAILABLE_CODECS",

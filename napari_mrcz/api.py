@@ -8,6 +8,7 @@ import. Each is a thin face on the engine's snake_case functions
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -16,15 +17,17 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from napari_mrcz import threads
 from napari_mrcz.dm.images import DMImageLayout, image_layouts
 from napari_mrcz.dm.metadata import python_mrcz_info
 from napari_mrcz.dm.tags import DMTagParser
 from napari_mrcz.mrc.codecs import REVERSE_COMPRESSOR_ENUM
 from napari_mrcz.mrc.jsonmeta import encode_meta
-from napari_mrcz.mrc.modes import MODE_DTYPES, REVERSE_CCPEM_ENUM, UINT4_MODE
+from napari_mrcz.mrc.lazy import LazyMRC
+from napari_mrcz.mrc.modes import EMAN2_MODE_DTYPES, MODE_DTYPES, REVERSE_CCPEM_ENUM, UINT4_MODE
 from napari_mrcz.mrc.read import read_array, read_header_meta
 from napari_mrcz.mrc.write import make_header, pixelsize_angstrom, write_array
-from napari_mrcz.threads import default_threads, set_default_threads, submit
+from napari_mrcz.threads import default_threads, submit
 
 logger = logging.getLogger(__name__)
 
@@ -383,7 +386,7 @@ def asyncWriteMRC(*args: Any, **kwargs: Any) -> Future:
 
 def setDefaultThreads(n_threads: int) -> None:
     """python-mrcz's name of :func:`napari_mrcz.threads.set_default_threads`."""
-    set_default_threads(n_threads)
+    threads.set_default_threads(n_threads)
 
 
 class DMImage:
@@ -523,3 +526,33 @@ def asyncReadDM4(*args: Any, **kwargs: Any) -> Future:
         Its ``result()`` is the :class:`readDM4` object.
     """
     return submit(readDM4, *args, **kwargs)
+
+
+def open_lazy(path: Any, **kwargs: Any) -> LazyMRC:
+    """Open an MRC/MRCZ file for random access without reading its data.
+
+    See :class:`~napari_mrcz.mrc.lazy.LazyMRC`.
+    """
+    return LazyMRC(path, **kwargs)
+
+
+#: python-mrcz's name for the EMAN2 mode table.
+EMAN2_ENUM = EMAN2_MODE_DTYPES
+
+#: python-mrcz's flags: compression is always available here, through c-blosc 1.x.
+BLOSC_PRESENT = True
+CAN_COMPRESS = True
+#: True when the optional blosc2 package is there to read c-blosc2-format chunks.
+BLOSC2_PRESENT = importlib.util.find_spec("blosc2") is not None
+
+# snake_case names for the python-mrcz API
+read_mrc = readMRC
+write_mrc = writeMRC
+async_read_mrc = asyncReadMRC
+async_write_mrc = asyncWriteMRC
+read_mrc_header = readMRCHeader
+write_mrc_header = writeMRCHeader
+default_header = defaultHeader
+set_default_threads = setDefaultThreads
+read_dm4 = readDM4
+async_read_dm4 = asyncReadDM4

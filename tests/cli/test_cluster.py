@@ -467,7 +467,7 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, rng):
 def test_without_distributed_the_option_says_what_to_install(tmp_path):
     code = (
         "import sys; sys.modules['distributed'] = None\n"
-        "from napari_mrcz.cli import main\n"
+        "from napari_mrcz.cli.command import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     args = ["compress", str(tmp_path), "-o", str(tmp_path / "out"), "--scheduler", "tcp://h:1"]

@@ -85,7 +85,7 @@ def test_delete_source_only_after_verification(movies, tmp_path):
 
 def test_outputs_reach_the_disk_before_a_source_is_deleted(movies, tmp_path, monkeypatch):
     from napari_mrcz.cli import batch as cli_batch
-    from napari_mrcz.cli import main
+    from napari_mrcz.cli.command import main
 
     source, _ = movies
     events = []
@@ -225,7 +225,7 @@ def test_unreadable_dm_file_fails_alone(movies, tmp_path):
 
 def test_interrupt_while_planning_stops_cleanly(movies, tmp_path, monkeypatch):
     from napari_mrcz.cli import batch as cli_batch
-    from napari_mrcz.cli import main
+    from napari_mrcz.cli.command import main
 
     source, data = movies
     calls = []
@@ -246,7 +246,7 @@ def test_interrupt_while_planning_stops_cleanly(movies, tmp_path, monkeypatch):
 def test_failed_verification_keeps_the_previous_output(movies, tmp_path, monkeypatch):
     """Outputs are verified under their temporary name, before they replace anything."""
     from napari_mrcz.cli import batch as cli_batch
-    from napari_mrcz.cli import main
+    from napari_mrcz.cli.command import main
 
     source, _ = movies
     out = tmp_path / "archive"

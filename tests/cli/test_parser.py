@@ -1,14 +1,16 @@
 """The ``mrcz`` command's arguments and help, as a user types them."""
 
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 import napari_mrcz
 
-from tests.cli.commands import run
+from tests.cli.commands import CLI, run
 
 
 @pytest.mark.parametrize("command", ["info", "validate", "compress", "decompress", "convert"])
@@ -39,3 +41,21 @@ def test_wrong_arguments_exit_2(tmp_path):
     result = run("convert", tmp_path / "x.mrc", tmp_path / "x.tif")
     assert result.returncode == 2
     assert "must end in .mrcz" in result.stderr
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.15, 0.3])
+def test_ctrl_c_while_the_command_starts_prints_no_traceback(tmp_path, delay):
+    """Ctrl-C while Python and the command's modules load ends it quietly (130)."""
+    process = subprocess.Popen(
+        [*CLI, "info", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a suite run in the background of a shell inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr, stderr
+    assert process.returncode in (130, -signal.SIGINT, 2), (process.returncode, stderr)

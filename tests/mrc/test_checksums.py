@@ -111,7 +111,7 @@ def test_appended_slices_keep_the_first_checksums_valid(tmp_path, movie):
 
 
 def test_decompressing_drops_the_checksums_and_mrcfile_accepts_the_file(tmp_path, movie):
-    from napari_mrcz.cli import main
+    from napari_mrcz.cli.command import main
 
     path = tmp_path / "in" / "movie.mrcz"
     path.parent.mkdir()
@@ -125,7 +125,7 @@ def test_decompressing_drops_the_checksums_and_mrcfile_accepts_the_file(tmp_path
 
 def test_compress_records_checksums_and_verify_checks_them(tmp_path, movie):
     """mrcz compress of a plain movie: the archive carries one checksum per slice."""
-    from napari_mrcz.cli import main
+    from napari_mrcz.cli.command import main
 
     source = tmp_path / "raw" / "movie.mrc"
     source.parent.mkdir()
