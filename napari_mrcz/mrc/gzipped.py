@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import itertools
 import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 import weakref
 import zlib
@@ -133,19 +135,56 @@ def _read(path: str, stream: BinaryIO, size: int) -> bytes:
     return data
 
 
-def _check_room(path: str, needed: int) -> None:
-    """Refuse a copy of ``needed`` bytes that would leave the temporary disk nearly full."""
-    folder = tempfile.gettempdir()
-    disk = shutil.disk_usage(folder)
-    room = max(0, disk.free - int(disk.total * SPACE_KEPT_FREE))
-    if needed > room:
-        raise MRCZFormatError(
-            path,
-            f"its MRC header declares {needed} bytes once decompressed, more than the "
-            f"{room} bytes free for a temporary copy in {folder} ({SPACE_KEPT_FREE:.0%} "
-            "of that disk is kept free): a damaged or hostile header, or a file to "
-            "decompress yourself onto a larger disk",
-        )
+class _Reservations:
+    """The bytes that copies under way in this process are still to write.
+
+    Files converted at once (``mrcz compress --jobs 2``) each check the room on the
+    temporary disk: what the others will still write is not free.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._remaining: dict[int, int] = {}
+        self._tickets = itertools.count()
+
+    def reserve(self, path: str, needed: int) -> int:
+        """Reserve ``needed`` bytes, refused if the disk has no room for them; a ticket.
+
+        Raises
+        ------
+        MRCZFormatError
+            If the copy would leave less than :data:`SPACE_KEPT_FREE` of the disk free.
+        """
+        folder = tempfile.gettempdir()
+        with self._lock:
+            disk = shutil.disk_usage(folder)
+            others = sum(self._remaining.values())
+            room = max(0, disk.free - int(disk.total * SPACE_KEPT_FREE) - others)
+            if needed > room:
+                held = f", {others} of them held for copies under way" if others else ""
+                raise MRCZFormatError(
+                    path,
+                    f"its MRC header declares {needed} bytes once decompressed, more than "
+                    f"the {room} bytes free for a temporary copy in {folder} "
+                    f"({SPACE_KEPT_FREE:.0%} of that disk is kept free{held}): a damaged "
+                    "or hostile header, or a file to decompress yourself onto a larger disk",
+                )
+            ticket = next(self._tickets)
+            self._remaining[ticket] = needed
+            return ticket
+
+    def written(self, ticket: int, count: int) -> None:
+        """Count ``count`` bytes of a reserved copy as written (on the disk now)."""
+        with self._lock:
+            self._remaining[ticket] = max(0, self._remaining[ticket] - count)
+
+    def release(self, ticket: int) -> None:
+        """End a reservation (the copy is complete, or was given up)."""
+        with self._lock:
+            self._remaining.pop(ticket, None)
+
+
+_RESERVATIONS = _Reservations()
 
 
 def _copy_decompressed(
@@ -167,23 +206,27 @@ def _copy_decompressed(
         return len(head)  # read_layout reports the file as too short
     whole, extended = _declared(path, head)
     limit = HEADER_SIZE + extended if head_only else whole + TRAILING_BYTES_ALLOWED
-    _check_room(path, limit - HEADER_SIZE)
-    written = HEADER_SIZE
-    # One byte past the limit is asked for, to tell a bomb from a file that ends there.
-    while (wanted := limit - written + (not head_only)) > 0:
-        piece = _read(path, stream, min(CHUNK_BYTES, wanted))
-        if not piece:
-            break
-        written += len(piece)
-        if written > limit:
-            raise MRCZFormatError(
-                path,
-                f"decompresses to more than the {limit} bytes its MRC header "
-                "accounts for (damaged, or a decompression bomb); refusing it",
-            )
-        target.write(piece)
-        if checkpoint is not None:
-            checkpoint()
+    ticket = _RESERVATIONS.reserve(path, limit - HEADER_SIZE)
+    try:
+        written = HEADER_SIZE
+        # One byte past the limit is asked for, to tell a bomb from a file that ends there.
+        while (wanted := limit - written + (not head_only)) > 0:
+            piece = _read(path, stream, min(CHUNK_BYTES, wanted))
+            if not piece:
+                break
+            written += len(piece)
+            if written > limit:
+                raise MRCZFormatError(
+                    path,
+                    f"decompresses to more than the {limit} bytes its MRC header "
+                    "accounts for (damaged, or a decompression bomb); refusing it",
+                )
+            target.write(piece)
+            _RESERVATIONS.written(ticket, len(piece))
+            if checkpoint is not None:
+                checkpoint()
+    finally:
+        _RESERVATIONS.release(ticket)
     return whole
 
 

@@ -696,3 +696,41 @@ def test_an_int32_source_no_plain_mrc_can_hold_is_kept(tmp_path, values, deleted
         assert "source kept: no plain MRC file can hold its int32 values" in result.stdout
     back = run("decompress", archive, "-o", tmp_path / "back")
     assert (back.returncode == 0) == deleted, back.stderr
+
+
+@pytest.fixture
+def small_temporary_disk(tmp_path):
+    """A 64 MiB tmpfs as the temporary folder (needs root, as CI runs)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace')}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_downloads_expanded_at_once_share_the_temporary_disk(tmp_path, small_temporary_disk):
+    """Two 35 MiB expansions (--jobs 2) on a 64 MiB disk: each fits alone, not both.
+
+    The second is refused with the reason before it fills the disk; the first is
+    converted."""
+    (tmp_path / "raw").mkdir()
+    for name in ("a", "b"):
+        gzip_bomb(tmp_path / "raw" / f"{name}.mrc.gz", (35, 1024, 1024), 35)
+    result = subprocess.run(
+        [*CLI, "compress", str(tmp_path / "raw"), "-o", str(tmp_path / "out"), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TMPDIR": str(small_temporary_disk)},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "held for copies under way" in result.stdout + result.stderr
+    assert "No space left" not in result.stdout + result.stderr
+    assert len(list((tmp_path / "out").glob("*.mrcz"))) == 1
+    assert list(small_temporary_disk.iterdir()) == []
