@@ -91,5 +91,8 @@ def test_our_chunk_calls_turn_on_blosc_s_gil_release(tmp_path):
 
 def test_importing_the_engine_leaves_blosc_settings_alone():
     """Only our own compress/decompress calls set blosc's GIL release, not the import."""
-    code = "import blosc, napari_mrcz.api, napari_mrcz.cli.command\nprint(blosc.set_releasegil(False))\n"
+    code = (
+        "import blosc, napari_mrcz.api, napari_mrcz.cli.command\n"
+        "print(blosc.set_releasegil(False))\n"
+    )
     assert run_python(code).strip() in ("0", "False")
