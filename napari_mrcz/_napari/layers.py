@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pint
 
 from napari_mrcz._napari.reader import READER_METADATA_KEYS
@@ -223,6 +224,20 @@ def json_meta(metadata: dict | None, warn: bool = True) -> dict:
             continue
         kept[key] = value
     return kept
+
+
+def shown_rows_top_down(affine: Any) -> bool:
+    """True if a layer shows its rows top-down: its affine does not mirror y.
+
+    Layers of MRC files carry the y-up mirror of the reader; DM layers and arrays
+    added by hand do not. ``affine`` is a layer's ``affine`` (napari's transform) or
+    its matrix, as ``as_layer_data_tuple`` gives it; None is no affine.
+    """
+    matrix = np.asarray(getattr(affine, "affine_matrix", affine) if affine is not None else [])
+    if matrix.ndim != 2 or matrix.shape[0] < 3:
+        return True
+    y = matrix.shape[0] - 3  # (..., y, x, 1)
+    return bool(matrix[y, y] >= 0)
 
 
 def carried_from_source(metadata: dict | None, shape: tuple[int, ...]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from napari_mrcz.arraylike import LazyView
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.formats import Format, identify
 from napari_mrcz.mrc.gzipped import DecompressedFile, is_compressed
+from napari_mrcz.mrc.header import ROWS_TOP_DOWN_LABEL
 from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, NON_LENGTH_AXES_KEY
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.lazy import LazyMRC
@@ -307,7 +308,7 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
         "metadata": metadata,
         "rgb": rgb,
     }
-    if y_axis_up():
+    if y_axis_up() and ROWS_TOP_DOWN_LABEL not in layout.labels:
         kwargs["affine"] = y_up_affine(len(scale))
     if rgb:
         return [(data, kwargs, "image")]

@@ -71,6 +71,8 @@ class SaveOptions:
     #: The layer's metadata, for what the save keeps of its source file (read where
     #: the save runs: see :func:`napari_mrcz._napari.layers.carried_from_source`).
     source_metadata: dict | None = None
+    #: The layer was shown with its rows top-down (no y-up mirror): the file says so.
+    rows_top_down: bool = False
 
     @property
     def compressed(self) -> bool:
@@ -87,6 +89,7 @@ class SaveOptions:
             "compressor": self.codec if self.compressed else None,
             "clevel": self.level,
             "n_threads": self.threads,
+            "rows_top_down": self.rows_top_down,
             **self.microscope,
         }
 

@@ -24,6 +24,7 @@ from napari_mrcz._napari.layers import (
     header_geometry,
     json_meta,
     microscope_values,
+    shown_rows_top_down,
 )
 from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.mrc.jsonmeta import meta_to_write
@@ -127,6 +128,7 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
         clevel=int(settings["level"]),
         n_threads=threads,
         **microscope_values(meta.get("metadata")),
+        rows_top_down=shown_rows_top_down(meta.get("affine")),
         **carried,
     )
     return path

@@ -34,6 +34,7 @@ from napari_mrcz._napari.layers import (
     json_meta,
     layer_calibration,
     microscope_values,
+    shown_rows_top_down,
     unit_label,
 )
 from napari_mrcz._napari.save_job import (
@@ -531,6 +532,7 @@ class SaveWidget(Container):
             meta=meta_for_file(path, layer_meta, bool(writer_settings()["json_in_plain"])) or {},
             microscope=microscope_values(metadata),
             source_metadata=metadata,
+            rows_top_down=shown_rows_top_down(layer.affine),
         )
 
     def _refuse(self, message: str) -> None:

@@ -28,6 +28,12 @@ MAP_ID = b"MAP "
 LABEL_SIZE = 80
 N_LABELS = 10
 
+#: The label of a file whose rows are meant to be shown top-down (y pointing down),
+#: as DigitalMicrograph and napari show images; MRC's own convention, and the
+#: default of napari-mrcz's reader, is y pointing up. Written when the layer saved
+#: (or the DM image converted) was shown so, so that the file reopens as it was shown.
+ROWS_TOP_DOWN_LABEL = "napari-mrcz: rows top-down (shown with y pointing down)"
+
 #: MRC2014 space groups: 0 for images and image stacks, 1 for volumes.
 ISPG_IMAGE_STACK = 0
 ISPG_VOLUME = 1

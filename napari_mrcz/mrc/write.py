@@ -37,6 +37,7 @@ from napari_mrcz.mrc.header import (
     ISPG_IMAGE_STACK,
     ISPG_VOLUME,
     N_LABELS,
+    ROWS_TOP_DOWN_LABEL,
     new_header,
     set_labels,
 )
@@ -424,6 +425,7 @@ def write_array(
     name: str | os.PathLike | None = None,
     extended_header: tuple[str, bytes] | None = None,
     labels: Sequence[str] = (),
+    rows_top_down: bool = False,
 ) -> None:
     """Write an array (or a list of frames) as a new plain MRC or MRCZ file, or into one.
 
@@ -455,6 +457,11 @@ def write_array(
         room for ``meta``. A new file only.
     labels : sequence of str
         Text labels to keep (a source's); the writer's own follow where there is room.
+    rows_top_down : bool
+        The data was shown with its rows top-down (y pointing down, as in
+        DigitalMicrograph and a napari layer without the y-up mirror): recorded as
+        :data:`~napari_mrcz.mrc.header.ROWS_TOP_DOWN_LABEL`, so that napari-mrcz shows
+        the file so again. A source's copy of that label is dropped otherwise.
 
     Raises
     ------
@@ -513,11 +520,18 @@ def write_array(
         cs,
         gain,
     )
-    own_labels = [WRITER_LABEL, settings_label(codec, clevel)] if codec is not None else []
-    # a source's labels, without the writer's and codec labels of an earlier save
+    # a source's labels, without the writer's, codec and orientation labels of a save
     kept = [
-        label for label in labels if label != WRITER_LABEL and recorded_settings([label]) is None
+        label
+        for label in labels
+        if label not in (WRITER_LABEL, ROWS_TOP_DOWN_LABEL) and recorded_settings([label]) is None
     ]
+    if codec is not None:
+        own_labels = [WRITER_LABEL, settings_label(codec, clevel)]
+    else:  # a plain copy of a source has the source's labels alone
+        own_labels = [] if kept else [WRITER_LABEL]
+    if rows_top_down:
+        own_labels.append(ROWS_TOP_DOWN_LABEL)
     if kept or own_labels:
         set_labels(header, [*kept, *own_labels[: max(0, N_LABELS - len(kept))]])
     if extended_header is not None:

@@ -325,7 +325,9 @@ def dm_write_options(meta: dict) -> dict[str, Any]:
     """:func:`write_array` keywords that keep a DM image's calibration and microscope.
 
     The pixel size and origin in Angstrom (axes in other units get 0), a single
-    image's z taken as its y (as the napari writer does), voltage and Cs.
+    image's z taken as its y (as the napari writer does), voltage and Cs, and the
+    rows shown top-down, as DigitalMicrograph shows them (napari then shows the copy
+    as it shows the original).
     """
     pixelsize = [size or 0.0 for size in meta["pixelsize"]]
     origin = [axis["offset_angstrom"] or 0.0 for axis in meta["axes"]]  # lengths only
@@ -336,6 +338,7 @@ def dm_write_options(meta: dict) -> dict[str, Any]:
         "pixelsize": pixelsize,
         "pixelunits": "\\AA",
         "origin": origin,
+        "rows_top_down": True,
         **dm_microscope(meta),
     }
 

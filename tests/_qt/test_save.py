@@ -690,3 +690,17 @@ def test_a_panel_save_keeps_the_fei_records_mrcz_convert_keeps(
     panel, convert = read_layout(tmp_path / "panel.mrcz"), read_layout(converted)
     assert (panel.exttyp, panel.nsymbt) == (convert.exttyp, convert.nsymbt) == ("FEI2", 909312)
     assert panel.read_extended_header() == convert.read_extended_header()
+
+
+def test_a_dm_layer_saved_from_the_panel_reopens_over_its_original(
+    make_napari_viewer, qtbot, tmp_path
+):
+    source = SHARED_DATA / "dm3" / "rsciio_2D_test_diffraction_pattern.dm3"
+    viewer = make_napari_viewer()
+    [original] = viewer.open(str(source), plugin="napari-mrcz")
+    save = _panel(viewer)
+    save.output.value = tmp_path / "panel.mrcz"
+    _saved(save, qtbot)
+    [copy] = viewer.open(str(tmp_path / "panel.mrcz"), plugin="napari-mrcz")
+    np.testing.assert_array_equal(copy.affine.affine_matrix, original.affine.affine_matrix)
+    np.testing.assert_allclose(copy.scale, original.scale, rtol=1e-6)

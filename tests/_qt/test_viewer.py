@@ -240,6 +240,45 @@ def test_each_file_shows_in_its_own_orientation(make_napari_viewer, tmp_path, sh
     assert bright.min() > shown.min() + 0.8 * (shown.max() - shown.min())
 
 
+@pytest.mark.parametrize("suffix", [".mrcz", ".mrc"])
+def test_a_saved_layer_reopens_where_it_was(make_napari_viewer, tmp_path, shared_data, suffix):
+    """A DM image (rows top-down) and an array added by hand, saved as MRC(Z) and
+    reopened, overlay their layer; an MRC layer (y up) saved so reopens y up. The
+    file's data is as the layer holds it (never flipped)."""
+    dm_path = shared_data / "dm4" / "openncem_dmTest_float32_nonSquare_diffPixelSize.dm4"
+    viewer = make_napari_viewer()
+    [dm_layer] = viewer.open(str(dm_path), plugin="napari-mrcz")
+    added = viewer.add_image(np.arange(12, dtype=np.float32).reshape(3, 4), name="added")
+    mrc_path = tmp_path / "source.mrc"
+    napari_mrcz.writeMRC(np.ones((5, 6), np.float32), mrc_path)
+    [mrc_layer] = viewer.open(str(mrc_path), plugin="napari-mrcz")
+    for layer in (dm_layer, added, mrc_layer):
+        viewer.layers.selection = {layer}
+        [saved] = viewer.layers.save(
+            str(tmp_path / f"{layer.name}-copy{suffix}"), selected=True, plugin="napari-mrcz"
+        )
+        [copy] = viewer.open(saved, plugin="napari-mrcz")
+        last = layer.data.shape[-2] - 1
+        assert (_world_y(copy, 0), _world_y(copy, last)) == pytest.approx(
+            (_world_y(layer, 0), _world_y(layer, last))
+        ), layer.name
+        np.testing.assert_array_equal(napari_mrcz.readMRC(saved)[0], np.asarray(layer.data))
+
+
+def test_a_dm_image_converted_by_the_command_overlays_its_original(
+    make_napari_viewer, tmp_path, shared_data
+):
+    dm_path = shared_data / "dm4" / "openncem_dmTest_float32_nonSquare_diffPixelSize.dm4"
+    converted = tmp_path / "converted.mrcz"
+    from napari_mrcz.cli.command import main
+
+    assert main(["convert", str(dm_path), str(converted)]) == 0
+    viewer = make_napari_viewer()
+    [original] = viewer.open(str(dm_path), plugin="napari-mrcz")
+    [copy] = viewer.open(str(converted), plugin="napari-mrcz")
+    np.testing.assert_array_equal(copy.affine.affine_matrix, original.affine.affine_matrix)
+
+
 def test_y_up_can_be_turned_off(make_napari_viewer, tmp_path, monkeypatch):
     """With the preference off, MRC layers show rows top-down like any image."""
     monkeypatch.setattr(napari_reader, "y_axis_up", lambda: False)
