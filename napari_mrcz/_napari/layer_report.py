@@ -10,9 +10,9 @@ import numpy as np
 
 from napari_mrcz._napari.layers import (
     LayerAxis,
-    header_geometry,
     json_meta,
     layer_calibration,
+    layer_geometry,
 )
 from napari_mrcz._napari.writer import NO_COMPRESSION, writer_settings
 from napari_mrcz.mrc.gainmeta import describe_gain_source
@@ -145,7 +145,7 @@ def layer_report(layer: Any) -> LayerReport:
         )
     codec = writer_settings()["codec"]
     codec = None if codec == NO_COMPRESSION else codec
-    geometry = header_geometry(layer.scale, layer.translate, getattr(layer, "units", None))
+    geometry = layer_geometry(layer)
     preview = new_file_header(
         data.shape[-3:] if data.ndim >= 3 else data.shape,
         mrc_dtype(data, plain=codec is None, warn=False, scan=False) or data.dtype,

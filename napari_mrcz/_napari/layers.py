@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pint
 
-from napari_mrcz._napari.reader import READER_METADATA_KEYS
+from napari_mrcz._napari.reader import READER_METADATA_KEYS, SHOWN_CALIBRATION_KEY
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, NON_LENGTH_AXES_KEY
 from napari_mrcz.mrc.layout import read_layout
@@ -156,8 +156,46 @@ class HeaderGeometry:
         }
 
 
-def header_geometry(scale: Any, translate: Any, units: Any) -> HeaderGeometry:
-    """Pixel size, origin and non-length axes of a 2D or 3D layer, for its MRC header."""
+def file_calibration(
+    scale: Any, translate: Any, units: Any, metadata: dict | None
+) -> tuple[Any, Any, Any]:
+    """A layer's (scale, translate, units) as its file records them.
+
+    A layer the reader shows in another calibration (a line scan, both axes in keV:
+    see ``SHOWN_CALIBRATION_KEY``) gets its file's back, as long as it is still shown
+    as the reader showed it; a calibration the user set is the layer's own.
+    """
+    record = (metadata or {}).get(SHOWN_CALIBRATION_KEY)
+    if not isinstance(record, dict):
+        return scale, translate, units
+    shown, recorded = record.get("shown") or {}, record.get("file") or {}
+    as_shown = (
+        np.allclose(np.asarray(scale, float), shown.get("scale", []))
+        and np.allclose(np.asarray(translate, float), shown.get("translate", []))
+        and [str(unit) for unit in _per_axis(units, len(scale))]
+        == [str(pint.Unit(unit)) for unit in shown.get("units", [])]
+    )
+    if not as_shown:
+        return scale, translate, units
+    return recorded["scale"], recorded["translate"], recorded["units"]
+
+
+def _per_axis(units: Any, count: int) -> list[Any]:
+    """``units`` as one per axis (napari takes one unit for all)."""
+    if units is None or isinstance(units, str) or not hasattr(units, "__len__"):
+        return [units] * count
+    return list(units)
+
+
+def header_geometry(
+    scale: Any, translate: Any, units: Any, metadata: dict | None = None
+) -> HeaderGeometry:
+    """Pixel size, origin and non-length axes of a 2D or 3D layer, for its MRC header.
+
+    In the file's calibration when the layer is shown in another (see
+    :func:`file_calibration`; ``metadata`` is the layer's).
+    """
+    scale, translate, units = file_calibration(scale, translate, units, metadata)
     axes = layer_axes(scale, translate, units)[-3:]
     pixelsize = [abs(axis.angstrom or 0.0) for axis in axes]
     mirrored = [axis.name for axis in axes if axis.scale < 0]
@@ -290,6 +328,19 @@ def microscope_values(metadata: dict | None) -> dict[str, float]:
     }
 
 
+def layer_geometry(layer: Any) -> HeaderGeometry:
+    """:func:`header_geometry` of a napari layer."""
+    return header_geometry(
+        layer.scale, layer.translate, getattr(layer, "units", None), layer.metadata
+    )
+
+
 def layer_calibration(layer: Any) -> tuple[LayerAxis, ...]:
-    """A layer's own axes (2 or 3, napari order) with their calibration."""
-    return tuple(layer_axes(layer.scale, layer.translate, getattr(layer, "units", None))[-3:])
+    """A layer's own axes (2 or 3, napari order) with their file's calibration.
+
+    See :func:`file_calibration`.
+    """
+    calibration = file_calibration(
+        layer.scale, layer.translate, getattr(layer, "units", None), layer.metadata
+    )
+    return tuple(layer_axes(*calibration)[-3:])

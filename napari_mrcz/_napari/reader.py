@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pint
 
 from napari_mrcz.arraylike import LazyView
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
@@ -36,7 +37,18 @@ LAZY_THRESHOLD_BYTES = 512 * 2**20
 
 #: Keys the reader puts into ``layer.metadata``; the writer leaves them out of the
 #: JSON meta it writes back (they describe the file read, not the data).
-READER_METADATA_KEYS = ("path", "format", "header", "json_meta", DM_TAGS_KEY, "formalities_missed")
+#: The metadata key of a layer shown in another calibration than its file's (a line
+#: scan): ``{"shown": {scale, translate, units}, "file": {scale, translate, units}}``.
+SHOWN_CALIBRATION_KEY = "shown_calibration"
+READER_METADATA_KEYS = (
+    "path",
+    "format",
+    "header",
+    "json_meta",
+    DM_TAGS_KEY,
+    "formalities_missed",
+    SHOWN_CALIBRATION_KEY,
+)
 
 #: Contrast limits of amplitudes and spectra: these percentiles of the values, so
 #: that an FFT's central peak or an EELS zero-loss peak does not leave the rest black.
@@ -51,6 +63,9 @@ PEAKED_RANGE_RATIO = 100
 #: line plot of this height.
 SPECTRUM_STRIP_HEIGHT = 1 / 16
 SPECTRUM_PLOT_HEIGHT = 1 / 3
+#: A line scan (spectra along a line: position by energy) is shown this many times
+#: as tall as wide, whatever its number of positions.
+LINE_SCAN_ASPECT = 1 / 2
 
 LayerData = tuple[Any, dict, str]
 
@@ -315,6 +330,8 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
     kwargs["colormap"] = "gray"
     if layout.dtype.kind == "c":
         return _complex_layers(data, kwargs)
+    if _is_line_scan(data, kwargs):  # saved from a DM line scan: shown as it was
+        return [_line_scan_layer(np.asarray(data), kwargs)]
     limits = image_contrast_limits(data, layout.header_contrast_limits)
     if limits is not None:
         kwargs["contrast_limits"] = limits
@@ -460,6 +477,8 @@ def _read_dm_layers(path: str) -> list[LayerData]:
             kwargs["colormap"] = "gray"
         if data.ndim - rgb == 1 and not np.iscomplexobj(data):
             layers.extend(_spectrum_layers(np.asarray(data), kwargs))
+        elif _is_line_scan(data, kwargs):
+            layers.append(_line_scan_layer(data, kwargs))
         elif np.iscomplexobj(data):
             layers.extend(_complex_layers(data, kwargs))
         else:
@@ -517,6 +536,61 @@ def _spectrum_layers(values: np.ndarray, kwargs: dict) -> list[LayerData]:
         },
     }
     return [(values[np.newaxis], image, "image"), ([path], plot, "shapes")]
+
+
+def _is_line_scan(data: Any, kwargs: dict) -> bool:
+    """True for a 2D image of spectra along a line: rows a length, columns an energy
+    or another unit that is no length (not an FFT: both its axes are 1/length)."""
+    units = kwargs.get("units")
+    if data.ndim != 2 or kwargs.get("rgb") or np.dtype(data.dtype).kind == "c":
+        return False
+    if isinstance(units, str) or not units or len(units) != 2:
+        return False
+    try:
+        rows, columns = (pint.Unit(unit).dimensionality for unit in units)
+    except (pint.PintError, ValueError, TypeError):
+        return False
+    length = pint.Unit("angstrom").dimensionality
+    return rows == length and columns not in (length, pint.Unit("1/angstrom").dimensionality)
+
+
+def _line_scan_layer(data: Any, kwargs: dict) -> LayerData:
+    """A line scan (EDS, EELS) as DigitalMicrograph shows it: an image filling the view.
+
+    Rows are positions (a length), columns channels (keV, eV). Shown in the file's
+    calibration, the image is a sliver (100 positions of 2.5 nm against 41 keV), and
+    napari's scale bar cannot mix a length and an energy. So both axes are shown in
+    the spectrum's unit, the rows :data:`LINE_SCAN_ASPECT` of the spectrum's length
+    tall, and the scale bar measures energy along x. The file's calibration is kept
+    under :data:`SHOWN_CALIBRATION_KEY`: the inspector, the save panel and the
+    writers use it while the layer keeps the calibration it was shown in.
+    """
+    (position, channel), (position_offset, channel_offset) = kwargs["scale"], kwargs["translate"]
+    unit = kwargs["units"][1]
+    rows, columns = data.shape
+    shown_position = channel * columns * LINE_SCAN_ASPECT / rows
+    shown = {
+        "scale": [shown_position, channel],
+        "translate": [position_offset / position * shown_position, channel_offset],
+        "units": [unit, unit],
+    }
+    recorded = {
+        "scale": [position, channel],
+        "translate": [position_offset, channel_offset],
+        "units": list(kwargs["units"]),
+    }
+    layer = {
+        **kwargs,
+        **shown,
+        "metadata": {
+            **kwargs["metadata"],
+            SHOWN_CALIBRATION_KEY: {"shown": shown, "file": recorded},
+        },
+    }
+    limits = _display_limits(data)
+    if limits is not None:
+        layer["contrast_limits"] = limits
+    return data, layer, "image"
 
 
 def _usable_dm_scale(scale: list[float], path: str) -> list[float]:

@@ -98,6 +98,7 @@ def write_layer(path: str, data: Any, meta: dict, default_suffix: str) -> str:
         meta.get("scale") or [1.0] * data.ndim,
         meta.get("translate") or [0.0] * data.ndim,
         meta.get("units"),
+        meta.get("metadata"),
     )
     message = geometry.warning(str(meta.get("name") or os.path.basename(path)))
     if message is not None:

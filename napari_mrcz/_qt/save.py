@@ -30,9 +30,9 @@ from qtpy.QtWidgets import QApplication, QMessageBox, QProgressDialog, QSizePoli
 
 from napari_mrcz._napari.layers import (
     check_savable,
-    header_geometry,
     json_meta,
     layer_calibration,
+    layer_geometry,
     microscope_values,
     shown_rows_top_down,
     unit_label,
@@ -514,11 +514,7 @@ class SaveWidget(Container):
         """The save options as the controls show them (pixel size in Angstrom)."""
         layer = self.layer.value
         metadata = layer.metadata if layer is not None else {}
-        geometry = (
-            header_geometry(layer.scale, layer.translate, getattr(layer, "units", None))
-            if layer is not None
-            else None
-        )
+        geometry = layer_geometry(layer) if layer is not None else None
         path = self._target(layer) if layer is not None else ""
         layer_meta = {**json_meta(metadata), **(geometry.meta() if geometry else {})}
         return SaveOptions(
@@ -580,7 +576,7 @@ class SaveWidget(Container):
             self.status.value = f"not saved: {name} exists and was kept"
             return
         self._confirmed_path = None
-        geometry = header_geometry(layer.scale, layer.translate, getattr(layer, "units", None))
+        geometry = layer_geometry(layer)
         message = geometry.warning(layer.name)
         if message is not None:
             show_warning(message)

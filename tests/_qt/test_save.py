@@ -704,3 +704,14 @@ def test_a_dm_layer_saved_from_the_panel_reopens_over_its_original(
     [copy] = viewer.open(str(tmp_path / "panel.mrcz"), plugin="napari-mrcz")
     np.testing.assert_array_equal(copy.affine.affine_matrix, original.affine.affine_matrix)
     np.testing.assert_allclose(copy.scale, original.scale, rtol=1e-6)
+
+
+def test_the_panel_shows_a_line_scans_own_calibration(make_napari_viewer, tmp_path):
+    """A line scan is shown with both axes in keV; the panel edits its file's 25 A."""
+    from tests.dm.builder import line_scan
+
+    path, _ = line_scan(tmp_path)
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-mrcz")
+    save = _panel(viewer)
+    assert save._pixel_zyx[1:] == [pytest.approx(25.0), None]

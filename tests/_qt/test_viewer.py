@@ -4,6 +4,7 @@ import os
 
 import mrcfile
 import numpy as np
+import pint
 import pytest
 
 import napari_mrcz
@@ -11,6 +12,7 @@ from napari_mrcz._napari import reader as napari_reader
 from napari_mrcz.mrc.header import HEADER_SIZE
 from napari_mrcz.mrc.lazy import LazyMRC
 
+from tests.dm.builder import line_scan
 from tests.helpers import SHARED_DATA
 
 pytest.importorskip("napari")
@@ -342,3 +344,34 @@ def test_non_length_axes_are_saved_with_pixel_size_0(
     [again] = viewer.open(saved, plugin="napari-mrcz")
     assert [str(u) for u in again.units] == [unit, unit]
     np.testing.assert_allclose(again.scale, layer.scale)
+
+
+def test_a_line_scan_fills_the_view_and_saves_its_own_calibration(make_napari_viewer, tmp_path):
+    """It showed as a sliver (250 nm by 41 keV) with napari's "mismatched
+    dimensionality" warning; the file saved keeps 25 A per position and the keV axis."""
+    from napari.utils.notifications import notification_manager
+
+    path, data = line_scan(tmp_path)
+    viewer = make_napari_viewer()
+    viewer.canvas.overlays.scale_bar.visible = True
+    before = len(notification_manager.records)
+    [layer] = viewer.open(str(path), plugin="napari-mrcz")
+    messages = [str(record.message) for record in notification_manager.records[before:]]
+    assert not [message for message in messages if "dimensionality" in message], messages
+    (top, left), (bottom, right) = (layer.data_to_world(corner) for corner in ([0, 0], [99, 4095]))
+    assert 0.4 < (bottom - top) / (right - left) < 0.6  # as DigitalMicrograph fills its window
+    assert [str(unit) for unit in layer.units] == ["kiloelectron_volt"] * 2  # the bar reads keV
+    [saved] = viewer.layers.save(str(tmp_path / "copy.mrcz"), selected=True, plugin="napari-mrcz")
+    with mrcfile.open(saved, permissive=True) as mrc:
+        assert float(mrc.voxel_size.y) == pytest.approx(25.0)
+    meta = napari_mrcz.readMRC(saved)[1]
+    assert pint.Unit(meta["non_length_axes"]["x"]["unit"]) == pint.Unit("keV")
+    [copy] = viewer.open(saved, plugin="napari-mrcz")
+    np.testing.assert_allclose(copy.scale, layer.scale, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(copy.data), data)
+    layer.scale = (50.0, 0.01)  # the user's own calibration is the layer's
+    viewer.layers.selection = {layer}
+    [resaved] = viewer.layers.save(
+        str(tmp_path / "mine.mrcz"), selected=True, plugin="napari-mrcz"
+    )
+    assert napari_mrcz.readMRC(resaved)[1]["non_length_axes"]["y"]["scale"] == 50.0

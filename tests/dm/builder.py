@@ -210,3 +210,21 @@ def values_of(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> n
         return rng.normal(size=shape).astype(dtype)
     info = np.iinfo(dtype)
     return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+
+
+def line_scan(folder: pathlib.Path) -> tuple[pathlib.Path, np.ndarray]:
+    """A DM4 EDS line scan: 100 positions of 2.5 nm, 4096 channels of 10 eV."""
+    rng = np.random.default_rng(11)
+    energies = np.arange(4096) * 0.01
+    spectrum = 50 * np.exp(-(((energies - 1.74) / 0.05) ** 2)) + 5
+    data = rng.poisson(np.tile(spectrum, (100, 1))).astype(np.float32)
+    builder = DMBuilder()
+    image = builder.image(
+        2,
+        [4096, 100],
+        stored_bytes(data, "<"),
+        calibrations=[(0.0, 0.01, "keV"), (0.0, 2.5, "nm")],
+        data_code=F32,
+        name="EDS",
+    )
+    return write(folder, builder.file([image]), "line_scan.dm4"), data
