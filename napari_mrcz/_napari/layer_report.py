@@ -20,6 +20,7 @@ from napari_mrcz.mrc.header import FIELD_MEANINGS, header_fields
 from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, GAIN_KEY
 from napari_mrcz.mrc.modes import mrc_dtype
 from napari_mrcz.mrc.write import new_file_header
+from napari_mrcz.wording import human_size
 
 #: Lists longer than this are summarised in the inspector, not listed.
 MAX_LISTED = 32
@@ -113,7 +114,7 @@ def layer_report(layer: Any) -> LayerReport:
         if codec and os.path.isfile(path):
             packed = int(header.get("packedBytes") or 0)
             data_bytes = int(np.prod(data.shape)) * np.dtype(data.dtype).itemsize
-            facts.append(("packed size", f"{packed / 1e6:.2f} MB"))
+            facts.append(("packed size", human_size(packed)))
             if packed:
                 facts.append(("compression ratio", f"{data_bytes / packed:.2f}x"))
         record = (metadata.get("json_meta") or {}).get(GAIN_KEY)

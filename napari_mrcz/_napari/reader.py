@@ -118,16 +118,25 @@ def _notify(error: MRCZFormatError) -> None:
     napari reports a reader's exception only as its own "Tried to read ... with
     plugin napari-mrcz" (our text comes last, behind a traceback), so the reason is
     shown first, as an error notification of its own; the exception still goes to
-    napari (and to scripts calling ``viewer.open``).
+    napari (and to scripts calling ``viewer.open``). The file is named without its
+    folder, which comes last, so that the reason is not cut off in the toast.
     """
     if "napari" not in sys.modules:
         return
     try:
         from napari.utils.notifications import show_error
 
-        show_error(str(error))
+        show_error(notification_text(error))
     except Exception as failure:  # a napari without notifications: the exception says it
         logger.debug("could not show the reader's error: %s", failure)
+
+
+def notification_text(error: MRCZFormatError) -> str:
+    """``'<file name>: <problem> (in <folder>)'``: the reason before the folder."""
+    if error.path is None:
+        return error.problem
+    folder, name = os.path.split(os.path.abspath(error.path))
+    return f"{name}: {error.problem} (in {folder})"
 
 
 def _read_mrc_file(path: str) -> list[LayerData]:

@@ -33,7 +33,7 @@ from napari_mrcz.suffixes import (
 )
 from napari_mrcz.threads import finish_before_exit
 from napari_mrcz.units import units_per_angstrom
-from napari_mrcz.wording import human_size
+from napari_mrcz.wording import human_rate, human_size
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class SaveResult:
         if self.compressed and self.file_bytes:
             parts.append(f"compression ratio {self.data_bytes / self.file_bytes:.2f}x")
         if self.seconds > 0:
-            parts.append(f"{self.data_bytes / 2**20 / self.seconds:.0f} MiB/s")
+            parts.append(human_rate(self.data_bytes, self.seconds))
         return ", ".join(parts) + (f"; {self.left_out}" if self.left_out else "")
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from napari_mrcz._napari.save_job import SaveCancelledError, SaveJob, SaveResult
 from napari_mrcz.gain.separation import WriteOutcome, write_separated_array
 from napari_mrcz.mrc.gainmeta import ORIGINAL_DTYPE
+from napari_mrcz.wording import human_rate, human_size
 
 
 def can_separate(data: Any) -> bool:
@@ -36,12 +37,11 @@ class SeparatedSaveResult(SaveResult):
     def summary(self) -> str:
         """One line: the size, the ratio to the float32 movie, the speed, the outcome."""
         ratio = self.data_bytes / self.file_bytes if self.file_bytes else float("nan")
-        speed = self.data_bytes / 1e6 / self.seconds if self.seconds > 0 else float("inf")
-        with_gain = f" with its new gain file ({self.gain_bytes / 1e6:.1f} MB)"
+        with_gain = f" with its new gain file ({human_size(self.gain_bytes)})"
         return (
-            f"Saved {os.path.basename(self.path)}: {self.file_bytes / 1e6:.1f} MB"
+            f"Saved {os.path.basename(self.path)}: {human_size(self.file_bytes)}"
             f"{with_gain if self.gain_bytes else ''}, compression ratio {ratio:.2f}x "
-            f"against float32, {speed:.0f} MB/s; {self.note}"
+            f"against float32, {human_rate(self.data_bytes, self.seconds)}; {self.note}"
         )
 
 

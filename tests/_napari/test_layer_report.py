@@ -27,6 +27,7 @@ from napari_mrcz._napari.reader import read_layers
 from napari_mrcz.gain.separation import GainSettings, convert_image
 from napari_mrcz.gain.store import GainStore
 from napari_mrcz.mrc.jsonmeta import DM_TAGS_KEY, NON_LENGTH_AXES_KEY
+from napari_mrcz.wording import human_size
 
 from tests.helpers import gain_normalised_movie
 
@@ -82,7 +83,7 @@ def test_an_mrcz_layer_shows_its_format_compression_and_ratio(tmp_path, rng):
         ("dtype", "float32"),
         ("pixel size (z, y, x)", "1.5, 1.2, 1.1 Å"),
         ("compression", "zstd"),
-        ("packed size", f"{packed / 1e6:.2f} MB"),
+        ("packed size", human_size(packed)),
         ("compression ratio", f"{data.nbytes / packed:.2f}x"),
     ]
     fields = rows(report)

@@ -45,7 +45,8 @@ def test_a_file_that_cannot_be_read_is_a_notification_and_the_others_open(
     try:
         assert [layer.name for layer in viewer.layers] == ["good.mrc"]
         too_short, gone = shown  # each once: the reader's reason, or napari's
-        assert too_short.startswith(f"{empty}: too short for an MRC file: 0 bytes")
+        assert too_short.startswith("zero.mrc: too short for an MRC file: 0 bytes")
+        assert too_short.endswith(f"(in {empty.parent})")
         assert str(missing) in gone
     finally:
         viewer.close()

@@ -197,7 +197,8 @@ def test_the_readers_reason_reaches_the_notification(make_napari_viewer, tmp_pat
     errors = _error_texts(notification_manager.records[before:])
     with pytest.raises(napari_mrcz.MRCZFormatError) as reason:
         napari_mrcz.readMRC(path)
-    assert str(reason.value) in errors  # our line, as a notification of its own
+    # our line, as a notification of its own, the reason before the folder
+    assert f"particles.mrc: {reason.value.problem} (in {tmp_path})" in errors
     assert len(viewer.layers) == 0
 
 
