@@ -76,8 +76,13 @@ class MetadataInspector(QWidget):
         self.facts = QFormLayout()
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["field", "value", "meaning"])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # field and value as wide as their text; the meaning takes the rest of the
+        # dock, elided ("...") where it is narrow, the whole text in its tooltip
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.setMinimumHeight(TABLE_MIN_HEIGHT)
         self.table.setWordWrap(False)
         self.table.verticalHeader().setVisible(False)
@@ -148,8 +153,9 @@ class MetadataInspector(QWidget):
         self.table.setRowCount(len(self.report.header_rows))
         for row, cells in enumerate(self.report.header_rows):
             for column, text in enumerate(cells):
-                self.table.setItem(row, column, QTableWidgetItem(text))
-        self.table.resizeColumnsToContents()
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                self.table.setItem(row, column, item)
         for name, content in self.report.tree.items():
             self._add_tree_node(self.tree.invisibleRootItem(), name, content)
         self.tree.expandToDepth(0)

@@ -155,3 +155,20 @@ def test_copy_value_of_a_tree_node_copies_its_subtree(make_napari_viewer, tmp_pa
     inspector.tree.setCurrentItem(leaf)
     inspector.copy_value()
     assert QApplication.clipboard().text() == "K3"
+
+
+def test_the_header_table_fits_its_dock_and_tells_each_meaning_whole(
+    make_napari_viewer, qtbot, tmp_path, rng
+):
+    """The meaning column was cut off behind a sideways scroll bar."""
+    path = tmp_path / "map.mrc"
+    napari_mrcz.writeMRC(rng.normal(size=(3, 8, 8)).astype(np.float32), path)
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(path), plugin="napari-mrcz")
+    _, inspector = _docks(viewer)
+    qtbot.waitUntil(lambda: inspector.table.rowCount() > 0)
+    table = inspector.table
+    assert table.horizontalScrollBar().maximum() == 0
+    meanings = [table.item(row, 2) for row in range(table.rowCount())]
+    assert all(item.toolTip() == item.text() for item in meanings if item is not None)
+    assert any(item.text() for item in meanings if item is not None)
