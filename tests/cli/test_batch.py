@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from napari_mrcz.cli import _show_warning
 from napari_mrcz.cli.batch import Runner, Settings, Task, plan
+from napari_mrcz.cli.command import _show_warning
 from napari_mrcz.cli.info import statistics_text
 from napari_mrcz.cli.report import summary_table
 from napari_mrcz.errors import MRCZWarning
