@@ -120,3 +120,25 @@ def write_counting_movies(
             handle.voxel_size = 0.83
         total += movie.nbytes
     return total
+
+
+def in_angstrom(values: Any, units: Any) -> list[float]:
+    """A layer's scale or translate with its lengths in Angstrom (by pint, not by us).
+
+    Axes whose unit is no length (eV, 1/nm) keep their values; napari's ``pixel``
+    (no unit given) counts as Angstrom, as the writers take it.
+    """
+    import pint
+
+    registry = pint.get_application_registry()
+    values = [float(value) for value in values]
+    if units is None or isinstance(units, str):
+        units = [units] * len(values)
+    units = list(units)[-len(values) :] if values else []
+    converted = []
+    for value, unit in zip(values, units, strict=True):
+        unit = registry.Unit(str(unit)) if unit is not None else None
+        if unit is not None and unit.dimensionality == registry.Unit("angstrom").dimensionality:
+            value = float(registry.Quantity(value, unit).to("angstrom").magnitude)
+        converted.append(value)
+    return converted

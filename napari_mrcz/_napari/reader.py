@@ -35,11 +35,11 @@ logger = logging.getLogger(__name__)
 #: Data larger than this (uncompressed) is opened lazily: slices read on demand.
 LAZY_THRESHOLD_BYTES = 512 * 2**20
 
-#: Keys the reader puts into ``layer.metadata``; the writer leaves them out of the
-#: JSON meta it writes back (they describe the file read, not the data).
 #: The metadata key of a layer shown in another calibration than its file's (a line
 #: scan): ``{"shown": {scale, translate, units}, "file": {scale, translate, units}}``.
 SHOWN_CALIBRATION_KEY = "shown_calibration"
+#: Keys the reader puts into ``layer.metadata``; the writer leaves them out of the
+#: JSON meta it writes back (they describe the file read, not the data).
 READER_METADATA_KEYS = (
     "path",
     "format",
@@ -66,6 +66,10 @@ SPECTRUM_PLOT_HEIGHT = 1 / 3
 #: A line scan (spectra along a line: position by energy) is shown this many times
 #: as tall as wide, whatever its number of positions.
 LINE_SCAN_ASPECT = 1 / 2
+#: Lengths are shown in nanometres: napari's scale bar then reads in pm, nm and µm,
+#: as a microscopist writes them (in Angstrom it reads "750 mÅ" and "5 kÅ"). Files
+#: keep their Angstrom; pixel sizes are shown in Angstrom in the panels.
+SHOWN_LENGTH_UNIT = "nm"
 
 LayerData = tuple[Any, dict, str]
 
@@ -106,10 +110,42 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
                 layers.extend(_read_dm_layers(one))
             else:
                 layers.extend(_read_mrc_file(one))
-        return layers
+        return [_lengths_shown_in_nm(layer) for layer in layers]
     except MRCZFormatError as error:
         _notify(error)
         raise
+
+
+def _lengths_shown_in_nm(layer: LayerData) -> LayerData:
+    """The layer with its Angstrom axes (scale, translate) in :data:`SHOWN_LENGTH_UNIT`."""
+    data, kwargs, kind = layer
+    units = kwargs.get("units")
+    if units is None or "scale" not in kwargs:
+        return layer
+    ndim = len(kwargs["scale"])
+    units = [units] * ndim if isinstance(units, str) else list(units)
+    if "angstrom" not in units:
+        return layer
+    factor = float(pint.Quantity(1.0, "angstrom").to(SHOWN_LENGTH_UNIT).magnitude)
+    in_angstrom = [unit == "angstrom" for unit in units]
+
+    def shown(values: Sequence[float]) -> list[float]:
+        return [
+            float(value) * factor if is_length else float(value)
+            for value, is_length in zip(values, in_angstrom, strict=True)
+        ]
+
+    converted = {
+        **kwargs,
+        "scale": shown(kwargs["scale"]),
+        "units": [
+            SHOWN_LENGTH_UNIT if is_length else unit
+            for unit, is_length in zip(units, in_angstrom, strict=True)
+        ],
+    }
+    if "translate" in kwargs:
+        converted["translate"] = shown(kwargs["translate"])
+    return data, converted, kind
 
 
 def _notify(error: MRCZFormatError) -> None:

@@ -13,7 +13,7 @@ import napari_mrcz
 from napari_mrcz._napari import reader as napari_reader
 from napari_mrcz.mrc.lazy import LazyMRC
 
-from tests.helpers import real_files, write_permuted_map
+from tests.helpers import in_angstrom, real_files, write_permuted_map
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,8 +61,8 @@ def test_mrcz_layer(tmp_path, rng):
     assert layer_type == "image"
     np.testing.assert_array_equal(np.asarray(layer_data), data)
     assert kwargs["name"] == "stack.mrcz"
-    np.testing.assert_allclose(kwargs["scale"], [3.0, 2.0, 1.5])
-    assert kwargs["units"] == "angstrom"
+    np.testing.assert_allclose(in_angstrom(kwargs["scale"], kwargs["units"]), [3.0, 2.0, 1.5])
+    assert kwargs["units"] == ["nm"] * 3
     assert kwargs["contrast_limits"] == pytest.approx((data.min(), data.max()))
     metadata = kwargs["metadata"]
     assert metadata["path"] == str(path)
@@ -78,7 +78,7 @@ def test_single_image_is_2d(tmp_path, rng):
     napari_mrcz.writeMRC(data, path, pixelsize=0.8)
     [(layer_data, kwargs, _)] = read(path)
     assert np.asarray(layer_data).shape == (12, 16)
-    np.testing.assert_allclose(kwargs["scale"], [0.8, 0.8])
+    np.testing.assert_allclose(in_angstrom(kwargs["scale"], kwargs["units"]), [0.8, 0.8])
 
 
 def test_origin_gives_translate(tmp_path, rng):
@@ -89,7 +89,9 @@ def test_origin_gives_translate(tmp_path, rng):
         mrc.voxel_size = 2.0
         mrc.header.origin = (10.0, 20.0, 30.0)
     [(_, kwargs, _)] = read(path)
-    np.testing.assert_allclose(kwargs["translate"], [30.0, 20.0, 10.0])
+    np.testing.assert_allclose(
+        in_angstrom(kwargs["translate"], kwargs["units"]), [30.0, 20.0, 10.0]
+    )
 
 
 def test_nstart_gives_translate_when_origin_is_zero(tmp_path, rng):
@@ -100,7 +102,7 @@ def test_nstart_gives_translate_when_origin_is_zero(tmp_path, rng):
         mrc.voxel_size = 2.0
         mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = 1, 2, 3
     [(_, kwargs, _)] = read(path)
-    np.testing.assert_allclose(kwargs["translate"], [6.0, 4.0, 2.0])
+    np.testing.assert_allclose(in_angstrom(kwargs["translate"], kwargs["units"]), [6.0, 4.0, 2.0])
 
 
 def test_complex_gives_amplitude_and_hidden_phase(tmp_path, rng):
@@ -170,7 +172,11 @@ def test_real_files_open_at_mrcfile_voxel_size(path):
         expected = np.abs(expected)
     np.testing.assert_array_equal(np.asarray(layer_data), expected)
     if all(np.isfinite(voxel)) and min(voxel) > 0:
-        np.testing.assert_allclose(kwargs["scale"], voxel[-len(kwargs["scale"]) :], rtol=1e-6)
+        np.testing.assert_allclose(
+            in_angstrom(kwargs["scale"], kwargs["units"]),
+            voxel[-len(in_angstrom(kwargs["scale"], kwargs["units"])) :],
+            rtol=1e-6,
+        )
     assert all(size > 0 for size in kwargs["scale"])
 
 
@@ -182,8 +188,10 @@ def test_permuted_map_is_a_view_with_permuted_origin(tmp_path, rng):
     [(layer_data, kwargs, _)] = read(path)
     np.testing.assert_array_equal(np.asarray(layer_data), data.transpose(0, 2, 1))
     assert not layer_data.flags.owndata  # a transposed view, not a copy
-    np.testing.assert_allclose(kwargs["scale"], [3.0, 2.0, 1.0])
-    np.testing.assert_allclose(kwargs["translate"], [30.0, 20.0, 10.0])
+    np.testing.assert_allclose(in_angstrom(kwargs["scale"], kwargs["units"]), [3.0, 2.0, 1.0])
+    np.testing.assert_allclose(
+        in_angstrom(kwargs["translate"], kwargs["units"]), [30.0, 20.0, 10.0]
+    )
 
 
 @pytest.mark.parametrize("path", real_files("dm3") + real_files("dm4"), ids=lambda p: p.name)
@@ -209,10 +217,14 @@ def test_real_dm_files_open_one_layer_per_image(path):
         assert kwargs["metadata"]["format"] == "DM"
         spatial = expected.ndim - meta["rgb"]
         if spatial >= 2:
-            np.testing.assert_allclose(kwargs["scale"], meta["scale_angstrom"])
+            np.testing.assert_allclose(
+                in_angstrom(kwargs["scale"], kwargs["units"]), meta["scale_angstrom"]
+            )
         else:  # a spectrum: a strip in its own unit, both axes alike
-            assert kwargs["scale"] == pytest.approx([meta["scale_angstrom"][0]] * 2)
-            assert kwargs["units"][0] == kwargs["units"][1] == meta["units_napari"][0]
+            assert in_angstrom(kwargs["scale"], kwargs["units"]) == pytest.approx(
+                [meta["scale_angstrom"][0]] * 2
+            )
+            assert kwargs["units"][0] == kwargs["units"][1]
 
 
 def test_spectrum_is_a_strip_and_a_line_plot(shared_data):
@@ -256,8 +268,8 @@ def test_dm4_with_different_pixel_sizes_per_axis():
         pytest.skip("the shared real-file folder is not available")
     path = next(p for p in real_files("dm4") if "nonSquare_diffPixelSize" in p.name)
     [(_, kwargs, _)] = read(path)
-    np.testing.assert_allclose(kwargs["scale"], [2.0, 10.0])
-    assert kwargs["units"] == ["angstrom", "angstrom"]
+    np.testing.assert_allclose(in_angstrom(kwargs["scale"], kwargs["units"]), [2.0, 10.0])
+    assert kwargs["units"] == ["nm", "nm"]
 
 
 @pytest.mark.parametrize("gib", [2.5, 4.5])
@@ -303,7 +315,7 @@ def test_rgb_mode_16_is_an_rgb_layer(tmp_path, rng):
     [(layer_data, kwargs, _)] = read(path)
     assert kwargs["rgb"] is True
     np.testing.assert_array_equal(np.asarray(layer_data), rgb)
-    np.testing.assert_allclose(kwargs["scale"], [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(in_angstrom(kwargs["scale"], kwargs["units"]), [2.0, 2.0, 2.0])
 
 
 def test_fei_extended_header_reaches_the_layer_metadata(shared_data):
@@ -351,7 +363,7 @@ def test_single_image_with_zero_z_cell_opens_without_warning(tmp_path, caplog):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ((_, kwargs, _),) = napari_reader.read_layers(str(path))
-    assert kwargs["scale"] == pytest.approx([0.667, 0.667])
+    assert in_angstrom(kwargs["scale"], kwargs["units"]) == pytest.approx([0.667, 0.667])
     assert not [record for record in caplog.records if record.levelname == "WARNING"]
 
 

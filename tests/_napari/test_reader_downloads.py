@@ -23,6 +23,8 @@ from napari_mrcz.errors import MRCZFormatError
 from napari_mrcz.mrc.gzipped import is_compressed
 from napari_mrcz.mrc.lazy import LazyMRC
 
+from tests.helpers import in_angstrom
+
 OPENERS = {".gz": gzip.open, ".bz2": bz2.open}
 
 
@@ -93,7 +95,7 @@ def test_napari_reader_names_the_original(volume, suffix, temp_dir):
     np.testing.assert_array_equal(layer_data, data)
     assert kwargs["name"] == "emd_1234.map" + suffix
     assert kwargs["metadata"]["path"] == str(packed)
-    np.testing.assert_allclose(kwargs["scale"], [1.5, 1.2, 1.1])
+    np.testing.assert_allclose(in_angstrom(kwargs["scale"], kwargs["units"]), [1.5, 1.2, 1.1])
     assert list(temp_dir.iterdir()) == []
 
 

@@ -16,6 +16,8 @@ import pytest
 from napari_mrcz.__about__ import __version__
 from napari_mrcz._napari import samples
 
+from tests.helpers import in_angstrom
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _discover_plugins():
@@ -52,8 +54,8 @@ def test_volume_sample_is_a_96_cube_at_2_5_angstrom(cache):
     assert data.shape == (96, 96, 96)
     assert data.dtype == np.float32
     np.testing.assert_array_equal(data, samples.synthetic_volume())
-    np.testing.assert_allclose(kwargs["scale"], [2.5, 2.5, 2.5])
-    assert kwargs["units"] == "angstrom"
+    np.testing.assert_allclose(in_angstrom(kwargs["scale"], kwargs["units"]), [2.5, 2.5, 2.5])
+    assert kwargs["units"] == ["nm"] * 3
     assert kwargs["name"] == "synthetic_volume.mrcz"
     assert kwargs["metadata"]["format"] == "MRCZ"
     assert kwargs["metadata"]["path"] == str(cache / "synthetic_volume.mrcz")
@@ -64,8 +66,8 @@ def test_movie_sample_is_an_int8_counting_movie_at_0_8_angstrom(cache):
     assert data.shape == (24, 512, 512)
     assert data.dtype == np.int8
     np.testing.assert_array_equal(data, samples.synthetic_movie())
-    np.testing.assert_allclose(kwargs["scale"], [0.8, 0.8, 0.8])
-    assert kwargs["units"] == "angstrom"
+    np.testing.assert_allclose(in_angstrom(kwargs["scale"], kwargs["units"]), [0.8, 0.8, 0.8])
+    assert kwargs["units"] == ["nm"] * 3
     assert kwargs["metadata"]["header"]["compressor"] == "zstd"
 
 

@@ -12,7 +12,7 @@ from napari_mrcz.gain.store import GainStore
 from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.lazy import LazyMRC
 
-from tests.helpers import gain_normalised_movie
+from tests.helpers import gain_normalised_movie, in_angstrom
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,5 +46,5 @@ def test_napari_shows_the_float32_movie(separated, monkeypatch, lazy):
         np.asarray(data).view(np.uint32), np.ascontiguousarray(movie).view(np.uint32)
     )
     assert kwargs["contrast_limits"] == (float(header.dmin), float(header.dmax))
-    assert kwargs["scale"] == pytest.approx([1.2, 1.2, 1.2])
+    assert in_angstrom(kwargs["scale"], kwargs["units"]) == pytest.approx([1.2, 1.2, 1.2])
     assert GAIN_KEY in kwargs["metadata"]["json_meta"]

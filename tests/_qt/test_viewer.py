@@ -13,7 +13,7 @@ from napari_mrcz.mrc.header import HEADER_SIZE
 from napari_mrcz.mrc.lazy import LazyMRC
 
 from tests.dm.builder import line_scan
-from tests.helpers import SHARED_DATA
+from tests.helpers import SHARED_DATA, in_angstrom
 
 pytest.importorskip("napari")
 pytestmark = pytest.mark.skipif(
@@ -35,8 +35,8 @@ def test_open_mrcz_in_viewer(make_napari_viewer, tmp_path, rng):
     viewer = make_napari_viewer()
     [layer] = viewer.open(str(path), plugin="napari-mrcz")
     np.testing.assert_array_equal(np.asarray(layer.data), data)
-    np.testing.assert_allclose(layer.scale, [4.0, 2.0, 1.0])
-    assert [str(unit) for unit in layer.units] == ["angstrom"] * 3
+    np.testing.assert_allclose(in_angstrom(layer.scale, layer.units), [4.0, 2.0, 1.0])
+    assert [str(unit) for unit in layer.units] == ["nanometer"] * 3
     assert layer.metadata["json_meta"] == {"grid": "A3"}
     assert layer.source.reader_plugin == "napari-mrcz"
     assert viewer.scene.camera.orientation2d == ("down", "right")  # napari's, untouched
@@ -51,7 +51,7 @@ def test_open_real_file_in_viewer(make_napari_viewer):
     [layer] = viewer.open(str(path), plugin="napari-mrcz")
     with mrcfile.open(path) as mrc:
         np.testing.assert_array_equal(np.asarray(layer.data), mrc.data)
-    np.testing.assert_allclose(layer.scale, [125.0] * 3)
+    np.testing.assert_allclose(in_angstrom(layer.scale, layer.units), [125.0] * 3)
 
 
 def test_save_layers_round_trip(make_napari_viewer, tmp_path, rng):
@@ -89,7 +89,7 @@ def test_sample_data(make_napari_viewer):
     viewer.open_sample("napari-mrcz", "movie")
     volume, movie = viewer.layers
     assert volume.data.shape == (96, 96, 96)
-    np.testing.assert_allclose(volume.scale, [2.5] * 3)
+    np.testing.assert_allclose(in_angstrom(volume.scale, volume.units), [2.5] * 3)
     assert movie.data.dtype == np.int8
     assert movie.metadata["format"] == "MRCZ"
 
@@ -137,8 +137,8 @@ def test_open_dm4_in_viewer(make_napari_viewer):
         np.asarray(layer.data), np.asarray(napari_mrcz.read_dm(path)[0][0])
     )
     # 4 um, 3 nm and 2 pm per pixel along z, y, x
-    np.testing.assert_allclose(layer.scale, [40000.0, 30.0, 0.02])
-    assert [str(unit) for unit in layer.units] == ["angstrom"] * 3
+    np.testing.assert_allclose(in_angstrom(layer.scale, layer.units), [40000.0, 30.0, 0.02])
+    assert [str(unit) for unit in layer.units] == ["nanometer"] * 3
     assert layer.metadata["format"] == "DM"
     np.testing.assert_array_equal(layer.affine.affine_matrix, np.eye(4))  # DM: top-left
 
@@ -158,7 +158,7 @@ def test_open_save_open_keeps_origin_and_microscope(make_napari_viewer, tmp_path
     )
     viewer = make_napari_viewer()
     [layer] = viewer.open(str(path), plugin="napari-mrcz")
-    np.testing.assert_allclose(layer.translate, [30.0, 20.0, 10.0])
+    np.testing.assert_allclose(in_angstrom(layer.translate, layer.units), [30.0, 20.0, 10.0])
     [saved] = viewer.layers.save(str(tmp_path / "again.mrcz"), plugin="napari-mrcz")
     image, meta = napari_mrcz.readMRC(saved)
     np.testing.assert_array_equal(image, data)
@@ -203,7 +203,9 @@ def test_the_readers_reason_reaches_the_notification(make_napari_viewer, tmp_pat
 
 
 def _world_y(layer, row: int) -> float:
-    return float(layer.data_to_world([row] + [0] * (layer.ndim - 1))[layer.ndim - 2])
+    """Where a row of the layer is along world y, in Angstrom."""
+    world = layer.data_to_world([row] + [0] * (layer.ndim - 1))
+    return in_angstrom(world, layer.units)[layer.ndim - 2]
 
 
 def test_each_file_shows_in_its_own_orientation(make_napari_viewer, tmp_path, shared_data):
@@ -228,7 +230,7 @@ def test_each_file_shows_in_its_own_orientation(make_napari_viewer, tmp_path, sh
     )
     assert dm_top < dm_bottom  # DM row 0 on top
     assert _world_y(mrc_layer, 0) > _world_y(mrc_layer, 39)  # MRC row 0 at the bottom
-    np.testing.assert_allclose(mrc_layer.scale, [1.5, 1.5])
+    np.testing.assert_allclose(in_angstrom(mrc_layer.scale, mrc_layer.units), [1.5, 1.5])
     viewer.layers.selection = {mrc_layer}
     [saved] = viewer.layers.save(str(tmp_path / "saved.mrc"), selected=True, plugin="napari-mrcz")
     with mrcfile.open(saved) as mrc:
@@ -376,3 +378,22 @@ def test_a_line_scan_fills_the_view_and_saves_its_own_calibration(make_napari_vi
         str(tmp_path / "mine.mrcz"), selected=True, plugin="napari-mrcz"
     )
     assert napari_mrcz.readMRC(resaved)[1]["non_length_axes"]["y"]["scale"] == 50.0
+
+
+def test_scale_bar_reads_in_nm_and_pm(make_napari_viewer, tmp_path, rng):
+    """Lengths are shown in nm, so napari's scale bar reads "125 nm" for a 512-pixel
+    image at 10 Å, and "750 pm" zoomed in: never "kÅ" or "mÅ"."""
+    path = tmp_path / "micrograph.mrc"
+    napari_mrcz.writeMRC(rng.normal(size=(512, 512)).astype(np.float32), path, pixelsize=10.0)
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-mrcz")
+    viewer.canvas.overlays.scale_bar.visible = True
+    [bar] = viewer.window._qt_viewer.canvas._viewer_overlay_to_visual[
+        viewer.canvas.overlays.scale_bar
+    ]
+    texts = [bar.node.text.text]
+    viewer.camera.zoom = 200
+    bar._on_size_or_zoom_change(force=True)
+    texts.append(bar.node.text.text)
+    assert texts[0].endswith(" nm"), texts
+    assert texts[1].endswith(" pm"), texts
