@@ -12,7 +12,7 @@ from napari_mrcz._napari.reader import read_layers
 from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.tools.info import describe
 
-from tests.helpers import SHARED_DATA, write_permuted_map
+from tests.helpers import SHARED_DATA, in_angstrom, write_permuted_map
 
 
 def test_mrcz_summary(tmp_path, rng):
@@ -95,8 +95,8 @@ def test_origin_and_pixel_size_agree_with_napari_for_a_permuted_map(tmp_path, rn
     order = layout.display_order
     shown_pixel = [summary["pixel_size_angstrom"][axis] for axis in order]
     shown_origin = [summary["origin_angstrom"][axis] for axis in order]
-    assert shown_pixel == pytest.approx(kwargs["scale"])
-    assert shown_origin == pytest.approx(kwargs["translate"])
+    assert shown_pixel == pytest.approx(in_angstrom(kwargs["scale"], kwargs["units"]))
+    assert shown_origin == pytest.approx(in_angstrom(kwargs["translate"], kwargs["units"]))
     # In (z, y, x) as shown: crystal z, y, x voxels of 3, 2, 1 A and origin 30, 20, 10.
-    assert kwargs["scale"] == pytest.approx([3.0, 2.0, 1.0])
-    assert kwargs["translate"] == pytest.approx([30.0, 20.0, 10.0])
+    assert in_angstrom(kwargs["scale"], kwargs["units"]) == pytest.approx([3.0, 2.0, 1.0])
+    assert in_angstrom(kwargs["translate"], kwargs["units"]) == pytest.approx([30.0, 20.0, 10.0])
