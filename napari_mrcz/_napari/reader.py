@@ -110,13 +110,13 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
                 layers.extend(_read_dm_layers(one))
             else:
                 layers.extend(_read_mrc_file(one))
-        return [_lengths_shown_in_nm(layer) for layer in layers]
+        return [_lengths_in_shown_unit(layer) for layer in layers]
     except MRCZFormatError as error:
         _notify(error)
         raise
 
 
-def _lengths_shown_in_nm(layer: LayerData) -> LayerData:
+def _lengths_in_shown_unit(layer: LayerData) -> LayerData:
     """The layer with its Angstrom axes (scale, translate) in :data:`SHOWN_LENGTH_UNIT`."""
     data, kwargs, kind = layer
     units = kwargs.get("units")
