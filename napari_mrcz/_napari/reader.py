@@ -117,12 +117,13 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
 
 
 def _lengths_in_shown_unit(layer: LayerData) -> LayerData:
-    """The layer with its Angstrom axes (scale, translate) in :data:`SHOWN_LENGTH_UNIT`."""
+    """The layer with its Angstrom axes in :data:`SHOWN_LENGTH_UNIT`: the scale and
+    translate of an image, the vertices of a shape (a spectrum's plot)."""
     data, kwargs, kind = layer
     units = kwargs.get("units")
-    if units is None or "scale" not in kwargs:
+    if units is None:
         return layer
-    ndim = len(kwargs["scale"])
+    ndim = len(kwargs["scale"]) if "scale" in kwargs else np.shape(data[0])[-1]
     units = [units] * ndim if isinstance(units, str) else list(units)
     if "angstrom" not in units:
         return layer
@@ -137,14 +138,18 @@ def _lengths_in_shown_unit(layer: LayerData) -> LayerData:
 
     converted = {
         **kwargs,
-        "scale": shown(kwargs["scale"]),
         "units": [
             SHOWN_LENGTH_UNIT if is_length else unit
             for unit, is_length in zip(units, in_angstrom, strict=True)
         ],
     }
-    if "translate" in kwargs:
-        converted["translate"] = shown(kwargs["translate"])
+    for key in ("scale", "translate"):
+        if key in kwargs:
+            converted[key] = shown(kwargs[key])
+    if kind == "shapes":
+        data = [np.asarray(vertices) * np.where(in_angstrom, factor, 1.0) for vertices in data]
+        if "edge_width" in kwargs and all(in_angstrom):
+            converted["edge_width"] = kwargs["edge_width"] * factor
     return data, converted, kind
 
 

@@ -249,6 +249,18 @@ def test_spectrum_is_a_strip_and_a_line_plot(shared_data):
     assert plot_kwargs["units"] == ["eV", "eV"]
 
 
+def test_wavelength_spectrum_plot_lies_on_its_strip(shared_data):
+    """A CL spectrum along a wavelength (a length): its plot is in the strip's unit
+    (nm), so the line spans the strip, not ten times its length."""
+    path = shared_data / "dm4" / "rsciio_1D_test-MonarcCL_spectrum-ccd.dm4"
+    (strip, strip_kwargs, _), (plot, plot_kwargs, _) = read(path)
+    assert strip_kwargs["units"] == plot_kwargs["units"] == ["nm", "nm"]
+    [line] = plot
+    size, offset = strip_kwargs["scale"][1], strip_kwargs["translate"][1]
+    np.testing.assert_allclose(line[:, 1], offset + size * np.arange(strip.shape[1]))
+    assert plot_kwargs["edge_width"] == pytest.approx(size * strip.shape[1] / 500)
+
+
 def test_amplitude_contrast_ignores_the_central_peak(tmp_path, rng):
     """An FFT amplitude whose centre is 10^6 times the rest opened almost black with
     min..max limits; percentiles show the rest."""
