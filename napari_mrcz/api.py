@@ -212,8 +212,9 @@ def writeMRC(
         ``pixelsize``; 0 by default.
     progress : callable, optional
         Not in python-mrcz. Called as ``progress(written, total)`` from the calling
-        thread each time a z-slice is on disk; an exception it raises stops the
-        write (a new file is then not created and the old one is left as it was).
+        thread each time a run of z-slices (a few MiB, or one large slice) is
+        written; an exception it raises stops the write (a new file is then not
+        created and the old one is left as it was).
 
     Raises
     ------

@@ -20,15 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY
+from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, HEX_DIGITS, hex_text, parse_hex_text
 
 try:
     from isal.isal_zlib import crc32
 except ImportError:  # pragma: no cover - isal has wheels where we are tested
     from zlib import crc32
-
-#: Hexadecimal digits per checksum.
-DIGITS = 8
 
 
 def chunk_checksum(chunk: bytes | memoryview | np.ndarray) -> int:
@@ -38,23 +35,18 @@ def chunk_checksum(chunk: bytes | memoryview | np.ndarray) -> int:
 
 def checksum_placeholder(count: int) -> str:
     """A checksum string of the right length for ``count`` slices, all zeros."""
-    return "0" * (DIGITS * count)
+    return "0" * (HEX_DIGITS * count)
 
 
-def checksum_text(checksums: list[int]) -> str:
+def checksum_text(checksums: Any) -> str:
     """The checksums as stored: 8 lower-case hexadecimal digits each, concatenated."""
-    return "".join(f"{value:0{DIGITS}x}" for value in checksums)
+    return hex_text(checksums)
 
 
 def recorded_checksums(json_meta: dict[str, Any] | None) -> list[int] | None:
     """The checksums a file's JSON meta records, or None if it records none (or garbage)."""
-    text = (json_meta or {}).get(CHECKSUM_KEY)
-    if not isinstance(text, str) or not text or len(text) % DIGITS:
-        return None
-    try:
-        return [int(text[at : at + DIGITS], 16) for at in range(0, len(text), DIGITS)]
-    except ValueError:
-        return None
+    values = parse_hex_text((json_meta or {}).get(CHECKSUM_KEY))
+    return None if values is None else values.tolist()
 
 
 def mismatched_slices(

@@ -36,6 +36,21 @@ AVAILABLE_CODECS: tuple[str, ...] = tuple(
 
 CHUNK_HEADER = struct.Struct("<BBBBiii")
 CHUNK_HEADER_SIZE = CHUNK_HEADER.size
+#: The same header as a numpy record, to check many chunks at once.
+CHUNK_HEADER_DTYPE = np.dtype(
+    [
+        ("version", "u1"),
+        ("versionlz", "u1"),
+        ("flags", "u1"),
+        ("typesize", "u1"),
+        ("nbytes", "<i4"),
+        ("blocksize", "<i4"),
+        ("cbytes", "<i4"),
+    ]
+)
+#: Where a chunk header keeps the chunk's size (cbytes).
+CHUNK_SIZE_FIELD = struct.Struct("<i")
+CHUNK_SIZE_OFFSET = 12
 #: Chunk format versions: 1 and 2 from c-blosc 1.x, 3-5 from c-blosc2.
 BLOSC1_FORMATS = frozenset({1, 2})
 BLOSC2_FORMATS = frozenset({3, 4, 5})
@@ -112,6 +127,34 @@ def chunk_header_problem(header: ChunkHeader, expected_nbytes: int, room: int) -
             f"(at most {max_expansion(header)}x for this codec)"
         )
     return None
+
+
+def damaged_chunk_headers(
+    headers: np.ndarray, expected_nbytes: int, rooms: np.ndarray
+) -> np.ndarray:
+    """The indices of the ``headers`` :func:`chunk_header_problem` finds fault with.
+
+    The same rules, on many chunks at once: ``headers`` is an array of
+    :data:`CHUNK_HEADER_DTYPE`, ``rooms`` the bytes left in the file from the start
+    of each chunk.
+    """
+    version, flags = headers["version"], headers["flags"]
+    nbytes, cbytes = headers["nbytes"].astype(np.int64), headers["cbytes"].astype(np.int64)
+    by_codec = np.array([MAX_EXPANSION.get(code, MAX_EXPANSION_OTHER) for code in range(8)])
+    blosc1 = np.isin(version, list(BLOSC1_FORMATS))
+    expansion = np.where(
+        blosc1, np.where(flags & FLAG_MEMCPYED, 1, by_codec[flags >> 5]), MAX_EXPANSION_OTHER
+    )
+    bad = (
+        ~np.isin(version, list(BLOSC1_FORMATS | BLOSC2_FORMATS))
+        | (headers["typesize"] < 1)
+        | (nbytes != expected_nbytes)
+        | (cbytes < CHUNK_HEADER_SIZE)
+        | (cbytes > rooms)
+        | ((headers["blocksize"] <= 0) & (nbytes > 0))
+        | (nbytes > cbytes * expansion)
+    )
+    return np.flatnonzero(bad)
 
 
 #: Text of the header label in which we record how an MRCZ file was compressed: blosc

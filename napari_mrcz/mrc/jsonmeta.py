@@ -12,10 +12,19 @@ import json
 from enum import Enum
 from typing import Any
 
+import numpy as np
+
 from napari_mrcz.errors import MRCZFormatError
 
 #: The CRC32 of every compressed chunk (see :mod:`napari_mrcz.mrc.checksums`).
 CHECKSUM_KEY = "chunk_crc32"
+#: The size of every compressed chunk (see :mod:`napari_mrcz.mrc.chunk_index`).
+CHUNK_SIZES_KEY = "chunk_bytes"
+#: The keys that describe one file's chunks: a copy gets its own, never the source's.
+CHUNK_KEYS = (CHECKSUM_KEY, CHUNK_SIZES_KEY)
+#: Hexadecimal digits of each value of a per-chunk key (32 bits: a blosc 1 chunk is
+#: less than 2 GiB).
+HEX_DIGITS = 8
 #: The gain reference of a file of counts (see :mod:`napari_mrcz.mrc.gainmeta`).
 GAIN_KEY = "gain_separated"
 #: The source's grid where MRCZ cannot keep it (see :mod:`napari_mrcz.mrc.grid`).
@@ -30,6 +39,7 @@ DM_TAGS_KEY = "dm_tags"
 #: Every reserved key and what it holds.
 RESERVED_KEYS: dict[str, str] = {
     CHECKSUM_KEY: "CRC32 of each compressed chunk: 8 hexadecimal digits a z-slice, in order",
+    CHUNK_SIZES_KEY: "bytes of each compressed chunk: 8 hexadecimal digits a z-slice, in order",
     GAIN_KEY: "counts x gain: the gain file's name, SHA-256 and source, and the original dtype",
     GRID_KEY: "the source's MX, MY, MZ, CELLA, MAPC/MAPR/MAPS, N and NSTART, for its plain copy",
     FRAMES_KEY: "z-slices per frame of a file of frames (python-mrcz's slices)",
@@ -56,6 +66,23 @@ def _serialize_default(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("ascii", errors="backslashreplace")
     raise TypeError(f"Unhandled type for JSON serialization: {type(value)}")
+
+
+def hex_text(values: Any) -> str:
+    """Unsigned 32-bit ``values`` as stored under a per-chunk key: :data:`HEX_DIGITS`
+    lower-case hexadecimal digits each, concatenated."""
+    return np.asarray(values, dtype=">u4").tobytes().hex()
+
+
+def parse_hex_text(text: Any) -> np.ndarray | None:
+    """The values (int64) a per-chunk key's text holds, or None if it is not such text."""
+    if not isinstance(text, str) or not text or len(text) % HEX_DIGITS:
+        return None
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        return None
+    return np.frombuffer(raw, dtype=">u4").astype(np.int64)
 
 
 def encode_meta(meta: dict) -> bytes:

@@ -18,12 +18,17 @@ import numpy as np
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.files import describe_content, open_regular
 from napari_mrcz.mrc.checksums import recorded_checksums
+from napari_mrcz.mrc.chunk_index import offsets_from_sizes, recorded_sizes
 from napari_mrcz.mrc.codecs import (
+    CHUNK_HEADER_DTYPE,
     CHUNK_HEADER_SIZE,
+    CHUNK_SIZE_FIELD,
+    CHUNK_SIZE_OFFSET,
     COMPRESSOR_ENUM,
     MAX_EXPANSION_OTHER,
     MODE_CODEC_FACTOR,
     chunk_header_problem,
+    damaged_chunk_headers,
     parse_chunk_header,
 )
 from napari_mrcz.mrc.gainmeta import GainSeparation, gain_separation
@@ -40,7 +45,7 @@ from napari_mrcz.mrc.header import (
     header_dtype,
     stamp_byteorder,
 )
-from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, FRAMES_KEY, decode_meta
+from napari_mrcz.mrc.jsonmeta import CHUNK_KEYS, FRAMES_KEY, decode_meta
 from napari_mrcz.mrc.modes import (
     EMAN2_MODE_DTYPES,
     READABLE_MODES,
@@ -98,6 +103,9 @@ class MRCLayout:
     chunk_checksums : list of int or None
         The CRC32 of each compressed chunk the writer recorded in the JSON meta (see
         :mod:`napari_mrcz.mrc.checksums`), or None.
+    chunk_sizes : numpy.ndarray or None
+        The size of each compressed chunk the writer recorded in the JSON meta (see
+        :mod:`napari_mrcz.mrc.chunk_index`), or None.
     source_grid : dict or None
         For an MRCZ copy of a map whose grid MRCZ could not keep (sampling, cell,
         axis order): the source's grid fields (see :mod:`napari_mrcz.mrc.grid`), or
@@ -123,6 +131,7 @@ class MRCLayout:
     json_meta: dict | None
     labels: list[str] = field(default_factory=list)
     chunk_checksums: list[int] | None = None
+    chunk_sizes: np.ndarray | None = None
     source_grid: dict | None = None
     damaged_meta: str | None = None
 
@@ -260,11 +269,15 @@ class MRCLayout:
             handle.seek(HEADER_SIZE)
             return handle.read(self.nsymbt)
 
-    def index_chunks(self, buffer: mmap.mmap | bytes) -> np.ndarray:
+    def index_chunks(self, buffer: mmap.mmap | bytes, check_recorded: bool = False) -> np.ndarray:
         """Return the offsets of the nz blosc chunks and the end of the last one.
 
-        Walks the 16-byte chunk headers without decompressing anything, and checks
-        each against the slice size and the file size.
+        Takes the chunk sizes the file records (see :mod:`napari_mrcz.mrc.chunk_index`)
+        where it has them, and walks the 16-byte headers of the others for theirs;
+        then checks the headers walked at once (numpy) against their size, the slice
+        size and the file size. Nothing is decompressed. The headers of recorded
+        chunks are checked as each chunk is read, or here with ``check_recorded``
+        (a validation reads them all).
 
         Raises
         ------
@@ -273,25 +286,64 @@ class MRCLayout:
         """
         end = len(buffer)
         offsets = np.empty(self.nz + 1, dtype=np.int64)
-        position = self.data_offset
-        for index in range(self.nz):
+        recorded = offsets_from_sizes(self.chunk_sizes, self.data_offset, self.nz, end)
+        known = 0 if recorded is None else len(recorded) - 1
+        if recorded is not None:
+            offsets[: known + 1] = recorded
+        # The others' sizes (a tight loop); then every header is checked at once.
+        position = int(offsets[known]) if known else self.data_offset
+        stop = self.nz
+        for index in range(known, self.nz):
             offsets[index] = position
             if position + CHUNK_HEADER_SIZE > end:
-                raise MRCZFormatError(
-                    self.path,
-                    f"truncated: blosc chunk {index} of {self.nz} starts at byte {position} "
-                    f"but the file ends at {end}",
-                )
-            chunk = parse_chunk_header(buffer[position : position + CHUNK_HEADER_SIZE])
-            problem = chunk_header_problem(chunk, self.slice_nbytes, end - position)
-
-            if problem is not None:
-                raise MRCZFormatError(
-                    self.path, f"damaged blosc chunk {index} at byte {position}: {problem}"
-                )
-            position += chunk.cbytes
-        offsets[self.nz] = position
+                stop = index
+                break
+            (size,) = CHUNK_SIZE_FIELD.unpack_from(buffer, position + CHUNK_SIZE_OFFSET)
+            if size < CHUNK_HEADER_SIZE:  # damaged: found by the check below
+                stop = index + 1
+                break
+            position += size
+        offsets[stop] = position
+        checked_from = 0 if check_recorded else known
+        self._check_chunk_headers(buffer, offsets[checked_from : stop + 1], checked_from)
+        if stop < self.nz or position > end:
+            raise MRCZFormatError(
+                self.path,
+                f"truncated: blosc chunk {stop} of {self.nz} starts at byte {position} "
+                f"but the file ends at {end}",
+            )
         return offsets
+
+    def _check_chunk_headers(
+        self, buffer: mmap.mmap | bytes, bounds: np.ndarray, first_index: int
+    ) -> None:
+        """Raise for the first of the chunks between ``bounds`` (their starts and the
+        end of the last; the first is chunk ``first_index``) whose header is damaged
+        or gives another size."""
+        starts, sizes = bounds[:-1], np.diff(bounds)
+        if not len(starts):
+            return
+        headers = np.empty(len(starts), dtype=CHUNK_HEADER_DTYPE)
+        header_bytes = headers.view(np.uint8).reshape(len(starts), CHUNK_HEADER_SIZE)
+        with memoryview(buffer) as whole:
+            raw = np.frombuffer(whole, dtype=np.uint8)
+            for at in range(CHUNK_HEADER_SIZE):  # byte by byte: no (n, 16) index array
+                header_bytes[:, at] = raw[starts + at]
+            del raw  # the memory map can close only once no array refers to it
+        rooms = len(buffer) - starts
+        damaged = damaged_chunk_headers(headers, self.slice_nbytes, rooms)
+        damaged = np.union1d(damaged, np.flatnonzero(headers["cbytes"] != sizes))
+        if not len(damaged):
+            return
+        first = int(damaged[0])
+        start = int(starts[first])
+        header = parse_chunk_header(buffer[start : start + CHUNK_HEADER_SIZE])
+        problem = chunk_header_problem(header, self.slice_nbytes, int(rooms[first])) or (
+            f"its header says {header.cbytes} bytes, the recorded size {int(sizes[first])}"
+        )
+        raise MRCZFormatError(
+            self.path, f"damaged blosc chunk {first_index + first} at byte {start}: {problem}"
+        )
 
     def chunks_after(self, end: int) -> int:
         """How many whole, sane blosc chunks of one z-slice follow the data ending at ``end``.
@@ -684,8 +736,9 @@ def read_layout(
                         stacklevel=2,
                     )
     chunk_checksums = recorded_checksums(json_meta)
-    if json_meta is not None:
-        json_meta.pop(CHECKSUM_KEY, None)  # the format's, not the user's: see chunk_checksums
+    chunk_sizes = recorded_sizes(json_meta)
+    for key in CHUNK_KEYS if json_meta is not None else ():
+        json_meta.pop(key, None)  # the format's, not the user's: see chunk_checksums
     source_grid = recorded_grid(json_meta, path)
 
     slice_nbytes = ny * uint4_row_bytes(nx) if mode == UINT4_MODE else ny * nx * dtype.itemsize
@@ -739,6 +792,7 @@ def read_layout(
         json_meta=json_meta,
         labels=labels,
         chunk_checksums=chunk_checksums,
+        chunk_sizes=chunk_sizes,
         source_grid=source_grid,
         damaged_meta=damaged_meta,
     )

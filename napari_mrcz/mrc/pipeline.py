@@ -26,11 +26,10 @@ from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.modes import (
     uint4_row_bytes,
 )
-from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES
 from napari_mrcz.mrc.stats import SliceStats, shift_for
-from napari_mrcz.threads import available_cores, default_threads
+from napari_mrcz.threads import available_cores, default_threads, slices_per_task
 
-#: Slices in flight at most; bounds memory to a few frames.
+#: Runs of slices waiting to be written at most; bounds memory to a few runs.
 MAX_PENDING_WRITES = 4
 
 
@@ -54,15 +53,10 @@ class Frames:
                 )
             return
         if isinstance(self.source, LazyMRC):
-            # Runs of slices, decompressed in parallel: one slice at a time would
-            # leave the encoding threads waiting for this one.
-            run = max(
-                1,
-                min(
-                    default_threads(),
-                    STREAM_BLOCK_BYTES // max(1, self.source.nbytes // self.count),
-                ),
-            )
+            # Blocks of one task of slices per thread, decompressed in parallel: one
+            # slice at a time would leave the encoding threads waiting for this one.
+            threads = default_threads()
+            run = threads * slices_per_task(self.source.nbytes // self.count, self.count, threads)
             blocks = RecycledBlocks()
             for start in range(0, self.count, run):
                 stop = min(start + run, self.count)
@@ -186,6 +180,7 @@ class WrittenSlices:
     stats: SliceStats
     packed_bytes: int  # 0 for plain MRC
     checksums: list[int]  # CRC32 of each compressed chunk; empty for plain MRC
+    chunk_sizes: list[int]  # bytes of each compressed chunk; empty for plain MRC
 
 
 @dataclass(frozen=True)
@@ -247,14 +242,16 @@ class SliceEncoder:
 
 
 class SliceWriter:
-    """Encodes z-slices on a pool of threads while one more thread writes them.
+    """Encodes runs of z-slices on a pool of threads while one more thread writes them.
 
-    Slices are cast, measured and compressed ``n_threads`` at a time (blosc releases
-    the GIL and runs single-threaded per slice, see :mod:`napari_mrcz.mrc.codecs`), and
-    written strictly in order, so compression and I/O overlap. A few slices at most
-    are in flight, and their statistics are merged in slice order: the bytes
-    written are the same whatever the timing. Errors of the background threads
-    surface on the next call.
+    Slices are cast, measured and compressed a run at a time (a few MiB of slices,
+    see :func:`napari_mrcz.threads.slices_per_task`), ``n_threads`` runs at once
+    (blosc releases the GIL and runs single-threaded per slice, see
+    :mod:`napari_mrcz.mrc.codecs`); each slice stays one blosc chunk. Runs are written
+    strictly in order while the next ones are encoded, so compression and I/O
+    overlap. A few runs at most are in flight, and the slices' statistics are merged
+    in slice order: the bytes written are the same whatever the timing and the run
+    length. Errors of the background threads surface on the next call.
     """
 
     def __init__(
@@ -264,64 +261,90 @@ class SliceWriter:
         n_threads: int,
         stats: SliceStats | None = None,
         progress: Callable[[int], None] | None = None,
+        run_length: int = 1,
     ) -> None:
         self.handle = handle
         self.encoder = encoder
         self.stats = stats
         self.progress = progress
+        self.run_length = max(1, int(run_length))
         self.packed_bytes = 0
         self.written = 0
-        self._end = handle.tell()  # where the next slice goes
-        #: CRC32 of each compressed chunk written, in slice order.
+        self._end = handle.tell()  # where the next run goes
+        #: CRC32 and size of each compressed chunk written, in slice order.
         self.checksums: list[int] = []
-        self._max_in_flight = n_threads + MAX_PENDING_WRITES
+        self.chunk_sizes: list[int] = []
+        self._run: list[np.ndarray] = []  # slices not yet handed to an encoder
         encoders = n_threads
         if encoder.compressor is None:
             # Plain data: the writer copies every byte the encoders measure, so it
             # needs a core of its own (100 MB of int8 on 2 cores: 19.5 ms with one
             # encoder, 23 ms with two).
             encoders = max(1, min(n_threads, available_cores() - 1))
+        self._max_in_flight = encoders + MAX_PENDING_WRITES
         self._encoders = ThreadPoolExecutor(
             max_workers=encoders, thread_name_prefix="napari-mrcz-encode"
         )
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mrcz-write")
         self._encoding: deque[Future] = deque()
-        self._writing: deque[Future] = deque()
+        self._writing: deque[tuple[Future, int]] = deque()
 
     def add(self, frame: np.ndarray) -> None:
         """Queue one 2D z-slice for encoding and writing."""
         if self.stats is None:
             self.stats = SliceStats(shift_for(frame, self.encoder.native_dtype))
-        self._encoding.append(self._encoders.submit(self.encoder, frame, self.stats.shift))
+        self._run.append(frame)
+        if len(self._run) >= self.run_length:
+            self._hand_over_run()
+
+    def _hand_over_run(self) -> None:
+        """Give the slices gathered so far to an encoder thread, as one task."""
+        if not self._run:
+            return
+        run, self._run = self._run, []
+        self._encoding.append(self._encoders.submit(self._encode_run, run, self.stats.shift))
         while len(self._encoding) + len(self._writing) > self._max_in_flight:
             self._advance()
 
+    def _encode_run(
+        self, run: list[np.ndarray], shift: float | int
+    ) -> list[tuple[Any, SliceStats, int | None]]:
+        """Encode the slices of one run (on an encoder thread)."""
+        return [self.encoder(frame, shift) for frame in run]
+
     def _advance(self) -> None:
-        """Hand the oldest encoded slice to the writer, or wait for the oldest write."""
+        """Hand the oldest encoded run to the writer, or wait for the oldest write."""
         if self._encoding and len(self._writing) < MAX_PENDING_WRITES:
-            payload, stats, checksum = self._encoding.popleft().result()
-            self.stats.merge(stats)
-            if checksum is not None:
-                self.packed_bytes += len(payload)
-                self.checksums.append(checksum)
-            self._writing.append(self._writer.submit(self._append, payload))
+            encoded = self._encoding.popleft().result()
+            payloads = []
+            for payload, stats, checksum in encoded:
+                self.stats.merge(stats)
+                if checksum is not None:
+                    self.packed_bytes += len(payload)
+                    self.checksums.append(checksum)
+                    self.chunk_sizes.append(len(payload))
+                payloads.append(payload)
+            self._writing.append((self._writer.submit(self._append, payloads), len(payloads)))
         else:
-            self._writing.popleft().result()
-            self.written += 1
+            future, count = self._writing.popleft()
+            future.result()
+            self.written += count
             if self.progress is not None:
                 self.progress(self.written)
 
-    def _append(self, payload: Any) -> None:
-        """Write one slice's bytes after the previous ones (on the writer thread)."""
-        length = memoryview(payload).nbytes
+    def _append(self, payloads: list[Any]) -> None:
+        """Write one run's bytes after the previous ones (on the writer thread)."""
+        length = sum(memoryview(payload).nbytes for payload in payloads)
         reserve_blocks(self.handle, self._end, length)
-        write_fully(self.handle, payload)
+        for payload in payloads:
+            write_fully(self.handle, payload)
         start_writeback(self.handle, self._end, length)
         self._end += length
 
     def finish(self) -> None:
         """Wait for every queued slice; raise the first error a background thread met."""
         try:
+            self._hand_over_run()
             while self._encoding or self._writing:
                 self._advance()
         finally:
@@ -329,7 +352,8 @@ class SliceWriter:
 
     def abort(self) -> None:
         """Drop the slices not yet written and stop the threads."""
-        for future in (*self._encoding, *self._writing):
+        self._run = []
+        for future in (*self._encoding, *(future for future, _ in self._writing)):
             future.cancel()
         self._encoders.shutdown(wait=True)
         self._writer.shutdown(wait=True)
@@ -345,15 +369,18 @@ def write_slices(
     """Write every slice of ``frames``; return what the header needs to know of them.
 
     The statistics are merged into ``stats`` when given. ``progress(k)`` is called
-    once slice k (counting from 1) is written; whatever it raises stops the write.
-    Each slice starts for the disk once written (see :mod:`napari_mrcz.mrc.disk_hints`).
+    once the first k slices are written, after each run of slices (a few MiB);
+    whatever it raises stops the write. Each run starts for the disk once written
+    (see :mod:`napari_mrcz.mrc.disk_hints`).
     """
+    slice_nbytes = int(np.prod(frames.shape)) * encoding.file_dtype.itemsize
     writer = SliceWriter(
         handle,
         SliceEncoder(encoding),
         encoding.n_threads,
         stats,
         progress,
+        run_length=slices_per_task(slice_nbytes, frames.count, encoding.n_threads),
     )
     try:
         for frame in frames:
@@ -366,4 +393,5 @@ def write_slices(
         writer.stats if writer.stats is not None else SliceStats(),
         writer.packed_bytes,
         writer.checksums,
+        writer.chunk_sizes,
     )

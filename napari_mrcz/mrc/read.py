@@ -12,12 +12,13 @@ import numpy as np
 
 from napari_mrcz.files import open_regular
 from napari_mrcz.mrc.checksums import checksum_text
+from napari_mrcz.mrc.chunk_index import sizes_text
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS
 from napari_mrcz.mrc.extheader import parse_extended_header
 from napari_mrcz.mrc.gain import applies_gain, original_meta, slice_reader
 from napari_mrcz.mrc.gzipped import DecompressedFile
 from napari_mrcz.mrc.header import header_fields
-from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY
+from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, CHUNK_SIZES_KEY
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.modes import RGB_MODE
 from napari_mrcz.threads import default_threads
@@ -80,8 +81,11 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA", with_json: bool = T
         )
     if with_json:
         json_meta = dict(layout.json_meta or {})
-        if layout.chunk_checksums is not None:  # python-mrcz returns this key too
+        # python-mrcz returns these keys too
+        if layout.chunk_checksums is not None:
             json_meta[CHECKSUM_KEY] = checksum_text(layout.chunk_checksums)
+        if layout.chunk_sizes is not None:
+            json_meta[CHUNK_SIZES_KEY] = sizes_text(layout.chunk_sizes)
         for key, value in json_meta.items():
             meta.setdefault(key, value)
     return meta

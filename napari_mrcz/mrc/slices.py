@@ -14,9 +14,17 @@ import numpy as np
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.files import open_regular
 from napari_mrcz.mrc.checksums import chunk_checksum, mismatched_slices
-from napari_mrcz.mrc.codecs import BLOSC1_FORMATS, ChunkDecodeError, decompress_into
+from napari_mrcz.mrc.codecs import (
+    BLOSC1_FORMATS,
+    CHUNK_HEADER_SIZE,
+    ChunkDecodeError,
+    chunk_header_problem,
+    decompress_into,
+    parse_chunk_header,
+)
 from napari_mrcz.mrc.layout import MRCLayout
 from napari_mrcz.mrc.modes import uint4_row_bytes
+from napari_mrcz.threads import slices_per_task
 
 #: About how many bytes of slices are read at a time when a whole file is streamed
 #: (statistics, verification, conversion): large enough for parallel decompression,
@@ -52,6 +60,17 @@ def _pread_into(handle: BinaryIO, view: memoryview, offset: int) -> int:
         return handle.readinto(view)
 
 
+def chunk_problem(chunk: memoryview, slice_nbytes: int) -> str | None:
+    """What is wrong with one indexed blosc chunk (its header against its place in the
+    index and the slice size), or None."""
+    if len(chunk) < CHUNK_HEADER_SIZE:
+        return f"{len(chunk)} bytes are too few for a blosc chunk"
+    header = parse_chunk_header(chunk[:CHUNK_HEADER_SIZE])
+    if header.cbytes != len(chunk):
+        return f"its header says {header.cbytes} bytes, the file's index {len(chunk)}"
+    return chunk_header_problem(header, slice_nbytes, len(chunk))
+
+
 class SliceReader:
     """Read any range of z-slices of one file into caller-supplied arrays.
 
@@ -69,10 +88,18 @@ class SliceReader:
     chunk_offsets : numpy.ndarray, optional
         The MRCZ chunk index (:attr:`chunk_offsets`) of an earlier reader of the same
         file, so that it is not walked again (a reader rebuilt in another process).
+    check_all_headers : bool
+        Check every chunk header now, also those whose size the file records (see
+        :meth:`~napari_mrcz.mrc.layout.MRCLayout.index_chunks`); otherwise each is
+        checked when its chunk is read.
     """
 
     def __init__(
-        self, layout: MRCLayout, n_threads: int = 1, chunk_offsets: np.ndarray | None = None
+        self,
+        layout: MRCLayout,
+        n_threads: int = 1,
+        chunk_offsets: np.ndarray | None = None,
+        check_all_headers: bool = False,
     ) -> None:
         self.layout = layout
         self.n_threads = max(1, int(n_threads))
@@ -86,7 +113,9 @@ class SliceReader:
             if layout.compressor is not None:
                 self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
                 self.chunk_offsets = (
-                    layout.index_chunks(self._mmap) if chunk_offsets is None else chunk_offsets
+                    layout.index_chunks(self._mmap, check_all_headers)
+                    if chunk_offsets is None
+                    else chunk_offsets
                 )
         except BaseException:
             self.close()
@@ -235,6 +264,12 @@ class SliceReader:
                             f"blosc chunk {index} is damaged: its format version {chunk[0]} "
                             "does not match the file's first chunk",
                         )
+                    problem = chunk_problem(chunk, self.layout.slice_nbytes)
+                    if problem is not None:
+                        raise MRCZFormatError(
+                            self.layout.path,
+                            f"damaged blosc chunk {index} at byte {offsets[index]}: {problem}",
+                        )
                     try:
                         decompress_into(chunk, out[index - start])
                     except ChunkDecodeError as error:
@@ -246,12 +281,18 @@ class SliceReader:
                         self._tell_damage(index)
 
             workers = min(self.n_threads, stop - start)
+            run = slices_per_task(self.layout.slice_nbytes, stop - start, workers)
+
+            def decompress_run(first: int) -> None:
+                for index in range(first, min(first + run, stop)):
+                    decompress(index)
+
             if workers <= 1:
                 for index in range(start, stop):
                     decompress(index)
             else:
                 with ThreadPoolExecutor(workers, thread_name_prefix="napari-mrcz-read") as pool:
-                    list(pool.map(decompress, range(start, stop)))
+                    list(pool.map(decompress_run, range(start, stop, run)))
         if sequential and hasattr(self._mmap, "madvise"):
             self._mmap.madvise(mmap.MADV_NORMAL)
 

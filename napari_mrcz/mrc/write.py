@@ -24,6 +24,7 @@ from napari_mrcz.files import check_target, told_about
 from napari_mrcz.mrc.append import write_at_index
 from napari_mrcz.mrc.atomic import create_temporary, flush_to_disk
 from napari_mrcz.mrc.checksums import checksum_placeholder, checksum_text
+from napari_mrcz.mrc.chunk_index import size_placeholder, sizes_text
 from napari_mrcz.mrc.codecs import (
     COMPRESSOR_ENUM,
     MODE_CODEC_FACTOR,
@@ -41,7 +42,14 @@ from napari_mrcz.mrc.header import (
     new_header,
     set_labels,
 )
-from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, FRAMES_KEY, decode_meta, encode_meta
+from napari_mrcz.mrc.jsonmeta import (
+    CHECKSUM_KEY,
+    CHUNK_KEYS,
+    CHUNK_SIZES_KEY,
+    FRAMES_KEY,
+    decode_meta,
+    encode_meta,
+)
 from napari_mrcz.mrc.modes import (
     MODE_DTYPES,
     PYTHON_MRCZ_READABLE_MODES,
@@ -223,6 +231,7 @@ def _write_new_file(
             written = write_slices(handle, frames, encoding, progress=progress)
             if checksum_meta is not None:
                 checksum_meta[CHECKSUM_KEY] = checksum_text(written.checksums)
+                checksum_meta[CHUNK_SIZES_KEY] = sizes_text(written.chunk_sizes)
                 filled = encode_meta(checksum_meta)
                 if len(filled) != len(extended_header):  # pragma: no cover - fixed widths
                     raise AssertionError("the checksums changed the JSON meta's length")
@@ -262,6 +271,7 @@ def _room_for_checksums(
         return extended_header, None
     meta = decode_meta(path, extended_header) if extended_header else {}
     meta[CHECKSUM_KEY] = checksum_placeholder(count)
+    meta[CHUNK_SIZES_KEY] = size_placeholder(count)
     encoded = encode_meta(meta)
     header["nsymbt"] = len(encoded)
     header["exttyp"] = b"json"
@@ -337,7 +347,8 @@ def write_with_header(
     n_threads : int, optional
         Slices encoded in parallel; all cores by default.
     progress : callable, optional
-        Called as ``progress(written, total)`` after each z-slice (see :func:`write_array`).
+        Called as ``progress(written, total)`` after each run of z-slices (see
+        :func:`write_array`).
     name : str or os.PathLike, optional
         The file as the user knows it, named in errors and warnings (``path`` by
         default; the command line writes to a temporary name it publishes later).
@@ -393,9 +404,10 @@ def _without_checksums(path: str, header: np.ndarray, extended_header: bytes) ->
     if bytes(header["exttyp"]) != b"json" or not extended_header:
         return extended_header
     meta = decode_meta(path, extended_header)
-    if CHECKSUM_KEY not in meta:
+    if not any(key in meta for key in CHUNK_KEYS):
         return extended_header
-    del meta[CHECKSUM_KEY]
+    for key in CHUNK_KEYS:
+        meta.pop(key, None)
     encoded = encode_meta(meta) if meta else b""
     header["nsymbt"] = len(encoded)
     if not encoded:
@@ -496,7 +508,8 @@ def write_array(
         # The writer owns this key: in a single array it would turn it into a list.
         json_meta.pop(FRAMES_KEY, None)
     if json_meta is not None:
-        json_meta.pop(CHECKSUM_KEY, None)  # the checksums of another file's chunks
+        for key in CHUNK_KEYS:
+            json_meta.pop(key, None)  # the records of another file's chunks
     encoded_meta = encode_meta(json_meta) if json_meta is not None else None
 
     nz = frames.count

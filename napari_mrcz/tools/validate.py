@@ -211,7 +211,7 @@ def _validate_mrc(path: str, check_stats: bool, n_threads: int, movie_path: str)
     real: tuple | None = None
     if readable:
         try:
-            reader = SliceReader(layout, n_threads)
+            reader = SliceReader(layout, n_threads, check_all_headers=True)
         except MRCZFormatError as error:
             findings.append(_problem("chunk", error.problem))
         else:

@@ -123,13 +123,15 @@ def test_appending_to_python_mrczs_mrcz_file_updates_its_packed_size(tmp_path, r
     assert meta["k"] == 1
 
 
-def test_progress_is_told_of_every_appended_slice(tmp_path, rng):
+def test_progress_counts_up_to_every_appended_slice(tmp_path, rng):
+    """Small slices are reported a run at a time; the count ends at all of them."""
     path = tmp_path / "volume.mrc"
     with mrcfile.new(str(path)) as mrc:
         mrc.set_data(rng.normal(size=(2, 8, 6)).astype(np.float32))
     written: list[int] = []
     append(path, rng.normal(size=(4, 8, 6)).astype(np.float32), 2, written.append)
-    assert written == [1, 2, 3, 4]
+    assert written == sorted(set(written))
+    assert written[-1] == 4
 
 
 def test_a_4bit_file_is_refused_untouched(tmp_path, rng):

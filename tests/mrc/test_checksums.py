@@ -61,7 +61,7 @@ def test_each_chunk_has_its_crc32_and_python_mrcz_still_reads_the_file(tmp_path,
 def test_a_file_without_meta_gets_a_json_header_for_its_checksums(tmp_path, movie):
     path = tmp_path / "movie.mrcz"
     write_array(movie, path, compressor="lz4")
-    assert list(json_meta(path)) == ["chunk_crc32"]
+    assert list(json_meta(path)) == ["chunk_crc32", "chunk_bytes"]
     assert read_layout(path).json_meta == {}  # the user's meta: none
     np.testing.assert_array_equal(mrcz.readMRC(str(path))[0], movie)
 

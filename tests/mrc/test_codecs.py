@@ -14,6 +14,8 @@ import pytest
 import napari_mrcz
 from napari_mrcz.mrc.codecs import (
     AVAILABLE_CODECS,
+    CHUNK_HEADER,
+    CHUNK_HEADER_DTYPE,
     CHUNK_HEADER_SIZE,
     COMPRESSOR_ENUM,
     MODE_CODEC_FACTOR,
@@ -21,6 +23,7 @@ from napari_mrcz.mrc.codecs import (
     check_codec,
     chunk_header_problem,
     compress_slice,
+    damaged_chunk_headers,
     decompress_into,
     max_expansion,
     parse_chunk_header,
@@ -226,3 +229,33 @@ def test_plain_files_record_no_settings(tmp_path, rng):
     napari_mrcz.writeMRC(rng.normal(size=(2, 8, 8)).astype(np.float32), path)
     with mrcfile.open(path) as mrc:
         assert recorded_settings([label.rstrip() for label in mrc.get_labels()]) is None
+
+
+def test_many_headers_are_judged_as_one_header_is(rng):
+    """The vectorised check (indexing 10^5 chunks at once) follows the same rules as
+    the one-header check, on headers near every limit."""
+    count, expected = 5000, 4096
+    fields = {
+        "version": rng.choice([0, 1, 2, 3, 5, 6, 255], count),
+        "versionlz": rng.integers(0, 256, count),
+        "flags": rng.integers(0, 256, count),
+        "typesize": rng.choice([0, 1, 4], count),
+        "nbytes": rng.choice([0, expected - 1, expected, expected + 1], count),
+        "blocksize": rng.choice([-1, 0, 1, 2**20], count),
+        "cbytes": rng.choice([0, 15, 16, 17, 64, 4096, 10**6], count),
+    }
+    rooms = rng.choice([16, 64, 4096, 10**7], count)
+    headers = np.zeros(count, CHUNK_HEADER_DTYPE)
+    for name, values in fields.items():
+        headers[name] = values
+    one_by_one = {
+        index
+        for index in range(count)
+        if chunk_header_problem(
+            parse_chunk_header(CHUNK_HEADER.pack(*headers[index].tolist())),
+            expected,
+            int(rooms[index]),
+        )
+    }
+    assert 0 < len(one_by_one) < count
+    assert set(damaged_chunk_headers(headers, expected, rooms).tolist()) == one_by_one
