@@ -221,9 +221,9 @@ def test_the_save_runs_off_the_gui_thread_without_copying(
 
 
 @pytest.fixture
-def paused_at_slice_16(monkeypatch):
-    """Saves stop after slice 16 until ``resume`` is set: closing napari then is sure to
-    happen mid-save, whatever the machine's speed."""
+def paused_mid_save(monkeypatch):
+    """Saves stop after their first run of slices (of several) until ``resume`` is set:
+    closing napari then is sure to happen mid-save, whatever the machine's speed."""
     from napari_mrcz._napari import save_job
 
     reached, resume = threading.Event(), threading.Event()
@@ -234,7 +234,7 @@ def paused_at_slice_16(monkeypatch):
 
         def paused(written, total):
             progress(written, total)
-            if written == 16:
+            if written < total and not reached.is_set():
                 reached.set()
                 resume.wait(60)
 
@@ -264,11 +264,12 @@ def _when_dialog(action):
 
 
 def test_closing_napari_during_a_save_finishes_it(
-    make_napari_viewer, qtbot, tmp_path, rng, paused_at_slice_16
+    make_napari_viewer, qtbot, tmp_path, rng, paused_mid_save
 ):
-    """viewer.close() at slice 16 of 64: a "please wait" dialog, the file complete, no
-    debris, no exception from a deleted progress bar."""
-    reached, resume = paused_at_slice_16
+    """viewer.close() during a save of 64 slices (after its first run): a "please
+    wait" dialog, the file complete, no debris, no exception from a deleted progress
+    bar."""
+    reached, resume = paused_mid_save
     viewer = make_napari_viewer()
     data = rng.normal(size=(64, 32, 32)).astype(np.float32)
     viewer.add_image(data, name="closing")
@@ -291,12 +292,12 @@ def test_closing_napari_during_a_save_finishes_it(
 
 
 def test_cancel_while_napari_closes_leaves_nothing(
-    make_napari_viewer, qtbot, tmp_path, rng, paused_at_slice_16
+    make_napari_viewer, qtbot, tmp_path, rng, paused_mid_save
 ):
     """The "please wait" dialog's Cancel stops the save: no file, no debris."""
     from qtpy.QtWidgets import QPushButton
 
-    reached, resume = paused_at_slice_16
+    reached, resume = paused_mid_save
     viewer = make_napari_viewer()
     viewer.add_image(rng.normal(size=(64, 32, 32)).astype(np.float32), name="closing")
     save = _panel(viewer)
