@@ -82,3 +82,10 @@ def test_default_header_has_python_mrcz_keys():
 
     ours, theirs = napari_mrcz.defaultHeader(), mrcz.defaultHeader()
     assert set(theirs) - {"backend"} <= set(ours)
+
+
+def test_the_public_names_are_the_lazily_loaded_ones():
+    """``__all__`` and the lazy loader's table list the same names, and each loads."""
+    assert set(napari_mrcz.__all__) == {"__version__", *napari_mrcz._EXPORTS}
+    for name in napari_mrcz.__all__:
+        assert getattr(napari_mrcz, name) is not None
