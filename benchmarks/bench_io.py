@@ -734,9 +734,7 @@ def print_table(results: list[Result]) -> None:
         f"{'dataset':<17} {'codec':<6} {'library':<12} {'write MB/s':>10} "
         f"{'read MB/s':>10} {'file MB':>9} {'write':>7} {'read':>7} {'size':>7}"
     )
-    print(header)
-    print(f"{'':<59}{'--- ours/python-mrcz ---':>33}")
-    print("-" * len(header))
+    print_header(header, f"{'':<59}{'--- ours/python-mrcz ---':>33}")
     by_key = {(r.dataset, r.codec, r.library): r for r in results}
     for result in results:
         theirs = by_key.get((result.dataset, result.codec, THEIRS))
@@ -824,9 +822,11 @@ def print_summary(results: list[Result]) -> None:
 Ratios = list[tuple[str, float]]
 
 
-def print_header(header: str) -> None:
-    """A table's column header, underlined."""
+def print_header(header: str, groups: str = "") -> None:
+    """A table's column header, then ``groups`` (a line naming groups of columns), underlined."""
     print(header)
+    if groups:
+        print(groups)
     print("-" * len(header))
 
 
@@ -926,9 +926,7 @@ def print_against_codec_alone(results: list[Result], int8_side: int, threads: in
         f"{'dataset':<17} {'codec':<6} {'write':>7} {'read':>7}  "
         f"{'write':>7} {'':>4} {'no-fsync':>8} {'read':>7}"
     )
-    print(header)
-    print(f"{'':<24}{'- codec MB/s -':>16}  {'- napari-mrcz/codec -':>28}")
-    print("-" * len(header))
+    print_header(header, f"{'':<24}{'- codec MB/s -':>16}  {'- napari-mrcz/codec -':>28}")
     ratios: Ratios = []
     for result in results:
         if result.library != CODEC_ALONE:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, HEX_DIGITS, hex_text, parse_hex_text
+from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, parse_hex_text
 
 try:
     from isal.isal_zlib import crc32
@@ -31,16 +31,6 @@ except ImportError:  # pragma: no cover - isal has wheels where we are tested
 def chunk_checksum(chunk: bytes | memoryview | np.ndarray) -> int:
     """zlib's CRC32 of one compressed chunk."""
     return crc32(chunk)
-
-
-def checksum_placeholder(count: int) -> str:
-    """A checksum string of the right length for ``count`` slices, all zeros."""
-    return "0" * (HEX_DIGITS * count)
-
-
-def checksum_text(checksums: Any) -> str:
-    """The checksums as stored: 8 lower-case hexadecimal digits each, concatenated."""
-    return hex_text(checksums)
 
 
 def recorded_checksums(json_meta: dict[str, Any] | None) -> list[int] | None:

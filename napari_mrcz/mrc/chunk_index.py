@@ -19,17 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz.mrc.codecs import CHUNK_HEADER_SIZE
-from napari_mrcz.mrc.jsonmeta import CHUNK_SIZES_KEY, HEX_DIGITS, hex_text, parse_hex_text
-
-
-def size_placeholder(count: int) -> str:
-    """A chunk size string of the right length for ``count`` slices, all zeros."""
-    return "0" * (HEX_DIGITS * count)
-
-
-def sizes_text(sizes: Any) -> str:
-    """The chunk sizes as stored: 8 lower-case hexadecimal digits each, concatenated."""
-    return hex_text(sizes)
+from napari_mrcz.mrc.jsonmeta import CHUNK_SIZES_KEY, parse_hex_text
 
 
 def recorded_sizes(json_meta: dict[str, Any] | None) -> np.ndarray | None:

@@ -129,6 +129,17 @@ def chunk_header_problem(header: ChunkHeader, expected_nbytes: int, room: int) -
     return None
 
 
+def indexed_chunk_problem(chunk: bytes | memoryview, expected_nbytes: int) -> str | None:
+    """What is wrong with one chunk cut out of a file by its index (its header against
+    the size the index gives it and the slice size), or None."""
+    if len(chunk) < CHUNK_HEADER_SIZE:
+        return f"{len(chunk)} bytes are too few for a blosc chunk"
+    header = parse_chunk_header(chunk[:CHUNK_HEADER_SIZE])
+    if header.cbytes != len(chunk):
+        return f"its header says {header.cbytes} bytes, the file's index {len(chunk)}"
+    return chunk_header_problem(header, expected_nbytes, len(chunk))
+
+
 def damaged_chunk_headers(
     headers: np.ndarray, expected_nbytes: int, rooms: np.ndarray
 ) -> np.ndarray:

@@ -74,6 +74,12 @@ def hex_text(values: Any) -> str:
     return np.asarray(values, dtype=">u4").tobytes().hex()
 
 
+def hex_placeholder(count: int) -> str:
+    """The text of ``count`` values under a per-chunk key, all zeros: its length is
+    fixed, so a JSON meta can be written before the chunks and filled in after."""
+    return "0" * (HEX_DIGITS * count)
+
+
 def parse_hex_text(text: Any) -> np.ndarray | None:
     """The values (int64) a per-chunk key's text holds, or None if it is not such text."""
     if not isinstance(text, str) or not text or len(text) % HEX_DIGITS:

@@ -29,6 +29,7 @@ from napari_mrcz.mrc.codecs import (
     MODE_CODEC_FACTOR,
     chunk_header_problem,
     damaged_chunk_headers,
+    indexed_chunk_problem,
     parse_chunk_header,
 )
 from napari_mrcz.mrc.gainmeta import GainSeparation, gain_separation
@@ -338,9 +339,9 @@ class MRCLayout:
         first = int(damaged[0])
         start = int(starts[first])
         header = parse_chunk_header(buffer[start : start + CHUNK_HEADER_SIZE])
-        problem = chunk_header_problem(header, self.slice_nbytes, int(rooms[first])) or (
-            f"its header says {header.cbytes} bytes, the recorded size {int(sizes[first])}"
-        )
+        problem = chunk_header_problem(
+            header, self.slice_nbytes, int(rooms[first])
+        ) or indexed_chunk_problem(buffer[start : start + int(sizes[first])], self.slice_nbytes)
         raise MRCZFormatError(
             self.path, f"damaged blosc chunk {first_index + first} at byte {start}: {problem}"
         )

@@ -268,7 +268,6 @@ class SliceWriter:
         self.stats = stats
         self.progress = progress
         self.run_length = max(1, int(run_length))
-        self.packed_bytes = 0
         self.written = 0
         self._end = handle.tell()  # where the next run goes
         #: CRC32 and size of each compressed chunk written, in slice order.
@@ -320,7 +319,6 @@ class SliceWriter:
             for payload, stats, checksum in encoded:
                 self.stats.merge(stats)
                 if checksum is not None:
-                    self.packed_bytes += len(payload)
                     self.checksums.append(checksum)
                     self.chunk_sizes.append(len(payload))
                 payloads.append(payload)
@@ -391,7 +389,7 @@ def write_slices(
     writer.finish()
     return WrittenSlices(
         writer.stats if writer.stats is not None else SliceStats(),
-        writer.packed_bytes,
+        sum(writer.chunk_sizes),
         writer.checksums,
         writer.chunk_sizes,
     )

@@ -11,14 +11,12 @@ import os
 import numpy as np
 
 from napari_mrcz.files import open_regular
-from napari_mrcz.mrc.checksums import checksum_text
-from napari_mrcz.mrc.chunk_index import sizes_text
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS
 from napari_mrcz.mrc.extheader import parse_extended_header
 from napari_mrcz.mrc.gain import applies_gain, original_meta, slice_reader
 from napari_mrcz.mrc.gzipped import DecompressedFile
 from napari_mrcz.mrc.header import header_fields
-from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, CHUNK_SIZES_KEY
+from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, CHUNK_SIZES_KEY, hex_text
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.modes import RGB_MODE
 from napari_mrcz.threads import default_threads
@@ -83,9 +81,9 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA", with_json: bool = T
         json_meta = dict(layout.json_meta or {})
         # python-mrcz returns these keys too
         if layout.chunk_checksums is not None:
-            json_meta[CHECKSUM_KEY] = checksum_text(layout.chunk_checksums)
+            json_meta[CHECKSUM_KEY] = hex_text(layout.chunk_checksums)
         if layout.chunk_sizes is not None:
-            json_meta[CHUNK_SIZES_KEY] = sizes_text(layout.chunk_sizes)
+            json_meta[CHUNK_SIZES_KEY] = hex_text(layout.chunk_sizes)
         for key, value in json_meta.items():
             meta.setdefault(key, value)
     return meta

@@ -16,11 +16,9 @@ from napari_mrcz.files import open_regular
 from napari_mrcz.mrc.checksums import chunk_checksum, mismatched_slices
 from napari_mrcz.mrc.codecs import (
     BLOSC1_FORMATS,
-    CHUNK_HEADER_SIZE,
     ChunkDecodeError,
-    chunk_header_problem,
     decompress_into,
-    parse_chunk_header,
+    indexed_chunk_problem,
 )
 from napari_mrcz.mrc.layout import MRCLayout
 from napari_mrcz.mrc.modes import uint4_row_bytes
@@ -58,17 +56,6 @@ def _pread_into(handle: BinaryIO, view: memoryview, offset: int) -> int:
     with _SEEK_LOCK:
         handle.seek(offset)
         return handle.readinto(view)
-
-
-def chunk_problem(chunk: memoryview, slice_nbytes: int) -> str | None:
-    """What is wrong with one indexed blosc chunk (its header against its place in the
-    index and the slice size), or None."""
-    if len(chunk) < CHUNK_HEADER_SIZE:
-        return f"{len(chunk)} bytes are too few for a blosc chunk"
-    header = parse_chunk_header(chunk[:CHUNK_HEADER_SIZE])
-    if header.cbytes != len(chunk):
-        return f"its header says {header.cbytes} bytes, the file's index {len(chunk)}"
-    return chunk_header_problem(header, slice_nbytes, len(chunk))
 
 
 class SliceReader:
@@ -264,7 +251,7 @@ class SliceReader:
                             f"blosc chunk {index} is damaged: its format version {chunk[0]} "
                             "does not match the file's first chunk",
                         )
-                    problem = chunk_problem(chunk, self.layout.slice_nbytes)
+                    problem = indexed_chunk_problem(chunk, self.layout.slice_nbytes)
                     if problem is not None:
                         raise MRCZFormatError(
                             self.layout.path,

@@ -23,8 +23,6 @@ from napari_mrcz.errors import MRCZWarning
 from napari_mrcz.files import check_target, told_about
 from napari_mrcz.mrc.append import write_at_index
 from napari_mrcz.mrc.atomic import create_temporary, flush_to_disk
-from napari_mrcz.mrc.checksums import checksum_placeholder, checksum_text
-from napari_mrcz.mrc.chunk_index import size_placeholder, sizes_text
 from napari_mrcz.mrc.codecs import (
     COMPRESSOR_ENUM,
     MODE_CODEC_FACTOR,
@@ -49,6 +47,8 @@ from napari_mrcz.mrc.jsonmeta import (
     FRAMES_KEY,
     decode_meta,
     encode_meta,
+    hex_placeholder,
+    hex_text,
 )
 from napari_mrcz.mrc.modes import (
     MODE_DTYPES,
@@ -230,8 +230,8 @@ def _write_new_file(
                 write_fully(handle, extended_header)
             written = write_slices(handle, frames, encoding, progress=progress)
             if checksum_meta is not None:
-                checksum_meta[CHECKSUM_KEY] = checksum_text(written.checksums)
-                checksum_meta[CHUNK_SIZES_KEY] = sizes_text(written.chunk_sizes)
+                checksum_meta[CHECKSUM_KEY] = hex_text(written.checksums)
+                checksum_meta[CHUNK_SIZES_KEY] = hex_text(written.chunk_sizes)
                 filled = encode_meta(checksum_meta)
                 if len(filled) != len(extended_header):  # pragma: no cover - fixed widths
                     raise AssertionError("the checksums changed the JSON meta's length")
@@ -270,8 +270,8 @@ def _room_for_checksums(
     if not extended_header and not fixity:
         return extended_header, None
     meta = decode_meta(path, extended_header) if extended_header else {}
-    meta[CHECKSUM_KEY] = checksum_placeholder(count)
-    meta[CHUNK_SIZES_KEY] = size_placeholder(count)
+    for key in CHUNK_KEYS:
+        meta[key] = hex_placeholder(count)
     encoded = encode_meta(meta)
     header["nsymbt"] = len(encoded)
     header["exttyp"] = b"json"
