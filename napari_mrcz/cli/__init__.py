@@ -23,11 +23,28 @@ def console_main() -> None:
     """Entry point of the ``mrcz`` console script.
 
     The command's modules are imported here, so that a Ctrl-C while they load
-    (numpy, numba) ends the command with status 130 and no traceback.
+    (numpy, numba) ends the command with status 130 and no traceback. Python drops
+    an interrupt raised inside some of its import machinery (a weak-reference
+    callback), so the handler also records it and the record is checked once the
+    imports are done.
     """
+    interrupts: list[int] = []
+
+    def record_and_interrupt(signum: int, frame: object) -> None:
+        interrupts.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, record_and_interrupt)
     try:
-        from napari_mrcz.cli.command import main
+        try:
+            from napari_mrcz.cli.command import main
+        finally:
+            signal.signal(signal.SIGINT, previous)
     except KeyboardInterrupt:
+        interrupts.append(signal.SIGINT)
+    if interrupts:
         print("interrupted", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
     sys.exit(main())

@@ -65,12 +65,16 @@ def _show_warning(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``mrcz`` command; return its exit status."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    with warnings.catch_warnings():  # restores showwarning for callers of main()
-        warnings.showwarning = _show_warning
-        return _run(args, sys.stdout, sys.stderr)
+    """Run the ``mrcz`` command; return its exit status (130 after a Ctrl-C)."""
+    try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        with warnings.catch_warnings():  # restores showwarning for callers of main()
+            warnings.showwarning = _show_warning
+            return _run(args, sys.stdout, sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -92,9 +96,6 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         status = commands[args.command](args, out, err)
         return EXIT_FAILED if unlisted and status == EXIT_OK else status
-    except KeyboardInterrupt:
-        print("interrupted", file=err)
-        return 128 + signal.SIGINT
     except BrokenPipeError:  # output piped into a command that stopped reading (head)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

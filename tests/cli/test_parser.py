@@ -63,3 +63,45 @@ def test_ctrl_c_while_the_command_starts_prints_no_traceback(tmp_path, delay):
     _, stderr = process.communicate(timeout=60)
     assert "Traceback" not in stderr, stderr
     assert process.returncode in (130, -signal.SIGINT, 2), (process.returncode, stderr)
+
+
+CTRL_C_INSIDE_A_WEAKREF_CALLBACK = """
+import os, signal, sys, weakref
+
+from napari_mrcz.cli import console_main
+
+
+class Interrupter:
+    '''Sends Ctrl-C from a weak-reference callback, where Python drops the exception.'''
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "napari_mrcz.cli.command":
+            target = type("Target", (), {})()
+            reference = weakref.ref(target, self.interrupt)
+            del target
+        return None
+
+    @staticmethod
+    def interrupt(reference):
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(100))  # the handler runs here, inside the callback
+
+
+sys.meta_path.insert(0, Interrupter())
+sys.argv = ["mrcz", "info", sys.argv[1]]
+console_main()
+"""
+
+
+def test_ctrl_c_that_python_drops_during_the_imports_still_stops_the_command(tmp_path):
+    """An interrupt raised where Python only prints "Exception ignored" still ends the run."""
+    process = subprocess.run(
+        [sys.executable, "-c", CTRL_C_INSIDE_A_WEAKREF_CALLBACK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert "Exception ignored" in process.stderr  # the interrupt did land in the callback
+    assert process.returncode == 128 + signal.SIGINT, (process.returncode, process.stderr)
+    assert process.stderr.rstrip().endswith("interrupted")
