@@ -1,9 +1,9 @@
 """Compiled statistics for 8- and 16-bit integer slices: one pass, near memory speed.
 
 numpy needs several passes (min, max, the sum, the squares) to get exact integer
-statistics: about 2 GB/s for int8 here. One compiled loop over each cache-sized
-block reads the data once and vectorises (about 10 GB/s, ``benchmarks/bench_stats.py``)
-because it iterates over a slice, with no index checks in the loop. Importing numba
+statistics: about 1-2 GB/s for int8 here. Two compiled loops over each cache-sized
+block (the sums, then the extremes) read the data from memory once and vectorise
+(6-9 GB/s, ``benchmarks/bench_stats.py``). Importing numba
 and loading (or compiling) the kernels costs a process about a second of CPU, more
 than numpy's statistics of a gigabyte: so the kernels are prepared, in a background
 thread, only once a process has measured :data:`COMPILE_AFTER_BYTES` of 8- and
@@ -111,13 +111,10 @@ def _compile() -> None:
 
 
 def _build() -> IntegerStats:
-    from napari_mrcz.mrc.stats_numba import BLOCK_8BIT, BLOCK_16BIT, integer_stats
+    from napari_mrcz.mrc.stats_numba import integer_stats
 
     def kernel(values: np.ndarray) -> tuple[int, int, int, int]:
-        if values.dtype.itemsize == 1:
-            low, high, total, total_sq = integer_stats(values, BLOCK_8BIT, np.int32(0))
-        else:
-            low, high, total, total_sq = integer_stats(values, BLOCK_16BIT, np.int64(0))
+        low, high, total, total_sq = integer_stats(values)
         return int(low), int(high), int(total), int(total_sq)
 
     return kernel

@@ -55,6 +55,16 @@ def test_kernel_sums_give_numpys_float64_mean_and_std(kernel, rng, dtype):
         np.testing.assert_allclose(exact_std(size, total, total_sq), wide.std(), rtol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", stats_kernels.KERNEL_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("extreme", ["min", "max"])
+def test_blocks_of_the_extreme_value_sum_exactly(kernel, dtype, extreme):
+    """Whole blocks of the largest square (255**2, -128**2, ...) stay exact in the block sums."""
+    value = int(getattr(np.iinfo(dtype), extreme))
+    size = 3 * BLOCK[np.dtype(dtype).itemsize] + 5
+    low, high, total, total_sq = kernel(np.full(size, value, dtype=dtype))
+    assert (low, high, total, total_sq) == (value, value, value * size, value * value * size)
+
+
 @pytest.mark.parametrize(
     ("dtype", "level"),
     [(np.uint16, 65_000), (np.int16, -32_000), (np.uint8, 250), (np.int8, -120)],
