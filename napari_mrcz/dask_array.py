@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz.formats import lazy_images
+from napari_mrcz.remote import is_url
 
 #: What to install when dask is missing.
 DASK_MISSING = (
@@ -45,7 +46,8 @@ def to_dask(
     path : str or os.PathLike
         An MRC or MRCZ file (``.gz``/``.bz2`` included: each process that reads it
         decompresses its own temporary copy), or a DM3/DM4 file. Workers must see
-        it under the same absolute name.
+        it under the same absolute name. An MRC or MRCZ file on a server (an address,
+        see :mod:`napari_mrcz.remote`) is read by every worker from there.
     slices_per_chunk : int, optional
         z-slices (DM: frames along the first axis) per chunk; 1 by default, so that
         an MRCZ chunk is one blosc chunk of the file.
@@ -84,7 +86,9 @@ def to_dask(
     step = 1 if slices_per_chunk is None else int(slices_per_chunk)
     if step < 1:
         raise ValueError(f"slices_per_chunk must be 1 or more, not {slices_per_chunk}")
-    path = os.path.abspath(os.fspath(path))
+    path = os.fspath(path)
+    if not is_url(path):
+        path = os.path.abspath(path)
     images = lazy_images(path, cache_bytes=0)  # dask keeps the chunks it needs
     if not -len(images) <= image < len(images):
         raise IndexError(f"{path} has {len(images)} image(s), not an image {image}")
@@ -95,8 +99,13 @@ def to_dask(
     )
     shape = source.shape
     chunks = (min(step, shape[0]), *shape[1:]) if stacked else shape
-    stat = os.stat(path)
-    name = "mrcz-" + tokenize(path, stat.st_size, stat.st_mtime_ns, image, chunks)
+    if is_url(path):  # the same address, size and header: the same file
+        layout = images[image].layout
+        version: tuple = (layout.file_size, layout.header.tobytes())
+    else:
+        stat = os.stat(path)
+        version = (stat.st_size, stat.st_mtime_ns)
+    name = "mrcz-" + tokenize(path, *version, image, chunks)
     return dask_array.from_array(
         source,
         chunks=chunks,

@@ -37,3 +37,28 @@ class MRCZWarning(UserWarning):
     another type, metadata left out. napari shows these as notifications; scripts can
     filter them by this class (``warnings.simplefilter("ignore", MRCZWarning)``).
     """
+
+
+class RemoteFileError(OSError):
+    """A file on a web server or object store could not be read.
+
+    Not found, access denied, a server that stopped answering or sending: the
+    message names the file (its address with any password or signature left out)
+    and the problem.
+
+    Parameters
+    ----------
+    name : str
+        The file's address as shown (see :func:`napari_mrcz.remote.redact`).
+    problem : str
+        What went wrong, in words a user can act on.
+    """
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.path = name
+        self.problem = problem
+        super().__init__(f"{name}: {problem}")
+
+    def __reduce__(self) -> tuple:
+        """Pickle the address and the problem: the error travels from worker processes."""
+        return type(self), (self.path, self.problem)

@@ -16,7 +16,17 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "napari_mrcz"
 #: The parts in order, as docs/architecture.md lists them; a module's part is its
 #: folder, or for a module at the top, its name.
 PARTS = [
-    {"errors", "threads", "units", "suffixes", "arraylike", "files", "wording", "__about__"},
+    {
+        "errors",
+        "threads",
+        "units",
+        "suffixes",
+        "arraylike",
+        "files",
+        "remote",
+        "wording",
+        "__about__",
+    },
     {"mrc"},
     {"dm"},
     {"formats"},

@@ -19,7 +19,7 @@ import numpy as np
 import pint
 
 from napari_mrcz.arraylike import LazyView
-from napari_mrcz.errors import MRCZFormatError, MRCZWarning
+from napari_mrcz.errors import MRCZFormatError, MRCZWarning, RemoteFileError
 from napari_mrcz.formats import Format, identify
 from napari_mrcz.mrc.gzipped import DecompressedFile, is_compressed
 from napari_mrcz.mrc.header import ROWS_TOP_DOWN_LABEL
@@ -28,6 +28,7 @@ from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.read import layout_meta, read_array
 from napari_mrcz.mrc.stack import open_stack
+from napari_mrcz.remote import is_url
 from napari_mrcz.suffixes import READABLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
             else:
                 layers.extend(_read_mrc_file(one))
         return [_lengths_in_shown_unit(layer) for layer in layers]
-    except MRCZFormatError as error:
+    except (MRCZFormatError, RemoteFileError) as error:
         _notify(error)
         raise
 
@@ -153,7 +154,7 @@ def _lengths_in_shown_unit(layer: LayerData) -> LayerData:
     return data, converted, kind
 
 
-def _notify(error: MRCZFormatError) -> None:
+def _notify(error: MRCZFormatError | RemoteFileError) -> None:
     """Show our one-line reason in napari's notifications.
 
     napari reports a reader's exception only as its own "Tried to read ... with
@@ -172,10 +173,12 @@ def _notify(error: MRCZFormatError) -> None:
         logger.debug("could not show the reader's error: %s", failure)
 
 
-def notification_text(error: MRCZFormatError) -> str:
+def notification_text(error: MRCZFormatError | RemoteFileError) -> str:
     """``'<file name>: <problem> (in <folder>)'``: the reason before the folder."""
     if error.path is None:
         return error.problem
+    if is_url(error.path):
+        return f"{error.path}: {error.problem}"
     folder, name = os.path.split(os.path.abspath(error.path))
     return f"{name}: {error.problem} (in {folder})"
 
@@ -317,14 +320,19 @@ def y_up_affine(ndim: int) -> np.ndarray:
 
 
 def _read_mrc_layers(path: str) -> list[LayerData]:
-    layout = read_layout(path)
+    data: Any
+    if is_url(path):  # read slice by slice, as they are shown
+        data = LazyMRC(path)
+        layout = data.layout
+    else:
+        layout = read_layout(path)
+        lazy = layout.data_nbytes > LAZY_THRESHOLD_BYTES and layout.slices == 0
+        with warnings.catch_warnings():
+            # The header was read (and its oddities reported) just above: once is enough.
+            warnings.simplefilter("ignore")
+            data = LazyMRC(path) if lazy else read_array(path, slices=0)[0]
     meta = layout_meta(layout, with_json=False)
     json_meta = layout.json_meta or {}
-    lazy = layout.data_nbytes > LAZY_THRESHOLD_BYTES and layout.slices == 0
-    with warnings.catch_warnings():
-        # The header was read (and its oddities reported) just above: once is enough.
-        warnings.simplefilter("ignore")
-        data: Any = LazyMRC(path) if lazy else read_array(path, slices=0)[0]
     nz = layout.nz
     rgb = bool(meta.get("rgb", False))
     names = ("y", "x") if layout.is_image else ("z", "y", "x")
@@ -357,9 +365,9 @@ def _read_mrc_layers(path: str) -> list[LayerData]:
             if name in recorded:
                 scale[number] = recorded[name]["scale"]
                 translate[number] = recorded[name]["offset"]
-    name = os.path.basename(path)
+    name = os.path.basename(layout.path.split("?", 1)[0])
     metadata = {
-        "path": path,
+        "path": layout.path,
         "format": "MRCZ" if layout.compressor else "MRC",
         "header": _json_safe(meta),
         "json_meta": _json_safe(json_meta),

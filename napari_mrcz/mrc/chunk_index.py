@@ -14,12 +14,25 @@ recorded size: their headers are walked.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_mrcz.mrc.codecs import CHUNK_HEADER_SIZE
+from napari_mrcz.errors import MRCZFormatError
+from napari_mrcz.mrc.codecs import (
+    CHUNK_HEADER_DTYPE,
+    CHUNK_HEADER_SIZE,
+    CHUNK_SIZE_FIELD,
+    CHUNK_SIZE_OFFSET,
+    chunk_header_problem,
+    damaged_chunk_headers,
+    parse_chunk_header,
+)
 from napari_mrcz.mrc.jsonmeta import CHUNK_SIZES_KEY, parse_hex_text
+
+if TYPE_CHECKING:
+    from napari_mrcz.mrc.layout import MRCLayout
+    from napari_mrcz.remote import RemoteFile
 
 
 def recorded_sizes(json_meta: dict[str, Any] | None) -> np.ndarray | None:
@@ -43,3 +56,70 @@ def offsets_from_sizes(
     np.cumsum(sizes, out=offsets[1:])
     offsets[1:] += data_offset
     return offsets if int(offsets[-1]) <= file_size else None
+
+
+#: Bytes asked for at a time when the chunk headers of a file on a server are walked:
+#: one request per block, not one per chunk.
+WALK_BLOCK_BYTES = 64 * 2**20
+
+
+def remote_chunk_offsets(layout: MRCLayout, remote: RemoteFile) -> np.ndarray:
+    """The chunk index of an MRCZ file on a server (see :mod:`napari_mrcz.remote`).
+
+    The chunk sizes the file records give it with no request; the headers of the
+    other chunks are walked through blocks of :data:`WALK_BLOCK_BYTES`, then checked
+    all at once, by the rules of a local file's index
+    (:meth:`~napari_mrcz.mrc.layout.MRCLayout.index_chunks`).
+
+    Raises
+    ------
+    MRCZFormatError
+        If a chunk header is damaged or a chunk runs past the end of the file.
+    """
+    nz, end = layout.nz, remote.size
+    offsets = np.empty(nz + 1, dtype=np.int64)
+    recorded = offsets_from_sizes(layout.chunk_sizes, layout.data_offset, nz, end)
+    known = 0 if recorded is None else len(recorded) - 1
+    if recorded is not None:
+        offsets[: known + 1] = recorded
+    position = int(offsets[known]) if known else layout.data_offset
+    headers = np.zeros(nz - known, dtype=CHUNK_HEADER_DTYPE)
+    block, block_start = b"", position
+    for index in range(known, nz):
+        offsets[index] = position
+        if position + CHUNK_HEADER_SIZE > end:
+            raise MRCZFormatError(
+                layout.path,
+                f"truncated: blosc chunk {index} of {nz} starts at byte {position} "
+                f"but the file ends at {end}",
+            )
+        if position + CHUNK_HEADER_SIZE > block_start + len(block):
+            block_start = position
+            block = remote.pread(position, WALK_BLOCK_BYTES)
+        raw = block[position - block_start : position - block_start + CHUNK_HEADER_SIZE]
+        headers[index - known] = np.frombuffer(raw, dtype=CHUNK_HEADER_DTYPE)[0]
+        (size,) = CHUNK_SIZE_FIELD.unpack_from(raw, CHUNK_SIZE_OFFSET)
+        if size < CHUNK_HEADER_SIZE:
+            headers = headers[: index - known + 1]
+            break
+        position += size
+    offsets[known + len(headers)] = position
+    rooms = end - offsets[known : known + len(headers)]
+    damaged = damaged_chunk_headers(headers, layout.slice_nbytes, rooms)
+    if len(damaged):
+        first = int(damaged[0])
+        problem = chunk_header_problem(
+            parse_chunk_header(headers[first : first + 1].tobytes()),
+            layout.slice_nbytes,
+            int(rooms[first]),
+        )
+        raise MRCZFormatError(
+            layout.path,
+            f"damaged blosc chunk {known + first} at byte {offsets[known + first]}: {problem}",
+        )
+    if position > end:
+        raise MRCZFormatError(
+            layout.path,
+            f"truncated: the last blosc chunk ends at byte {position} but the file ends at {end}",
+        )
+    return offsets

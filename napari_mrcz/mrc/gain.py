@@ -21,6 +21,7 @@ from napari_mrcz.mrc.gzipped import DecompressedFile
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.modes import mode_for_dtype
 from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
+from napari_mrcz.remote import RemoteFile
 
 #: Gains kept in memory, so that the movies of one folder load theirs once.
 _CACHED_GAINS = 4
@@ -208,6 +209,7 @@ def slice_reader(
     movie_path: str,
     counts: bool = False,
     chunk_offsets: np.ndarray | None = None,
+    remote: RemoteFile | None = None,
 ) -> SliceReader | GainAppliedReader:
     """The reader of a file's slices: the stored values, or for a gain-separated file
     (unless ``counts``), the original float32 movie.
@@ -226,14 +228,23 @@ def slice_reader(
     chunk_offsets : numpy.ndarray, optional
         The MRCZ chunk index of an earlier reader (see
         :class:`~napari_mrcz.mrc.slices.SliceReader`).
+    remote : RemoteFile, optional
+        The file on a server that ``layout`` describes.
 
     Raises
     ------
     MRCZFormatError
-        If the gain reference cannot be used (see :func:`load_gain`).
+        If the gain reference cannot be used (see :func:`load_gain`), or would have
+        to be found beside a file on a server.
     """
     separation = None if counts else layout.gain_separation
-    reader = SliceReader(layout, n_threads, chunk_offsets)
+    if separation is not None and remote is not None:
+        raise MRCZFormatError(
+            layout.path,
+            "a gain-separated file is read as its movie from a local disk only (its "
+            "gain reference is a file beside it); counts=True reads its counts",
+        )
+    reader = SliceReader(layout, n_threads, chunk_offsets, remote=remote)
     if separation is None:
         return reader
     try:

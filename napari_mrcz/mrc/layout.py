@@ -6,12 +6,14 @@ The reader, the lazy array and the appending writer all start from its result.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import re
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -56,6 +58,9 @@ from napari_mrcz.mrc.modes import (
     dtype_for_mode,
     uint4_row_bytes,
 )
+
+if TYPE_CHECKING:
+    from napari_mrcz.remote import RemoteFile
 
 #: MRC2014 modes, read or recognised.
 KNOWN_MODES = READABLE_MODES | UNSUPPORTED_MODES
@@ -114,6 +119,9 @@ class MRCLayout:
     damaged_meta : str or None
         Why the JSON extended header could not be decoded (the file is read without
         it, ``json_meta`` None), or None.
+    remote : RemoteFile or None
+        The file on a server whose header this is (``path`` is its name in
+        messages), or None for a local file.
     """
 
     path: str
@@ -135,6 +143,7 @@ class MRCLayout:
     chunk_sizes: np.ndarray | None = None
     source_grid: dict | None = None
     damaged_meta: str | None = None
+    remote: RemoteFile | None = field(default=None, compare=False, repr=False)
 
     @property
     def nz(self) -> int:
@@ -266,9 +275,15 @@ class MRCLayout:
 
     def read_extended_header(self) -> bytes:
         """Return the raw extended header (between the header and the data)."""
+        return self.read_bytes(HEADER_SIZE, self.nsymbt)
+
+    def read_bytes(self, offset: int, count: int) -> bytes:
+        """Up to ``count`` bytes of the file from ``offset`` (local or on a server)."""
+        if self.remote is not None:
+            return self.remote.pread(offset, count)
         with open_regular(self.path) as handle:
-            handle.seek(HEADER_SIZE)
-            return handle.read(self.nsymbt)
+            handle.seek(offset)
+            return handle.read(count)
 
     def index_chunks(self, buffer: mmap.mmap | bytes, check_recorded: bool = False) -> np.ndarray:
         """Return the offsets of the nz blosc chunks and the end of the last one.
@@ -652,6 +667,7 @@ def read_layout(
     file_convention: str = "ccpem",
     file_size: int | None = None,
     quiet: bool = False,
+    source: RemoteFile | None = None,
 ) -> MRCLayout:
     """Read and check the header of an MRC/MRCZ file.
 
@@ -675,6 +691,9 @@ def read_layout(
         Leave out the warnings about the header: for a copy being checked, whose
         source was warned about already (:func:`warnings.catch_warnings` would
         silence every thread of the process).
+    source : RemoteFile, optional
+        The file on a server (see :mod:`napari_mrcz.remote`), ``path`` its name in
+        messages: the header is read from it, in one request for most files.
 
     Returns
     -------
@@ -686,9 +705,9 @@ def read_layout(
         If the file is too short, its header makes no sense or its data cannot fit.
     """
     path = os.fspath(path)
-    with open_regular(path) as handle:
+    with open_regular(path) if source is None else contextlib.nullcontext(source) as handle:
         if file_size is None:
-            file_size = os.fstat(handle.fileno()).st_size
+            file_size = os.fstat(handle.fileno()).st_size if source is None else source.size
         raw = handle.read(HEADER_SIZE)
         if len(raw) < HEADER_SIZE:
             raise MRCZFormatError(path, short_header_problem(raw))
@@ -796,4 +815,5 @@ def read_layout(
         chunk_sizes=chunk_sizes,
         source_grid=source_grid,
         damaged_meta=damaged_meta,
+        remote=source,
     )

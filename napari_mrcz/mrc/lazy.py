@@ -18,6 +18,7 @@ from napari_mrcz.mrc.gain import GainAppliedReader, applies_gain, load_gain, sli
 from napari_mrcz.mrc.gzipped import DecompressedFile, is_compressed
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.slices import SliceReader
+from napari_mrcz.remote import RemoteFile, is_url
 from napari_mrcz.threads import default_threads
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
@@ -43,11 +44,18 @@ class LazyMRC(ArrayLike):
     ``.gz``/``.bz2`` file is decompressed again where it is read. A file whose size
     or header changed meanwhile gives :class:`MRCZFormatError`.
 
+    A file on a web server or object store (``https://``, ``s3://``... see
+    :mod:`napari_mrcz.remote`) is read in ranged requests: its size, then its header
+    and extended header (one request for most files), then each slice's bytes as it
+    is read, a run of slices in a few requests at once. An MRCZ file we wrote records
+    its chunk sizes, so opening it walks nothing; other MRCZ files have their chunk
+    headers walked in blocks of 64 MiB.
+
     Parameters
     ----------
     path : str or os.PathLike
-        The file. A ``.gz`` or ``.bz2`` file is decompressed into a temporary copy,
-        kept until :meth:`close`.
+        The file, or its address. A local ``.gz`` or ``.bz2`` file is decompressed
+        into a temporary copy, kept until :meth:`close`.
     endian : {'le', 'be'}
         Byte order to assume if the file does not declare one.
     cache_bytes : int
@@ -61,6 +69,8 @@ class LazyMRC(ArrayLike):
     quiet : bool
         Leave out the warnings about the header (see
         :func:`~napari_mrcz.mrc.layout.read_layout`).
+    storage_options : dict, optional
+        For an address: fsspec's options (credentials, ``endpoint_url``, ``anon``).
 
     Examples
     --------
@@ -76,7 +86,11 @@ class LazyMRC(ArrayLike):
         counts: bool = False,
         checkpoint: Callable[[], None] | None = None,
         quiet: bool = False,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
+        if is_url(path):
+            self._open_remote(str(path), endian, cache_bytes, counts, quiet, storage_options)
+            return
         source = DecompressedFile(path, checkpoint)
         try:
             with source.original_in_errors():
@@ -87,6 +101,26 @@ class LazyMRC(ArrayLike):
             raise
         self._start(source.original, layout, cache_bytes, counts=counts)
         self._source, self._opened = source, reader
+
+    def _open_remote(
+        self,
+        url: str,
+        endian: str,
+        cache_bytes: int,
+        counts: bool,
+        quiet: bool,
+        storage_options: dict[str, Any] | None,
+    ) -> None:
+        remote = RemoteFile(url, storage_options)
+        if is_compressed(url):
+            raise MRCZFormatError(
+                remote.name, "a .gz or .bz2 file is read from a local disk: download it first"
+            )
+        layout = read_layout(remote.name, endian=endian, quiet=quiet, source=remote)
+        reader = slice_reader(layout, default_threads(), url, counts, remote=remote)
+        self._start(url, layout, cache_bytes, counts=counts)
+        self._storage_options = remote.storage_options
+        self._opened = reader
 
     def _start(
         self,
@@ -113,6 +147,7 @@ class LazyMRC(ArrayLike):
         self._lock = threading.Lock()
         self._open_lock = threading.Lock()
         self._drops_z = layout.nz == 1
+        self._storage_options: dict[str, Any] = {}
 
     def _open(self) -> SliceReader | GainAppliedReader:
         """Open the file of an unpickled copy, once; check that it is the file pickled."""
@@ -122,6 +157,9 @@ class LazyMRC(ArrayLike):
             if self._closed:
                 raise ValueError(f"{self._path} is closed")
             carried = self._layout
+            if is_url(self._path):
+                self._opened = self._reopen_remote(carried)
+                return self._opened
             source = DecompressedFile(self._path)
             try:
                 with source.original_in_errors():
@@ -153,18 +191,44 @@ class LazyMRC(ArrayLike):
             self._source, self._layout, self._opened = source, layout, reader
             return reader
 
+    def _reopen_remote(self, carried: MRCLayout) -> SliceReader | GainAppliedReader:
+        """The reader of a pickled copy of a file on a server: the same file, checked."""
+        remote = RemoteFile(self._path, self._storage_options)
+        head = remote.pread(0, carried.header.nbytes)
+        if remote.size != carried.file_size or head != carried.header.tobytes():
+            raise MRCZFormatError(
+                remote.name,
+                f"the file changed since it was opened and handed over "
+                f"(now {remote.size} bytes, then {carried.file_size})",
+            )
+        return slice_reader(
+            carried,
+            default_threads(),
+            self._path,
+            self._counts,
+            chunk_offsets=self._chunk_offsets,
+            remote=remote,
+        )
+
     @property
     def _reader(self) -> SliceReader | GainAppliedReader:
         return self._opened if self._opened is not None else self._open()
 
     def __reduce__(self) -> tuple:
         """Pickle the file's name, header and chunk index, not its data."""
-        path = os.path.abspath(self._path)
+        path = self._path if is_url(self._path) else os.path.abspath(self._path)
         layout = self._layout
-        if not is_compressed(path):
+        if not is_compressed(path) and not is_url(path):
             layout = dataclasses.replace(layout, path=path)
         offsets = self._chunk_offsets if self._opened is None else self._opened.chunk_offsets
-        return _unpickled_lazy_mrc, (path, layout, offsets, self._cache_bytes, self._counts)
+        return _unpickled_lazy_mrc, (
+            path,
+            layout,
+            offsets,
+            self._cache_bytes,
+            self._counts,
+            self._storage_options,
+        )
 
     @property
     def layout(self) -> MRCLayout:
@@ -310,8 +374,10 @@ def _unpickled_lazy_mrc(
     chunk_offsets: np.ndarray | None,
     cache_bytes: int,
     counts: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> LazyMRC:
     """A pickled :class:`LazyMRC` again, its file opened when first read."""
     lazy = LazyMRC.__new__(LazyMRC)
     lazy._start(path, layout, cache_bytes, chunk_offsets, counts)
+    lazy._storage_options = dict(storage_options or {})
     return lazy

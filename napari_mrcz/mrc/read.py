@@ -10,7 +10,6 @@ import os
 
 import numpy as np
 
-from napari_mrcz.files import open_regular
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS
 from napari_mrcz.mrc.extheader import parse_extended_header
 from napari_mrcz.mrc.gain import applies_gain, original_meta, slice_reader
@@ -19,6 +18,7 @@ from napari_mrcz.mrc.header import header_fields
 from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, CHUNK_SIZES_KEY, hex_text
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.modes import RGB_MODE
+from napari_mrcz.remote import RemoteFile, is_url
 from napari_mrcz.threads import default_threads
 from napari_mrcz.units import units_per_angstrom
 
@@ -55,9 +55,7 @@ def layout_meta(layout: MRCLayout, pixelunits: str = "\\AA", with_json: bool = T
     if layout.mode == RGB_MODE:
         meta["rgb"] = True
     if layout.compressor is not None:
-        with open_regular(layout.path) as handle:
-            handle.seek(layout.data_offset)
-            version = handle.read(1)
+        version = layout.read_bytes(layout.data_offset, 1)
         blosc_format = None
         if version:
             blosc_format = 1 if version[0] in BLOSC1_FORMATS else 2
@@ -150,6 +148,7 @@ def read_array(
     n_threads: int | None = None,
     slices: int | None = None,
     counts: bool = False,
+    storage_options: dict | None = None,
 ) -> tuple[np.ndarray | list[np.ndarray], dict]:
     """Read an MRC or MRCZ file into a numpy array (or list of frames) and a meta dict.
 
@@ -160,7 +159,19 @@ def read_array(
     ------
     MRCZFormatError
         If the file is damaged or truncated.
+    RemoteFileError
+        If a file on a server cannot be read.
     """
+    if is_url(path):
+        remote = RemoteFile(str(path), storage_options)
+        layout = read_layout(
+            remote.name,
+            endian=endian,
+            slices=slices,
+            file_convention=file_convention,
+            source=remote,
+        )
+        return _read_layout(layout, idx, pixelunits, False, n_threads, str(path), counts, remote)
     with DecompressedFile(path) as source, source.original_in_errors():
         layout = read_layout(
             source.path, endian=endian, slices=slices, file_convention=file_convention
@@ -184,6 +195,7 @@ def _read_layout(
     n_threads: int | None,
     movie_path: str,
     counts: bool,
+    remote: RemoteFile | None = None,
 ) -> tuple[np.ndarray | list[np.ndarray], dict]:
     """:func:`read_array` on a file whose header is read already."""
     meta = layout_meta(layout, pixelunits)
@@ -204,7 +216,7 @@ def _read_layout(
         )
     else:
         threads = default_threads() if n_threads is None else n_threads
-        with slice_reader(layout, threads, movie_path, counts) as reader:
+        with slice_reader(layout, threads, movie_path, counts, remote=remote) as reader:
             meta["packedBytes"] = meta["packedBytes"] or reader.packed_bytes
             try:
                 image = reader.new_array(stop - start)

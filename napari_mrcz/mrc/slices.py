@@ -7,13 +7,14 @@ import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.files import open_regular
 from napari_mrcz.mrc.checksums import chunk_checksum, mismatched_slices
+from napari_mrcz.mrc.chunk_index import remote_chunk_offsets
 from napari_mrcz.mrc.codecs import (
     BLOSC1_FORMATS,
     ChunkDecodeError,
@@ -23,6 +24,9 @@ from napari_mrcz.mrc.codecs import (
 from napari_mrcz.mrc.layout import MRCLayout
 from napari_mrcz.mrc.modes import uint4_row_bytes
 from napari_mrcz.threads import slices_per_task
+
+if TYPE_CHECKING:
+    from napari_mrcz.remote import RemoteFile
 
 #: About how many bytes of slices are read at a time when a whole file is streamed
 #: (statistics, verification, conversion): large enough for parallel decompression,
@@ -63,8 +67,10 @@ class SliceReader:
 
     Plain MRC is read with ``pread`` straight into the destination. MRCZ is
     memory-mapped; its blosc chunks are indexed once by walking their headers, and
-    each requested chunk is decompressed straight into the destination. Several
-    threads may read at once; :meth:`close` waits for them.
+    each requested chunk is decompressed straight into the destination. A file on a
+    server (``remote``) is read in ranged requests instead: one per run of slices
+    (a few MiB) or per part of a plain read, several at once. Several threads may
+    read at once; :meth:`close` waits for them.
 
     Parameters
     ----------
@@ -79,6 +85,8 @@ class SliceReader:
         Check every chunk header now, also those whose size the file records (see
         :meth:`~napari_mrcz.mrc.layout.MRCLayout.index_chunks`); otherwise each is
         checked when its chunk is read.
+    remote : RemoteFile, optional
+        The file on a server that ``layout`` describes (see :mod:`napari_mrcz.remote`).
     """
 
     def __init__(
@@ -87,23 +95,28 @@ class SliceReader:
         n_threads: int = 1,
         chunk_offsets: np.ndarray | None = None,
         check_all_headers: bool = False,
+        remote: RemoteFile | None = None,
     ) -> None:
         self.layout = layout
         self.n_threads = max(1, int(n_threads))
-        self._file = open_regular(layout.path, buffering=0)
+        self._remote = remote
+        self._closed = False
+        self._file = open_regular(layout.path, buffering=0) if remote is None else None
         self._mmap: mmap.mmap | None = None
         self.chunk_offsets: np.ndarray | None = None
         self._readers = 0
         self._idle = threading.Condition()
         self._damage_told = threading.Event()  # a CRC32 mismatch is warned about once
+        self._first_format: int | None = None  # the first chunk's blosc format version
         try:
-            if layout.compressor is not None:
+            if layout.compressor is not None and chunk_offsets is not None:
+                self.chunk_offsets = chunk_offsets
+            elif layout.compressor is not None and remote is not None:
+                self.chunk_offsets = remote_chunk_offsets(layout, remote)
+            if layout.compressor is not None and self._file is not None:
                 self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-                self.chunk_offsets = (
-                    layout.index_chunks(self._mmap, check_all_headers)
-                    if chunk_offsets is None
-                    else chunk_offsets
-                )
+                if self.chunk_offsets is None:
+                    self.chunk_offsets = layout.index_chunks(self._mmap, check_all_headers)
         except BaseException:
             self.close()
             raise
@@ -128,6 +141,8 @@ class SliceReader:
         None when the file records none (plain MRC, other writers' MRCZ); see
         :mod:`napari_mrcz.mrc.checksums`.
         """
+        if self._remote is not None:
+            raise ValueError(f"{self.layout.path}: chunk checksums are checked on local files")
         if self._mmap is None or self.chunk_offsets is None:
             return None
         self._check_still_holds(int(self.chunk_offsets[-1]))
@@ -165,7 +180,7 @@ class SliceReader:
         if not 0 <= start <= stop <= layout.nz:
             raise IndexError(f"z-slices {start}:{stop} are out of range for {layout.nz} slices")
         with self._idle:
-            if self._file.closed:
+            if self._closed:
                 raise ValueError(f"{layout.path} is closed")
             self._readers += 1
         try:
@@ -206,6 +221,9 @@ class SliceReader:
             )
 
     def _pread_fully(self, view: memoryview, offset: int) -> None:
+        if self._remote is not None:
+            self._remote.read_into(view, offset)
+            return
         while view:
             count = _pread_into(self._file, view, offset)
             if not count:
@@ -220,7 +238,10 @@ class SliceReader:
         """Raise if the file shrank below ``end`` since it was opened.
 
         Touching a memory map past the end of a file kills the process (SIGBUS).
+        A file on a server is not mapped: a shorter one gives short reads.
         """
+        if self._file is None:
+            return
         size = os.fstat(self._file.fileno()).st_size
         if size < end:
             raise MRCZFormatError(
@@ -230,58 +251,83 @@ class SliceReader:
             )
 
     def _decompress_range(self, start: int, stop: int, out: np.ndarray, sequential: bool) -> None:
-        if self._mmap is None or self.chunk_offsets is None:
+        if self.chunk_offsets is None or (self._mmap is None and self._remote is None):
             raise ValueError(f"{self.layout.path} is closed")
-        if sequential and hasattr(self._mmap, "madvise"):
-            self._mmap.madvise(mmap.MADV_SEQUENTIAL)
+        mapped = self._mmap
+        if sequential and mapped is not None and hasattr(mapped, "madvise"):
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
         offsets = self.chunk_offsets
         self._check_still_holds(int(offsets[stop]))
         recorded = self.layout.chunk_checksums
         checksums = (
             recorded if recorded is not None and len(recorded) == len(offsets) - 1 else None
         )
-        with memoryview(self._mmap) as whole:
-            blosc1_file = whole[offsets[0]] in BLOSC1_FORMATS
+        workers = min(self.n_threads, stop - start)
+        run = slices_per_task(self.layout.slice_nbytes, stop - start, workers)
 
-            def decompress(index: int) -> None:
-                with whole[offsets[index] : offsets[index + 1]] as chunk:
-                    if (chunk[0] in BLOSC1_FORMATS) != blosc1_file:
-                        raise MRCZFormatError(
-                            self.layout.path,
-                            f"blosc chunk {index} is damaged: its format version {chunk[0]} "
-                            "does not match the file's first chunk",
-                        )
-                    problem = indexed_chunk_problem(chunk, self.layout.slice_nbytes)
-                    if problem is not None:
-                        raise MRCZFormatError(
-                            self.layout.path,
-                            f"damaged blosc chunk {index} at byte {offsets[index]}: {problem}",
-                        )
-                    try:
-                        decompress_into(chunk, out[index - start])
-                    except ChunkDecodeError as error:
-                        raise MRCZFormatError(
-                            self.layout.path,
-                            f"blosc chunk {index} is damaged and cannot be decompressed: {error}",
-                        ) from None
-                    if checksums is not None and chunk_checksum(chunk) != checksums[index]:
-                        self._tell_damage(index)
-
-            workers = min(self.n_threads, stop - start)
-            run = slices_per_task(self.layout.slice_nbytes, stop - start, workers)
-
-            def decompress_run(first: int) -> None:
-                for index in range(first, min(first + run, stop)):
-                    decompress(index)
-
-            if workers <= 1:
-                for index in range(start, stop):
-                    decompress(index)
+        def decompress_run(first: int) -> None:
+            last = min(first + run, stop)
+            if self._remote is not None:  # one request for the run's chunks
+                window = memoryview(
+                    self._remote.pread(int(offsets[first]), int(offsets[last] - offsets[first]))
+                )
+                base = int(offsets[first])
             else:
-                with ThreadPoolExecutor(workers, thread_name_prefix="napari-mrcz-read") as pool:
-                    list(pool.map(decompress_run, range(start, stop, run)))
-        if sequential and hasattr(self._mmap, "madvise"):
-            self._mmap.madvise(mmap.MADV_NORMAL)
+                window, base = memoryview(mapped), 0
+            with window:
+                for index in range(first, last):
+                    begin = int(offsets[index]) - base
+                    with window[begin : begin + int(offsets[index + 1] - offsets[index])] as chunk:
+                        self._decompress_chunk(index, chunk, out[index - start], checksums)
+
+        if workers <= 1:
+            for first in range(start, stop, run):
+                decompress_run(first)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="napari-mrcz-read") as pool:
+                list(pool.map(decompress_run, range(start, stop, run)))
+        if sequential and mapped is not None and hasattr(mapped, "madvise"):
+            mapped.madvise(mmap.MADV_NORMAL)
+
+    def _decompress_chunk(
+        self, index: int, chunk: memoryview, out: np.ndarray, checksums: np.ndarray | None
+    ) -> None:
+        """Check z-slice ``index``'s blosc chunk and decompress it into ``out``."""
+        if len(chunk) and (chunk[0] in BLOSC1_FORMATS) != self._blosc1_file(chunk):
+            raise MRCZFormatError(
+                self.layout.path,
+                f"blosc chunk {index} is damaged: its format version {chunk[0]} "
+                "does not match the file's first chunk",
+            )
+        problem = indexed_chunk_problem(chunk, self.layout.slice_nbytes)
+        if problem is not None:
+            raise MRCZFormatError(
+                self.layout.path,
+                f"damaged blosc chunk {index} at byte {self.chunk_offsets[index]}: {problem}",
+            )
+        try:
+            decompress_into(chunk, out)
+        except ChunkDecodeError as error:
+            raise MRCZFormatError(
+                self.layout.path,
+                f"blosc chunk {index} is damaged and cannot be decompressed: {error}",
+            ) from None
+        if checksums is not None and chunk_checksum(chunk) != checksums[index]:
+            self._tell_damage(index)
+
+    def _blosc1_file(self, chunk: memoryview) -> bool:
+        """True if the file's first chunk is in the c-blosc1 format.
+
+        Of a file on a server, the first chunk read stands for the first chunk.
+        """
+        if self._first_format is None:
+            first = int(self.chunk_offsets[0])
+            self._first_format = (
+                self._mmap[first]
+                if self._mmap is not None and first < len(self._mmap)
+                else chunk[0]
+            )
+        return self._first_format in BLOSC1_FORMATS
 
     def _tell_damage(self, index: int) -> None:
         """Warn (once per open file) that z-slice ``index`` differs from its CRC32."""
@@ -301,11 +347,12 @@ class SliceReader:
         idle = getattr(self, "_idle", None)
         if idle is not None:
             with idle:
+                self._closed = True
                 idle.wait_for(lambda: self._readers == 0)
         if getattr(self, "_mmap", None) is not None:
             self._mmap.close()
             self._mmap = None
-        if hasattr(self, "_file") and not self._file.closed:
+        if getattr(self, "_file", None) is not None and not self._file.closed:
             self._file.close()
 
     def __enter__(self) -> SliceReader:
