@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     )
     from napari_mrcz.dask_array import to_dask
     from napari_mrcz.dm.images import read_dm
-    from napari_mrcz.errors import MRCZFormatError, MRCZWarning
+    from napari_mrcz.errors import MRCZFormatError, MRCZWarning, RemoteFileError
     from napari_mrcz.mrc.codecs import AVAILABLE_CODECS, COMPRESSOR_ENUM, REVERSE_COMPRESSOR_ENUM
     from napari_mrcz.mrc.gain import read_gain_reference
     from napari_mrcz.mrc.lazy import LazyMRC
@@ -95,6 +95,7 @@ _EXPORTS = {
     "read_dm": "napari_mrcz.dm.images",
     "MRCZFormatError": "napari_mrcz.errors",
     "MRCZWarning": "napari_mrcz.errors",
+    "RemoteFileError": "napari_mrcz.errors",
     "AVAILABLE_CODECS": "napari_mrcz.mrc.codecs",
     "COMPRESSOR_ENUM": "napari_mrcz.mrc.codecs",
     "REVERSE_COMPRESSOR_ENUM": "napari_mrcz.mrc.codecs",
@@ -134,6 +135,7 @@ __all__ = [
     "LazyMRC",
     "MRCZFormatError",
     "MRCZWarning",
+    "RemoteFileError",
     "__version__",
     "asyncReadDM4",
     "asyncReadMRC",

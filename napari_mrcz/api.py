@@ -42,6 +42,7 @@ def readMRC(
     n_threads: int | None = None,
     slices: int | None = None,
     counts: bool = False,
+    storage_options: dict | None = None,
 ) -> tuple[np.ndarray | list[np.ndarray], dict]:
     """Read an MRC or MRCZ file into a numpy array and a meta dict.
 
@@ -49,7 +50,8 @@ def readMRC(
     ----------
     MRCfilename : str or os.PathLike
         The file; ``.gz`` and ``.bz2`` files are decompressed into a temporary copy
-        first, deleted once read.
+        first, deleted once read. Or the address of a file on a web server or
+        object store (``https://``, ``s3://``, see :mod:`napari_mrcz.remote`).
     idx : int or tuple of int, optional
         Read only frame ``idx`` (returned without its z axis), or frames
         ``first`` to ``last`` inclusive for a tuple (python-mrcz's behaviour).
@@ -75,6 +77,9 @@ def readMRC(
         electron counts and a gain reference beside them) reads as its original float32
         movie, counts times the gain; True gives the counts as stored (what python-mrcz
         reads), for motion correction with :func:`napari_mrcz.read_gain_reference`.
+    storage_options : dict, optional
+        Not in python-mrcz. For an address: fsspec's options (credentials,
+        ``endpoint_url``, ``anon``).
 
     Returns
     -------
@@ -90,6 +95,8 @@ def readMRC(
     ------
     MRCZFormatError
         If the file is damaged or truncated.
+    RemoteFileError
+        If a file on a server cannot be read (not found, access denied, no answer).
     """
     return read_array(
         MRCfilename,
@@ -101,6 +108,7 @@ def readMRC(
         n_threads=n_threads,
         slices=slices,
         counts=counts,
+        storage_options=storage_options,
     )
 
 

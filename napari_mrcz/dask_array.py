@@ -37,7 +37,11 @@ def _dask_array() -> Any:
 
 
 def to_dask(
-    path: str | os.PathLike, slices_per_chunk: int | None = None, *, image: int = 0
+    path: str | os.PathLike,
+    slices_per_chunk: int | None = None,
+    *,
+    image: int = 0,
+    storage_options: dict | None = None,
 ) -> Any:
     """Open an MRC, MRCZ or DM file as a dask array, reading no data.
 
@@ -54,6 +58,9 @@ def to_dask(
     image : int
         Which image of a DM file, numbered as :func:`napari_mrcz.read_dm` returns
         them (thumbnail left out).
+    storage_options : dict, optional
+        For an address: fsspec's options (credentials, ``endpoint_url``, ``anon``),
+        handed to the workers with the array.
 
     Returns
     -------
@@ -89,7 +96,8 @@ def to_dask(
     path = os.fspath(path)
     if not is_url(path):
         path = os.path.abspath(path)
-    images = lazy_images(path, cache_bytes=0)  # dask keeps the chunks it needs
+    # no slice cache: dask keeps the chunks it needs
+    images = lazy_images(path, cache_bytes=0, storage_options=storage_options)
     if not -len(images) <= image < len(images):
         raise IndexError(f"{path} has {len(images)} image(s), not an image {image}")
     stacked = images[image].stacked

@@ -223,7 +223,11 @@ def image_count(path: str | os.PathLike) -> int:
         return 1
 
 
-def lazy_images(path: str | os.PathLike, cache_bytes: int | None = None) -> list[Image]:
+def lazy_images(
+    path: str | os.PathLike,
+    cache_bytes: int | None = None,
+    storage_options: dict | None = None,
+) -> list[Image]:
     """Open ``path`` for random access: its images, nothing read but the headers.
 
     The files stay open as long as the images are used (and reopen where they are
@@ -235,6 +239,8 @@ def lazy_images(path: str | os.PathLike, cache_bytes: int | None = None) -> list
         The file.
     cache_bytes : int, optional
         The slice cache of an MRC file (see :class:`napari_mrcz.LazyMRC`).
+    storage_options : dict, optional
+        For the address of a file on a server: fsspec's options.
 
     Raises
     ------
@@ -244,7 +250,9 @@ def lazy_images(path: str | os.PathLike, cache_bytes: int | None = None) -> list
     kind = identify(path)
     if kind.format is Format.DM:
         return _dm_images(kind.path)
-    options = {} if cache_bytes is None else {"cache_bytes": cache_bytes}
+    options: dict[str, Any] = {} if cache_bytes is None else {"cache_bytes": cache_bytes}
+    if storage_options:
+        options["storage_options"] = storage_options
     lazy = LazyMRC(kind.path, **options)
     return [Image(kind.path, lazy, lazy.nbytes, stacked=lazy.layout.nz > 1, layout=lazy.layout)]
 

@@ -7,6 +7,10 @@ that starts with ``mrcz `` runs there too, in document order between the Python
 blocks, as ``python -m napari_mrcz.cli ...``, and must exit with status 0. Each script
 in examples/ runs in a subprocess.
 
+Addresses on ``https://em.example.org`` and in the bucket ``s3://facility-archive``
+are served from that folder by real servers on 127.0.0.1 (see
+:func:`serve_example_folder`).
+
 A block that cannot run here (it needs a display, a SLURM cluster or a running
 scheduler) has the HTML comment ``<!-- not run: REASON -->`` on the line right before
 its opening fence; the reason is required. mkdocs does not show the comment.
@@ -29,6 +33,7 @@ import napari_mrcz
 
 from tests.dm.builder import F32, I16, DMBuilder, stored_bytes
 from tests.helpers import gain_normalised_movie
+from tests.servers import RangeServer, S3Server
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -43,6 +48,9 @@ FENCE = re.compile(r"^(?P<fence>```+)\s*(?P<language>[\w-]*)")
 SEED = 20261206
 #: DigitalMicrograph data type codes (ImageData/DataType) of the files made here.
 DM_INT16, DM_FLOAT32 = 1, 2
+#: The web server and the bucket the examples name, served from the example folder.
+EXAMPLE_SITE = "https://em.example.org"
+EXAMPLE_BUCKET = "facility-archive"
 #: Blocks each file may leave out at most: skips stay few.
 MAX_NOT_RUN = 3
 
@@ -188,6 +196,34 @@ def prepare_example_folder(folder: pathlib.Path) -> None:
     write_dm4(folder / "image.dm4", image, "image", "nm")
 
 
+def serve_example_folder(
+    folder: pathlib.Path, text: str, monkeypatch: pytest.MonkeyPatch, servers: list
+) -> dict[str, str]:
+    """Serve the example files for a page that names :data:`EXAMPLE_SITE` or the bucket.
+
+    ``movie.mrcz`` is ``/session1/movie.mrcz`` on a local HTTP server and
+    ``run1/movie.mrcz`` in the bucket of a local S3 server, whose address is
+    ``$S3_ENDPOINT`` (the credentials AWS's variables). Returns the replacements
+    to make in the page's code: :data:`EXAMPLE_SITE` by the local server.
+    """
+    replacements = {}
+    if EXAMPLE_SITE in text:
+        http = RangeServer()
+        servers.append(http)
+        http.files["/session1/movie.mrcz"] = (folder / "movie.mrcz").read_bytes()
+        replacements[EXAMPLE_SITE] = http.url("")
+    if f"s3://{EXAMPLE_BUCKET}" in text:
+        s3 = S3Server()
+        servers.append(s3)
+        store = s3.filesystem()
+        store.mkdir(EXAMPLE_BUCKET)
+        store.put_file(str(folder / "movie.mrcz"), f"{EXAMPLE_BUCKET}/run1/movie.mrcz")
+        monkeypatch.setenv("S3_ENDPOINT", s3.endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    return replacements
+
+
 def run_mrcz(arguments: list[str], folder: pathlib.Path, where: str) -> None:
     """Run ``mrcz ARGUMENTS`` in ``folder`` and fail unless it exits with status 0.
 
@@ -252,17 +288,25 @@ def test_examples_run(
     namespace: dict[str, object] = {"__name__": f"docs_{path.stem}"}
     blocks = code_blocks(path)
     assert sum(block.not_run is not None for block in blocks) <= MAX_NOT_RUN
-    for block in blocks:
-        if block.not_run is not None:
-            continue
-        where = f"{path.relative_to(REPO)}:{block.line}"
-        if block.language == "python":
-            # Blank lines first, so that a traceback gives the Markdown file's line.
-            source = "\n" * (block.line - 1) + block.code
-            exec(compile(source, str(path), "exec"), namespace)
-        elif block.language == "sh":
-            for arguments in mrcz_commands(block):
-                run_mrcz(arguments, tmp_path, where)
+    servers: list = []
+    replacements = serve_example_folder(tmp_path, path.read_text(), monkeypatch, servers)
+    try:
+        for block in blocks:
+            if block.not_run is not None:
+                continue
+            where = f"{path.relative_to(REPO)}:{block.line}"
+            if block.language == "python":
+                # Blank lines first, so that a traceback gives the Markdown file's line.
+                source = "\n" * (block.line - 1) + block.code
+                for name, served in replacements.items():
+                    source = source.replace(name, served)
+                exec(compile(source, str(path), "exec"), namespace)
+            elif block.language == "sh":
+                for arguments in mrcz_commands(block):
+                    run_mrcz(arguments, tmp_path, where)
+    finally:
+        for server in servers:
+            server.close()
 
 
 def test_not_run_comments_give_a_reason() -> None:

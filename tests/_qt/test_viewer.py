@@ -14,6 +14,7 @@ from napari_mrcz.mrc.lazy import LazyMRC
 
 from tests.dm.builder import line_scan
 from tests.helpers import SHARED_DATA, in_angstrom
+from tests.servers import RangeServer
 
 pytest.importorskip("napari")
 pytestmark = pytest.mark.skipif(
@@ -41,6 +42,27 @@ def test_open_mrcz_in_viewer(make_napari_viewer, tmp_path, rng):
     assert layer.source.reader_plugin == "napari-mrcz"
     assert viewer.scene.camera.orientation2d == ("down", "right")  # napari's, untouched
     assert layer.affine.affine_matrix[1, 1] == -1  # this layer's y points up
+
+
+def test_open_a_file_on_a_web_server_in_viewer(make_napari_viewer, tmp_path, rng):
+    """An address opens lazily, with the pixel size and orientation of the file."""
+    data = rng.normal(5, 1, size=(6, 40, 30)).astype(np.float32)
+    path = tmp_path / "tomogram.mrcz"
+    napari_mrcz.writeMRC(data, path, pixelsize=[4.0, 2.0, 2.0], compressor="lz4", meta={})
+    server = RangeServer()
+    try:
+        server.files["/run1/tomogram.mrcz"] = path.read_bytes()
+        viewer = make_napari_viewer()
+        [layer] = viewer.open(server.url("/run1/tomogram.mrcz"), plugin="napari-mrcz")
+        assert isinstance(layer.data, LazyMRC)
+        assert layer.name == "tomogram.mrcz"
+        np.testing.assert_allclose(in_angstrom(layer.scale, layer.units), [4.0, 2.0, 2.0])
+        assert layer.affine.affine_matrix[1, 1] == -1
+        viewer.dims.set_current_step(0, 5)
+        np.testing.assert_array_equal(np.asarray(layer.data[5]), data[5])
+        assert len(server.requests) <= 1 + data.shape[0]  # the header, then slices
+    finally:
+        server.close()
 
 
 def test_open_real_file_in_viewer(make_napari_viewer):
