@@ -10,6 +10,7 @@ from napari_mrcz.cli.batch import EXIT_FAILED, EXIT_OK, FILE_ERRORS, error_text
 from napari_mrcz.cli.output import print_json
 from napari_mrcz.mrc.header import stats_determined
 from napari_mrcz.mrc.jsonmeta import GAIN_KEY
+from napari_mrcz.remote import is_url, redact
 from napari_mrcz.tools.info import describe
 from napari_mrcz.wording import human_size
 
@@ -109,8 +110,9 @@ def run_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             summary = describe(path)
         except FILE_ERRORS as error:
-            print(f"{path}: {error_text(error, path)}", file=err)
-            summaries.append({"path": path, "error": str(error)})
+            shown = redact(path) if is_url(path) else path
+            print(f"{shown}: {error_text(error, shown)}", file=err)
+            summaries.append({"path": shown, "error": str(error)})
             status = EXIT_FAILED
             continue
         summaries.append(summary)

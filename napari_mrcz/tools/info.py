@@ -18,6 +18,7 @@ from napari_mrcz.mrc.gzipped import DecompressedFile
 from napari_mrcz.mrc.jsonmeta import GAIN_KEY
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.slices import SliceReader
+from napari_mrcz.remote import RemoteFile, is_url
 
 #: DM tags worth a line of their own, beside python-mrcz's ``imageInfo`` keys:
 #: (path below the image's ImageTags, name shown).
@@ -44,7 +45,9 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     ----------
     path : str or os.PathLike
         The file (of a ``.gz``/``.bz2`` MRC file, only the header and extended header
-        are decompressed; ``packed_bytes`` and ``ratio`` of an MRCZ inside are None).
+        are decompressed; ``packed_bytes`` and ``ratio`` of an MRCZ inside are None),
+        or the address of an MRC or MRCZ file on a server (``path`` in the summary
+        is then the address without a password or signature).
 
     Returns
     -------
@@ -73,14 +76,24 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     if identify(path).format is Format.DM:
         return _describe_dm(path)
-    with DecompressedFile(path, head_only=True) as source, source.original_in_errors():
-        layout = read_layout(source.path, file_size=source.whole_size)
-        packed: int | None = layout.data_nbytes
-        if layout.compressor is not None and source.whole_size is not None:
-            packed = None  # the chunks are inside the .gz/.bz2, not decompressed
-        elif layout.compressor is not None:
-            with SliceReader(layout) as reader:
+    packed: int | None
+    if is_url(path):
+        remote = RemoteFile(path)
+        layout = read_layout(remote.name, source=remote)
+        packed, file_bytes, path = layout.data_nbytes, remote.size, remote.name
+        if layout.compressor is not None:
+            with SliceReader(layout, remote=remote) as reader:
                 packed = reader.packed_bytes
+    else:
+        with DecompressedFile(path, head_only=True) as source, source.original_in_errors():
+            layout = read_layout(source.path, file_size=source.whole_size)
+            packed = layout.data_nbytes
+            if layout.compressor is not None and source.whole_size is not None:
+                packed = None  # the chunks are inside the .gz/.bz2, not decompressed
+            elif layout.compressor is not None:
+                with SliceReader(layout) as reader:
+                    packed = reader.packed_bytes
+        file_bytes = os.path.getsize(path)
     data_bytes = layout.data_nbytes
     settings = recorded_settings(layout.labels)
     level = settings[1] if settings and settings[0] == layout.compressor else None
@@ -88,7 +101,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     return {
         "path": path,
         "format": "MRCZ" if layout.compressor else "MRC",
-        "file_bytes": os.path.getsize(path),
+        "file_bytes": file_bytes,
         "shape": list(layout.shape),
         "mode": layout.mode,
         "dtype": layout.dtype.base.name,

@@ -99,3 +99,40 @@ def test_info_json_is_strict_json_for_odd_statistics(tmp_path):
     text = run("info", "--json", path, check_status=0).stdout
     assert "NaN" not in text
     assert json.loads(text)[0]["statistics"]["rms"] is None
+
+
+@pytest.fixture
+def web_server():
+    from tests.servers import RangeServer
+
+    server = RangeServer()
+    yield server
+    server.close()
+
+
+def test_info_of_files_on_a_web_server(tmp_path, rng, web_server, capsys):
+    """Addresses are described as local files are, with no secret in the output."""
+    from napari_mrcz.cli.command import main
+
+    data = rng.integers(0, 9, (6, 32, 40)).astype(np.int16)
+    napari_mrcz.writeMRC(data, tmp_path / "a.mrcz", compressor="zstd", pixelsize=2.5, meta={})
+    web_server.files["/run1/a.mrcz"] = (tmp_path / "a.mrcz").read_bytes()
+    url = web_server.url("/run1/a.mrcz")
+    secret_url = url.replace("http://", "http://alice:hunter2@") + "?Signature=abc123"
+    assert main(["info", "--json", url, secret_url, web_server.url("/run1/none.mrc")]) == 1
+    out, err = capsys.readouterr()
+    found, signed, missing = json.loads(out)
+    assert found["shape"] == [6, 32, 40]
+    assert found["pixel_size_angstrom"] == [2.5, 2.5, 2.5]
+    assert found["file_bytes"] == (tmp_path / "a.mrcz").stat().st_size
+    assert signed["packed_bytes"] == found["packed_bytes"]
+    assert "no such file on the server (404)" in missing["error"]
+    assert "hunter2" not in out + err
+    assert "abc123" not in out + err
+
+
+def test_validate_refuses_an_address(web_server, capsys):
+    from napari_mrcz.cli.command import main
+
+    assert main(["validate", web_server.url("/a.mrc")]) == 2
+    assert "takes local files" in capsys.readouterr().err
