@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import sys
+import urllib.parse
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -82,7 +83,8 @@ def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | 
     is accepted when every path is ours.
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if paths and all(str(p).lower().endswith(READABLE_SUFFIXES) for p in paths):
+    names = [urllib.parse.urlsplit(p).path if is_url(p) else str(p) for p in paths]
+    if names and all(name.lower().endswith(READABLE_SUFFIXES) for name in names):
         return read_layers
     return None
 
@@ -319,10 +321,25 @@ def y_up_affine(ndim: int) -> np.ndarray:
     return affine
 
 
-def _read_mrc_layers(path: str) -> list[LayerData]:
+def read_address(url: str, storage_options: dict | None = None) -> list[LayerData]:
+    """The layer data of an MRC or MRCZ file on a server, read lazily.
+
+    What :func:`read_layers` gives for an address, with fsspec's ``storage_options``
+    (credentials, ``anon``); fetches the header, no slice yet.
+
+    Raises
+    ------
+    MRCZFormatError, RemoteFileError
+        If the file is damaged or cannot be read.
+    """
+    identify(url)  # refuses DM files by name
+    return [_lengths_in_shown_unit(layer) for layer in _read_mrc_layers(url, storage_options)]
+
+
+def _read_mrc_layers(path: str, storage_options: dict | None = None) -> list[LayerData]:
     data: Any
     if is_url(path):  # read slice by slice, as they are shown
-        data = LazyMRC(path)
+        data = LazyMRC(path, storage_options=storage_options)
         layout = data.layout
     else:
         layout = read_layout(path)
