@@ -1,7 +1,10 @@
 """The "Open a file on a server" dock widget: an address in, a lazy layer out.
 
 The header is fetched on a thread of its own, so the viewer stays responsive while a
-slow server answers; the layer is added on the GUI thread once it has arrived.
+slow server answers; the layer is added on the GUI thread once it has arrived. napari
+itself reads the slices it shows, on the GUI thread unless its preference "Render
+Layers Asynchronously" is on: the panel offers that switch, for browsing a slow
+server without the viewer freezing for each new slice.
 """
 
 from __future__ import annotations
@@ -31,6 +34,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def _slicing_in_background() -> bool:
+    """napari's "Render Layers Asynchronously" preference."""
+    from napari.settings import get_settings
+
+    return bool(get_settings().experimental.async_)
+
+
+def _slice_in_background(on: bool) -> None:
+    from napari.settings import get_settings
+
+    get_settings().experimental.async_ = bool(on)
+
+
 class _Outcome(QObject):
     """Carries an open's layer data, or its error text, to the GUI thread."""
 
@@ -58,6 +74,15 @@ class OpenAddressWidget(QWidget):
             "Open an s3:// address without signing in. Other credentials come from "
             "AWS's environment variables and configuration files."
         )
+        self.background = QCheckBox("Fetch slices in the background")
+        self.background.setToolTip(
+            "napari's preference Experimental > Render Layers Asynchronously: napari "
+            "reads the slices it shows on another thread and draws each when it has "
+            "arrived, so a slow server does not freeze the viewer. Saved with napari's "
+            "preferences."
+        )
+        self.background.setChecked(_slicing_in_background())
+        self.background.toggled.connect(_slice_in_background)
         self.open_button = QPushButton("Open")
         self.open_button.clicked.connect(self.open)
         self.status = QLabel("Slices are fetched as you browse them.")
@@ -68,6 +93,7 @@ class OpenAddressWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addWidget(self.anonymous)
+        layout.addWidget(self.background)
         layout.addWidget(self.status)
         layout.addStretch(1)
         self._outcome = _Outcome(self)

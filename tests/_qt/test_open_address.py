@@ -62,6 +62,20 @@ def test_a_missing_file_is_told_in_the_panel(panel, web_server, qtbot):
     assert not viewer.layers
 
 
+def test_the_background_switch_is_naparis_asynchronous_slicing(panel):
+    from napari.settings import get_settings
+
+    _, widget = panel
+    settings = get_settings().experimental
+    before = settings.async_
+    try:
+        assert widget.background.isChecked() == before
+        widget.background.setChecked(not before)
+        assert settings.async_ is (not before)
+    finally:
+        settings.async_ = before
+
+
 def test_a_path_is_not_an_address(panel):
     viewer, widget = panel
     widget.address.setText("/data/grid3.mrcz")
