@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from napari_mrcz.formats import lazy_images
-from napari_mrcz.remote import is_url
+from napari_mrcz.remote import is_url, redact
 
 #: What to install when dask is missing.
 DASK_MISSING = (
@@ -99,7 +99,8 @@ def to_dask(
     # no slice cache: dask keeps the chunks it needs
     images = lazy_images(path, cache_bytes=0, storage_options=storage_options)
     if not -len(images) <= image < len(images):
-        raise IndexError(f"{path} has {len(images)} image(s), not an image {image}")
+        shown = redact(path) if is_url(path) else path
+        raise IndexError(f"{shown} has {len(images)} image(s), not an image {image}")
     stacked = images[image].stacked
     source = images[image].data
     getter: Callable[[Any, tuple[slice, ...]], np.ndarray] = (

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +35,7 @@ from napari_mrcz.mrc.header import HEADER_DTYPE, MAP_ID
 from napari_mrcz.mrc.layout import MRCLayout
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.modes import storage_dtype
-from napari_mrcz.remote import is_url, redact
+from napari_mrcz.remote import is_url, local_only_problem, redact
 from napari_mrcz.suffixes import COMPRESSED_MRC_SUFFIXES, DM_SUFFIXES, MRC_SUFFIXES
 
 #: Where an MRC header has its 'MAP ' word.
@@ -88,17 +87,15 @@ def identify(path: str | os.PathLike) -> FileKind:
         If the file is no regular file, or holds the other family's data.
     """
     path = os.fspath(path)
+    if is_url(path):  # by name alone: the MRC reader says what other bytes are
+        problem = local_only_problem(path)
+        if problem is not None:
+            raise MRCZFormatError(redact(path), problem)
+        return FileKind(path, Format.MRC)
     lowered = path.lower()
     for suffix in COMPRESSED_MRC_SUFFIXES:
         if lowered.endswith(suffix):
             return FileKind(path, Format.MRC, "gzip" if suffix.endswith(".gz") else "bzip2")
-    if is_url(path):  # by name alone: the MRC reader says what other bytes are
-        if urllib.parse.urlsplit(path).path.lower().endswith(DM_SUFFIXES):
-            raise MRCZFormatError(
-                redact(path),
-                "DigitalMicrograph files are read from a local disk: download it first",
-            )
-        return FileKind(path, Format.MRC)
     with open_regular(path) as handle:
         head = handle.read(_HEAD_BYTES)
     is_mrc = head[_MAP_OFFSET : _MAP_OFFSET + len(MAP_ID)] == MAP_ID

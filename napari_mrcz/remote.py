@@ -16,21 +16,26 @@ query string of a signed URL.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import urllib.parse
 from typing import Any
 
 from napari_mrcz.errors import RemoteFileError
+from napari_mrcz.suffixes import COMPRESSED_MRC_SUFFIXES, DM_SUFFIXES
 
 #: Bytes fetched by the first read of a file: its header (1024 bytes) and the
 #: extended headers of most files, so that opening costs one request for both.
 HEAD_BYTES = 64 * 2**10
 
-#: Seconds an HTTP server may stay silent (connecting, or in the middle of a
-#: response) before a read gives up; ``storage_options={"client_kwargs": {"timeout":
-#: ...}}`` sets another.
-HTTP_TIMEOUT_S = 60.0
+#: Seconds a server may stay silent (connecting, or in the middle of a response)
+#: before a read gives up: for HTTP unless ``storage_options={"client_kwargs":
+#: {"timeout": ...}}`` says otherwise, for S3 unless ``config_kwargs`` does.
+TIMEOUT_S = 60.0
+#: Attempts of an S3 request (botocore's default is 5, each waiting for the timeout,
+#: and s3fs retries on top: a hung endpoint took 7 minutes to fail).
+S3_ATTEMPTS = 2
 
 _PROTOCOL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+)://")
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
@@ -47,20 +52,37 @@ def is_url(path: Any) -> bool:
     return match is not None and match.group(1).lower() not in _LOCAL_PROTOCOLS
 
 
+def url_path(url: str) -> str:
+    """The path of an address, without its query string: what its name ends in."""
+    return urllib.parse.urlsplit(url).path
+
+
+def local_only_problem(url: str) -> str | None:
+    """Why the file at ``url`` must be downloaded first (by its name), or None."""
+    name = url_path(url).lower()
+    if name.endswith(COMPRESSED_MRC_SUFFIXES):
+        return "a .gz or .bz2 file is read from a local disk: download it first"
+    if name.endswith(DM_SUFFIXES):
+        return "DigitalMicrograph files are read from a local disk: download it first"
+    return None
+
+
 def redact(url: str) -> str:
     """``url`` as shown in messages: a password and a query string (a signature) left out.
 
     >>> redact("https://user:secret@example.org/a.mrc?X-Amz-Signature=abc")
     'https://user:***@example.org/a.mrc?***'
     """
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}:***@{host}"
-    return urllib.parse.urlunsplit(
-        (parts.scheme, netloc, parts.path, "***" if parts.query else "", "")
-    )
+    scheme, _, rest = url.partition("://")
+    # The host ends at the last "@" before the path: a password may hold "/" or "#".
+    at = rest.rfind("@", 0, max(rest.find("/", rest.rfind("@") + 1), 0) or len(rest))
+    if at >= 0:
+        user = rest[:at].partition(":")[0]
+        rest = f"{user}:***@{rest[at + 1 :]}"
+    cut = min((rest.find(mark) for mark in "?#" if mark in rest), default=-1)
+    if cut >= 0:
+        rest = rest[:cut] + "?***"
+    return f"{scheme}://{rest}"
 
 
 def _http_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -69,9 +91,18 @@ def _http_options(options: dict[str, Any]) -> dict[str, Any]:
 
     client = dict(options.get("client_kwargs", {}))
     client.setdefault(
-        "timeout", aiohttp.ClientTimeout(sock_connect=HTTP_TIMEOUT_S, sock_read=HTTP_TIMEOUT_S)
+        "timeout", aiohttp.ClientTimeout(sock_connect=TIMEOUT_S, sock_read=TIMEOUT_S)
     )
     return {**options, "client_kwargs": client}
+
+
+def _s3_options(options: dict[str, Any]) -> dict[str, Any]:
+    """s3fs's options with timeouts and few attempts, unless the caller gave them."""
+    config = dict(options.get("config_kwargs", {}))
+    config.setdefault("connect_timeout", TIMEOUT_S)
+    config.setdefault("read_timeout", TIMEOUT_S)
+    config.setdefault("retries", {"max_attempts": S3_ATTEMPTS})
+    return {**options, "config_kwargs": config}
 
 
 def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
@@ -85,6 +116,8 @@ def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, 
     try:
         if protocol in ("http", "https"):
             options = _http_options(options)
+        elif protocol in ("s3", "s3a"):
+            options = _s3_options(options)
         return fsspec.core.url_to_fs(url, **options)
     except ImportError as error:
         raise RemoteFileError(redact(url), f"{_INSTALL} ({error})") from None
@@ -98,15 +131,15 @@ def _content_range_size(value: str | None) -> int | None:
     return None if match is None else int(match.group(1))
 
 
-def _http_first_bytes(fs: Any, url: str, count: int) -> tuple[bytes, int]:
-    """The first ``count`` bytes of ``url`` and its size, in one GET.
+def _http_first_bytes(fs: Any, url: str, count: int) -> tuple[bytes, int | None]:
+    """The first ``count`` bytes of ``url`` and its size (None if not told), in one GET.
 
     A server that ignores the Range header (200 and the whole file) is refused
     before the body is read, unless the file is that short anyway.
     """
     from fsspec.asyn import sync
 
-    async def first_bytes() -> tuple[bytes, int]:
+    async def first_bytes() -> tuple[bytes, int | None]:
         session = await fs.set_session()
         options = dict(fs.kwargs)
         headers = {**options.pop("headers", {}), "Range": f"bytes=0-{count - 1}"}
@@ -116,9 +149,10 @@ def _http_first_bytes(fs: Any, url: str, count: int) -> tuple[bytes, int]:
             if answer.status == 404:
                 raise FileNotFoundError(url)
             answer.raise_for_status()
-            size = _content_range_size(answer.headers.get("Content-Range"))
-            if answer.status == 206 and size is not None:
-                return await answer.read(), size
+            if answer.status == 206:  # the size from Content-Range, if the server says it
+                return await answer.read(), _content_range_size(
+                    answer.headers.get("Content-Range")
+                )
             length = answer.content_length
             if length is None or length > count:
                 raise RemoteFileError(
@@ -159,7 +193,12 @@ def problem_of(error: BaseException, url: str) -> str:
         problem = "the server did not answer in time"
     elif "ClientPayloadError" in names:
         problem = "the server stopped sending in the middle of a read"
-    elif "ClientConnectorError" in names or "EndpointConnectionError" in names:
+    elif "NoCredentialsError" in names:
+        problem = (
+            "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a "
+            "profile), or open a public bucket anonymously (storage_options={'anon': True})"
+        )
+    elif any(name.startswith(("ClientConnector", "EndpointConnection")) for name in names):
         problem = "cannot connect to the server"
     elif any(isinstance(status, int) and status >= 400 for status in statuses):
         status = next(s for s in statuses if isinstance(s, int) and s >= 400)
@@ -190,19 +229,34 @@ class RemoteFile:
         self.name = redact(url)
         self.storage_options = dict(storage_options or {})
         self._fs, self._path = _filesystem(url, storage_options)
+        self._pid = os.getpid()
         self._head: bytes | None = None
         self._head_lock = threading.Lock()
         self._position = 0
+        size: int | None = None
         if "http" in getattr(self._fs, "protocol", ()):
-            self._head, self.size = self._call(_http_first_bytes, self._fs, self._path, HEAD_BYTES)
-            return
-        info = self._call(self._fs.info, self._path)
+            self._head, size = self._call(_http_first_bytes, self._fs, self._path, HEAD_BYTES)
+        if size is None:
+            size = self._size()
+        self.size = int(size)
+
+    def _filesystem(self) -> Any:
+        """fsspec's file system, made again in a forked process (fsspec's are not fork-safe)."""
+        if self._pid != os.getpid():
+            options = {**self.storage_options, "skip_instance_cache": True}
+            self._fs, self._path = _filesystem(self.url, options)
+            self._pid = os.getpid()
+        return self._fs
+
+    def _size(self) -> int:
+        """The file's size, asked of the server."""
+        info = self._call(self._filesystem().info, self._path)
         if info.get("type") == "directory":
             raise RemoteFileError(self.name, "is a folder, not a file")
         size = info.get("size")
         if size is None:
             raise RemoteFileError(self.name, "the server does not tell the file's size")
-        self.size = int(size)
+        return int(size)
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -220,7 +274,7 @@ class RemoteFile:
         head = self._head
         if head is not None and stop <= len(head):
             return head[offset:stop]
-        data = self._call(self._fs.cat_file, self._path, start=offset, end=stop)
+        data = self._call(self._filesystem().cat_file, self._path, start=offset, end=stop)
         if len(data) != stop - offset:
             raise RemoteFileError(
                 self.name,

@@ -19,7 +19,10 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 @dataclasses.dataclass
 class Request:
-    """One request a server answered: method, path, Range header, status, body bytes."""
+    """One request a server answered: method, path, Range header, status, body bytes.
+
+    The body bytes are those the answer carries, counted as it starts going out.
+    """
 
     method: str
     path: str
@@ -40,17 +43,16 @@ class _RangeHandler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        sent = 0
-        if self.command != "HEAD":
-            try:
-                for at in range(0, len(body), 2**16):
-                    self.wfile.write(body[at : at + 2**16])
-                    sent += len(body[at : at + 2**16])
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True
+        sending = 0 if self.command == "HEAD" else len(body)
+        # Recorded before the body goes out: a client may be done before this thread.
         self.server.record(
-            Request(self.command, self.path, self.headers.get("Range"), status, sent)
+            Request(self.command, self.path, self.headers.get("Range"), status, sending)
         )
+        try:
+            for at in range(0, sending, 2**16):
+                self.wfile.write(body[at : at + 2**16])
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _answer(self) -> None:
         server = self.server
@@ -74,19 +76,20 @@ class _RangeHandler(BaseHTTPRequestHandler):
         if start >= stop:
             return self._send(416, headers={"Content-Range": f"bytes */{len(data)}"})
         body = data[start:stop]
+        total = "*" if path in server.sizeless else str(len(data))
         if path in server.cut_short:  # honest headers, half the body, then hang up
             self.send_response(206)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{len(data)}")
             self.end_headers()
+            self.server.record(Request("GET", self.path, None, 206, len(body) // 2))
             self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
-            self.server.record(Request("GET", self.path, None, 206, len(body) // 2))
             return None
         return self._send(
             206,
             body,
-            {"Content-Range": f"bytes {start}-{stop - 1}/{len(data)}", "Accept-Ranges": "bytes"},
+            {"Content-Range": f"bytes {start}-{stop - 1}/{total}", "Accept-Ranges": "bytes"},
         )
 
     # the names http.server calls
@@ -105,14 +108,16 @@ class RangeServer:
     """An HTTP server on 127.0.0.1 serving ``files`` (path -> bytes) with byte ranges.
 
     ``/forbidden.mrc`` answers 403 and ``/loop.mrc`` redirects to itself; paths put
-    in :attr:`cut_short` send half of each body and hang up; :attr:`delay_s` slows
-    every answer. :attr:`requests` lists what was answered.
+    in :attr:`cut_short` send half of each body and hang up, those in :attr:`sizeless`
+    leave the total size out of Content-Range (``bytes 0-99/*``); :attr:`delay_s`
+    slows every answer. :attr:`requests` lists what was answered.
     """
 
     def __init__(self) -> None:
         self._server = _Server(("127.0.0.1", 0), _RangeHandler)
         self._server.files = {}
         self._server.cut_short = set()
+        self._server.sizeless = set()
         self._server.delay_s = 0.0
         self._server.log = []
         self._lock = threading.Lock()
@@ -131,6 +136,10 @@ class RangeServer:
     @property
     def cut_short(self) -> set[str]:
         return self._server.cut_short
+
+    @property
+    def sizeless(self) -> set[str]:
+        return self._server.sizeless
 
     @property
     def delay_s(self) -> float:

@@ -29,7 +29,7 @@ from napari_mrcz.mrc.layout import read_layout
 from napari_mrcz.mrc.lazy import LazyMRC
 from napari_mrcz.mrc.read import layout_meta, read_array
 from napari_mrcz.mrc.stack import open_stack
-from napari_mrcz.remote import is_url
+from napari_mrcz.remote import is_url, redact
 from napari_mrcz.suffixes import READABLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def _read_mrc_file(path: str) -> list[LayerData]:
     The temporary copy of a compressed file goes once its data is read, or, for
     lazily read data, once napari lets go of the layer data.
     """
-    if not is_compressed(path):
+    if not is_compressed(path) or is_url(path):  # an address: LazyMRC says what to do
         return _read_mrc_layers(path)
     source = DecompressedFile(path)
     try:
@@ -235,6 +235,7 @@ def _read_mrc_stack(paths: list[str]) -> list[LayerData]:
     image layer each (complex data, python-mrcz frame lists, maps whose axes are
     permuted for display) are opened one layer per file instead.
     """
+    shown = [redact(path) if is_url(path) else path for path in paths]
     stack = open_stack(paths)
     first_file = stack.members[0]
     try:
@@ -260,7 +261,7 @@ def _read_mrc_stack(paths: list[str]) -> list[LayerData]:
     ):
         stack.close()
         warnings.warn(
-            f"{paths[0]}: these files differ in pixel size or axis order, or are "
+            f"{shown[0]}: these files differ in pixel size or axis order, or are "
             "not one plain image each: opened as one layer per file",
             MRCZWarning,
             stacklevel=2,
@@ -272,13 +273,18 @@ def _read_mrc_stack(paths: list[str]) -> list[LayerData]:
         stack.close()
     units = kwargs["units"]
     kwargs.update(
-        name=f"{os.path.basename(paths[0])} (+{len(paths) - 1})",
+        name=f"{_file_name(shown[0])} (+{len(paths) - 1})",
         scale=[1.0, *kwargs["scale"]],
         translate=[0.0, *kwargs["translate"]],
         units=units if isinstance(units, str) else ["pixel", *units],
-        metadata={**kwargs["metadata"], "path": paths[0], "paths": list(paths)},
+        metadata={**kwargs["metadata"], "path": shown[0], "paths": shown},
     )
     return [(data, kwargs, "image")]
+
+
+def _file_name(path: str) -> str:
+    """The file name in a path, or in an address (its query string left out)."""
+    return os.path.basename(urllib.parse.urlsplit(path).path if is_url(path) else path)
 
 
 def _json_safe(value: Any) -> Any:
@@ -357,7 +363,7 @@ def _read_mrc_layers(path: str, storage_options: dict | None = None) -> list[Lay
     unusable = [axis for axis in layout.unusable_pixel_axes if axis not in recorded]
     if unusable:
         warnings.warn(
-            f"{path}: no usable pixel size along {', '.join(unusable)} "
+            f"{layout.path}: no usable pixel size along {', '.join(unusable)} "
             "in the header: shown as 1 Å per pixel there",
             MRCZWarning,
             stacklevel=2,
@@ -382,7 +388,7 @@ def _read_mrc_layers(path: str, storage_options: dict | None = None) -> list[Lay
             if name in recorded:
                 scale[number] = recorded[name]["scale"]
                 translate[number] = recorded[name]["offset"]
-    name = os.path.basename(layout.path.split("?", 1)[0])
+    name = _file_name(layout.path)
     metadata = {
         "path": layout.path,
         "format": "MRCZ" if layout.compressor else "MRC",
@@ -410,7 +416,7 @@ def _read_mrc_layers(path: str, storage_options: dict | None = None) -> list[Lay
     limits = image_contrast_limits(data, layout.header_contrast_limits)
     if limits is not None:
         kwargs["contrast_limits"] = limits
-    if layout.slices > 0:
+    if layout.slices > 0 and not is_url(path):  # a server's file stays lazy: one stack
         frames = np.asarray(data).reshape(nz // layout.slices, layout.slices, *layout.shape[1:])
         kwargs["channel_axis"] = 1
         kwargs["name"] = [f"{name} [{channel}]" for channel in range(layout.slices)]

@@ -18,7 +18,7 @@ from napari_mrcz.mrc.gain import GainAppliedReader, applies_gain, load_gain, sli
 from napari_mrcz.mrc.gzipped import DecompressedFile, is_compressed
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.slices import SliceReader
-from napari_mrcz.remote import RemoteFile, is_url
+from napari_mrcz.remote import RemoteFile, is_url, local_only_problem, redact
 from napari_mrcz.threads import default_threads
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
@@ -111,11 +111,10 @@ class LazyMRC(ArrayLike):
         quiet: bool,
         storage_options: dict[str, Any] | None,
     ) -> None:
+        problem = local_only_problem(url)
+        if problem is not None:
+            raise MRCZFormatError(redact(url), problem)
         remote = RemoteFile(url, storage_options)
-        if is_compressed(url):
-            raise MRCZFormatError(
-                remote.name, "a .gz or .bz2 file is read from a local disk: download it first"
-            )
         layout = read_layout(remote.name, endian=endian, quiet=quiet, source=remote)
         reader = slice_reader(layout, default_threads(), url, counts, remote=remote)
         self._start(url, layout, cache_bytes, counts=counts)
@@ -155,7 +154,7 @@ class LazyMRC(ArrayLike):
             if self._opened is not None:
                 return self._opened
             if self._closed:
-                raise ValueError(f"{self._path} is closed")
+                raise ValueError(f"{self._layout.path} is closed")
             carried = self._layout
             if is_url(self._path):
                 self._opened = self._reopen_remote(carried)
@@ -268,7 +267,8 @@ class LazyMRC(ArrayLike):
 
     def __repr__(self) -> str:
         codec = self._layout.compressor or "uncompressed"
-        return f"<LazyMRC {self.path!r} shape={self.shape} dtype={self.dtype} {codec}>"
+        shown = redact(self.path) if is_url(self.path) else self.path
+        return f"<LazyMRC {shown!r} shape={self.shape} dtype={self.dtype} {codec}>"
 
     def read_slices(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
         """Return stored z-slices ``start`` to ``stop`` (exclusive) as a new array, or in ``out``.

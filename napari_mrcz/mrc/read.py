@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from napari_mrcz.errors import MRCZFormatError
 from napari_mrcz.mrc.codecs import BLOSC1_FORMATS
 from napari_mrcz.mrc.extheader import parse_extended_header
 from napari_mrcz.mrc.gain import applies_gain, original_meta, slice_reader
@@ -18,7 +19,7 @@ from napari_mrcz.mrc.header import header_fields
 from napari_mrcz.mrc.jsonmeta import CHECKSUM_KEY, CHUNK_SIZES_KEY, hex_text
 from napari_mrcz.mrc.layout import MRCLayout, read_layout
 from napari_mrcz.mrc.modes import RGB_MODE
-from napari_mrcz.remote import RemoteFile, is_url
+from napari_mrcz.remote import RemoteFile, is_url, local_only_problem, redact
 from napari_mrcz.threads import default_threads
 from napari_mrcz.units import units_per_angstrom
 
@@ -163,6 +164,9 @@ def read_array(
         If a file on a server cannot be read.
     """
     if is_url(path):
+        problem = local_only_problem(str(path))
+        if problem is not None:
+            raise MRCZFormatError(redact(str(path)), problem)
         remote = RemoteFile(str(path), storage_options)
         layout = read_layout(
             remote.name,

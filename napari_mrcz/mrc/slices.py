@@ -36,6 +36,10 @@ STREAM_BLOCK_BYTES = 64 * 2**20
 #: Plain data is read on several threads once each gets at least this many bytes.
 PARALLEL_READ_BYTES = 8 * 2**20
 
+#: Bytes of plain data asked of a server per request: the memory a request holds
+#: before it is copied into place, and what a dropped connection costs again.
+REMOTE_REQUEST_BYTES = 8 * 2**20
+
 
 def unpack_uint4(packed: np.ndarray, nx: int, out: np.ndarray) -> None:
     """Unpack mode-101 bytes (two pixels a byte, low nibble first) into ``out``.
@@ -208,11 +212,14 @@ class SliceReader:
         offset = self.layout.data_offset + start * self.layout.slice_nbytes
         view = memoryview(out).cast("B")
         parts = min(self.n_threads, len(view) // PARALLEL_READ_BYTES)
+        if self._remote is not None:  # requests of a few MiB, n_threads at once
+            parts = -(-len(view) // REMOTE_REQUEST_BYTES)
         if parts <= 1:
             self._pread_fully(view, offset)
             return
         step = -(-len(view) // parts // mmap.PAGESIZE) * mmap.PAGESIZE
-        with ThreadPoolExecutor(parts, thread_name_prefix="napari-mrcz-read") as pool:
+        workers = min(parts, self.n_threads)
+        with ThreadPoolExecutor(workers, thread_name_prefix="napari-mrcz-read") as pool:
             list(
                 pool.map(
                     lambda at: self._pread_fully(view[at : at + step], offset + at),

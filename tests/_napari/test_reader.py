@@ -397,3 +397,44 @@ def test_peaked_data_gets_the_same_percentile_contrast_from_any_file(tmp_path, r
     napari_mrcz.writeMRC(noise, ordinary)
     [(_, kwargs, _)] = read_layers(str(ordinary))
     assert kwargs["contrast_limits"] == pytest.approx((noise.min(), noise.max()))
+
+
+@pytest.fixture
+def web_server():
+    from tests.servers import RangeServer
+
+    server = RangeServer()
+    yield server
+    server.close()
+
+
+def test_addresses_leave_their_secrets_out_of_the_layers(tmp_path, rng, web_server):
+    """A stack of signed addresses: no password or signature in names or metadata."""
+    data = rng.normal(size=(3, 16, 16)).astype(np.float32)
+    for name in ("a.mrc", "b.mrc"):
+        napari_mrcz.writeMRC(data, tmp_path / name)
+        web_server.files[f"/{name}"] = (tmp_path / name).read_bytes()
+    signed = [
+        web_server.url(f"/{name}").replace("http://", "http://alice:hunter2@")
+        + "?X-Amz-Signature=abc123"
+        for name in ("a.mrc", "b.mrc")
+    ]
+    for layers in (napari_reader.read_layers(signed), napari_reader.read_layers(signed[0])):
+        [(layer_data, kwargs, _)] = layers
+        shown = repr(kwargs) + repr(layer_data)
+        assert "hunter2" not in shown
+        assert "abc123" not in shown
+        assert kwargs["name"].startswith("a.mrc")
+
+
+def test_frames_of_a_file_on_a_server_stay_lazy(tmp_path, rng, web_server):
+    """A python-mrcz list of frames from a server shows as one lazy stack of slices."""
+    frames = [rng.normal(size=(2, 256, 256)).astype(np.float32) for _ in range(8)]
+    path = tmp_path / "frames.mrcz"
+    napari_mrcz.writeMRC(frames, path, compressor="lz4", meta={})
+    web_server.files["/frames.mrcz"] = path.read_bytes()
+    [(layer_data, _, _)] = napari_reader.read_layers(web_server.url("/frames.mrcz"))
+    assert isinstance(layer_data, LazyMRC)
+    assert layer_data.shape == (16, 256, 256)
+    fetched = sum(request.body_bytes for request in web_server.requests)
+    assert fetched < path.stat().st_size / 4  # the header and at most a slice or two
