@@ -18,14 +18,14 @@ from napari_mrcz.cli.convert import run_batch_command, run_convert
 from napari_mrcz.cli.info import run_info
 from napari_mrcz.cli.parser import build_parser
 from napari_mrcz.cli.validate import run_validate
-from napari_mrcz.remote import is_url, redact
+from napari_mrcz.remote import is_url
 from napari_mrcz.suffixes import is_readable
 
 
-def _files(given: Sequence[str], err: TextIO, addresses: bool) -> tuple[list[str], bool]:
+def _files(given: Sequence[str], err: TextIO) -> tuple[list[str], bool]:
     """Named files as they are; folders walked for the files we read.
 
-    Addresses of files on servers are taken as they are when ``addresses`` is True.
+    Addresses of files on servers are taken as they are.
 
     A named folder that holds none of them, a folder that cannot be listed and a
     linked folder walked already are reported on ``err``; the flag returned is True
@@ -34,15 +34,12 @@ def _files(given: Sequence[str], err: TextIO, addresses: bool) -> tuple[list[str
     Raises
     ------
     ValueError
-        If there is no file at all (an empty folder), or an address where none is
-        taken.
+        If there is no file at all (an empty folder).
     """
     found: list[str] = []
     problems: list[PassedOver] = []
     for one in given:
         if is_url(one):
-            if not addresses:
-                raise ValueError(f"{redact(one)}: this command takes local files")
             found.append(one)
             continue
         files = [path for path, _ in find_inputs([one], is_readable, problems=problems)]
@@ -98,7 +95,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     unlisted = False
     if args.command in ("info", "validate"):
         try:
-            args.files, unlisted = _files(args.files, err, args.command == "info")
+            args.files, unlisted = _files(args.files, err)
         except ValueError as error:
             print(f"mrcz {args.command}: {error}", file=err)
             return EXIT_USAGE

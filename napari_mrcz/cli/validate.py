@@ -19,6 +19,7 @@ from napari_mrcz.cli.cluster import (
     validated_on_cluster,
 )
 from napari_mrcz.cli.output import print_json
+from napari_mrcz.remote import is_url, redact
 from napari_mrcz.tools.validate import Finding, validate_file
 
 
@@ -53,7 +54,8 @@ def _report(
 ) -> int:
     """Print each file's verdict (or the JSON list at the end); the exit status."""
     results, status = [], EXIT_OK
-    for path, findings in zip(args.files, verdicts, strict=True):
+    for given, findings in zip(args.files, verdicts, strict=True):
+        path = redact(given) if is_url(given) else given
         if isinstance(findings, OSError):
             error = findings
             print(f"{path}: {error_text(error, path)}", file=err)

@@ -708,6 +708,7 @@ def read_layout(
     with open_regular(path) if source is None else contextlib.nullcontext(source) as handle:
         if file_size is None:
             file_size = os.fstat(handle.fileno()).st_size if source is None else source.size
+        handle.seek(0)  # a source may have been read already
         raw = handle.read(HEADER_SIZE)
         if len(raw) < HEADER_SIZE:
             raise MRCZFormatError(path, short_header_problem(raw))

@@ -146,11 +146,31 @@ class SliceReader:
         :mod:`napari_mrcz.mrc.checksums`.
         """
         if self._remote is not None:
-            raise ValueError(f"{self.layout.path}: chunk checksums are checked on local files")
+            return self._remote_damaged_chunks()
         if self._mmap is None or self.chunk_offsets is None:
             return None
         self._check_still_holds(int(self.chunk_offsets[-1]))
         return mismatched_slices(self.layout.chunk_checksums, self._mmap, self.chunk_offsets)
+
+    def _remote_damaged_chunks(self) -> list[int] | None:
+        """:meth:`damaged_chunks` of a file on a server: its chunks fetched in blocks."""
+        recorded, offsets = self.layout.chunk_checksums, self.chunk_offsets
+        if recorded is None or offsets is None:
+            return None
+        count = min(len(recorded), len(offsets) - 1)
+        damaged: list[int] = []
+        first = 0
+        while first < count:
+            last = first + 1
+            while last < count and offsets[last + 1] - offsets[first] <= STREAM_BLOCK_BYTES:
+                last += 1
+            block = self._remote.pread(int(offsets[first]), int(offsets[last] - offsets[first]))
+            found = mismatched_slices(
+                list(recorded[first:last]), block, offsets[first : last + 1] - offsets[first]
+            )
+            damaged += [first + index for index in found or []]
+            first = last
+        return damaged
 
     def new_array(self, count: int) -> np.ndarray:
         """Return an uninitialised (count, ny, nx) array of the file's pixel type.

@@ -41,6 +41,7 @@ Differences from mrcfile, on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -75,6 +76,7 @@ from napari_mrcz.mrc.modes import (
 )
 from napari_mrcz.mrc.slices import STREAM_BLOCK_BYTES, SliceReader
 from napari_mrcz.mrc.stats import SliceStats, shift_for
+from napari_mrcz.remote import RemoteFile, is_url
 from napari_mrcz.threads import default_threads
 
 logger = logging.getLogger(__name__)
@@ -149,6 +151,8 @@ def validate_file(
         warnings.simplefilter("always")
         if kind.format is Format.DM:
             return _validate_dm(path, check_stats)
+        if is_url(path):
+            return _validate_mrc(path, check_stats, threads, path, RemoteFile(path))
         try:
             source = DecompressedFile(path)
         except MRCZFormatError as error:
@@ -178,11 +182,23 @@ def _validate_dm(path: str, check_stats: bool) -> list[Finding]:
     return findings
 
 
-def _validate_mrc(path: str, check_stats: bool, n_threads: int, movie_path: str) -> list[Finding]:
-    """Check an (uncompressed-on-disk) MRC or MRCZ file; ``movie_path`` is as the user named it."""
+def _validate_mrc(
+    path: str,
+    check_stats: bool,
+    n_threads: int,
+    movie_path: str,
+    remote: RemoteFile | None = None,
+) -> list[Finding]:
+    """Check an (uncompressed-on-disk) MRC or MRCZ file; ``movie_path`` is as the user named it.
+
+    A file on a server (``remote``) is read in ranged requests: its data twice with
+    the statistics (once for the chunk checksums, once decompressed).
+    """
+    if remote is not None:
+        path = remote.name
     logger.debug("validating %s", path)
-    with open_regular(path) as handle:
-        file_size = os.fstat(handle.fileno()).st_size
+    with open_regular(path) if remote is None else contextlib.nullcontext(remote) as handle:
+        file_size = os.fstat(handle.fileno()).st_size if remote is None else remote.size
         raw = handle.read(HEADER_SIZE)
         if len(raw) < HEADER_SIZE:
             return [_problem("unreadable", short_header_problem(raw))]
@@ -202,16 +218,16 @@ def _validate_mrc(path: str, check_stats: bool, n_threads: int, movie_path: str)
     readable = _plain_size(header, file_size, findings) if not compressed else True
     if readable:
         try:
-            layout = read_layout(path)
+            layout = read_layout(path, source=remote)
         except MRCZFormatError as error:
             findings.append(_problem("unreadable", error.problem))
             readable = False
         else:
-            findings.extend(_gain_findings(layout, movie_path))
+            findings.extend(_gain_findings(layout, movie_path, remote is not None))
     real: tuple | None = None
     if readable:
         try:
-            reader = SliceReader(layout, n_threads, check_all_headers=True)
+            reader = SliceReader(layout, n_threads, check_all_headers=True, remote=remote)
         except MRCZFormatError as error:
             findings.append(_problem("chunk", error.problem))
         else:
@@ -230,11 +246,19 @@ def _validate_mrc(path: str, check_stats: bool, n_threads: int, movie_path: str)
     return findings
 
 
-def _gain_findings(layout: MRCLayout, movie_path: str) -> list[Finding]:
+def _gain_findings(layout: MRCLayout, movie_path: str, on_server: bool) -> list[Finding]:
     """A gain-separated file needs its gain reference beside it, the one it was made with."""
     separation = layout.gain_separation
     if separation is None:
         return []
+    if on_server:
+        return [
+            Finding(
+                WARNING,
+                "gain",
+                "a gain-separated file on a server: its gain reference is not checked",
+            )
+        ]
     try:
         load_gain(movie_path, separation, layout.shape[1:])
     except MRCZFormatError as error:

@@ -129,10 +129,3 @@ def test_info_of_files_on_a_web_server(tmp_path, rng, web_server, capsys):
     assert "no such file on the server (404)" in missing["error"]
     assert "hunter2" not in out + err
     assert "abc123" not in out + err
-
-
-def test_validate_refuses_an_address(web_server, capsys):
-    from napari_mrcz.cli.command import main
-
-    assert main(["validate", web_server.url("/a.mrc")]) == 2
-    assert "takes local files" in capsys.readouterr().err

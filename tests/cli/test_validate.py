@@ -36,3 +36,35 @@ def test_validate_json_meta_is_a_warning_unless_strict(tmp_path, rng):
     result = run("validate", path, check_status=0)
     assert "warning: [exttyp]" in result.stdout
     run("validate", "--strict", path, check_status=1)
+
+
+def test_validate_files_on_a_web_server(tmp_path, rng, capsys):
+    """An intact file on a server is valid; one damaged there is told slice by slice."""
+    from napari_mrcz.cli.command import main
+
+    from tests.servers import RangeServer
+
+    data = rng.integers(0, 9, (6, 64, 64)).astype(np.int16)
+    path = tmp_path / "movie.mrcz"
+    napari_mrcz.writeMRC(data, path, compressor="zstd", meta={})
+    intact = path.read_bytes()
+    with napari_mrcz.open_lazy(path) as local:
+        fourth_chunk = int(local._reader.chunk_offsets[4])
+    damaged = bytearray(intact)
+    damaged[fourth_chunk + 40] ^= 0xFF  # inside the compressed bytes of z-slice 4
+    server = RangeServer()
+    try:
+        server.files["/intact.mrcz"] = intact
+        server.files["/damaged.mrcz"] = bytes(damaged)
+        signed = server.url("/intact.mrcz") + "?X-Amz-Signature=abc123"
+        status = main(["validate", "--json", signed, server.url("/damaged.mrcz")])
+    finally:
+        server.close()
+    out, err = capsys.readouterr()
+    good, bad = json.loads(out)
+    assert status == 1
+    assert good["valid"], good
+    assert good["path"].endswith("/intact.mrcz?***")
+    assert not bad["valid"]
+    assert any("z-slice 4" in finding["message"] for finding in bad["findings"]), bad
+    assert "abc123" not in out + err
