@@ -271,17 +271,18 @@ class RemoteFile:
         stop = min(self.size, offset + count)
         if stop <= offset:
             return b""
-        head = self._head
-        if head is not None and stop <= len(head):
+        head = self._head or b""
+        if stop <= len(head):
             return head[offset:stop]
-        data = self._call(self._filesystem().cat_file, self._path, start=offset, end=stop)
-        if len(data) != stop - offset:
+        start = max(offset, len(head))  # what the head holds is not asked for again
+        data = self._call(self._filesystem().cat_file, self._path, start=start, end=stop)
+        if len(data) != stop - start:
             raise RemoteFileError(
                 self.name,
-                f"the server sent {len(data)} bytes for bytes {offset} to {stop} "
+                f"the server sent {len(data)} bytes for bytes {start} to {stop} "
                 f"of a file of {self.size} bytes (did the file change?)",
             )
-        return data
+        return head[offset:start] + data if start > offset else data
 
     def read_into(self, view: memoryview, offset: int) -> None:
         """Fill ``view`` with the bytes from ``offset`` on: one request.
@@ -308,9 +309,8 @@ class RemoteFile:
     # The little of a binary file's interface that reading a header needs.
     def read(self, count: int) -> bytes:
         """Read ``count`` bytes at the current position (served from :meth:`head` there)."""
-        head = self.head()
-        at = self._position
-        data = head[at : at + count] if at + count <= len(head) else self.pread(at, count)
+        self.head()
+        data = self.pread(self._position, count)
         self._position += len(data)
         return data
 

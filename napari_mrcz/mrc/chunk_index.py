@@ -58,6 +58,14 @@ def offsets_from_sizes(
     return offsets if int(offsets[-1]) <= file_size else None
 
 
+def truncated_problem(index: int, nz: int, position: int, end: int) -> str:
+    """What a walk over the chunk headers says when chunk ``index`` starts past the end."""
+    return (
+        f"truncated: blosc chunk {index} of {nz} starts at byte {position} "
+        f"but the file ends at {end}"
+    )
+
+
 #: Bytes asked for at a time when the chunk headers of a file on a server are walked:
 #: one request per block, not one per chunk.
 WALK_BLOCK_BYTES = 64 * 2**20
@@ -88,11 +96,7 @@ def remote_chunk_offsets(layout: MRCLayout, remote: RemoteFile) -> np.ndarray:
     for index in range(known, nz):
         offsets[index] = position
         if position + CHUNK_HEADER_SIZE > end:
-            raise MRCZFormatError(
-                layout.path,
-                f"truncated: blosc chunk {index} of {nz} starts at byte {position} "
-                f"but the file ends at {end}",
-            )
+            raise MRCZFormatError(layout.path, truncated_problem(index, nz, position, end))
         if position + CHUNK_HEADER_SIZE > block_start + len(block):
             block_start = position
             block = remote.pread(position, WALK_BLOCK_BYTES)

@@ -20,7 +20,7 @@ import numpy as np
 from napari_mrcz.errors import MRCZFormatError, MRCZWarning
 from napari_mrcz.files import describe_content, open_regular
 from napari_mrcz.mrc.checksums import recorded_checksums
-from napari_mrcz.mrc.chunk_index import offsets_from_sizes, recorded_sizes
+from napari_mrcz.mrc.chunk_index import offsets_from_sizes, recorded_sizes, truncated_problem
 from napari_mrcz.mrc.codecs import (
     CHUNK_HEADER_DTYPE,
     CHUNK_HEADER_SIZE,
@@ -323,11 +323,7 @@ class MRCLayout:
         checked_from = 0 if check_recorded else known
         self._check_chunk_headers(buffer, offsets[checked_from : stop + 1], checked_from)
         if stop < self.nz or position > end:
-            raise MRCZFormatError(
-                self.path,
-                f"truncated: blosc chunk {stop} of {self.nz} starts at byte {position} "
-                f"but the file ends at {end}",
-            )
+            raise MRCZFormatError(self.path, truncated_problem(stop, self.nz, position, end))
         return offsets
 
     def _check_chunk_headers(
